@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The whole test suite, in the order the README describes. Set-up free: it
+# installs what it needs (rustfmt/clippy/miri components, the C test
+# libraries are compiled by the tests themselves with `cc`).
+#
+#   ./ci.sh            everything
+#   ./ci.sh --quick    fmt + clippy + cargo test only
+set -euo pipefail
+cd "$(dirname "$0")"
+export CARGO_TERM_COLOR=never
+QUICK=0
+[ "${1:-}" = "--quick" ] && QUICK=1
+
+step() { printf '\n=== %s\n' "$*"; }
+t0=$(date +%s)
+
+step "toolchain components"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy (all targets, -D warnings)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test --workspace"
+cargo test --workspace
+
+[ $QUICK = 1 ] && { echo "quick run done in $(( $(date +%s) - t0 ))s"; exit 0; }
+
+step "cargo doc (-D warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
+
+step "loom models (LOOM_MAX_PREEMPTIONS=3, release, own target dir)"
+export LOOM_MAX_PREEMPTIONS=3
+LOOM_ENV=(env RUSTFLAGS="--cfg loom -C debug-assertions" CARGO_TARGET_DIR=target/loom)
+"${LOOM_ENV[@]}" cargo test --release -p loom-tests -- loom_ --test-threads=2 2>&1 | tee target/loom-models.log | grep -E "^(test |loom model|test result)" || { echo "loom models FAILED"; exit 1; }
+grep -q "test result: ok" target/loom-models.log || { echo "loom models FAILED"; exit 1; }
+
+step "loom broken twins (each must be caught: a twin that passes fails CI)"
+# Twins are #[should_panic] tests named twin_*: cargo reports a twin that
+# loom does NOT catch as a failure ("note: test did not panic as expected").
+"${LOOM_ENV[@]}" cargo test --release -p loom-tests -- twin_ --test-threads=2 2>&1 | tee target/loom-twins.log | grep -E "^(test |test result)" || true
+if grep -q "did not panic" target/loom-twins.log || ! grep -q "test result: ok" target/loom-twins.log; then
+  echo "a broken twin was NOT caught by loom"; exit 1
+fi
+echo "twins caught: $(grep -c '^test twin_.* ok$' target/loom-twins.log)"
+
+step "miri (code that does not call C)"
+if ! cargo +nightly miri --version >/dev/null 2>&1; then
+  rustup toolchain install nightly --profile minimal --component miri,rust-src >/dev/null 2>&1 \
+    || rustup +nightly component add miri rust-src
+fi
+MIRIFLAGS="${MIRIFLAGS:--Zmiri-permissive-provenance}" \
+  CARGO_TARGET_DIR=target/miri cargo +nightly miri test -p memscope --lib --test session 2>&1 | tail -n 30
+
+step "benches compile (cargo bench --no-run)"
+cargo bench --no-run --workspace
+
+echo
+echo "ci.sh: all steps passed in $(( $(date +%s) - t0 ))s"

@@ -1,0 +1,650 @@
+//! The session state machine: sharded state words, acquire/release, plain
+//! access (enter/exit) and the two-phase close.
+//!
+//! # The shard word
+//!
+//! A shared session owns `N` cache-padded `AtomicU64` shards (`N` a power of
+//! two, one per core up to 64). A thread always uses shard
+//! `thread_id & (N - 1)`, so acquire/release pairs from different threads do
+//! not bounce one cache line (PERFORMANCE.md row 7). Every modification of a
+//! shard word is a read-modify-write, so every `Release` decrement heads a
+//! release sequence that the closer's `Acquire` RMW/load synchronises with.
+//!
+//! ```text
+//! bit  0      CLOSING  a close() is deciding; acquirers wait for it to settle
+//! bit  1      CLOSED   terminal; acquire and enter fail with Error::Closed
+//! bit  2      WAITER   a close_blocking() sleeps; the releaser must notify it
+//! bits 3..33  guards   acquire guards held through this shard (bit 32: "full")
+//! bits 33..64 enters   plain accesses in flight through this shard (bit 63: "full")
+//! ```
+//!
+//! # Close
+//!
+//! Closers serialise on `ctl` (a mutex), which makes close exactly-once.
+//! Phase 1 sets CLOSING on every shard with `fetch_or(AcqRel)` and sums the
+//! guard counts it displaced. An acquire on a shard linearises before or after
+//! that shard's `fetch_or`: before, and it is counted (close fails with `Busy`
+//! and clears CLOSING again); after, and it sees CLOSING and waits. Phase 2
+//! sets CLOSED on every shard, then waits for the in-flight plain accesses to
+//! drain (each is a handful of instructions), and only then runs the close
+//! actions that free memory. A plain access never makes close fail: it either
+//! entered before CLOSED (close waits for it) or sees CLOSED and fails.
+//!
+//! Confined sessions are only ever written by their owner thread, so they use
+//! plain load/store pairs on one shard instead of read-modify-writes.
+
+use crate::error::{Error, Result};
+use crate::sync::{
+    AtomicU64, CachePadded, Condvar, Mutex, MutexGuard, Ordering, current_thread_id, yield_now,
+};
+
+use super::SessionKind;
+
+pub(crate) const CLOSING: u64 = 1 << 0;
+pub(crate) const CLOSED: u64 = 1 << 1;
+pub(crate) const WAITER: u64 = 1 << 2;
+const GUARD_SHIFT: u32 = 3;
+pub(crate) const GUARD_ONE: u64 = 1 << GUARD_SHIFT;
+const GUARD_MASK: u64 = ((1u64 << 30) - 1) << GUARD_SHIFT;
+/// Set once a shard holds 2^29 guards: the remaining 2^29 values are headroom
+/// so concurrent increments can never carry into the enter field.
+const GUARD_FULL: u64 = 1 << (GUARD_SHIFT + 29);
+const ENTER_SHIFT: u32 = 33;
+pub(crate) const ENTER_ONE: u64 = 1 << ENTER_SHIFT;
+const ENTER_MASK: u64 = ((1u64 << 31) - 1) << ENTER_SHIFT;
+const ENTER_FULL: u64 = 1 << 63;
+
+const _: () = assert!(GUARD_MASK & ENTER_MASK == 0);
+const _: () = assert!(GUARD_MASK & (CLOSING | CLOSED | WAITER) == 0);
+
+#[inline(always)]
+fn guards(w: u64) -> usize {
+    ((w & GUARD_MASK) >> GUARD_SHIFT) as usize
+}
+
+#[inline(always)]
+fn enters(w: u64) -> usize {
+    ((w & ENTER_MASK) >> ENTER_SHIFT) as usize
+}
+
+/// Deliberately broken protocol variants that the loom models must catch.
+/// Compiled only under `cfg(loom)`; selected per model with a std
+/// thread-local (all loom threads of one model run on the caller's OS thread).
+#[cfg(loom)]
+pub mod broken {
+    use std::cell::Cell;
+
+    /// A deliberately wrong variant of the protocol.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Twin {
+        /// Acquire loads, checks, then increments (no re-check of the RMW's result).
+        CheckThenIncrement,
+        /// Release is a load followed by a store (loses concurrent releases).
+        LoadStoreRelease,
+        /// Release decrements with `Relaxed` (no happens-before to the free).
+        RelaxedRelease,
+        /// Close checks "already closed" without the lock (actions may run twice).
+        NonExclusiveClose,
+        /// Close frees without waiting for in-flight plain accesses.
+        NoEnterDrain,
+        /// add_close_action checks "closed" outside the lock (an action can be lost).
+        UnlockedAddAction,
+        /// Release never wakes a close_blocking waiter.
+        NoWakeup,
+        /// Confined sessions skip the owner-thread check.
+        NoOwnerCheck,
+        /// The arena bump uses a load + store instead of a read-modify-write.
+        ArenaLoadStoreBump,
+    }
+
+    std::thread_local! {
+        static TWIN: Cell<Option<Twin>> = const { Cell::new(None) };
+    }
+
+    /// Runs `f` with `twin` switched on for this OS thread (every loom thread
+    /// of a model started inside `f` sees it).
+    pub fn with_twin<R>(twin: Twin, f: impl FnOnce() -> R) -> R {
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                TWIN.with(|t| t.set(None));
+            }
+        }
+        TWIN.with(|t| t.set(Some(twin)));
+        let _reset = Reset;
+        f()
+    }
+
+    pub(crate) fn current() -> Option<Twin> {
+        TWIN.with(|t| t.get())
+    }
+}
+
+/// `true` when the named broken twin is active (always `false` outside loom).
+macro_rules! broken {
+    ($t:ident) => {
+        $crate::session::state::twin_on(stringify!($t))
+    };
+}
+
+#[cfg(not(loom))]
+#[inline(always)]
+pub(crate) const fn twin_on(_name: &str) -> bool {
+    false
+}
+
+#[cfg(loom)]
+pub(crate) fn twin_on(name: &str) -> bool {
+    broken::current().is_some_and(|t| format!("{t:?}") == name)
+}
+
+type Action = Box<dyn FnOnce() + Send + 'static>;
+
+/// What closers serialise on.
+struct Control {
+    closed: bool,
+    waiters: usize,
+    actions: Vec<Action>,
+}
+
+/// The state behind every `Session` handle.
+pub(crate) struct Core {
+    pub(crate) kind: SessionKind,
+    /// Owner thread id (confined) or 0.
+    pub(crate) owner: u64,
+    pub(crate) id: u64,
+    shards: Box<[CachePadded<AtomicU64>]>,
+    ctl: Mutex<Control>,
+    cv: Condvar,
+}
+
+#[cfg(not(loom))]
+fn shard_count() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .next_power_of_two()
+            .min(64)
+    })
+}
+
+#[cfg(loom)]
+fn shard_count() -> usize {
+    2
+}
+
+fn next_session_id() -> u64 {
+    #[cfg(not(loom))]
+    {
+        static NEXT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
+        NEXT.fetch_add(1, core::sync::atomic::Ordering::Relaxed)
+    }
+    #[cfg(loom)]
+    {
+        loom::lazy_static! {
+            static ref NEXT: AtomicU64 = AtomicU64::new(1);
+        }
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Which shard the calling thread uses.
+#[inline(always)]
+fn my_shard(n: usize) -> usize {
+    (current_thread_id() as usize) & (n - 1)
+}
+
+impl Core {
+    pub(crate) fn new(kind: SessionKind) -> Core {
+        let n = match kind {
+            SessionKind::Shared | SessionKind::Auto => shard_count(),
+            SessionKind::Confined | SessionKind::Global => 1,
+        };
+        Core {
+            kind,
+            owner: if kind == SessionKind::Confined {
+                current_thread_id()
+            } else {
+                0
+            },
+            id: next_session_id(),
+            shards: (0..n).map(|_| CachePadded(AtomicU64::new(0))).collect(),
+            ctl: Mutex::new(Control {
+                closed: false,
+                waiters: 0,
+                actions: Vec::new(),
+            }),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// Fails with `WrongThread` unless this is a non-confined session or the
+    /// caller is its owner.
+    #[inline(always)]
+    pub(crate) fn check_thread(&self) -> Result<()> {
+        if self.kind == SessionKind::Confined && !broken!(NoOwnerCheck) {
+            let current = current_thread_id();
+            if current != self.owner {
+                return Err(Error::WrongThread {
+                    owner: self.owner,
+                    current,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the session is still open (a racy snapshot for shared sessions).
+    #[inline]
+    pub(crate) fn is_alive(&self) -> bool {
+        self.shards[0].load(Ordering::Acquire) & CLOSED == 0
+    }
+
+    /// Total guards held right now (a racy snapshot).
+    pub(crate) fn acquired(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| guards(s.load(Ordering::Relaxed)))
+            .sum()
+    }
+
+    // ----- acquire / release -------------------------------------------------
+
+    /// Takes one acquire; returns the shard to release through.
+    #[inline]
+    pub(crate) fn acquire(&self) -> Result<usize> {
+        match self.kind {
+            SessionKind::Global => Ok(0),
+            SessionKind::Confined => {
+                self.check_thread()?;
+                let s = &self.shards[0];
+                // Only the owner thread ever writes a confined word.
+                let w = s.load(Ordering::Relaxed);
+                if w & CLOSED != 0 {
+                    return Err(Error::Closed);
+                }
+                if w & GUARD_FULL != 0 {
+                    return Err(Error::TooManyAcquires { count: guards(w) });
+                }
+                s.store(w + GUARD_ONE, Ordering::Relaxed);
+                Ok(0)
+            }
+            SessionKind::Shared | SessionKind::Auto => self.acquire_shared(),
+        }
+    }
+
+    #[inline]
+    fn acquire_shared(&self) -> Result<usize> {
+        let i = my_shard(self.shards.len());
+        let s = &self.shards[i];
+        if broken!(CheckThenIncrement) {
+            let w = s.load(Ordering::Acquire);
+            if w & (CLOSING | CLOSED) != 0 {
+                return Err(Error::Closed);
+            }
+            yield_now();
+            s.fetch_add(GUARD_ONE, Ordering::Acquire);
+            return Ok(i);
+        }
+        // Acquire: pairs with the Release of a rolled-back close, so a guard
+        // taken after a failed close sees the memory as that closer left it.
+        let prev = s.fetch_add(GUARD_ONE, Ordering::Acquire);
+        if prev & (CLOSING | CLOSED | GUARD_FULL) == 0 {
+            return Ok(i);
+        }
+        self.acquire_slow(i, prev)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn acquire_slow(&self, i: usize, mut prev: u64) -> Result<usize> {
+        let s = &self.shards[i];
+        loop {
+            // Undo our increment (it may have made a close_blocking see Busy,
+            // so go through the notifying release).
+            self.release_shard(i);
+            if prev & CLOSED != 0 {
+                return Err(Error::Closed);
+            }
+            if prev & GUARD_FULL != 0 {
+                return Err(Error::TooManyAcquires {
+                    count: guards(prev),
+                });
+            }
+            // CLOSING: a closer is deciding. It holds the lock for a few RMWs;
+            // wait for CLOSING to clear (rolled back) or CLOSED to appear.
+            let mut spins = 0u32;
+            while s.load(Ordering::Acquire) & (CLOSING | CLOSED) == CLOSING {
+                spins += 1;
+                if cfg!(loom) || spins > 64 {
+                    yield_now();
+                } else {
+                    crate::sync::spin_loop();
+                }
+            }
+            prev = s.fetch_add(GUARD_ONE, Ordering::Acquire);
+            if prev & (CLOSING | CLOSED | GUARD_FULL) == 0 {
+                return Ok(i);
+            }
+        }
+    }
+
+    /// Releases one acquire taken through shard `i`.
+    ///
+    /// Must be paired with a successful [`Core::acquire`] that returned `i`.
+    #[inline]
+    pub(crate) fn release(&self, i: usize) {
+        match self.kind {
+            SessionKind::Global => {}
+            SessionKind::Confined => {
+                let s = &self.shards[0];
+                let w = s.load(Ordering::Relaxed);
+                debug_assert!(guards(w) > 0, "release without acquire: word {w:#x}");
+                s.store(w - GUARD_ONE, Ordering::Relaxed);
+            }
+            SessionKind::Shared | SessionKind::Auto => self.release_shard(i),
+        }
+    }
+
+    #[inline]
+    fn release_shard(&self, i: usize) {
+        let s = &self.shards[i];
+        let prev = if broken!(LoadStoreRelease) {
+            let w = s.load(Ordering::Acquire);
+            yield_now();
+            s.store(w - GUARD_ONE, Ordering::Release);
+            w
+        } else if broken!(RelaxedRelease) {
+            s.fetch_sub(GUARD_ONE, Ordering::Relaxed)
+        } else {
+            // Release: everything done under the guard happens-before the
+            // closer's AcqRel fetch_or that reads this (or a later) value.
+            s.fetch_sub(GUARD_ONE, Ordering::Release)
+        };
+        debug_assert!(guards(prev) > 0, "release without acquire: word {prev:#x}");
+        if prev & WAITER != 0 && !broken!(NoWakeup) {
+            self.wake_waiters();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wake_waiters(&self) {
+        // Taking the lock orders this wake-up after the waiter's check (it
+        // holds the lock from its check until it sleeps): no lost wake-up.
+        drop(self.ctl.lock());
+        self.cv.notify_all();
+    }
+
+    // ----- plain access ------------------------------------------------------
+
+    /// Starts a plain (unguarded) access. Returns the shard to exit through.
+    #[inline]
+    pub(crate) fn enter(&self) -> Result<usize> {
+        match self.kind {
+            SessionKind::Global => Ok(0),
+            SessionKind::Confined => {
+                self.check_thread()?;
+                // The owner is the only thread that can close, and it is here.
+                if self.shards[0].load(Ordering::Relaxed) & CLOSED != 0 {
+                    return Err(Error::Closed);
+                }
+                Ok(0)
+            }
+            SessionKind::Shared | SessionKind::Auto => {
+                let i = my_shard(self.shards.len());
+                // Acquire: if this RMW comes after close's fetch_or(CLOSED) we
+                // see CLOSED; if before, close waits for our exit.
+                let prev = self.shards[i].fetch_add(ENTER_ONE, Ordering::Acquire);
+                if prev & (CLOSED | ENTER_FULL) == 0 {
+                    Ok(i)
+                } else {
+                    self.shards[i].fetch_sub(ENTER_ONE, Ordering::Release);
+                    if prev & CLOSED != 0 {
+                        Err(Error::Closed)
+                    } else {
+                        Err(Error::TooManyAcquires {
+                            count: enters(prev),
+                        })
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends a plain access started by a successful [`Core::enter`] that returned `i`.
+    #[inline]
+    pub(crate) fn exit(&self, i: usize) {
+        if matches!(self.kind, SessionKind::Shared | SessionKind::Auto) {
+            // Release: the access happens-before close's drain load.
+            self.shards[i].fetch_sub(ENTER_ONE, Ordering::Release);
+        }
+    }
+
+    // ----- close -------------------------------------------------------------
+
+    /// Phase 1 and 2 of close, with `ctl` held. `Err(n)`: `n` guards are held.
+    fn try_close_locked(&self, ctl: &mut Control) -> core::result::Result<(), usize> {
+        if self.kind == SessionKind::Confined {
+            let s = &self.shards[0];
+            let w = s.load(Ordering::Relaxed);
+            if guards(w) > 0 {
+                return Err(guards(w));
+            }
+            s.store(w | CLOSED, Ordering::Release);
+            ctl.closed = true;
+            return Ok(());
+        }
+        // Phase 1: mark every shard CLOSING and count the guards displaced.
+        let mut busy = 0usize;
+        for s in self.shards.iter() {
+            busy += guards(s.fetch_or(CLOSING, Ordering::AcqRel));
+        }
+        if busy > 0 {
+            for s in self.shards.iter() {
+                s.fetch_and(!CLOSING, Ordering::Release);
+            }
+            return Err(busy);
+        }
+        // Phase 2: no guard can appear any more (acquirers wait on CLOSING).
+        for s in self.shards.iter() {
+            s.fetch_or(CLOSED, Ordering::AcqRel);
+        }
+        ctl.closed = true;
+        if !broken!(NoEnterDrain) {
+            // Wait for plain accesses that entered before CLOSED.
+            for s in self.shards.iter() {
+                let mut spins = 0u32;
+                while enters(s.load(Ordering::Acquire)) != 0 {
+                    spins += 1;
+                    if cfg!(loom) || spins > 64 {
+                        yield_now();
+                    } else {
+                        crate::sync::spin_loop();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `close()`: fails at once with `Busy` while guards are held.
+    pub(crate) fn close(&self) -> Result<()> {
+        self.check_closeable()?;
+        if broken!(NonExclusiveClose) {
+            // Check-then-act: the "already closed" check and the close are
+            // not one critical section, so two closers can both succeed.
+            let open = !self.ctl.lock().closed;
+            yield_now();
+            if !open {
+                return Err(Error::Closed);
+            }
+            let mut ctl = self.ctl.lock();
+            return match self.try_close_locked(&mut ctl) {
+                Ok(()) => self.finish_close(ctl),
+                Err(n) => Err(Error::Busy { acquired: n }),
+            };
+        }
+        let mut ctl = self.ctl.lock();
+        if ctl.closed {
+            return Err(Error::Closed);
+        }
+        match self.try_close_locked(&mut ctl) {
+            Ok(()) => self.finish_close(ctl),
+            Err(n) => Err(Error::Busy { acquired: n }),
+        }
+    }
+
+    /// `close_blocking()` / `close_timeout()`: waits for guards to drain.
+    pub(crate) fn close_blocking(&self, deadline: Option<std::time::Instant>) -> Result<()> {
+        self.check_closeable()?;
+        let mut ctl = self.ctl.lock();
+        if ctl.closed {
+            return Err(Error::Closed);
+        }
+        ctl.waiters += 1;
+        if ctl.waiters == 1 {
+            for s in self.shards.iter() {
+                s.fetch_or(WAITER, Ordering::Relaxed);
+            }
+        }
+        loop {
+            match self.try_close_locked(&mut ctl) {
+                Ok(()) => {
+                    ctl.waiters -= 1;
+                    return self.finish_close(ctl);
+                }
+                Err(_) => {
+                    let timed_out = match deadline {
+                        None => {
+                            ctl = self.cv.wait(ctl);
+                            false
+                        }
+                        Some(d) => {
+                            let (g, t) = self.cv.wait_until(ctl, d);
+                            ctl = g;
+                            t
+                        }
+                    };
+                    if ctl.closed {
+                        ctl.waiters -= 1;
+                        return Err(Error::Closed);
+                    }
+                    if timed_out {
+                        ctl.waiters -= 1;
+                        if ctl.waiters == 0 {
+                            for s in self.shards.iter() {
+                                s.fetch_and(!WAITER, Ordering::Relaxed);
+                            }
+                        }
+                        // One more try: the last release may have come with the deadline.
+                        return match self.try_close_locked(&mut ctl) {
+                            Ok(()) => self.finish_close(ctl),
+                            Err(m) => Err(Error::Busy { acquired: m }),
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_closeable(&self) -> Result<()> {
+        match self.kind {
+            SessionKind::Global | SessionKind::Auto => Err(Error::NotCloseable { kind: self.kind }),
+            SessionKind::Confined => self.check_thread(),
+            SessionKind::Shared => Ok(()),
+        }
+    }
+
+    /// The session is closed: take the actions under the lock, then run them.
+    fn finish_close(&self, mut ctl: MutexGuard<'_, Control>) -> Result<()> {
+        debug_assert!(ctl.closed);
+        let actions = std::mem::take(&mut ctl.actions);
+        drop(ctl);
+        // Wake any other close_blocking callers: they will see `closed`.
+        self.cv.notify_all();
+        run_actions(actions)
+    }
+
+    /// Registers `f` to run when the session closes. If it is already closed,
+    /// runs `f` now and returns `Err(Closed)`.
+    pub(crate) fn add_close_action(&self, f: Action) -> Result<()> {
+        if broken!(UnlockedAddAction) {
+            let closed = self.ctl.lock().closed;
+            yield_now();
+            if closed {
+                f();
+                return Err(Error::Closed);
+            }
+            self.ctl.lock().actions.push(f);
+            return Ok(());
+        }
+        let mut ctl = self.ctl.lock();
+        if ctl.closed {
+            drop(ctl);
+            // Runs at once rather than being lost; a panic propagates to the
+            // caller, who is the one that can handle it.
+            f();
+            return Err(Error::Closed);
+        }
+        ctl.actions.push(f);
+        Ok(())
+    }
+}
+
+/// Runs close actions newest first; a panicking action does not stop the
+/// others, and the panics are reported in the result.
+fn run_actions(actions: Vec<Action>) -> Result<()> {
+    let mut count = 0usize;
+    let mut first = String::new();
+    for a in actions.into_iter().rev() {
+        if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(a)) {
+            if count == 0 {
+                first = crate::error::panic_message(&*p);
+            }
+            count += 1;
+        }
+    }
+    if count == 0 {
+        Ok(())
+    } else {
+        Err(Error::CloseActionPanicked { count, first })
+    }
+}
+
+impl Drop for Core {
+    /// The last handle is gone: an auto session (or a shared/confined one that
+    /// was never closed) closes now. No guard or access can exist: each
+    /// borrows a handle.
+    fn drop(&mut self) {
+        let mut ctl = self.ctl.lock();
+        if ctl.closed || self.kind == SessionKind::Global {
+            return;
+        }
+        ctl.closed = true;
+        let actions = std::mem::take(&mut ctl.actions);
+        drop(ctl);
+        for s in self.shards.iter() {
+            s.fetch_or(CLOSED, Ordering::Relaxed);
+        }
+        if let Err(e) = run_actions(actions) {
+            #[cfg(not(loom))]
+            eprintln!("memscope: while dropping session {}: {e}", self.id);
+            #[cfg(loom)]
+            let _ = e;
+        }
+    }
+}
+
+impl core::fmt::Debug for Core {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("alive", &self.is_alive())
+            .field("acquired", &self.acquired())
+            .finish()
+    }
+}
