@@ -572,6 +572,18 @@ impl fmt::Debug for Segment<'_> {
     }
 }
 
+/// Zero-fills a whole segment (crate-internal helper used by allocators until
+/// `Segment::fill` lands; checks writability and liveness once).
+pub(crate) fn zero(seg: &mut Segment<'_>) -> Result<()> {
+    seg.check_writable()?;
+    let len = seg.len();
+    seg.with_access(0, len, 1, |p| {
+        // SAFETY: `p .. p + len` is the whole segment (checked by with_access),
+        // alive for the closure (enter), exclusive (`&mut`), writable (checked).
+        unsafe { core::ptr::write_bytes(p, 0, len) }
+    })
+}
+
 impl From<*mut u8> for Address {
     fn from(p: *mut u8) -> Address {
         Address::from_ptr(p)

@@ -1,0 +1,118 @@
+//! Allocators: everything that hands out [`Segment`]s.
+//!
+//! One trait, [`SegmentAllocator`], with a single required method
+//! (`allocate_uninit`, Java's `allocate(byteSize, byteAlignment)`); every helper
+//! is a provided method on top of it. Returned memory is zeroed unless
+//! [`SegmentAllocator::allocate_uninit`] is asked for.
+
+use crate::error::{Error, Result};
+use crate::segment::{Primitive, Segment};
+
+/// Checks a size/alignment request: alignment must be a non-zero power of
+/// two and `size` rounded up to it must not overflow `isize::MAX`.
+///
+/// # Examples
+///
+/// ```
+/// use memscope::alloc::check_layout;
+/// assert!(check_layout(16, 8).is_ok());
+/// assert!(check_layout(16, 3).is_err());
+/// assert!(check_layout(usize::MAX, 8).is_err());
+/// ```
+pub fn check_layout(size: usize, align: usize) -> Result<()> {
+    if align == 0 || !align.is_power_of_two() {
+        return Err(Error::InvalidLayout {
+            reason: format!("alignment {align} is not a power of two"),
+        });
+    }
+    if size > isize::MAX as usize - (align - 1) {
+        return Err(Error::InvalidLayout {
+            reason: format!("size {size} aligned to {align} overflows isize::MAX"),
+        });
+    }
+    Ok(())
+}
+
+/// Something that hands out segments.
+///
+/// Implementors provide [`allocate_uninit`](Self::allocate_uninit); the rest
+/// are provided. Segments borrow the allocator (`Segment<'_>`), so they cannot
+/// outlive it.
+///
+/// # Errors
+///
+/// Every method returns [`Error::InvalidLayout`] for a non-power-of-two
+/// alignment or an overflowing size, and [`Error::OutOfMemory`] when the
+/// allocator is exhausted; [`Error::Closed`] once its session is closed.
+pub trait SegmentAllocator {
+    /// `size` bytes aligned to `align`, contents unspecified (but
+    /// initialised: never uninitialised memory exposed to safe reads — an
+    /// implementation may hand out recycled bytes).
+    fn allocate_uninit(&self, size: usize, align: usize) -> Result<Segment<'_>>;
+
+    /// `size` bytes aligned to `align`, zeroed.
+    fn allocate(&self, size: usize, align: usize) -> Result<Segment<'_>> {
+        let mut s = self.allocate_uninit(size, align)?;
+        crate::segment::zero(&mut s)?;
+        Ok(s)
+    }
+
+    /// Same as [`allocate`](Self::allocate) (zeroed); spelled out for readers.
+    fn allocate_zeroed(&self, size: usize, align: usize) -> Result<Segment<'_>> {
+        self.allocate(size, align)
+    }
+
+    /// Zeroed memory for `layout`.
+    fn allocate_layout(&self, layout: core::alloc::Layout) -> Result<Segment<'_>> {
+        self.allocate(layout.size(), layout.align())
+    }
+
+    /// One `T`, initialised to `value`.
+    fn allocate_value<T: Primitive>(&self, value: T) -> Result<Segment<'_>> {
+        let mut s = self.allocate_uninit(T::SIZE, T::ALIGN)?;
+        s.set(0, value)?;
+        Ok(s)
+    }
+
+    /// `n` zeroed `T`s.
+    fn allocate_array<T: Primitive>(&self, n: usize) -> Result<Segment<'_>> {
+        let size = n.checked_mul(T::SIZE).ok_or_else(|| Error::InvalidLayout {
+            reason: format!("{n} elements of {} bytes overflow", T::SIZE),
+        })?;
+        self.allocate(size, T::ALIGN)
+    }
+
+    /// A copy of `values`.
+    fn allocate_copy<T: Primitive>(&self, values: &[T]) -> Result<Segment<'_>> {
+        let size = values
+            .len()
+            .checked_mul(T::SIZE)
+            .ok_or_else(|| Error::InvalidLayout {
+                reason: format!("{} elements of {} bytes overflow", values.len(), T::SIZE),
+            })?;
+        let mut s = self.allocate_uninit(size, T::ALIGN)?;
+        for (i, v) in values.iter().enumerate() {
+            s.set(i * T::SIZE, *v)?;
+        }
+        Ok(s)
+    }
+
+    /// `text` as a NUL-terminated C string (Panama's `toCString`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidString`] if `text` contains a NUL byte.
+    fn allocate_cstring(&self, text: &str) -> Result<Segment<'_>> {
+        if let Some(i) = text.bytes().position(|b| b == 0) {
+            return Err(Error::InvalidString {
+                reason: format!("interior NUL byte at index {i}"),
+            });
+        }
+        let mut s = self.allocate_uninit(text.len() + 1, 1)?;
+        for (i, b) in text.bytes().enumerate() {
+            s.set(i, b)?;
+        }
+        s.set(text.len(), 0u8)?;
+        Ok(s)
+    }
+}
