@@ -24,14 +24,24 @@
 //! Phase 1 sets CLOSING on every shard with `fetch_or(AcqRel)` and sums the
 //! guard counts it displaced. An acquire on a shard linearises before or after
 //! that shard's `fetch_or`: before, and it is counted (close fails with `Busy`
-//! and clears CLOSING again); after, and it sees CLOSING and waits. Phase 2
+//! and clears CLOSING again); after, and it sees CLOSING, backs its increment
+//! out and waits for the decision by taking `ctl` (the closer holds it from
+//! setting CLOSING until it has cleared it again or set CLOSED). Phase 2
 //! sets CLOSED on every shard, then waits for the in-flight plain accesses to
 //! drain (each is a handful of instructions), and only then runs the close
 //! actions that free memory. A plain access never makes close fail: it either
 //! entered before CLOSED (close waits for it) or sees CLOSED and fails.
 //!
+//! `close_blocking` sets WAITER on every shard (under `ctl`) before it tries;
+//! a release that sees WAITER takes `ctl` and notifies, and since the waiter
+//! holds `ctl` from its try until it sleeps, no wake-up is lost.
+//!
 //! Confined sessions are only ever written by their owner thread, so they use
-//! plain load/store pairs on one shard instead of read-modify-writes.
+//! plain load/store pairs on one shard instead of read-modify-writes. The one
+//! thing another thread may release is a `keep_alive` hold (the keeper's last
+//! handle can drop anywhere), so holds live in a separate atomic `kept`.
+//! A confined `close_blocking` cannot wait (the waiter is the only thread
+//! that could release): it is `close`.
 
 use crate::error::{Error, Result};
 use crate::sync::{
@@ -343,17 +353,11 @@ impl Core {
                     count: guards(prev),
                 });
             }
-            // CLOSING: a closer is deciding. It holds the lock for a few RMWs;
-            // wait for CLOSING to clear (rolled back) or CLOSED to appear.
-            let mut spins = 0u32;
-            while s.load(Ordering::Acquire) & (CLOSING | CLOSED) == CLOSING {
-                spins += 1;
-                if cfg!(loom) || spins > 64 {
-                    yield_now();
-                } else {
-                    crate::sync::spin_loop();
-                }
-            }
+            // CLOSING: a closer is deciding, and it holds `ctl` from setting
+            // CLOSING until it has either cleared it (Busy) or set CLOSED.
+            // Waiting for the lock is waiting for that decision, parked
+            // rather than spinning; the unlock happens-before our retry.
+            drop(self.ctl.lock());
             prev = s.fetch_add(GUARD_ONE, Ordering::Acquire);
             if prev & (CLOSING | CLOSED | GUARD_FULL) == 0 {
                 return Ok(i);
