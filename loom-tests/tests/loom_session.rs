@@ -1,9 +1,15 @@
 //! Loom models of the session protocol (DESIGN.md semantics 1–5).
+//!
+//! Every model runs main + 2 threads. Real models are `loom_*`; each broken
+//! twin of the protocol (`memscope::session::broken::Twin`) has a
+//! `#[should_panic]` test `twin_*` that runs a model loom must fail on.
+//! Each model prints `loom model NAME: N iterations` (run with
+//! `--nocapture` to see them).
 #![cfg(loom)]
 
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
-use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::thread;
 use memscope::session::broken::{Twin, with_twin};
 use memscope::{Error, Session};
@@ -22,51 +28,84 @@ unsafe impl Sync for Memory {}
 // SAFETY: as above; the cell holds a plain u64.
 unsafe impl Send for Memory {}
 
-fn model(f: impl Fn() + Sync + Send + 'static) {
+impl Memory {
+    /// Reads the memory as a user would under a guard or a plain access.
+    fn read(&self) {
+        assert!(self.live.load(Ordering::Relaxed), "memory freed under use");
+        // SAFETY: loom checks this read against the free in the close action.
+        self.cell
+            .with(|p| assert_eq!(unsafe { *p }, 7, "read freed memory"));
+    }
+}
+
+/// Runs `f` under loom (preemption bound 3 unless LOOM_MAX_PREEMPTIONS says
+/// otherwise) and prints how many executions it took.
+fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
+    use std::sync::atomic::{AtomicUsize as StdCount, Ordering::Relaxed};
+    let count = std::sync::Arc::new(StdCount::new(0));
+    let c = count.clone();
     let mut b = loom::model::Builder::new();
     if b.preemption_bound.is_none() {
         b.preemption_bound = Some(3);
     }
-    b.check(f);
+    b.check(move || {
+        c.fetch_add(1, Relaxed);
+        f()
+    });
+    println!("loom model {name}: {} iterations", count.load(Relaxed));
 }
 
+/// A shared session whose close action frees `Memory`.
 fn session_with_memory() -> (Session, Arc<Memory>) {
     let s = Session::shared();
     let m = Arc::new(Memory {
         cell: UnsafeCell::new(7),
         live: AtomicBool::new(true),
     });
-    let m2 = m.clone();
-    s.add_close_action(move || {
-        m2.live.store(false, Ordering::Relaxed);
-        m2.cell.with_mut(|p| unsafe { *p = 0xdead });
-    })
-    .unwrap();
+    free_on_close(&s, &m);
     (s, m)
 }
 
-/// A guard held by one thread while another closes: close either fails with
-/// Busy (and frees nothing) or the acquire fails with Closed.
+fn free_on_close(s: &Session, m: &Arc<Memory>) {
+    let m2 = m.clone();
+    s.add_close_action(move || {
+        m2.live.store(false, Ordering::Relaxed);
+        // SAFETY: loom checks this write against every read of the cell.
+        m2.cell.with_mut(|p| unsafe { *p = 0xdead });
+    })
+    .unwrap();
+}
+
+/// Close must be `Ok` or `Busy` (nothing else may happen to it here).
+fn ok_or_busy(r: Result<(), Error>) {
+    match r {
+        Ok(()) | Err(Error::Busy { .. }) => {}
+        Err(e) => panic!("close failed: {e}"),
+    }
+}
+
+// ----- 1. acquire vs close ---------------------------------------------------
+
+/// Two threads take a guard and read while main closes: close either fails
+/// with Busy (and frees nothing) or the acquire fails with Closed.
 fn acquire_vs_close() {
-    model(|| {
+    model("acquire_vs_close", || {
         let (s, m) = session_with_memory();
-        let s2 = s.clone();
-        let m2 = m.clone();
-        let t = thread::spawn(move || {
-            if let Ok(g) = s2.acquire() {
-                assert!(
-                    m2.live.load(Ordering::Relaxed),
-                    "memory freed under a guard"
-                );
-                m2.cell.with(|p| assert_eq!(unsafe { *p }, 7));
-                drop(g);
-            }
-        });
-        match s.close() {
-            Ok(()) | Err(Error::Busy { .. }) => {}
-            Err(e) => panic!("unexpected {e}"),
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let (s, m) = (s.clone(), m.clone());
+                thread::spawn(move || {
+                    if let Ok(g) = s.acquire() {
+                        m.read();
+                        drop(g);
+                    }
+                })
+            })
+            .collect();
+        ok_or_busy(s.close());
+        for t in ts {
+            t.join().unwrap();
         }
-        t.join().unwrap();
     });
 }
 
@@ -76,13 +115,367 @@ fn loom_acquire_vs_close() {
 }
 
 #[test]
-#[should_panic]
+#[should_panic(expected = "Causality violation")]
 fn twin_check_then_increment_is_caught() {
     with_twin(Twin::CheckThenIncrement, acquire_vs_close);
 }
 
 #[test]
-#[should_panic]
+#[should_panic(expected = "Causality violation")]
 fn twin_relaxed_release_is_caught() {
     with_twin(Twin::RelaxedRelease, acquire_vs_close);
+}
+
+// ----- 2. concurrent closes ----------------------------------------------------
+
+/// Two threads close at once: exactly one gets `Ok`, the other `Closed`, and
+/// the close action runs exactly once.
+fn concurrent_closes() {
+    model("concurrent_closes", || {
+        let s = Session::shared();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let r = runs.clone();
+        s.add_close_action(move || {
+            r.fetch_add(1, Ordering::Relaxed);
+        })
+        .unwrap();
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let s = s.clone();
+                thread::spawn(move || s.close())
+            })
+            .collect();
+        let results: Vec<_> = ts.into_iter().map(|t| t.join().unwrap()).collect();
+        let oks = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(oks, 1, "close succeeded {oks} times: {results:?}");
+        assert!(results.contains(&Err(Error::Closed)), "{results:?}");
+        assert_eq!(runs.load(Ordering::Relaxed), 1, "close action ran twice");
+    });
+}
+
+#[test]
+fn loom_concurrent_closes() {
+    concurrent_closes();
+}
+
+#[test]
+#[should_panic(expected = "close succeeded 2 times")]
+fn twin_non_exclusive_close_is_caught() {
+    with_twin(Twin::NonExclusiveClose, concurrent_closes);
+}
+
+// ----- 3. add_close_action vs close -------------------------------------------
+
+/// One thread registers an action while another closes: the action runs
+/// exactly once (at close, or at once if the close came first), never lost.
+fn add_action_vs_close() {
+    model("add_action_vs_close", || {
+        let s = Session::shared();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (s1, r1) = (s.clone(), runs.clone());
+        let adder = thread::spawn(move || {
+            let r = s1.add_close_action(move || {
+                r1.fetch_add(1, Ordering::Relaxed);
+            });
+            assert!(matches!(r, Ok(()) | Err(Error::Closed)), "{r:?}");
+        });
+        let s2 = s.clone();
+        let closer = thread::spawn(move || s2.close());
+        adder.join().unwrap();
+        closer.join().unwrap().unwrap();
+        assert_eq!(
+            runs.load(Ordering::Relaxed),
+            1,
+            "close action lost or run twice"
+        );
+    });
+}
+
+#[test]
+fn loom_add_action_vs_close() {
+    add_action_vs_close();
+}
+
+#[test]
+#[should_panic(expected = "close action lost or run twice")]
+fn twin_unlocked_add_action_is_caught() {
+    with_twin(Twin::UnlockedAddAction, add_action_vs_close);
+}
+
+// ----- 4. no lost releases -------------------------------------------------------
+
+/// Main holds a guard while two threads acquire and release; main releases
+/// concurrently. Afterwards every count is back to zero: close must succeed.
+/// (Main takes the first thread id, so one of the threads shares its shard.)
+fn no_lost_releases() {
+    model("no_lost_releases", || {
+        let (s, m) = session_with_memory();
+        let g = s.acquire().unwrap();
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let (s, m) = (s.clone(), m.clone());
+                thread::spawn(move || {
+                    let g = s.acquire().unwrap();
+                    m.read();
+                    drop(g);
+                })
+            })
+            .collect();
+        drop(g);
+        for t in ts {
+            t.join().unwrap();
+        }
+        assert_eq!(s.acquired(), 0, "a release was lost");
+        s.close().unwrap();
+    });
+}
+
+#[test]
+fn loom_no_lost_releases() {
+    no_lost_releases();
+}
+
+#[test]
+#[should_panic(expected = "a release was lost")]
+fn twin_load_store_release_is_caught() {
+    with_twin(Twin::LoadStoreRelease, no_lost_releases);
+}
+
+// ----- 5. close_blocking waits, then frees ----------------------------------------
+
+/// Two threads use the memory under guards while main waits in
+/// `close_blocking`: it returns `Ok` once they are done, and only then frees.
+fn close_blocking_waits_then_frees() {
+    model("close_blocking_waits_then_frees", || {
+        let (s, m) = session_with_memory();
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let (s, m) = (s.clone(), m.clone());
+                thread::spawn(move || {
+                    if let Ok(g) = s.acquire() {
+                        m.read();
+                        drop(g);
+                    }
+                })
+            })
+            .collect();
+        s.close_blocking().unwrap();
+        assert!(!m.live.load(Ordering::Relaxed));
+        for t in ts {
+            t.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn loom_close_blocking_waits_then_frees() {
+    close_blocking_waits_then_frees();
+}
+
+#[test]
+#[should_panic(expected = "deadlock")]
+fn twin_no_wakeup_is_caught() {
+    with_twin(Twin::NoWakeup, close_blocking_waits_then_frees);
+}
+
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn twin_relaxed_release_is_caught_by_close_blocking() {
+    with_twin(Twin::RelaxedRelease, close_blocking_waits_then_frees);
+}
+
+// ----- 6. plain access vs close ------------------------------------------------------
+
+/// Two threads read through plain accesses (`enter`) while main closes:
+/// close never fails because of them (always `Ok`), and no read touches
+/// freed memory (it either completes before the free or fails with Closed).
+fn enter_vs_close() {
+    model("enter_vs_close", || {
+        let (s, m) = session_with_memory();
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let (s, m) = (s.clone(), m.clone());
+                thread::spawn(move || match s.enter() {
+                    Ok(a) => {
+                        m.read();
+                        drop(a);
+                    }
+                    Err(e) => assert_eq!(e, Error::Closed),
+                })
+            })
+            .collect();
+        if let Err(e) = s.close() {
+            panic!("close failed: {e}");
+        }
+        for t in ts {
+            t.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn loom_enter_vs_close() {
+    enter_vs_close();
+}
+
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn twin_no_enter_drain_is_caught() {
+    with_twin(Twin::NoEnterDrain, enter_vs_close);
+}
+
+// ----- 7. keep_alive chain vs close ---------------------------------------------------
+
+/// `a` keeps `b` alive and uses `b`'s memory in its own close action. One
+/// thread closes `a` while another tries to close `b`: `b` closes only after
+/// `a`'s action is done with its memory.
+fn keep_alive_vs_close() {
+    model("keep_alive_vs_close", || {
+        let a = Session::shared();
+        let (b, mb) = session_with_memory();
+        a.keep_alive(&b).unwrap();
+        let mb2 = mb.clone();
+        // Registered after keep_alive, so it runs before the hold is released.
+        a.add_close_action(move || mb2.read()).unwrap();
+        let ta = thread::spawn(move || a.close());
+        let b2 = b.clone();
+        let tb = thread::spawn(move || b2.close());
+        ta.join().unwrap().unwrap();
+        let rb = tb.join().unwrap();
+        ok_or_busy(rb.clone());
+        if rb.is_err() {
+            b.close().unwrap();
+        }
+        assert!(!mb.live.load(Ordering::Relaxed));
+    });
+}
+
+#[test]
+fn loom_keep_alive_vs_close() {
+    keep_alive_vs_close();
+}
+
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn twin_relaxed_release_is_caught_by_keep_alive() {
+    with_twin(Twin::RelaxedRelease, keep_alive_vs_close);
+}
+
+// ----- 8. confined: wrong-thread access fails ---------------------------------------------
+
+/// Two other threads try every operation on a confined session: all fail with
+/// WrongThread and nothing runs; the owner then closes it.
+fn confined_wrong_thread() {
+    model("confined_wrong_thread", || {
+        let s = Session::confined();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let r = runs.clone();
+        s.add_close_action(move || {
+            r.fetch_add(1, Ordering::Relaxed);
+        })
+        .unwrap();
+        let ts: Vec<_> = (0..2)
+            .map(|i| {
+                let s = s.clone();
+                thread::spawn(move || {
+                    let wrong = |r: Result<(), Error>| {
+                        assert!(
+                            matches!(r, Err(Error::WrongThread { .. })),
+                            "confined session used from another thread: {r:?}"
+                        )
+                    };
+                    if i == 0 {
+                        wrong(s.acquire().map(drop));
+                        wrong(s.close());
+                    } else {
+                        wrong(s.enter().map(drop));
+                        wrong(s.add_close_action(|| ()));
+                    }
+                })
+            })
+            .collect();
+        for t in ts {
+            t.join().unwrap();
+        }
+        assert_eq!(runs.load(Ordering::Relaxed), 0);
+        s.close().unwrap();
+        assert_eq!(runs.load(Ordering::Relaxed), 1);
+    });
+}
+
+#[test]
+fn loom_confined_wrong_thread() {
+    confined_wrong_thread();
+}
+
+#[test]
+#[should_panic(expected = "confined session used from another thread")]
+fn twin_no_owner_check_is_caught() {
+    with_twin(Twin::NoOwnerCheck, confined_wrong_thread);
+}
+
+// ----- 9. close vs close_blocking -----------------------------------------------------------
+
+/// A guard holder, a waiting closer and a plain closer: exactly one close
+/// succeeds, the memory is freed once, never under the guard.
+fn close_vs_close_blocking() {
+    model("close_vs_close_blocking", || {
+        let (s, m) = session_with_memory();
+        let g = s.acquire().unwrap();
+        let s1 = s.clone();
+        let waiting = thread::spawn(move || s1.close_blocking());
+        let (s2, m2) = (s.clone(), m.clone());
+        let plain = thread::spawn(move || {
+            let r = s2.close();
+            if r.is_ok() {
+                assert!(!m2.live.load(Ordering::Relaxed));
+            }
+            r
+        });
+        m.read();
+        drop(g);
+        let (rw, rp) = (waiting.join().unwrap(), plain.join().unwrap());
+        let oks = [&rw, &rp].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(oks, 1, "close succeeded {oks} times: {rw:?} {rp:?}");
+        assert!(matches!(
+            rp,
+            Ok(()) | Err(Error::Busy { .. }) | Err(Error::Closed)
+        ));
+    });
+}
+
+#[test]
+fn loom_close_vs_close_blocking() {
+    close_vs_close_blocking();
+}
+
+// ----- 10. acquire after a failed close --------------------------------------------------
+
+/// A close that fails with Busy rolls back: acquirers that waited on it
+/// succeed, and the session closes later once they are done.
+fn busy_close_rolls_back() {
+    model("busy_close_rolls_back", || {
+        let (s, m) = session_with_memory();
+        let g = s.acquire().unwrap();
+        let (s1, m1) = (s.clone(), m.clone());
+        let acquirer = thread::spawn(move || {
+            let g = s1
+                .acquire()
+                .expect("acquire failed while the session was open");
+            m1.read();
+            drop(g);
+        });
+        let s2 = s.clone();
+        let closer = thread::spawn(move || s2.close());
+        let busy = closer.join().unwrap();
+        assert!(matches!(busy, Err(Error::Busy { .. })), "{busy:?}");
+        drop(g);
+        acquirer.join().unwrap();
+        s.close().unwrap();
+    });
+}
+
+#[test]
+fn loom_busy_close_rolls_back() {
+    busy_close_rolls_back();
 }

@@ -358,6 +358,8 @@ impl Session {
     ///
     /// As [`close`](Self::close), except that it never returns `Busy`;
     /// [`Error::Closed`] if another thread closed it while this one waited.
+    /// A confined session cannot wait (only its owner, the caller, could
+    /// release its guards): it behaves exactly like `close`, `Busy` included.
     ///
     /// # Examples
     ///
@@ -405,6 +407,12 @@ impl Session {
     /// If the session is already closed (or closes while this call races it),
     /// the action runs at once, on this thread, and `Err(Error::Closed)` is
     /// returned so the caller knows. Actions of a global session never run.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] (the action already ran, see above);
+    /// [`Error::WrongThread`] for a confined session from another thread
+    /// (the action is dropped without running: it was never registered).
     ///
     /// # Examples
     ///
@@ -467,20 +475,21 @@ impl Session {
                 },
             });
         }
-        let shard = other.core.acquire()?;
+        // Checked first so that registering the action below can only fail
+        // with `Closed` (which runs it): a hold is never leaked.
+        self.core.check_thread()?;
         let held = other.clone();
-        let released = std::sync::Arc::new(core::sync::atomic::AtomicBool::new(false));
-        let r2 = released.clone();
-        let res = self.core.add_close_action(Box::new(move || {
-            if !r2.swap(true, core::sync::atomic::Ordering::AcqRel) {
-                held.core.release(shard);
-            }
-        }));
-        match res {
-            Ok(()) => Ok(()),
-            // This session was already closed: the action ran and released.
-            Err(e) => Err(e),
-        }
+        // A close action runs exactly once, so each hold is released once.
+        let action: Box<dyn FnOnce() + Send> = if other.kind() == SessionKind::Confined {
+            other.core.keep_confined()?;
+            Box::new(move || held.core.unkeep())
+        } else {
+            let shard = other.core.acquire()?;
+            Box::new(move || held.core.release(shard))
+        };
+        // If this session is already closed the action runs at once (and
+        // releases the hold) and `Err(Closed)` comes back.
+        self.core.add_close_action(action)
     }
 
     /// Crate-internal: the state behind the handle.

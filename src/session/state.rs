@@ -24,14 +24,24 @@
 //! Phase 1 sets CLOSING on every shard with `fetch_or(AcqRel)` and sums the
 //! guard counts it displaced. An acquire on a shard linearises before or after
 //! that shard's `fetch_or`: before, and it is counted (close fails with `Busy`
-//! and clears CLOSING again); after, and it sees CLOSING and waits. Phase 2
+//! and clears CLOSING again); after, and it sees CLOSING, backs its increment
+//! out and waits for the decision by taking `ctl` (the closer holds it from
+//! setting CLOSING until it has cleared it again or set CLOSED). Phase 2
 //! sets CLOSED on every shard, then waits for the in-flight plain accesses to
 //! drain (each is a handful of instructions), and only then runs the close
 //! actions that free memory. A plain access never makes close fail: it either
 //! entered before CLOSED (close waits for it) or sees CLOSED and fails.
 //!
+//! `close_blocking` sets WAITER on every shard (under `ctl`) before it tries;
+//! a release that sees WAITER takes `ctl` and notifies, and since the waiter
+//! holds `ctl` from its try until it sleeps, no wake-up is lost.
+//!
 //! Confined sessions are only ever written by their owner thread, so they use
-//! plain load/store pairs on one shard instead of read-modify-writes.
+//! plain load/store pairs on one shard instead of read-modify-writes. The one
+//! thing another thread may release is a `keep_alive` hold (the keeper's last
+//! handle can drop anywhere), so holds live in a separate atomic `kept`.
+//! A confined `close_blocking` cannot wait (the waiter is the only thread
+//! that could release): it is `close`.
 
 use crate::error::{Error, Result};
 use crate::sync::{
@@ -154,6 +164,12 @@ pub(crate) struct Core {
     pub(crate) owner: u64,
     pub(crate) id: u64,
     shards: Box<[CachePadded<AtomicU64>]>,
+    /// Confined only: `keep_alive` holds on this session. Kept apart from the
+    /// shard word because the keeper's close action may run on another
+    /// thread (the keeper's last handle can drop anywhere), and the shard
+    /// word of a confined session is written with plain load/store pairs by
+    /// its owner: a foreign read-modify-write there could be lost.
+    kept: AtomicU64,
     ctl: Mutex<Control>,
     cv: Condvar,
 }
@@ -211,6 +227,7 @@ impl Core {
             },
             id: next_session_id(),
             shards: (0..n).map(|_| CachePadded(AtomicU64::new(0))).collect(),
+            kept: AtomicU64::new(0),
             ctl: Mutex::new(Control {
                 closed: false,
                 waiters: 0,
@@ -247,7 +264,30 @@ impl Core {
         self.shards
             .iter()
             .map(|s| guards(s.load(Ordering::Relaxed)))
-            .sum()
+            .sum::<usize>()
+            + self.kept.load(Ordering::Relaxed) as usize
+    }
+
+    /// `keep_alive` on a confined session (by a confined keeper on the
+    /// owner thread): one hold, released by [`Core::unkeep`] from any thread.
+    pub(crate) fn keep_confined(&self) -> Result<()> {
+        debug_assert_eq!(self.kind, SessionKind::Confined);
+        self.check_thread()?;
+        if self.shards[0].load(Ordering::Relaxed) & CLOSED != 0 {
+            return Err(Error::Closed);
+        }
+        // Only the owner increments; the Relaxed RMW is enough for a count
+        // the owner itself reads in close.
+        self.kept.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Releases a hold taken by [`Core::keep_confined`]; any thread.
+    pub(crate) fn unkeep(&self) {
+        // Release: pairs with close's Acquire load (the keeper's use of this
+        // session happens-before the free).
+        let prev = self.kept.fetch_sub(1, Ordering::Release);
+        debug_assert!(prev > 0, "unkeep without keep");
     }
 
     // ----- acquire / release -------------------------------------------------
@@ -313,17 +353,11 @@ impl Core {
                     count: guards(prev),
                 });
             }
-            // CLOSING: a closer is deciding. It holds the lock for a few RMWs;
-            // wait for CLOSING to clear (rolled back) or CLOSED to appear.
-            let mut spins = 0u32;
-            while s.load(Ordering::Acquire) & (CLOSING | CLOSED) == CLOSING {
-                spins += 1;
-                if cfg!(loom) || spins > 64 {
-                    yield_now();
-                } else {
-                    crate::sync::spin_loop();
-                }
-            }
+            // CLOSING: a closer is deciding, and it holds `ctl` from setting
+            // CLOSING until it has either cleared it (Busy) or set CLOSED.
+            // Waiting for the lock is waiting for that decision, parked
+            // rather than spinning; the unlock happens-before our retry.
+            drop(self.ctl.lock());
             prev = s.fetch_add(GUARD_ONE, Ordering::Acquire);
             if prev & (CLOSING | CLOSED | GUARD_FULL) == 0 {
                 return Ok(i);
@@ -430,8 +464,9 @@ impl Core {
         if self.kind == SessionKind::Confined {
             let s = &self.shards[0];
             let w = s.load(Ordering::Relaxed);
-            if guards(w) > 0 {
-                return Err(guards(w));
+            let held = guards(w) + self.kept.load(Ordering::Acquire) as usize;
+            if held > 0 {
+                return Err(held);
             }
             s.store(w | CLOSED, Ordering::Release);
             ctl.closed = true;
@@ -500,6 +535,11 @@ impl Core {
     /// `close_blocking()` / `close_timeout()`: waits for guards to drain.
     pub(crate) fn close_blocking(&self, deadline: Option<std::time::Instant>) -> Result<()> {
         self.check_closeable()?;
+        if self.kind == SessionKind::Confined {
+            // Only the owner can release a confined session's guards and
+            // holds, and the owner is the caller: waiting could never end.
+            return self.close();
+        }
         let mut ctl = self.ctl.lock();
         if ctl.closed {
             return Err(Error::Closed);
@@ -571,6 +611,7 @@ impl Core {
     /// Registers `f` to run when the session closes. If it is already closed,
     /// runs `f` now and returns `Err(Closed)`.
     pub(crate) fn add_close_action(&self, f: Action) -> Result<()> {
+        self.check_thread()?;
         if broken!(UnlockedAddAction) {
             let closed = self.ctl.lock().closed;
             yield_now();
@@ -646,5 +687,54 @@ impl core::fmt::Debug for Core {
             .field("alive", &self.is_alive())
             .field("acquired", &self.acquired())
             .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// Puts a shard one step below "full" (2^29 real guards would take seconds).
+    fn nearly_full(core: &Core, field_full: u64, one: u64) {
+        core.shards[my_shard(core.shards.len())].store(field_full - one, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn acquire_reports_too_many_acquires_at_the_limit() {
+        for kind in [SessionKind::Shared, SessionKind::Confined] {
+            let core = Core::new(kind);
+            nearly_full(&core, GUARD_FULL, GUARD_ONE);
+            let i = core.acquire().expect("the last guard below the limit");
+            assert_eq!(
+                core.acquire(),
+                Err(Error::TooManyAcquires { count: 1 << 29 })
+            );
+            core.release(i);
+            // The failed attempt left no count behind.
+            assert_eq!(core.acquired(), (1 << 29) - 1);
+            core.shards[my_shard(core.shards.len())].store(0, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn enter_reports_too_many_acquires_at_the_limit() {
+        let core = Core::new(SessionKind::Shared);
+        nearly_full(&core, ENTER_FULL, ENTER_ONE);
+        let i = core.enter().expect("the last access below the limit");
+        assert_eq!(core.enter(), Err(Error::TooManyAcquires { count: 1 << 30 }));
+        core.exit(i);
+        let w = core.shards[i].load(Ordering::Relaxed);
+        assert_eq!(enters(w), (1 << 30) - 1);
+        core.shards[i].store(0, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn bit_fields_do_not_overlap() {
+        assert_eq!(guards(GUARD_ONE), 1);
+        assert_eq!(enters(ENTER_ONE), 1);
+        assert_eq!(guards(ENTER_ONE | CLOSING | CLOSED | WAITER), 0);
+        assert_eq!(enters(GUARD_MASK | CLOSING | CLOSED | WAITER), 0);
+        assert_eq!(guards(GUARD_FULL), 1 << 29);
+        assert_eq!(enters(ENTER_FULL), 1 << 30);
     }
 }
