@@ -352,8 +352,8 @@ impl<'s> Segment<'s> {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] if the length is not a multiple of
-    /// `size_of::<T>()`; [`Error::Misaligned`] if the start is not aligned
-    /// to `T`.
+    /// `size_of::<T>()`; [`Error::Misaligned`] if the start of a non-empty
+    /// segment is not aligned to `T`.
     ///
     /// # Examples
     ///
@@ -376,7 +376,9 @@ impl<'s> Segment<'s> {
                 ),
             });
         }
-        self.raw.check_aligned(0, 0, T::ALIGN)?;
+        if !self.is_empty() {
+            self.raw.check_aligned(0, 0, T::ALIGN)?;
+        }
         Ok(Elements {
             seg: self.as_read_only(),
             next: 0,

@@ -4,12 +4,17 @@
 //! loom cell exactly where the segment reads its memory.
 
 use std::cell::RefCell;
+use std::mem::ManuallyDrop;
 use std::rc::Rc;
+
+type Hook = ManuallyDrop<Rc<dyn Fn()>>;
 
 std::thread_local! {
     // A std thread-local on purpose: every loom thread of one model runs on
     // the OS thread that called `loom::model`, so they all see the hook.
-    static HOOK: RefCell<Option<Rc<dyn Fn()>>> = const { RefCell::new(None) };
+    // `ManuallyDrop`: a hook left behind by a panicking model holds loom
+    // objects, which must not be dropped outside a model (at thread exit).
+    static HOOK: RefCell<Option<Hook>> = const { RefCell::new(None) };
 }
 
 /// Installs `hook` (replacing any previous one) for accesses made on this OS
@@ -21,7 +26,9 @@ std::thread_local! {
 /// memscope::segment::loom_hook::set(|| ());
 /// ```
 pub fn set(hook: impl Fn() + 'static) {
-    HOOK.with(|h| *h.borrow_mut() = Some(Rc::new(hook)));
+    // A previous hook (left by a model that panicked) is leaked, not dropped:
+    // its loom objects belong to a finished execution.
+    HOOK.with(|h| *h.borrow_mut() = Some(ManuallyDrop::new(Rc::new(hook))));
 }
 
 /// Removes the hook.
@@ -32,11 +39,13 @@ pub fn set(hook: impl Fn() + 'static) {
 /// memscope::segment::loom_hook::clear();
 /// ```
 pub fn clear() {
-    HOOK.with(|h| *h.borrow_mut() = None);
+    if let Some(h) = HOOK.with(|h| h.borrow_mut().take()) {
+        drop(ManuallyDrop::into_inner(h));
+    }
 }
 
 pub(crate) fn run() {
-    let hook = HOOK.with(|h| h.borrow().clone());
+    let hook = HOOK.with(|h| h.borrow().as_ref().map(|h| Rc::clone(h)));
     if let Some(h) = hook {
         h();
     }

@@ -581,6 +581,11 @@ impl<'s> Segment<'s> {
 /// a multiple of the size. Returns the element count.
 #[inline(always)]
 fn check_array<T: Numeric>(raw: &RawSegment) -> Result<usize> {
+    if raw.len == 0 {
+        // An empty slice may start anywhere (a zero-size segment's address
+        // can be NULL); `values` uses an aligned dangling pointer for it.
+        return Ok(0);
+    }
     raw.check_aligned(0, 0, T::ALIGN)?;
     if raw.len % T::SIZE != 0 {
         return Err(Error::InvalidArgument {

@@ -313,9 +313,14 @@ pub(crate) unsafe fn bytes_mut<'a>(p: *mut u8, len: usize) -> &'a mut [u8] {
 ///
 /// # Safety
 ///
-/// As [`bytes`] for `n * T::SIZE` bytes, and `p` aligned to `T::ALIGN`.
+/// As [`bytes`] for `n * T::SIZE` bytes, and `p` aligned to `T::ALIGN`
+/// unless `n == 0`.
 #[inline(always)]
 pub(crate) unsafe fn values<'a, T: Numeric>(p: *const u8, n: usize) -> &'a [T] {
+    if n == 0 {
+        // A zero-size segment's address may be unaligned (even NULL).
+        return &[];
+    }
     debug_assert!(
         p as usize % T::ALIGN == 0,
         "{p:p} not aligned to {}",
@@ -329,9 +334,13 @@ pub(crate) unsafe fn values<'a, T: Numeric>(p: *const u8, n: usize) -> &'a [T] {
 ///
 /// # Safety
 ///
-/// As [`bytes_mut`] for `n * T::SIZE` bytes, and `p` aligned to `T::ALIGN`.
+/// As [`bytes_mut`] for `n * T::SIZE` bytes, and `p` aligned to `T::ALIGN`
+/// unless `n == 0`.
 #[inline(always)]
 pub(crate) unsafe fn values_mut<'a, T: Numeric>(p: *mut u8, n: usize) -> &'a mut [T] {
+    if n == 0 {
+        return &mut [];
+    }
     debug_assert!(
         p as usize % T::ALIGN == 0,
         "{p:p} not aligned to {}",
