@@ -386,6 +386,12 @@ impl<'s> Segment<'s> {
             loom_hook::run();
             return Ok(r);
         }
+        if self.session.kind() == crate::SessionKind::Global {
+            // The global session never closes and has no owner thread:
+            // nothing to enter (the same answer `enter` gives, minus the
+            // token's construction and drop).
+            return Ok(f());
+        }
         let _access = self.session.enter()?;
         let r = f();
         #[cfg(loom)]
