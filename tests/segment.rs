@@ -633,3 +633,52 @@ fn segments_and_views_have_the_documented_markers() {
     copy::<memscope::segment::AtomicView<'static>>();
     send_sync::<HeapSegment>();
 }
+
+#[test]
+fn next_chunk_hands_out_the_rest_in_runs() {
+    let s = Session::shared();
+    let n = 2100usize;
+    let mut v: Vec<u16> = (0..n as u16).collect();
+    let g = unsafe { Segment::from_raw(Address::from_ptr(v.as_mut_ptr()), n * 2, &s) }.unwrap();
+    let mut it = g.elements::<u16>().unwrap();
+    assert_eq!(it.next(), Some(Ok(0)));
+    assert_eq!(it.next(), Some(Ok(1)));
+    let mut lens = Vec::new();
+    let mut all = vec![0u16, 1];
+    while let Some(c) = it.next_chunk() {
+        let c = c.unwrap();
+        lens.push(c.len());
+        all.extend_from_slice(c);
+    }
+    assert_eq!(lens, [1022, 1024, 52]);
+    assert_eq!(all, v);
+    assert!(it.next().is_none());
+}
+
+#[test]
+fn lent_slices_are_confined_to_the_lending_thread() {
+    let mut v = [1u8, 2];
+    Segment::with_slice(&mut v, |seg| {
+        let seg = &*seg;
+        std::thread::scope(|t| {
+            t.spawn(|| assert!(matches!(seg.get::<u8>(0), Err(Error::WrongThread { .. }))));
+        });
+        assert_eq!(seg.get::<u8>(1).unwrap(), 2);
+    });
+}
+
+#[test]
+fn debug_stays_short_and_display_elides_big_segments() {
+    let h = HeapSegment::new(5000, 8).unwrap();
+    let seg = h.as_segment();
+    let d = format!("{seg:?}");
+    assert!(d.starts_with("Segment {") && d.len() < 200, "{d}");
+    let shown = seg.to_string();
+    assert!(shown.contains("read-only"));
+    assert!(
+        shown.ends_with("... 904 more byte(s)\n"),
+        "{}",
+        &shown[shown.len() - 40..]
+    );
+    assert!(format!("{h:?}").starts_with("HeapSegment"));
+}

@@ -358,4 +358,36 @@ proptest! {
             }
         }
     }
+
+    #[test]
+    fn bulk_readers_agree_with_to_vec(
+        bytes in proptest::collection::vec(any::<u8>(), 0..300),
+        chunk in 1usize..40,
+        big_endian in any::<bool>(),
+    ) {
+        let n = bytes.len() / 4 * 4;
+        let h = HeapSegment::from_vec(bytes[..n].to_vec());
+        let seg = h.as_segment();
+        let mut aligned = HeapSegment::new(n, 4).unwrap();
+        aligned.as_segment_mut().copy_from(&seg).unwrap();
+        let seg = aligned.as_segment();
+        let words: Vec<u32> = seg.elements::<u32>().unwrap().collect::<Result<_, _>>().unwrap();
+        let model: Vec<u32> = bytes[..n].chunks(4).map(|c| u32::from_ne_bytes(c.try_into().unwrap())).collect();
+        prop_assert_eq!(&words, &model);
+        let mut it = seg.elements::<u32>().unwrap();
+        let first = it.next();
+        let mut rest = Vec::new();
+        while let Some(c) = it.next_chunk() {
+            rest.extend_from_slice(c.unwrap());
+        }
+        prop_assert_eq!(first.map(|r| r.unwrap()), model.first().copied());
+        prop_assert_eq!(&rest[..], model.get(1..).unwrap_or(&[]));
+        let joined: Vec<u8> = seg.chunks(chunk).unwrap().flat_map(|c| c.to_vec().unwrap()).collect();
+        prop_assert_eq!(&joined[..], &bytes[..n]);
+        let order = if big_endian { memscope::segment::ByteOrder::Big } else { memscope::segment::ByteOrder::Little };
+        for (i, w) in model.iter().enumerate() {
+            let want = if big_endian { u32::from_be_bytes(w.to_ne_bytes()) } else { u32::from_le_bytes(w.to_ne_bytes()) };
+            prop_assert_eq!(seg.get_with::<u32>(i * 4, order).unwrap(), want);
+        }
+    }
 }
