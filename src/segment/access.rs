@@ -63,7 +63,7 @@ impl ByteOrder {
 /// `index * size` as a byte offset; an overflow reports as out of bounds.
 #[inline(always)]
 fn index_offset(index: usize, size: usize, seg_len: usize) -> Result<usize> {
-    index.checked_mul(size).ok_or(Error::OutOfBounds {
+    index.checked_mul(size).ok_or_else(|| Error::OutOfBounds {
         offset: usize::MAX,
         len: size,
         size: seg_len,
@@ -391,7 +391,7 @@ impl<'s> Segment<'s> {
 /// `n` values of `T` in bytes; overflow reports as out of bounds.
 #[inline(always)]
 fn byte_len<T: Primitive>(offset: usize, n: usize, seg_len: usize) -> Result<usize> {
-    n.checked_mul(T::SIZE).ok_or(Error::OutOfBounds {
+    n.checked_mul(T::SIZE).ok_or_else(|| Error::OutOfBounds {
         offset,
         len: usize::MAX,
         size: seg_len,

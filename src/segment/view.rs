@@ -105,11 +105,13 @@ impl<'s> Segment<'s> {
     }
 
     fn rest(&self, offset: usize) -> Result<usize> {
-        self.len().checked_sub(offset).ok_or(Error::OutOfBounds {
-            offset,
-            len: 0,
-            size: self.len(),
-        })
+        self.len()
+            .checked_sub(offset)
+            .ok_or_else(|| Error::OutOfBounds {
+                offset,
+                len: 0,
+                size: self.len(),
+            })
     }
 
     /// Two read-only views: `0 .. mid` and `mid .. len()`.
@@ -583,11 +585,14 @@ impl<'s> Segment<'s> {
             });
         }
         self.check_writable()?;
-        let n = text.len().checked_add(1).ok_or(Error::OutOfBounds {
-            offset,
-            len: usize::MAX,
-            size: self.len(),
-        })?;
+        let n = text
+            .len()
+            .checked_add(1)
+            .ok_or_else(|| Error::OutOfBounds {
+                offset,
+                len: usize::MAX,
+                size: self.len(),
+            })?;
         self.with_access(offset, n, 1, |p| {
             // SAFETY: `p .. p + n` in bounds (with_access), live (enter),
             // exclusive (`&mut self`), writable (checked); `text` is a Rust
