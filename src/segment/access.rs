@@ -63,11 +63,16 @@ impl ByteOrder {
 /// `index * size` as a byte offset; an overflow reports as out of bounds.
 #[inline(always)]
 fn index_offset(index: usize, size: usize, seg_len: usize) -> Result<usize> {
-    index.checked_mul(size).ok_or_else(|| Error::OutOfBounds {
-        offset: usize::MAX,
-        len: size,
-        size: seg_len,
-    })
+    // A `match`, not `ok_or(..)`: building the error eagerly would put
+    // `Error`'s drop glue on the hot path.
+    match index.checked_mul(size) {
+        Some(off) => Ok(off),
+        None => Err(Error::OutOfBounds {
+            offset: usize::MAX,
+            len: size,
+            size: seg_len,
+        }),
+    }
 }
 
 impl<'s> Segment<'s> {
@@ -391,11 +396,14 @@ impl<'s> Segment<'s> {
 /// `n` values of `T` in bytes; overflow reports as out of bounds.
 #[inline(always)]
 fn byte_len<T: Primitive>(offset: usize, n: usize, seg_len: usize) -> Result<usize> {
-    n.checked_mul(T::SIZE).ok_or_else(|| Error::OutOfBounds {
-        offset,
-        len: usize::MAX,
-        size: seg_len,
-    })
+    match n.checked_mul(T::SIZE) {
+        Some(b) => Ok(b),
+        None => Err(Error::OutOfBounds {
+            offset,
+            len: usize::MAX,
+            size: seg_len,
+        }),
+    }
 }
 
 /// Iterator returned by [`Segment::elements`].

@@ -67,8 +67,7 @@ impl HeapSegment {
                 session: Session::global(),
             });
         }
-        let ptr =
-            super::raw::alloc_zeroed(layout).ok_or_else(|| Error::OutOfMemory { size, align })?;
+        let ptr = super::raw::alloc_zeroed(layout).ok_or(Error::OutOfMemory { size, align })?;
         Ok(HeapSegment {
             ptr,
             len: size,
