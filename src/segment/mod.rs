@@ -12,6 +12,18 @@
 //! take `&mut self`, reads take `&self`: like `&[u8]`/`&mut [u8]`, two threads
 //! can never race on the same bytes through safe code. Shared mutable memory
 //! goes through atomic views instead.
+//!
+//! | need | API |
+//! |---|---|
+//! | one value | [`get`](Segment::get)/[`set`](Segment::set), `_unaligned`, `_with(ByteOrder)`, `_le`/`_be`, `_at_index` |
+//! | many values | [`copy_to_slice`](Segment::copy_to_slice)/[`copy_from_slice`](Segment::copy_from_slice), [`elements`](Segment::elements) (+ [`Elements::next_chunk`]) |
+//! | views | [`slice`](Segment::slice)/[`slice_mut`](Segment::slice_mut), [`split_at`](Segment::split_at)/[`split_at_mut`](Segment::split_at_mut), [`chunks`](Segment::chunks), [`as_read_only`](Segment::as_read_only) |
+//! | bulk | [`fill`](Segment::fill), [`Segment::copy`] (memmove), [`mismatch`](Segment::mismatch), [`to_vec`](Segment::to_vec), [`clone_into`](Segment::clone_into) |
+//! | text | [`get_cstr`](Segment::get_cstr), [`get_string`](Segment::get_string), [`set_cstr`](Segment::set_cstr), [`hexdump`](Segment::hexdump) / `Display` |
+//! | `std::io` | [`cursor`](Segment::cursor)/[`cursor_mut`](Segment::cursor_mut) → [`SegmentCursor`] |
+//! | speed | [`guarded`](Segment::guarded) / [`guarded_mut`](Segment::guarded_mut) (no liveness check; `&[T]` views) |
+//! | threads | [`atomics`](Segment::atomics) → [`AtomicView`] |
+//! | other memory | [`HeapSegment`], [`Segment::with_slice`], [`Segment::map_file`] |
 
 pub(crate) mod raw;
 
