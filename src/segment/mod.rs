@@ -12,10 +12,38 @@
 //! take `&mut self`, reads take `&self`: like `&[u8]`/`&mut [u8]`, two threads
 //! can never race on the same bytes through safe code. Shared mutable memory
 //! goes through atomic views instead.
+//!
+//! | need | API |
+//! |---|---|
+//! | one value | [`get`](Segment::get)/[`set`](Segment::set), `_unaligned`, `_with(ByteOrder)`, `_le`/`_be`, `_at_index` |
+//! | many values | [`copy_to_slice`](Segment::copy_to_slice)/[`copy_from_slice`](Segment::copy_from_slice), [`elements`](Segment::elements) (+ [`Elements::next_chunk`]) |
+//! | views | [`slice`](Segment::slice)/[`slice_mut`](Segment::slice_mut), [`split_at`](Segment::split_at)/[`split_at_mut`](Segment::split_at_mut), [`chunks`](Segment::chunks), [`as_read_only`](Segment::as_read_only) |
+//! | bulk | [`fill`](Segment::fill), [`Segment::copy`] (memmove), [`mismatch`](Segment::mismatch), [`to_vec`](Segment::to_vec), [`clone_into`](Segment::clone_into) |
+//! | text | [`get_cstr`](Segment::get_cstr), [`get_string`](Segment::get_string), [`set_cstr`](Segment::set_cstr), [`hexdump`](Segment::hexdump) / `Display` |
+//! | `std::io` | [`cursor`](Segment::cursor)/[`cursor_mut`](Segment::cursor_mut) → [`SegmentCursor`] |
+//! | speed | [`guarded`](Segment::guarded) / [`guarded_mut`](Segment::guarded_mut) (no liveness check; `&[T]` views) |
+//! | threads | [`atomics`](Segment::atomics) → [`AtomicView`] |
+//! | other memory | [`HeapSegment`], [`Segment::with_slice`], [`Segment::map_file`] |
 
 pub(crate) mod raw;
 
-pub use raw::Primitive;
+mod access;
+mod atomic;
+mod cursor;
+mod heap;
+#[cfg(loom)]
+pub mod loom_hook;
+mod mapped;
+mod view;
+
+pub use access::{ByteOrder, Elements};
+pub use atomic::AtomicView;
+pub use cursor::SegmentCursor;
+pub use heap::HeapSegment;
+pub use mapped::MapMode;
+pub use raw::{Numeric, Primitive};
+
+pub use view::{Chunks, HexDump};
 
 use crate::error::{Error, Result};
 use crate::session::{AcquireGuard, Session};
@@ -161,6 +189,8 @@ pub struct Segment<'s> {
     pub(crate) raw: RawSegment,
     pub(crate) session: &'s Session,
     pub(crate) read_only: bool,
+    /// Whether the bytes are a file mapping (enables `flush`/`load`).
+    pub(crate) mapped: bool,
     /// `*mut u8` semantics (the type owns no `T`), but see the Send/Sync impls.
     _marker: PhantomData<*mut u8>,
 }
@@ -191,6 +221,21 @@ impl<'s> Segment<'s> {
             raw,
             session,
             read_only: false,
+            mapped: false,
+            _marker: PhantomData,
+        }
+    }
+
+    /// A view of `raw` (a sub-range of `self`, checked by the caller with
+    /// `RawSegment::sub`) that shares this segment's session and flags;
+    /// `read_only` is or-ed in.
+    #[inline(always)]
+    pub(crate) fn derive(&self, raw: RawSegment, read_only: bool) -> Segment<'_> {
+        Segment {
+            raw,
+            session: self.session,
+            read_only: self.read_only || read_only,
+            mapped: self.mapped,
             _marker: PhantomData,
         }
     }
@@ -203,8 +248,10 @@ impl<'s> Segment<'s> {
     ///
     /// Unless `size == 0`, `addr .. addr + size` must be valid for reads and
     /// writes for as long as `session` is alive (or until it closes), and no
-    /// other code may access those bytes while this segment (or a view of it)
-    /// is in use, except through atomic views.
+    /// other code — including another segment made by `from_raw` over the
+    /// same bytes — may access those bytes while this segment (or a view of
+    /// it) is in use. (Atomic views are made from this segment and borrow
+    /// it exclusively, so they need no exception here.)
     ///
     /// # Errors
     ///
@@ -339,8 +386,29 @@ impl<'s> Segment<'s> {
         } else {
             self.raw.check(offset, len)?
         };
+        self.enter_then(|| f(p))
+    }
+
+    /// Runs `f` inside a plain access of the session (liveness + thread).
+    #[inline(always)]
+    pub(crate) fn enter_then<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
+        #[cfg(loom)]
+        if crate::session::state::twin_on("SegmentSkipsLiveness") {
+            let r = f();
+            loom_hook::run();
+            return Ok(r);
+        }
+        if self.session.kind() == crate::SessionKind::Global {
+            // The global session never closes and has no owner thread:
+            // nothing to enter (the same answer `enter` gives, minus the
+            // token's construction and drop).
+            return Ok(f());
+        }
         let _access = self.session.enter()?;
-        Ok(f(p))
+        let r = f();
+        #[cfg(loom)]
+        loom_hook::run();
+        Ok(r)
     }
 
     #[inline(always)]
@@ -473,6 +541,47 @@ impl<'s> Segment<'s> {
     /// ```
     #[inline]
     pub fn guarded<'g>(&'g self, guard: &'g AcquireGuard<'_>) -> Result<Guarded<'g>> {
+        self.check_guard(guard)?;
+        Ok(Guarded {
+            raw: self.raw,
+            _borrow: PhantomData,
+        })
+    }
+
+    /// A writable view that skips the liveness check (see
+    /// [`guarded`](Self::guarded)): `&mut [u8]` access and
+    /// `memcpy`/`memset`-speed bulk operations.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] if `guard` holds a different session;
+    /// [`Error::ReadOnly`] for a read-only segment.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::{Session, Segment, segment::Address};
+    /// let s = Session::shared();
+    /// let mut b = [0u32; 4];
+    /// let mut seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 16, &s) }?;
+    /// let guard = s.acquire()?;
+    /// let mut view = seg.guarded_mut(&guard)?;
+    /// view.as_mut_slice_of::<u32>()?.copy_from_slice(&[1, 2, 3, 4]);
+    /// assert_eq!(view.as_slice_of::<u32>()?.iter().sum::<u32>(), 10);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[inline]
+    pub fn guarded_mut<'g>(&'g mut self, guard: &'g AcquireGuard<'_>) -> Result<GuardedMut<'g>> {
+        self.check_guard(guard)?;
+        self.check_writable()?;
+        Ok(GuardedMut {
+            raw: self.raw,
+            _borrow: PhantomData,
+        })
+    }
+
+    #[inline(always)]
+    fn check_guard(&self, guard: &AcquireGuard<'_>) -> Result<()> {
         if guard.session_id() != self.session.id() {
             return Err(Error::InvalidArgument {
                 reason: format!(
@@ -482,11 +591,30 @@ impl<'s> Segment<'s> {
                 ),
             });
         }
-        Ok(Guarded {
-            raw: self.raw,
-            _borrow: PhantomData,
-        })
+        Ok(())
     }
+}
+
+/// Checks that the whole of `raw` is an array of `T`: start aligned, length
+/// a multiple of the size. Returns the element count.
+#[inline(always)]
+fn check_array<T: Numeric>(raw: &RawSegment) -> Result<usize> {
+    if raw.len == 0 {
+        // An empty slice may start anywhere (a zero-size segment's address
+        // can be NULL); `values` uses an aligned dangling pointer for it.
+        return Ok(0);
+    }
+    raw.check_aligned(0, 0, T::ALIGN)?;
+    if raw.len % T::SIZE != 0 {
+        return Err(Error::InvalidArgument {
+            reason: format!(
+                "segment of {} byte(s) is not a whole number of {}-byte elements",
+                raw.len,
+                T::SIZE
+            ),
+        });
+    }
+    Ok(raw.len / T::SIZE)
 }
 
 /// A segment viewed under an [`AcquireGuard`]: the session cannot close while
@@ -528,7 +656,72 @@ impl<'g> Guarded<'g> {
         // SAFETY: the memory is valid while the session is alive, and the
         // guard borrowed for 'g keeps it alive; the segment is borrowed
         // shared for 'g, so no `&mut Segment` write can alias this slice.
-        unsafe { core::slice::from_raw_parts(self.raw.ptr.as_ptr(), self.raw.len) }
+        unsafe { raw::bytes(self.raw.ptr.as_ptr(), self.raw.len) }
+    }
+
+    /// The bytes as a `&[T]` for a [`Numeric`] `T` (never `bool`, whose
+    /// bytes might not be 0/1).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Misaligned`] if the start is not aligned to `T`;
+    /// [`Error::InvalidArgument`] if the length is not a multiple of
+    /// `size_of::<T>()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::{Session, Segment, segment::Address, Error};
+    /// let s = Session::shared();
+    /// let mut b = [1i32, 2, 3];
+    /// let seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 12, &s) }?;
+    /// let g = s.acquire()?;
+    /// assert_eq!(seg.guarded(&g)?.as_slice_of::<i32>()?, &[1, 2, 3]);
+    /// assert!(seg.guarded(&g)?.as_slice_of::<u64>().is_err()); // 12 bytes are not u64s
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[inline]
+    pub fn as_slice_of<T: Numeric>(&self) -> Result<&'g [T]> {
+        let n = check_array::<T>(&self.raw)?;
+        // SAFETY: aligned and exactly `n * SIZE` bytes (check_array); live
+        // and unaliased by writers for 'g (as in `as_slice`); `T: Numeric`
+        // accepts any bytes.
+        Ok(unsafe { raw::values::<T>(self.raw.ptr.as_ptr(), n) })
+    }
+
+    /// The size in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::{Session, Segment, segment::Address};
+    /// # let s = Session::shared();
+    /// # let mut b = [0u8; 2];
+    /// # let seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 2, &s) }?;
+    /// # let g = s.acquire()?;
+    /// assert_eq!(seg.guarded(&g)?.len(), 2);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.raw.len
+    }
+
+    /// Whether the size is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::{Session, Segment, segment::Address};
+    /// # let s = Session::shared();
+    /// # let seg = unsafe { Segment::from_raw(Address::NULL, 0, &s) }?;
+    /// # let g = s.acquire()?;
+    /// assert!(seg.guarded(&g)?.is_empty());
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.raw.len == 0
     }
 
     /// Reads a `T` at `offset` with bounds and alignment checks only.
@@ -549,6 +742,276 @@ impl<'g> Guarded<'g> {
         let p = self.raw.check_aligned(offset, T::SIZE, T::ALIGN)?;
         // SAFETY: in bounds and aligned (checked above); alive (the guard).
         Ok(unsafe { T::read_raw(p) })
+    }
+
+    /// Reads a `T` at `offset` at any alignment (bounds check only).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::{Session, Segment, segment::Address};
+    /// # let s = Session::shared();
+    /// let mut b = [0u8, 1, 0, 0, 0];
+    /// let seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 5, &s) }?;
+    /// let g = s.acquire()?;
+    /// assert_eq!(seg.guarded(&g)?.get_unaligned::<u32>(1)?, u32::from_le(1));
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[inline(always)]
+    pub fn get_unaligned<T: Primitive>(&self, offset: usize) -> Result<T> {
+        let p = self.raw.check(offset, T::SIZE)?;
+        // SAFETY: in bounds (checked above); alive (the guard).
+        Ok(unsafe { T::read_raw(p) })
+    }
+}
+
+/// A writable segment viewed under an [`AcquireGuard`] (see
+/// [`Segment::guarded_mut`]).
+///
+/// # Examples
+///
+/// ```
+/// # use memscope::{Session, Segment, segment::Address};
+/// let s = Session::shared();
+/// let mut b = [0u8; 4];
+/// let mut seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 4, &s) }?;
+/// let g = s.acquire()?;
+/// seg.guarded_mut(&g)?.fill(3);
+/// assert_eq!(seg.guarded(&g)?.as_slice(), &[3; 4]);
+/// # Ok::<(), memscope::Error>(())
+/// ```
+pub struct GuardedMut<'g> {
+    raw: RawSegment,
+    _borrow: PhantomData<&'g mut [u8]>,
+}
+
+impl<'g> GuardedMut<'g> {
+    /// The bytes (shared borrow of the view).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::{Session, Segment, segment::Address};
+    /// # let s = Session::shared();
+    /// # let mut b = [1u8; 2];
+    /// # let mut seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 2, &s) }?;
+    /// # let g = s.acquire()?;
+    /// assert_eq!(seg.guarded_mut(&g)?.as_slice(), &[1, 1]);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[inline]
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: live for 'g (the guard); the segment is borrowed mutably
+        // for 'g, so only this view reaches the bytes, and `&self` excludes
+        // its own mutable borrows.
+        unsafe { raw::bytes(self.raw.ptr.as_ptr(), self.raw.len) }
+    }
+
+    /// The bytes, mutably.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::{Session, Segment, segment::Address};
+    /// # let s = Session::shared();
+    /// # let mut b = [0u8; 2];
+    /// # let mut seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 2, &s) }?;
+    /// # let g = s.acquire()?;
+    /// seg.guarded_mut(&g)?.as_mut_slice()[1] = 9;
+    /// assert_eq!(seg.get::<u8>(1)?, 9);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: live for 'g (the guard); writable (checked by
+        // `guarded_mut`); exclusive: the segment is borrowed mutably for 'g
+        // and `&mut self` excludes every other borrow of this view.
+        unsafe { raw::bytes_mut(self.raw.ptr.as_ptr(), self.raw.len) }
+    }
+
+    /// The bytes as `&[T]` (see [`Guarded::as_slice_of`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Guarded::as_slice_of`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::{Session, Segment, segment::Address};
+    /// # let s = Session::shared();
+    /// # let mut b = [2u16; 2];
+    /// # let mut seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 4, &s) }?;
+    /// # let g = s.acquire()?;
+    /// assert_eq!(seg.guarded_mut(&g)?.as_slice_of::<u16>()?, &[2, 2]);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[inline]
+    pub fn as_slice_of<T: Numeric>(&self) -> Result<&[T]> {
+        let n = check_array::<T>(&self.raw)?;
+        // SAFETY: as `as_slice`, plus aligned and sized (check_array) and
+        // any bytes are a valid `T` (Numeric).
+        Ok(unsafe { raw::values::<T>(self.raw.ptr.as_ptr(), n) })
+    }
+
+    /// The bytes as `&mut [T]` for a [`Numeric`] `T`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Guarded::as_slice_of`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::{Session, Segment, segment::Address};
+    /// # let s = Session::shared();
+    /// # let mut b = [0f64; 2];
+    /// # let mut seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 16, &s) }?;
+    /// # let g = s.acquire()?;
+    /// seg.guarded_mut(&g)?.as_mut_slice_of::<f64>()?[1] = 0.5;
+    /// assert_eq!(seg.get::<f64>(8)?, 0.5);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[inline]
+    pub fn as_mut_slice_of<T: Numeric>(&mut self) -> Result<&mut [T]> {
+        let n = check_array::<T>(&self.raw)?;
+        // SAFETY: as `as_mut_slice`, plus aligned and sized (check_array);
+        // any bytes are a valid `T`, and any `T` written is plain bytes.
+        Ok(unsafe { raw::values_mut::<T>(self.raw.ptr.as_ptr(), n) })
+    }
+
+    /// Reads a `T` at `offset` (bounds and alignment checks only).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfBounds`], [`Error::Misaligned`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::{Session, Segment, segment::Address};
+    /// # let s = Session::shared();
+    /// # let mut b = [4u32; 1];
+    /// # let mut seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 4, &s) }?;
+    /// # let g = s.acquire()?;
+    /// assert_eq!(seg.guarded_mut(&g)?.get::<u32>(0)?, 4);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[inline(always)]
+    pub fn get<T: Primitive>(&self, offset: usize) -> Result<T> {
+        let p = self.raw.check_aligned(offset, T::SIZE, T::ALIGN)?;
+        // SAFETY: in bounds and aligned (checked above); alive (the guard).
+        Ok(unsafe { T::read_raw(p) })
+    }
+
+    /// Writes a `T` at `offset` (bounds and alignment checks only).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfBounds`], [`Error::Misaligned`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::{Session, Segment, segment::Address};
+    /// # let s = Session::shared();
+    /// # let mut b = [0u32; 1];
+    /// # let mut seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 4, &s) }?;
+    /// # let g = s.acquire()?;
+    /// seg.guarded_mut(&g)?.set(0, 8u32)?;
+    /// assert_eq!(seg.get::<u32>(0)?, 8);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[inline(always)]
+    pub fn set<T: Primitive>(&mut self, offset: usize, value: T) -> Result<()> {
+        let p = self.raw.check_aligned(offset, T::SIZE, T::ALIGN)?;
+        // SAFETY: in bounds and aligned (checked above); alive (the guard);
+        // exclusive and writable (`guarded_mut` + `&mut self`).
+        unsafe { value.write_raw(p) };
+        Ok(())
+    }
+
+    /// Sets every byte to `byte` (`memset`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::{Session, Segment, segment::Address};
+    /// # let s = Session::shared();
+    /// # let mut b = [0u8; 3];
+    /// # let mut seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 3, &s) }?;
+    /// # let g = s.acquire()?;
+    /// seg.guarded_mut(&g)?.fill(1);
+    /// assert_eq!(seg.to_vec()?, [1, 1, 1]);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[inline]
+    pub fn fill(&mut self, byte: u8) {
+        // SAFETY: the whole view: live (guard), exclusive and writable.
+        unsafe { raw::fill(self.raw.ptr.as_ptr(), byte, self.raw.len) }
+    }
+
+    /// Copies `src` to `offset` (`memcpy`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfBounds`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::{Session, Segment, segment::Address};
+    /// # let s = Session::shared();
+    /// # let mut b = [0u8; 3];
+    /// # let mut seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 3, &s) }?;
+    /// # let g = s.acquire()?;
+    /// seg.guarded_mut(&g)?.copy_from_slice(1, &[5, 6])?;
+    /// assert_eq!(seg.to_vec()?, [0, 5, 6]);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[inline]
+    pub fn copy_from_slice(&mut self, offset: usize, src: &[u8]) -> Result<()> {
+        let p = self.raw.check(offset, src.len())?;
+        // SAFETY: in bounds (checked); live, exclusive, writable (as
+        // `fill`); `src` cannot alias the view (it is borrowed mutably).
+        unsafe { raw::write_slice(src, p) };
+        Ok(())
+    }
+
+    /// Copies `len` bytes within the view (`memmove`; ranges may overlap).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfBounds`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::{Session, Segment, segment::Address};
+    /// # let s = Session::shared();
+    /// # let mut b = [1u8, 2, 3];
+    /// # let mut seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 3, &s) }?;
+    /// # let g = s.acquire()?;
+    /// seg.guarded_mut(&g)?.copy_within(0, 1, 2)?;
+    /// assert_eq!(seg.to_vec()?, [1, 1, 2]);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[inline]
+    pub fn copy_within(&mut self, src_offset: usize, dst_offset: usize, len: usize) -> Result<()> {
+        let s = self.raw.check(src_offset, len)?;
+        let d = self.raw.check(dst_offset, len)?;
+        // SAFETY: both in bounds (checked); live, exclusive, writable.
+        unsafe { raw::copy(s, d, len) };
+        Ok(())
+    }
+}
+
+impl fmt::Debug for GuardedMut<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuardedMut")
+            .field("address", &Address(self.raw.addr()))
+            .field("len", &self.raw.len)
+            .finish()
     }
 }
 

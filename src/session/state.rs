@@ -105,6 +105,8 @@ pub mod broken {
         NoOwnerCheck,
         /// The arena bump uses a load + store instead of a read-modify-write.
         ArenaLoadStoreBump,
+        /// Unguarded segment accesses skip `Session::enter` (no liveness hold).
+        SegmentSkipsLiveness,
     }
 
     std::thread_local! {

@@ -1,0 +1,167 @@
+//! Loom models of segment access vs close (DESIGN.md semantics 5, 6, 8).
+//!
+//! Segment memory is raw memory loom cannot see, so each model pairs a real
+//! segment (over a small leaked buffer) with a loom `UnsafeCell` that the
+//! session's close action frees (`with_mut`). The cell is read *inside* the
+//! segment's own liveness window: under the guard for guarded access, and
+//! through `memscope::segment::loom_hook` (run by the segment between its
+//! `enter` and exit) for unguarded access. The broken twin
+//! `SegmentSkipsLiveness` makes unguarded access skip `enter`; loom must
+//! catch it.
+#![cfg(loom)]
+
+use loom::cell::UnsafeCell;
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::thread;
+use memscope::segment::{Address, loom_hook};
+use memscope::session::broken::{Twin, with_twin};
+use memscope::{Error, Segment, Session};
+
+/// "Memory" owned by a session: freed by a close action.
+struct Memory {
+    cell: UnsafeCell<u64>,
+    live: AtomicBool,
+}
+
+// SAFETY: every access to `cell` goes through loom's UnsafeCell, which
+// reports unsynchronised concurrent access: that is the point of the model.
+unsafe impl Sync for Memory {}
+// SAFETY: as above; the cell holds a plain u64.
+unsafe impl Send for Memory {}
+
+impl Memory {
+    fn read(&self) {
+        assert!(
+            self.live.load(Ordering::Relaxed),
+            "memory freed under an access"
+        );
+        self.cell.with(|p| assert_eq!(unsafe { *p }, 7));
+    }
+}
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(3);
+    }
+    b.check(f);
+}
+
+/// A shared session whose close action frees the loom memory, and the
+/// address of an 8-byte buffer for the segment itself.
+fn setup() -> (Session, Arc<Memory>, Address) {
+    let s = Session::shared();
+    let m = Arc::new(Memory {
+        cell: UnsafeCell::new(7),
+        live: AtomicBool::new(true),
+    });
+    let m2 = m.clone();
+    s.add_close_action(move || {
+        m2.live.store(false, Ordering::Relaxed);
+        m2.cell.with_mut(|p| unsafe { *p = 0xdead });
+    })
+    .unwrap();
+    let buf: &'static mut [u64; 1] = Box::leak(Box::new([7u64]));
+    (s, m, Address::from_ptr(buf.as_mut_ptr()))
+}
+
+/// A segment read under an acquire guard vs close: close is Busy (nothing
+/// freed) or the acquire fails with Closed.
+fn guarded_read_vs_close() {
+    model(|| {
+        let (s, m, addr) = setup();
+        let s2 = s.clone();
+        let m2 = m.clone();
+        let t = thread::spawn(move || {
+            // SAFETY: the leaked buffer is never freed nor used elsewhere.
+            let seg = unsafe { Segment::from_raw(addr, 8, &s2) }.unwrap();
+            if let Ok(g) = s2.acquire() {
+                let v = seg.guarded(&g).unwrap();
+                assert_eq!(v.get::<u64>(0).unwrap(), 7);
+                m2.read();
+                drop(g);
+            }
+        });
+        match s.close() {
+            Ok(()) | Err(Error::Busy { .. }) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+        t.join().unwrap();
+    });
+}
+
+/// An unguarded `get` vs close: the read completes on live memory or fails
+/// with Closed, and close never fails because of it.
+fn unguarded_read_vs_close() {
+    model(|| {
+        let (s, m, addr) = setup();
+        let m2 = m.clone();
+        loom_hook::set(move || m2.read());
+        let s2 = s.clone();
+        let t = thread::spawn(move || {
+            // SAFETY: the leaked buffer is never freed nor used elsewhere.
+            let seg = unsafe { Segment::from_raw(addr, 8, &s2) }.unwrap();
+            match seg.get::<u64>(0) {
+                Ok(v) => assert_eq!(v, 7),
+                Err(Error::Closed) => {}
+                Err(e) => panic!("unexpected {e}"),
+            }
+        });
+        let r = s.close();
+        t.join().unwrap();
+        loom_hook::clear();
+        r.unwrap();
+    });
+}
+
+/// The chunked element iterator (one enter per chunk) vs close.
+fn elements_vs_close() {
+    model(|| {
+        let (s, m, addr) = setup();
+        let m2 = m.clone();
+        loom_hook::set(move || m2.read());
+        let s2 = s.clone();
+        let t = thread::spawn(move || {
+            // SAFETY: the leaked buffer is never freed nor used elsewhere.
+            let seg = unsafe { Segment::from_raw(addr, 8, &s2) }.unwrap();
+            for r in seg.elements::<u32>().unwrap() {
+                match r {
+                    Ok(_) | Err(Error::Closed) => {}
+                    Err(e) => panic!("unexpected {e}"),
+                }
+            }
+        });
+        let r = s.close();
+        t.join().unwrap();
+        loom_hook::clear();
+        r.unwrap();
+    });
+}
+
+#[test]
+fn loom_guarded_read_vs_close() {
+    guarded_read_vs_close();
+}
+
+#[test]
+fn loom_unguarded_read_vs_close() {
+    unguarded_read_vs_close();
+}
+
+#[test]
+fn loom_elements_vs_close() {
+    elements_vs_close();
+}
+
+#[test]
+#[should_panic]
+fn twin_segment_skips_liveness_is_caught() {
+    with_twin(Twin::SegmentSkipsLiveness, unguarded_read_vs_close);
+}
+
+#[test]
+#[should_panic]
+fn twin_segment_skips_liveness_is_caught_by_elements() {
+    with_twin(Twin::SegmentSkipsLiveness, elements_vs_close);
+}
