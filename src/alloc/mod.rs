@@ -5,6 +5,15 @@
 //! is a provided method on top of it. Returned memory is zeroed unless
 //! [`SegmentAllocator::allocate_uninit`] is asked for.
 
+mod arena;
+mod bridge;
+mod cells;
+mod chunk;
+mod pool;
+
+pub use arena::{Arena, LocalArena};
+pub use pool::{PoolStats, pool_stats, trim_pool};
+
 use crate::error::{Error, Result};
 use crate::segment::{Primitive, Segment};
 

@@ -95,6 +95,12 @@ pub mod broken {
         NoOwnerCheck,
         /// The arena bump uses a load + store instead of a read-modify-write.
         ArenaLoadStoreBump,
+        /// Arena close recycles the chunks without marking the bump slots closed.
+        ArenaNoCloseMark,
+        /// The chunk pool hands out a recycled chunk without clearing it.
+        PoolNoClear,
+        /// A stack frame's end does not restore the thread's stack top.
+        StackNoRestore,
     }
 
     std::thread_local! {
