@@ -180,7 +180,7 @@ fn slot_count() -> usize {
 
 #[cold]
 #[inline(never)]
-fn layout_error(size: usize, align: usize) -> Error {
+pub(super) fn layout_error(size: usize, align: usize) -> Error {
     match super::check_layout(size, align) {
         Err(e) => e,
         Ok(()) => Error::OutOfMemory { size, align },

@@ -11,6 +11,8 @@
 //! close/reset or frame end); the malloc allocator frees each block.
 
 use super::arena::{Arena, LocalArena};
+use super::malloc::{MallocAllocator, c_alloc, c_free};
+use super::stack::Frame;
 use allocator_api2::alloc::{AllocError, Allocator, Layout};
 use core::ptr::NonNull;
 
@@ -59,4 +61,52 @@ unsafe impl Allocator for LocalArena<'_> {
 
     #[inline]
     unsafe fn deallocate(&self, _ptr: NonNull<u8>, _layout: Layout) {}
+}
+
+// SAFETY: a frame's blocks are disjoint ranges of the thread's stack (or
+// heap blocks) that stay allocated until the frame ends; a `&Frame` cannot
+// outlive the frame (the closure receives it for a lifetime it cannot
+// return), so every block outlives every borrow of the allocator.
+unsafe impl Allocator for Frame {
+    #[inline]
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        let a = self
+            .bump(layout.size(), layout.align())
+            .map_err(|_| AllocError)?;
+        Ok(block(a, layout.size()))
+    }
+
+    #[inline]
+    unsafe fn deallocate(&self, _ptr: NonNull<u8>, _layout: Layout) {}
+}
+
+// SAFETY: each block is its own C heap block, owned by the collection that
+// asked for it (not recorded by the allocator, so closing the session does
+// not free it) until `deallocate`, which frees exactly that block. Zero-size
+// blocks are dangling and never freed.
+unsafe impl Allocator for MallocAllocator {
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        if layout.size() == 0 {
+            return Ok(block(layout.align(), 0));
+        }
+        let a = c_alloc(layout.size(), layout.align(), false).ok_or(AllocError)?;
+        Ok(block(a, layout.size()))
+    }
+
+    fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        if layout.size() == 0 {
+            return Ok(block(layout.align(), 0));
+        }
+        let a = c_alloc(layout.size(), layout.align(), true).ok_or(AllocError)?;
+        Ok(block(a, layout.size()))
+    }
+
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        if layout.size() != 0 {
+            // SAFETY: the caller passes a block this allocator returned with
+            // this layout (the `Allocator` contract), i.e. a live `c_alloc`
+            // block.
+            unsafe { c_free(ptr.as_ptr().expose_provenance()) };
+        }
+    }
 }

@@ -101,6 +101,9 @@ pub mod broken {
         PoolNoClear,
         /// A stack frame's end does not restore the thread's stack top.
         StackNoRestore,
+        /// The stack allocator keeps its state in a `std` thread-local (shared
+        /// by all loom threads) instead of the shim's.
+        StackNotPerThread,
     }
 
     std::thread_local! {
