@@ -187,6 +187,11 @@ pub(super) fn layout_error(size: usize, align: usize) -> Error {
     }
 }
 
+#[cold]
+fn oom(size: usize, align: usize) -> Error {
+    Error::OutOfMemory { size, align }
+}
+
 /// The layout check every fast path starts with (free when inlined with
 /// constant arguments).
 #[inline(always)]
@@ -333,7 +338,7 @@ impl Inner {
         let table_full = !self.slots.is_empty() && s.table_len >= TABLE;
         if needed > s.next_size / 2 || needed > MAX_TABLE_CHUNK || table_full {
             // Huge: its own chunk, the current one stays current.
-            let chunk = Self::new_chunk(&mut s, size, align, true)?;
+            let chunk = Self::new_chunk(&mut s, size, align, true).map_err(|_| oom(size, align))?;
             let a = chunk.addr();
             s.chunks.push(Rec {
                 chunk,
@@ -343,7 +348,8 @@ impl Inner {
             return Ok(a);
         }
         let want = s.next_size;
-        let chunk = Self::new_chunk(&mut s, want.max(needed), CHUNK_ALIGN, false)?;
+        let chunk = Self::new_chunk(&mut s, want.max(needed), CHUNK_ALIGN, false)
+            .map_err(|_| oom(size, align))?;
         s.next_size = (chunk.len().max(want) * 2).min(MAX_TABLE_CHUNK);
         let base = chunk.addr();
         let len = chunk.len();
@@ -461,7 +467,7 @@ impl Inner {
             .checked_add(align.saturating_sub(CHUNK_ALIGN))
             .ok_or(Error::OutOfMemory { size, align })?;
         if needed > s.next_size / 2 {
-            let chunk = Self::new_chunk(&mut s, size, align, true)?;
+            let chunk = Self::new_chunk(&mut s, size, align, true).map_err(|_| oom(size, align))?;
             let a = chunk.addr();
             s.chunks.push(Rec {
                 chunk,
@@ -474,7 +480,8 @@ impl Inner {
             s.chunks[rec].dirty = used;
         }
         let want = s.next_size;
-        let chunk = Self::new_chunk(&mut s, want, CHUNK_ALIGN, false)?;
+        let chunk =
+            Self::new_chunk(&mut s, want, CHUNK_ALIGN, false).map_err(|_| oom(size, align))?;
         s.next_size = (chunk.len().max(want) * 2).min(MAX_TABLE_CHUNK);
         let base = chunk.addr();
         let end = chunk.end();
