@@ -185,7 +185,7 @@ fn allocation_limit_gives_out_of_memory() {
                 Err(e) => panic!("{e}"),
             }
         }
-        assert!(got >= 4000 && got <= 8192, "{got}");
+        assert!((4000..=8192).contains(&got), "{got}");
         assert!(arena.reserved_bytes() <= 8192);
         assert!(matches!(
             arena.local().allocate(100, 4),
