@@ -31,35 +31,39 @@ const MALLOC_ALIGN: usize = 2 * core::mem::size_of::<usize>();
 /// its address (exposed) or `None`.
 pub(crate) fn c_alloc(size: usize, align: usize, zeroed: bool) -> Option<usize> {
     debug_assert!(size > 0 && align.is_power_of_two());
-    let p = if align <= MALLOC_ALIGN {
+    if align <= MALLOC_ALIGN {
         // SAFETY: plain C allocation calls with a non-zero size.
-        unsafe {
+        let p = unsafe {
             if zeroed {
                 calloc(1, size)
             } else {
                 malloc(size)
             }
-        }
-    } else {
-        let mut out = core::ptr::null_mut();
-        let align = align.max(core::mem::size_of::<*mut c_void>());
-        // SAFETY: `out` is a valid place for the result; `align` is a power
-        // of two and a multiple of the pointer size, as POSIX requires.
-        let rc = unsafe { posix_memalign(&mut out, align, size) };
-        if rc != 0 || out.is_null() {
+        };
+        if p.is_null() {
             return None;
         }
-        if zeroed {
-            // SAFETY: `out` is a fresh block of `size` writable bytes.
-            unsafe { core::ptr::write_bytes(out.cast::<u8>(), 0, size) };
+        if p.addr() % align == 0 {
+            return Some(p.expose_provenance());
         }
-        out
-    };
-    if p.is_null() {
-        None
-    } else {
-        Some(p.expose_provenance())
+        // C only promises alignment for objects that fit the size (Miri
+        // gives a 3-byte block 2-byte alignment): fall back below.
+        // SAFETY: `p` is the live block just allocated.
+        unsafe { free(p) };
     }
+    let mut out = core::ptr::null_mut();
+    let align = align.max(core::mem::size_of::<*mut c_void>());
+    // SAFETY: `out` is a valid place for the result; `align` is a power of
+    // two and a multiple of the pointer size, as POSIX requires.
+    let rc = unsafe { posix_memalign(&mut out, align, size) };
+    if rc != 0 || out.is_null() {
+        return None;
+    }
+    if zeroed {
+        // SAFETY: `out` is a fresh block of `size` writable bytes.
+        unsafe { core::ptr::write_bytes(out.cast::<u8>(), 0, size) };
+    }
+    Some(out.expose_provenance())
 }
 
 /// Frees a block from [`c_alloc`].
@@ -84,7 +88,10 @@ pub(crate) unsafe fn c_free(addr: usize) {
 /// the same `align`; on success it must not be used afterwards.
 pub(crate) unsafe fn c_realloc(addr: usize, old: usize, new: usize, align: usize) -> Option<usize> {
     let p: *mut c_void = core::ptr::with_exposed_provenance_mut(addr);
-    let q = if align <= MALLOC_ALIGN {
+    // C's realloc aligns like malloc: for `new >= MALLOC_ALIGN` that is the
+    // fundamental alignment (which `align` does not exceed here); smaller
+    // blocks move by hand so their alignment is kept.
+    let q = if align <= MALLOC_ALIGN && new >= MALLOC_ALIGN {
         // SAFETY: `p` is a live malloc block (caller) and `new > 0`.
         let q = unsafe { realloc(p, new) };
         if q.is_null() {
