@@ -340,8 +340,10 @@ impl MallocAllocator {
 }
 
 impl SegmentAllocator for MallocAllocator {
+    /// Zeroed too (`calloc`): fresh `malloc` memory is uninitialised, and
+    /// safe reads must never see uninitialised bytes.
     fn allocate_uninit(&self, size: usize, align: usize) -> Result<Segment<'_>> {
-        self.alloc(size, align, false)
+        self.alloc(size, align, true)
     }
 
     fn allocate(&self, size: usize, align: usize) -> Result<Segment<'_>> {
