@@ -26,7 +26,7 @@ fn row1(c: &mut Criterion) {
     g.bench_function("memscope_confined_arena", |b| {
         b.iter(|| {
             for _ in 0..ROW1_N {
-                black_box(confined.allocate(16, 8).unwrap());
+                black_box(confined.allocate(16, 8).unwrap().address());
             }
             confined.reset();
         })
@@ -37,7 +37,7 @@ fn row1(c: &mut Criterion) {
             {
                 let local = shared.local();
                 for _ in 0..ROW1_N {
-                    black_box(local.allocate(16, 8).unwrap());
+                    black_box(local.allocate(16, 8).unwrap().address());
                 }
             }
             shared.reset();
@@ -49,7 +49,7 @@ fn row1(c: &mut Criterion) {
             {
                 let local = confined_local.local();
                 for _ in 0..ROW1_N {
-                    black_box(local.allocate(16, 8).unwrap());
+                    black_box(local.allocate(16, 8).unwrap().address());
                 }
             }
             confined_local.reset();
@@ -59,7 +59,7 @@ fn row1(c: &mut Criterion) {
     g.bench_function("memscope_shared_arena_cas", |b| {
         b.iter(|| {
             for _ in 0..ROW1_N {
-                black_box(shared2.allocate(16, 8).unwrap());
+                black_box(shared2.allocate(16, 8).unwrap().address());
             }
             shared2.reset();
         })
@@ -177,13 +177,13 @@ const ROW2_N: usize = 10_000;
 fn row2(c: &mut Criterion) {
     two_threads(c, "memscope_shared_arena", Arena::shared, |a| {
         for _ in 0..ROW2_N {
-            black_box(a.allocate(16, 8).unwrap());
+            black_box(a.allocate(16, 8).unwrap().address());
         }
     });
     two_threads(c, "memscope_local", Arena::shared, |a| {
         let l = a.local();
         for _ in 0..ROW2_N {
-            black_box(l.allocate(16, 8).unwrap());
+            black_box(l.allocate(16, 8).unwrap().address());
         }
     });
     two_threads(
@@ -243,7 +243,7 @@ fn row3(c: &mut Criterion) {
         b.iter(|| {
             stack::frame(|f| {
                 for _ in 0..4 {
-                    black_box(f.allocate(16, 8).unwrap());
+                    black_box(f.allocate(16, 8).unwrap().address());
                 }
             })
         })
@@ -281,14 +281,14 @@ fn row45(c: &mut Criterion) {
     g.bench_function("memscope_confined_arena", |b| {
         b.iter(|| {
             let a = Arena::confined();
-            black_box(a.allocate(16, 8).unwrap());
+            black_box(a.allocate(16, 8).unwrap().address());
             a.close().unwrap();
         })
     });
     g.bench_function("memscope_shared_arena", |b| {
         b.iter(|| {
             let a = Arena::shared();
-            black_box(a.allocate(16, 8).unwrap());
+            black_box(a.allocate(16, 8).unwrap().address());
             a.close().unwrap();
         })
     });

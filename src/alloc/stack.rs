@@ -7,9 +7,11 @@
 //! that does not fit falls back to a zeroed heap block that the frame frees
 //! at its end. The linker marshals temporary arguments here.
 //!
-//! Memory is zeroed: the part of the stack above the top is kept all-zero
-//! (a frame's end clears what the frame used, in one `memset`), so a zeroed
-//! allocation costs no per-allocation `memset`.
+//! Memory is zeroed on allocation (`allocate`): stack memory is reused by
+//! every frame, and a small constant-size zeroing inlines to a few stores,
+//! which is cheaper than clearing a whole frame at its end.
+//! `allocate_uninit` skips it (the bytes are always initialised: the chunk
+//! starts zeroed and is only ever written with initialised values).
 //!
 //! Segments from a frame borrow the `&Frame`, which the closure receives
 //! for a lifetime it cannot return (`impl FnOnce(&Frame) -> R`): they cannot
@@ -35,7 +37,7 @@ use super::chunk::{Chunk, align_up, carve};
 use crate::error::{Error, Result};
 use crate::segment::Segment;
 use crate::session::Session;
-use core::cell::UnsafeCell;
+use core::cell::{Cell, RefCell};
 use core::fmt;
 use core::marker::PhantomData;
 
@@ -46,72 +48,146 @@ pub const STACK_SIZE: usize = 64 * 1024;
 #[cfg(loom)]
 pub const STACK_SIZE: usize = 64;
 
-struct Stack {
-    chunk: Option<Chunk>,
-    /// Next free address, and the end of the chunk (`1, 0` before the chunk
-    /// exists: nothing fits).
-    top: usize,
-    end: usize,
+const UNINIT: u8 = 0;
+const READY: u8 = 1;
+const DEAD: u8 = 2;
+
+/// The hot state of a thread's stack: plain `Cell`s in a thread-local with
+/// no destructor, so reaching it costs one thread-local address and no
+/// "is it initialised / destroyed" check.
+struct Hot {
+    /// Next free address and the chunk's end (`1, 0`: nothing fits).
+    top: Cell<usize>,
+    end: Cell<usize>,
     /// Frames open on this thread.
-    depth: usize,
+    depth: Cell<usize>,
+    /// Heap blocks held by open frames (mirrors `Cold::overflow.len()`).
+    overflow: Cell<usize>,
+    /// The session segments get (points into `Cold`), or null.
+    session: Cell<*const Session>,
+    state: Cell<u8>,
+}
+
+impl Hot {
+    const fn new() -> Hot {
+        Hot {
+            top: Cell::new(1),
+            end: Cell::new(0),
+            depth: Cell::new(0),
+            overflow: Cell::new(0),
+            session: Cell::new(core::ptr::null()),
+            state: Cell::new(UNINIT),
+        }
+    }
+}
+
+/// What the thread's stack owns: freed (and the hot state reset) when the
+/// thread exits.
+struct Cold {
+    chunk: Option<Chunk>,
     /// Heap blocks of frames that outgrew the stack, innermost last.
     overflow: Vec<Chunk>,
-    session: Option<Session>,
+    /// Boxed so that its address (kept in `Hot::session`) is stable.
+    session: Option<Box<Session>>,
+    /// The hot state to reset on drop.
+    hot: *const Hot,
 }
 
-impl Stack {
-    const fn new() -> Stack {
-        Stack {
+impl Cold {
+    const fn new() -> Cold {
+        Cold {
             chunk: None,
-            top: 1,
-            end: 0,
-            depth: 0,
             overflow: Vec::new(),
             session: None,
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn init(&mut self) {
-        if self.session.is_none() {
-            self.session = Some(Session::global());
-        }
-        if self.chunk.is_none() {
-            if let Some(c) = Chunk::new(STACK_SIZE, 16) {
-                self.top = c.addr();
-                self.end = c.end();
-                self.chunk = Some(c);
-            }
+            hot: core::ptr::null(),
         }
     }
 }
 
-/// The thread's stack; `UnsafeCell` because frames reach it through a raw
-/// pointer while user code (which may open nested frames) runs.
-struct StackCell(UnsafeCell<Stack>);
+impl Drop for Cold {
+    fn drop(&mut self) {
+        // Under loom every thread-local is a heap object dropped at thread
+        // end, `Hot` possibly first: leave it alone there (the twin path
+        // resets it by hand).
+        if !self.hot.is_null() && !cfg!(loom) {
+            // SAFETY: `hot` is this thread's hot state, a thread-local
+            // without destructor, so still valid while this one runs.
+            let hot = unsafe { &*self.hot };
+            hot.state.set(DEAD);
+            hot.top.set(1);
+            hot.end.set(0);
+            hot.session.set(core::ptr::null());
+        }
+    }
+}
 
 #[cfg(not(loom))]
 crate::sync::thread_local! {
-    static STACK: StackCell = const { StackCell(UnsafeCell::new(Stack::new())) };
+    static HOT: Hot = const { Hot::new() };
+    static COLD: RefCell<Cold> = const { RefCell::new(Cold::new()) };
 }
 #[cfg(loom)]
 crate::sync::thread_local! {
-    static STACK: StackCell = StackCell(UnsafeCell::new(Stack::new()));
+    static HOT: Hot = Hot::new();
+    static COLD: RefCell<Cold> = RefCell::new(Cold::new());
 }
-// The broken twin `StackNotPerThread`: a std thread-local, which all loom
+// The broken twin `StackNotPerThread`: `std` thread-locals, which all loom
 // threads of a model share (LOOM.md), so two threads' frames interleave.
 #[cfg(loom)]
 std::thread_local! {
-    static STACK_STD: StackCell = StackCell(UnsafeCell::new(Stack::new()));
+    static HOT_STD: Hot = const { Hot::new() };
+    static COLD_STD: RefCell<Cold> = const { RefCell::new(Cold::new()) };
+}
+
+#[cfg(loom)]
+#[inline(always)]
+fn twin() -> bool {
+    crate::session::state::twin_on("StackNotPerThread")
+}
+
+/// Runs `f` on this thread's cold state; `None` once it is destroyed.
+fn with_cold<R>(f: impl FnOnce(&mut Cold) -> R) -> Option<R> {
+    #[cfg(loom)]
+    if twin() {
+        return COLD_STD.try_with(|c| f(&mut c.borrow_mut())).ok();
+    }
+    COLD.try_with(|c| f(&mut c.borrow_mut())).ok()
+}
+
+#[cold]
+#[inline(never)]
+fn init(hot: &Hot) {
+    if hot.state.get() != UNINIT || hot.depth.get() != 0 {
+        // Destroyed (thread exit), or a frame is open: an open frame's mark
+        // must stay a cursor of the same chunk.
+        return;
+    }
+    let done = with_cold(|c| {
+        if c.session.is_none() {
+            c.session = Some(Box::new(Session::global()));
+        }
+        if c.chunk.is_none() {
+            c.chunk = Chunk::new(STACK_SIZE, 16);
+        }
+        c.hot = hot;
+        let session: *const Session = c.session.as_deref().map_or(core::ptr::null(), |s| s);
+        hot.session.set(session);
+        if let Some(ch) = &c.chunk {
+            hot.top.set(ch.addr());
+            hot.end.set(ch.end());
+            hot.state.set(READY);
+        }
+    });
+    if done.is_none() {
+        hot.state.set(DEAD);
+    }
 }
 
 /// Opens a frame on this thread's stack, runs `f` with it, and releases
 /// everything the frame allocated when `f` returns or unwinds.
 ///
-/// # Panics
-///
-/// Only if called while this thread's thread-locals are being destroyed.
+/// During thread exit (after this thread's stack was destroyed) the frame
+/// still runs `f`, but its allocations fail with [`Error::Closed`].
 ///
 /// # Examples
 ///
@@ -125,50 +201,45 @@ std::thread_local! {
 #[inline]
 pub fn frame<R>(f: impl FnOnce(&Frame) -> R) -> R {
     #[cfg(loom)]
-    if crate::session::state::twin_on("StackNotPerThread") {
-        return STACK_STD.with(|s| {
+    if twin() {
+        return HOT_STD.with(|h| {
             /// Do not keep loom objects (the session) past this model run,
             /// even when a model thread panics.
-            struct Reset<'a>(&'a StackCell);
+            struct Reset<'a>(&'a Hot);
             impl Drop for Reset<'_> {
                 fn drop(&mut self) {
-                    let st = self.0.0.get();
-                    // SAFETY: only done when no frame is open on this stack
-                    // or the thread is unwinding out of the model run.
-                    unsafe {
-                        if (*st).depth == 0 || std::thread::panicking() {
-                            *st = Stack::new();
-                        }
+                    if self.0.depth.get() == 0 || std::thread::panicking() {
+                        let _ = with_cold(|c| *c = Cold::new());
+                        self.0.state.set(UNINIT);
+                        self.0.depth.set(0);
+                        self.0.overflow.set(0);
+                        self.0.top.set(1);
+                        self.0.end.set(0);
+                        self.0.session.set(core::ptr::null());
                     }
                 }
             }
-            let _reset = Reset(s);
-            run(s, f)
+            let _reset = Reset(h);
+            run(h, f)
         });
     }
-    STACK.with(|s| run(s, f))
+    HOT.with(|h| run(h, f))
 }
 
 #[inline(always)]
-fn run<R>(cell: &StackCell, f: impl FnOnce(&Frame) -> R) -> R {
-    let st = cell.0.get();
-    // SAFETY: `st` points into this thread's thread-local, alive for the
-    // whole call; no other reference to the Stack exists right now (frames
-    // only hold the raw pointer and make short-lived `&mut`s that never
-    // span a call into user code).
-    let frame = unsafe {
-        let s = &mut *st;
-        if s.session.is_none() || s.chunk.is_none() {
-            s.init();
-        }
-        s.depth += 1;
-        Frame {
-            st,
-            mark: s.top,
-            overflow_mark: s.overflow.len(),
-            depth: s.depth,
-            _not_send: PhantomData,
-        }
+fn run<R>(hot: &Hot, f: impl FnOnce(&Frame) -> R) -> R {
+    if hot.state.get() != READY {
+        init(hot);
+    }
+    let depth = hot.depth.get() + 1;
+    hot.depth.set(depth);
+    let frame = Frame {
+        hot,
+        session: hot.session.get(),
+        mark: hot.top.get(),
+        overflow_mark: hot.overflow.get(),
+        depth,
+        _not_send: PhantomData,
     };
     f(&frame)
 }
@@ -194,7 +265,9 @@ fn run<R>(cell: &StackCell, f: impl FnOnce(&Frame) -> R) -> R {
 /// # Ok::<(), memscope::Error>(())
 /// ```
 pub struct Frame {
-    st: *mut Stack,
+    hot: *const Hot,
+    /// The stack's session, or null (thread exit).
+    session: *const Session,
     mark: usize,
     overflow_mark: usize,
     depth: usize,
@@ -202,21 +275,28 @@ pub struct Frame {
 }
 
 impl Frame {
+    #[inline(always)]
+    fn hot(&self) -> &Hot {
+        // SAFETY: `hot` is this thread's hot stack state, a thread-local
+        // without destructor (valid for the whole thread); the Frame is
+        // !Send and lives inside the `with` call that produced the pointer.
+        unsafe { &*self.hot }
+    }
+
     /// Bumps the thread's stack top; returns the start address.
     #[inline(always)]
     pub(crate) fn bump(&self, size: usize, align: usize) -> Result<usize> {
         if !(align.is_power_of_two() && size <= isize::MAX as usize - (align - 1)) {
             return Err(super::arena::layout_error(size, align));
         }
-        // SAFETY: `st` is this thread's stack (the Frame is !Send and lives
-        // inside the `with` call that produced the pointer); the `&mut` ends
-        // before this function returns and no user code runs meanwhile.
-        let s = unsafe { &mut *self.st };
-        if s.depth == self.depth {
-            if let Some(start) = align_up(s.top, align) {
-                if start <= s.end && s.end - start >= size {
-                    s.top = start + size;
-                    return Ok(start);
+        let h = self.hot();
+        if h.depth.get() == self.depth {
+            if let Some(start) = align_up(h.top.get(), align) {
+                if let Some(new) = start.checked_add(size) {
+                    if new <= h.end.get() {
+                        h.top.set(new);
+                        return Ok(start);
+                    }
                 }
             }
         }
@@ -226,22 +306,30 @@ impl Frame {
     #[cold]
     #[inline(never)]
     fn bump_slow(&self, size: usize, align: usize) -> Result<usize> {
-        // SAFETY: as in `bump`.
-        let s = unsafe { &mut *self.st };
-        if s.depth != self.depth {
+        let h = self.hot();
+        if h.depth.get() != self.depth {
             return Err(Error::InvalidArgument {
                 reason: format!(
                     "stack frame {} is not the innermost ({} frames are open)",
-                    self.depth, s.depth
+                    self.depth,
+                    h.depth.get()
                 ),
             });
+        }
+        if self.session.is_null() {
+            return Err(Error::Closed);
         }
         if size == 0 {
             return Ok(align);
         }
         let c = Chunk::new(size, align).ok_or(Error::OutOfMemory { size, align })?;
         let a = c.addr();
-        s.overflow.push(c);
+        let n = with_cold(|cold| {
+            cold.overflow.push(c);
+            cold.overflow.len()
+        })
+        .ok_or(Error::Closed)?;
+        h.overflow.set(n);
         Ok(a)
     }
 
@@ -257,16 +345,16 @@ impl Frame {
     /// });
     /// ```
     pub fn used(&self) -> usize {
-        // SAFETY: as in `bump` (a read only).
-        let s = unsafe { &*self.st };
-        s.top.saturating_sub(self.mark)
+        self.hot().top.get().saturating_sub(self.mark)
     }
 
+    #[inline(always)]
     fn session(&self) -> &Session {
-        // SAFETY: the session was set by `init` before this frame was made
-        // and is never removed while the thread's stack lives.
-        let s = unsafe { &*self.st };
-        s.session.as_ref().unwrap_or_else(|| unreachable!())
+        debug_assert!(!self.session.is_null(), "bump succeeded without a session");
+        // SAFETY: non-null (a successful bump implies READY, which sets it),
+        // and it points into this thread's `Cold` state (boxed), which is
+        // only dropped at thread exit, never while a frame is open.
+        unsafe { &*self.session }
     }
 }
 
@@ -274,57 +362,63 @@ impl SegmentAllocator for Frame {
     #[inline(always)]
     fn allocate_uninit(&self, size: usize, align: usize) -> Result<Segment<'_>> {
         let a = self.bump(size, align)?;
-        let session = self.session();
         // SAFETY: `a .. a + size` is a range of this thread's stack chunk
         // above every live allocation (only the innermost frame bumps, and
         // frames release LIFO), or a heap block of this frame, or empty; it
         // stays allocated until this frame ends, and the segment borrows the
         // frame.
-        Ok(unsafe { carve(a, size, session) })
+        Ok(unsafe { carve(a, size, self.session()) })
     }
 
-    /// Same as `allocate_uninit`: the stack above its top is always zero.
+    /// Zeroes the allocation (a few stores for small constant sizes).
     #[inline(always)]
     fn allocate(&self, size: usize, align: usize) -> Result<Segment<'_>> {
-        self.allocate_uninit(size, align)
+        let a = self.bump(size, align)?;
+        if size != 0 {
+            let p: *mut u8 = core::ptr::with_exposed_provenance_mut(a);
+            // SAFETY: `a .. a + size` was just bumped past in this thread's
+            // stack chunk (or is a fresh heap block): writable, and no live
+            // segment covers it.
+            unsafe { core::ptr::write_bytes(p, 0, size) };
+        }
+        // SAFETY: as in `allocate_uninit`.
+        Ok(unsafe { carve(a, size, self.session()) })
     }
 }
 
 impl Drop for Frame {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
-        // SAFETY: as in `bump`; no segment of this frame is alive (they
-        // borrow `&self`, and we have `&mut self`).
-        let s = unsafe { &mut *self.st };
-        if s.depth != self.depth {
+        let h = self.hot();
+        if h.depth.get() != self.depth {
             // Impossible with a per-thread stack (frames are closures, so
             // they end LIFO); the loom twin that shares one stack between
             // threads gets here. Leave the stack alone, and report it unless
             // already unwinding (a panic in a destructor then would abort).
-            s.depth = s.depth.saturating_sub(1);
+            h.depth.set(h.depth.get().saturating_sub(1));
             debug_assert!(
                 std::thread::panicking(),
                 "stack frame {} ended while {} frames were open",
                 self.depth,
-                s.depth + 1
+                h.depth.get() + 1
             );
             return;
         }
-        s.depth -= 1;
-        if crate::session::state::twin_on("StackNoRestore") {
-            return;
+        h.depth.set(self.depth - 1);
+        h.top.set(self.mark);
+        if h.overflow.get() > self.overflow_mark {
+            free_overflow(h, self.overflow_mark);
         }
-        if s.top > self.mark {
-            let n = s.top - self.mark;
-            let p: *mut u8 = core::ptr::with_exposed_provenance_mut(self.mark);
-            // SAFETY: `mark .. top` is inside the stack chunk (both were
-            // cursor values of it) and only this frame's (now dead)
-            // allocations used it.
-            unsafe { core::ptr::write_bytes(p, 0, n) };
-            s.top = self.mark;
-        }
-        s.overflow.truncate(self.overflow_mark);
     }
+}
+
+/// Frees the heap blocks of frames that ended (cold: only frames that
+/// outgrew the stack get here).
+#[cold]
+#[inline(never)]
+fn free_overflow(h: &Hot, mark: usize) {
+    let _ = with_cold(|c| c.overflow.truncate(mark));
+    h.overflow.set(mark);
 }
 
 impl fmt::Debug for Frame {

@@ -99,8 +99,6 @@ pub mod broken {
         ArenaNoCloseMark,
         /// The chunk pool hands out a recycled chunk without clearing it.
         PoolNoClear,
-        /// A stack frame's end does not restore the thread's stack top.
-        StackNoRestore,
         /// The stack allocator keeps its state in a `std` thread-local (shared
         /// by all loom threads) instead of the shim's.
         StackNotPerThread,
