@@ -5,6 +5,21 @@
 //! is a provided method on top of it. Returned memory is zeroed unless
 //! [`SegmentAllocator::allocate_uninit`] is asked for.
 
+mod arena;
+mod bridge;
+mod cells;
+mod chunk;
+mod malloc;
+mod pool;
+mod slicing;
+pub mod stack;
+
+pub use arena::{Arena, LocalArena};
+pub use malloc::MallocAllocator;
+pub use pool::{PoolStats, pool_stats, trim_pool};
+pub use slicing::{PrefixAllocator, SlicingAllocator};
+pub use stack::Frame;
+
 use crate::error::{Error, Result};
 use crate::segment::{Primitive, Segment};
 

@@ -107,6 +107,13 @@ pub mod broken {
         ArenaLoadStoreBump,
         /// Unguarded segment accesses skip `Session::enter` (no liveness hold).
         SegmentSkipsLiveness,
+        /// Arena close recycles the chunks without marking the bump slots closed.
+        ArenaNoCloseMark,
+        /// The chunk pool hands out a recycled chunk without clearing it.
+        PoolNoClear,
+        /// The stack allocator keeps its state in a `std` thread-local (shared
+        /// by all loom threads) instead of the shim's.
+        StackNotPerThread,
     }
 
     std::thread_local! {

@@ -1,0 +1,320 @@
+//! Allocator benches (PERFORMANCE.md rows 1–5) side by side with the peers:
+//! bumpalo, bump-scope, blink-alloc, bumpalo-herd, `Mutex<Bump>`, `Box::new`
+//! and mimalloc (as an allocator instance, not the global allocator).
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use memscope::alloc::{Arena, SegmentAllocator, stack};
+use std::alloc::{GlobalAlloc, Layout};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+const ROW1_N: usize = 10_007;
+const L16: Layout = match Layout::from_size_align(16, 8) {
+    Ok(l) => l,
+    Err(_) => panic!(),
+};
+
+/// Row 1: 10,007 allocations of 16 B, then reset, one thread.
+fn row1(c: &mut Criterion) {
+    let mut g = c.benchmark_group("row1_arena_10007x16B_1t");
+    g.throughput(Throughput::Elements(ROW1_N as u64));
+
+    let mut confined = Arena::confined();
+    g.bench_function("memscope_confined_arena", |b| {
+        b.iter(|| {
+            for _ in 0..ROW1_N {
+                black_box(confined.allocate(16, 8).unwrap().address());
+            }
+            confined.reset();
+        })
+    });
+    let mut shared = Arena::shared();
+    g.bench_function("memscope_shared_arena_local", |b| {
+        b.iter(|| {
+            {
+                let local = shared.local();
+                for _ in 0..ROW1_N {
+                    black_box(local.allocate(16, 8).unwrap().address());
+                }
+            }
+            shared.reset();
+        })
+    });
+    let mut confined_local = Arena::confined();
+    g.bench_function("memscope_confined_arena_local", |b| {
+        b.iter(|| {
+            {
+                let local = confined_local.local();
+                for _ in 0..ROW1_N {
+                    black_box(local.allocate(16, 8).unwrap().address());
+                }
+            }
+            confined_local.reset();
+        })
+    });
+    let mut shared2 = Arena::shared();
+    g.bench_function("memscope_shared_arena_cas", |b| {
+        b.iter(|| {
+            for _ in 0..ROW1_N {
+                black_box(shared2.allocate(16, 8).unwrap().address());
+            }
+            shared2.reset();
+        })
+    });
+    let mut bump = bumpalo::Bump::new();
+    g.bench_function("bumpalo", |b| {
+        b.iter(|| {
+            for _ in 0..ROW1_N {
+                black_box(bump.alloc_layout(L16));
+            }
+            bump.reset();
+        })
+    });
+    let mut bs: bump_scope::Bump = bump_scope::Bump::new();
+    g.bench_function("bump_scope", |b| {
+        b.iter(|| {
+            for _ in 0..ROW1_N {
+                black_box(bs.alloc([0u64; 2]));
+            }
+            bs.reset();
+        })
+    });
+    let mut blink = blink_alloc::BlinkAlloc::new();
+    g.bench_function("blink_alloc", |b| {
+        b.iter(|| {
+            for _ in 0..ROW1_N {
+                let _ = black_box(blink.allocate(L16));
+            }
+            blink.reset();
+        })
+    });
+    let mut ptrs: Vec<*mut u8> = Vec::with_capacity(ROW1_N);
+    g.bench_function("mimalloc", |b| {
+        b.iter(|| {
+            for _ in 0..ROW1_N {
+                // SAFETY: a valid non-zero layout; freed below.
+                ptrs.push(black_box(unsafe { mimalloc::MiMalloc.alloc(L16) }));
+            }
+            for p in ptrs.drain(..) {
+                // SAFETY: allocated above with the same layout.
+                unsafe { mimalloc::MiMalloc.dealloc(p, L16) };
+            }
+        })
+    });
+    let mut boxes: Vec<Box<[u64; 2]>> = Vec::with_capacity(ROW1_N);
+    g.bench_function("box_new", |b| {
+        b.iter(|| {
+            for _ in 0..ROW1_N {
+                boxes.push(black_box(Box::new([0u64; 2])));
+            }
+            boxes.clear();
+        })
+    });
+    g.finish();
+}
+
+/// Persistent worker threads for row 2: thread start is excluded; each
+/// iteration both workers run `work` on one fresh shared state at once, and
+/// only that phase is timed (between two barriers).
+fn two_threads<S, M, W>(c: &mut Criterion, name: &str, make: M, work: W)
+where
+    S: Send + Sync + 'static,
+    M: Fn() -> S,
+    W: Fn(&S) + Send + Sync + Copy + 'static,
+{
+    let slot: Arc<parking_lot::Mutex<Option<Arc<S>>>> = Arc::new(parking_lot::Mutex::new(None));
+    let start = Arc::new(Barrier::new(3));
+    let end = Arc::new(Barrier::new(3));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let (slot, start, end, stop) = (slot.clone(), start.clone(), end.clone(), stop.clone());
+            std::thread::spawn(move || {
+                loop {
+                    start.wait();
+                    if stop.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let s = slot.lock().clone().unwrap();
+                    work(&s);
+                    drop(s);
+                    end.wait();
+                }
+            })
+        })
+        .collect();
+    c.benchmark_group("row2_arena_2_threads_x10000x16B")
+        .throughput(Throughput::Elements(2 * ROW2_N as u64))
+        .bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let s = Arc::new(make());
+                    *slot.lock() = Some(s.clone());
+                    start.wait();
+                    let t0 = Instant::now();
+                    end.wait();
+                    total += t0.elapsed();
+                    *slot.lock() = None;
+                    drop(s);
+                }
+                total
+            })
+        });
+    stop.store(true, Ordering::Release);
+    start.wait();
+    for w in workers {
+        w.join().unwrap();
+    }
+}
+
+const ROW2_N: usize = 10_000;
+
+/// Row 2: one arena shared by two threads allocating at once.
+fn row2(c: &mut Criterion) {
+    two_threads(c, "memscope_shared_arena", Arena::shared, |a| {
+        for _ in 0..ROW2_N {
+            black_box(a.allocate(16, 8).unwrap().address());
+        }
+    });
+    two_threads(c, "memscope_local", Arena::shared, |a| {
+        let l = a.local();
+        for _ in 0..ROW2_N {
+            black_box(l.allocate(16, 8).unwrap().address());
+        }
+    });
+    two_threads(
+        c,
+        "mutex_bumpalo",
+        || parking_lot::Mutex::new(bumpalo::Bump::new()),
+        |m| {
+            for _ in 0..ROW2_N {
+                black_box(m.lock().alloc_layout(L16));
+            }
+        },
+    );
+    two_threads(
+        c,
+        "sync_blink_alloc_shared",
+        blink_alloc::SyncBlinkAlloc::new,
+        |a| {
+            for _ in 0..ROW2_N {
+                let _ = black_box(a.allocate(L16));
+            }
+        },
+    );
+    two_threads(
+        c,
+        "sync_blink_alloc_local",
+        blink_alloc::SyncBlinkAlloc::new,
+        |a| {
+            let l = a.local();
+            for _ in 0..ROW2_N {
+                let _ = black_box(l.allocate(L16));
+            }
+        },
+    );
+    two_threads(c, "bumpalo_herd", bumpalo_herd::Herd::new, |h| {
+        let m = h.get();
+        for _ in 0..ROW2_N {
+            black_box(m.alloc_layout(L16));
+        }
+    });
+    two_threads(
+        c,
+        "box_new_and_drop",
+        || (),
+        |_| {
+            for _ in 0..ROW2_N {
+                drop(black_box(Box::new([0u64; 2])));
+            }
+        },
+    );
+}
+
+/// Row 3: a stack frame, 4 allocations, end of frame.
+fn row3(c: &mut Criterion) {
+    let mut g = c.benchmark_group("row3_frame_4x16B");
+    g.throughput(Throughput::Elements(4));
+    g.bench_function("memscope_stack_frame", |b| {
+        b.iter(|| {
+            stack::frame(|f| {
+                for _ in 0..4 {
+                    black_box(f.allocate(16, 8).unwrap().address());
+                }
+            })
+        })
+    });
+    let mut bump = bumpalo::Bump::new();
+    g.bench_function("bumpalo_4_allocs_reset", |b| {
+        b.iter(|| {
+            for _ in 0..4 {
+                black_box(bump.alloc_layout(L16));
+            }
+            bump.reset();
+        })
+    });
+    g.bench_function("bumpalo_4_allocs_no_reset", |b| {
+        b.iter_custom(|iters| {
+            // Only as long as the chunk lasts: reset outside the timing.
+            let mut bump2 = bumpalo::Bump::new();
+            let t0 = Instant::now();
+            for _ in 0..iters {
+                for _ in 0..4 {
+                    black_box(bump2.alloc_layout(L16));
+                }
+            }
+            let t = t0.elapsed();
+            bump2.reset();
+            t
+        })
+    });
+    g.finish();
+}
+
+/// Rows 4 and 5: open a session's arena, allocate 16 B, close.
+fn row45(c: &mut Criterion) {
+    let mut g = c.benchmark_group("row4_5_open_alloc16_close");
+    g.bench_function("memscope_confined_arena", |b| {
+        b.iter(|| {
+            let a = Arena::confined();
+            black_box(a.allocate(16, 8).unwrap().address());
+            a.close().unwrap();
+        })
+    });
+    g.bench_function("memscope_shared_arena", |b| {
+        b.iter(|| {
+            let a = Arena::shared();
+            black_box(a.allocate(16, 8).unwrap().address());
+            a.close().unwrap();
+        })
+    });
+    g.bench_function("memscope_confined_session_only", |b| {
+        b.iter(|| {
+            let s = memscope::Session::confined();
+            s.close().unwrap();
+        })
+    });
+    g.bench_function("memscope_shared_session_only", |b| {
+        b.iter(|| {
+            let s = memscope::Session::shared();
+            s.close().unwrap();
+        })
+    });
+    g.bench_function("bumpalo_new_alloc_drop", |b| {
+        b.iter(|| {
+            let bump = bumpalo::Bump::new();
+            black_box(bump.alloc_layout(L16));
+        })
+    });
+    g.bench_function("box_new_drop", |b| {
+        b.iter(|| black_box(Box::new([0u64; 2])))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, row1, row2, row3, row45);
+criterion_main!(benches);

@@ -1,0 +1,215 @@
+//! Loom models of the allocators (DESIGN.md semantics 10–11): two threads
+//! bumping one arena, chunk growth racing a bump, close racing a bump, the
+//! chunk pool hand-off between a closing and an opening arena, and
+//! per-thread stack frames. Each has a broken twin that loom must catch.
+#![cfg(loom)]
+
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::thread;
+use memscope::alloc::{Arena, SegmentAllocator, stack};
+use memscope::session::broken::{Twin, with_twin};
+use memscope::{Error, Segment};
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(3);
+    }
+    b.check(f);
+}
+
+fn range(s: &Segment<'_>) -> (usize, usize) {
+    (s.address().get(), s.address().get() + s.len())
+}
+
+fn assert_disjoint(mut v: Vec<(usize, usize)>) {
+    v.sort();
+    for w in v.windows(2) {
+        assert!(w[0].1 <= w[1].0, "{:x?} overlaps {:x?}", w[0], w[1]);
+    }
+}
+
+/// Each thread allocates `sizes`, writes its tag into every segment, yields,
+/// and checks the tag is still there (an overlapping allocation would have
+/// overwritten it). Returns the ranges.
+fn bump_and_check(arena: &Arena, tag: u8, sizes: &[usize]) -> Vec<(usize, usize)> {
+    let mut segs = Vec::new();
+    for &n in sizes {
+        let mut s = arena.allocate(n, 8).unwrap();
+        s.set(0, tag).unwrap();
+        segs.push(s);
+    }
+    thread::yield_now();
+    for s in &segs {
+        assert_eq!(s.get::<u8>(0).unwrap(), tag, "allocation overwritten");
+    }
+    segs.iter().map(range).collect()
+}
+
+/// Two threads bump one arena (same slot word): their allocations never
+/// overlap.
+fn two_threads_bump() {
+    model(|| {
+        let arena = Arc::new(Arena::shared());
+        arena.allocate(8, 8).unwrap(); // a chunk exists: both threads race on its word
+        let a2 = arena.clone();
+        let t = thread::spawn(move || bump_and_check(&a2, 1, &[16]));
+        let mine = bump_and_check(&arena, 2, &[16]);
+        let mut all = t.join().unwrap();
+        all.extend(mine);
+        assert_disjoint(all);
+    });
+}
+
+#[test]
+fn loom_two_threads_bump_one_arena() {
+    two_threads_bump();
+}
+
+#[test]
+#[should_panic]
+fn twin_arena_load_store_bump_is_caught() {
+    with_twin(Twin::ArenaLoadStoreBump, two_threads_bump);
+}
+
+/// The chunk is nearly full: one thread's request does not fit and grows the
+/// arena (new chunk, new slot word) while the other bumps the old chunk.
+fn growth_races_bump() {
+    model(|| {
+        let arena = Arc::new(Arena::shared());
+        // 32 of the 64-byte loom chunk left: 16 then 24 does not fit.
+        arena.allocate(8, 8).unwrap();
+        arena.allocate(24, 8).unwrap();
+        let a2 = arena.clone();
+        let t = thread::spawn(move || bump_and_check(&a2, 1, &[16]));
+        let mine = bump_and_check(&arena, 2, &[24]);
+        let mut all = t.join().unwrap();
+        all.extend(mine);
+        assert_disjoint(all);
+        assert!(arena.allocated_bytes() <= arena.reserved_bytes());
+    });
+}
+
+#[test]
+fn loom_chunk_growth_races_bump() {
+    growth_races_bump();
+}
+
+#[test]
+#[should_panic]
+fn twin_load_store_bump_during_growth_is_caught() {
+    with_twin(Twin::ArenaLoadStoreBump, growth_races_bump);
+}
+
+/// Close races a bump: the bump either succeeds (and its segment's write
+/// succeeds or fails with Closed) or fails with Closed; once close has
+/// returned, every allocation fails with Closed.
+fn close_races_bump() {
+    model(|| {
+        let arena = Arc::new(Arena::shared());
+        arena.allocate(8, 8).unwrap();
+        let closed = Arc::new(AtomicBool::new(false));
+        let (a2, c2) = (arena.clone(), closed.clone());
+        let t = thread::spawn(move || {
+            let was_closed = c2.load(Ordering::Acquire);
+            match a2.allocate(8, 8) {
+                Ok(mut s) => {
+                    assert!(!was_closed, "allocated after close returned");
+                    match s.set(0, 1u64) {
+                        Ok(()) | Err(Error::Closed) => {}
+                        Err(e) => panic!("unexpected {e}"),
+                    }
+                }
+                Err(Error::Closed) => {}
+                Err(e) => panic!("unexpected {e}"),
+            }
+        });
+        arena.close().unwrap();
+        closed.store(true, Ordering::Release);
+        let after = arena.allocate(8, 8).map(|_| ());
+        t.join().unwrap();
+        assert_eq!(after, Err(Error::Closed), "allocated after close returned");
+    });
+}
+
+#[test]
+fn loom_arena_close_races_bump() {
+    close_races_bump();
+}
+
+#[test]
+#[should_panic]
+fn twin_close_without_marking_slots_is_caught() {
+    with_twin(Twin::ArenaNoCloseMark, close_races_bump);
+}
+
+/// One arena closes (its dirty chunk goes to the global pool) while another
+/// opens and allocates: whichever chunk it gets, the memory is zero.
+fn pool_hand_off() {
+    model(|| {
+        let t = thread::spawn(|| {
+            let arena = Arena::shared();
+            let mut s = arena.allocate(16, 8).unwrap();
+            s.set(0, u64::MAX).unwrap();
+            s.set(8, u64::MAX).unwrap();
+            arena.close().unwrap();
+        });
+        let arena = Arena::shared();
+        let s = arena.allocate(16, 8).unwrap();
+        assert_eq!(s.get::<u64>(0).unwrap(), 0, "recycled chunk not cleared");
+        assert_eq!(s.get::<u64>(8).unwrap(), 0, "recycled chunk not cleared");
+        drop(s);
+        t.join().unwrap();
+        drop(arena);
+        memscope::alloc::trim_pool();
+    });
+}
+
+#[test]
+fn loom_pool_hand_off_between_closing_and_opening_arenas() {
+    pool_hand_off();
+}
+
+#[test]
+#[should_panic]
+fn twin_pool_without_clearing_is_caught() {
+    with_twin(Twin::PoolNoClear, || {
+        // Run until the opening arena gets the closed one's chunk.
+        pool_hand_off()
+    });
+}
+
+/// Two threads open frames (nested) on their own stacks at once.
+fn stack_frames() {
+    model(|| {
+        let work = |tag: u64| {
+            stack::frame(|f| {
+                let mut a = f.allocate(8, 8).unwrap();
+                a.set(0, tag).unwrap();
+                thread::yield_now();
+                stack::frame(|g| {
+                    let mut b = g.allocate(8, 8).unwrap();
+                    b.set(0, tag + 10).unwrap();
+                    thread::yield_now();
+                    assert_eq!(b.get::<u64>(0).unwrap(), tag + 10);
+                });
+                assert_eq!(a.get::<u64>(0).unwrap(), tag);
+            })
+        };
+        let t = thread::spawn(move || work(1));
+        work(2);
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_stack_frames_on_two_threads() {
+    stack_frames();
+}
+
+#[test]
+#[should_panic]
+fn twin_stack_not_per_thread_is_caught() {
+    with_twin(Twin::StackNotPerThread, stack_frames);
+}

@@ -1,0 +1,1060 @@
+//! The arena: a bump allocator tied to a session, shared by threads.
+//!
+//! # Fast paths
+//!
+//! * **Confined session** — one cursor in an [`OwnerCell`]: an owner check
+//!   (one thread-local load) and a plain bump. No atomics.
+//! * **Shared session** (`&Arena` from many threads) — a few cache-padded
+//!   *slots*, one per core; a thread bumps in slot `thread_id % slots` with
+//!   one compare-and-swap on the slot word, so two threads do not share a
+//!   hot cache line. The slot word packs `chunk index (16 bits) | offset
+//!   (48 bits)`; the chunk's base and length are in a write-once table,
+//!   published (Release store of a word naming the index) before any bumper
+//!   can read them (Acquire load of the word). Because the index and the
+//!   offset are one word, a bumper can never combine a new cursor with an
+//!   old chunk end (no ABA: offsets only grow and indices are never reused
+//!   while the arena is open).
+//! * **Per-thread handle** ([`Arena::local`]) — a [`LocalArena`] bumps plain
+//!   `Cell`s in a chunk it took from the arena: no atomic read-modify-write.
+//!
+//! Refills (a new chunk), huge allocations (their own chunk), limits and
+//! statistics are the cold slow path, serialised by one mutex.
+//!
+//! # Zeroed memory without memset
+//!
+//! Chunks are all-zero past their used prefix (`chunk.rs`), and memory is
+//! handed out only once per open arena, so `allocate` is `allocate_uninit`.
+//!
+//! # What close can race with
+//!
+//! The arena registers a close action on its session. When it runs (after
+//! the session is marked closed and in-flight plain accesses drained), it
+//! takes the mutex, marks the arena released, swaps every slot word to
+//! `CLOSED` (reading each slot's final offset, so it knows how much of each
+//! chunk to clear) and returns the chunks to the pool.
+//!
+//! * A `&Arena` bump racing it either wins its CAS before the swap (the
+//!   allocation succeeded while the arena was open: its segment's accesses
+//!   then fail with `Closed`, since they check the session) or fails the CAS,
+//!   reloads, sees `CLOSED` and returns [`Error::Closed`]. The bump touches
+//!   only the slot word and the table, which live in the arena's state (kept
+//!   alive by `&Arena`), never the chunk memory.
+//! * A [`LocalArena`] checks a `closed` flag with a relaxed load per
+//!   allocation. A stale `false` can hand out one more range in a chunk that
+//!   is being recycled; that is harmless for the same reason: handing out
+//!   touches no memory, and the segment belongs to the closed session.
+//! * Segment reads and writes are protected by the session protocol (close
+//!   waits for them; later ones fail).
+//!
+//! If the arena was used through the `allocator-api2` bridge, close does not
+//! free the chunks (collections may still point into them, and the bridge
+//! promises validity for the arena borrow); they are freed when the arena is
+//! dropped. Dropping an arena whose session is still open frees its chunks
+//! at once: no segment can outlive the arena borrow.
+
+use super::SegmentAllocator;
+use super::cells::{OwnerCell, me};
+use super::chunk::{CHUNK_ALIGN, Chunk, align_up, carve};
+use super::pool;
+use crate::error::{Error, Result};
+use crate::segment::Segment;
+use crate::session::{Session, SessionKind};
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, CachePadded, Mutex, Ordering};
+use core::cell::Cell;
+use core::fmt;
+use core::marker::PhantomData;
+
+/// The first chunk's size; later ones double.
+#[cfg(not(loom))]
+pub(crate) const MIN_CHUNK: usize = 4096;
+#[cfg(loom)]
+pub(crate) const MIN_CHUNK: usize = 64;
+
+/// Entries in the chunk table of a shared arena (chunks double, so 64 is
+/// more than any address space can fill; past it, refills fall back to
+/// one chunk per allocation).
+const TABLE: usize = 64;
+const IDX_SHIFT: u32 = 48;
+const OFF_MASK: u64 = (1 << IDX_SHIFT) - 1;
+/// A slot word that no bump accepts (index past the table).
+const CLOSED_WORD: u64 = u64::MAX;
+/// Chunks that may be table chunks (offsets must fit 48 bits).
+const MAX_TABLE_CHUNK: usize = 1 << 46;
+
+/// "Unknown yet": the chunk is live; its used length is read at release.
+const LIVE: usize = usize::MAX;
+
+#[inline(always)]
+fn word(idx: usize, off: usize) -> u64 {
+    ((idx as u64) << IDX_SHIFT) | off as u64
+}
+
+/// The confined cursor: next free address and end of the current chunk.
+/// `(1, 0)` (nothing fits, not even size 0) means "no chunk".
+#[derive(Clone, Copy, Debug)]
+struct Cursor {
+    ptr: usize,
+    end: usize,
+}
+
+const NO_CURSOR: Cursor = Cursor { ptr: 1, end: 0 };
+
+#[derive(Debug)]
+enum Where {
+    /// In the shared chunk table at this index.
+    Table(usize),
+    /// The confined cursor's chunk.
+    Confined,
+    /// Handed to a LocalArena, or a huge allocation's own chunk.
+    Other,
+}
+
+#[derive(Debug)]
+struct Rec {
+    chunk: Chunk,
+    /// Length of the possibly non-zero prefix, or `LIVE`.
+    dirty: usize,
+    at: Where,
+}
+
+#[derive(Debug)]
+struct Slow {
+    chunks: Vec<Rec>,
+    /// Next free table index (0 is "no chunk").
+    table_len: usize,
+    /// Index in `chunks` of the confined cursor's chunk.
+    confined_rec: Option<usize>,
+    next_size: usize,
+    limit: Option<usize>,
+    reserved: usize,
+    /// Used bytes of retired chunks (for `allocated_bytes`).
+    released: bool,
+    /// The allocator-api2 bridge was used: close keeps the chunks.
+    bridged: bool,
+}
+
+/// A chunk handed to a LocalArena: its record, base, cursor and end.
+struct LocalChunk {
+    rec: usize,
+    base: usize,
+    cur: usize,
+    end: usize,
+}
+
+struct Entry {
+    base: AtomicUsize,
+    len: AtomicUsize,
+}
+
+pub(crate) struct Inner {
+    /// Confined arenas: the cursor (owner-only). Shared: unused.
+    cur: Option<OwnerCell<Cursor>>,
+    /// Shared arenas: the slot words. Confined: empty.
+    slots: Box<[CachePadded<AtomicU64>]>,
+    /// Shared arenas: chunk index -> (base, len), written once before
+    /// publication. Confined: empty.
+    table: Box<[Entry]>,
+    /// Set (under `slow`) when the arena is released; read by LocalArena.
+    closed: AtomicBool,
+    /// Mirrors `Slow::bridged` for a lock-free check (set under `slow`).
+    bridged: AtomicBool,
+    slow: Mutex<Slow>,
+}
+
+#[cfg(not(loom))]
+fn slot_count() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .next_power_of_two()
+            .min(64)
+    })
+}
+
+/// One slot under loom, so the models' threads race on the same word (the
+/// compare-and-swap is what they check).
+#[cfg(loom)]
+fn slot_count() -> usize {
+    1
+}
+
+#[cold]
+#[inline(never)]
+pub(super) fn layout_error(size: usize, align: usize) -> Error {
+    match super::check_layout(size, align) {
+        Err(e) => e,
+        Ok(()) => Error::OutOfMemory { size, align },
+    }
+}
+
+#[cold]
+fn oom(size: usize, align: usize) -> Error {
+    Error::OutOfMemory { size, align }
+}
+
+/// The layout check every fast path starts with (free when inlined with
+/// constant arguments).
+#[inline(always)]
+fn layout_ok(size: usize, align: usize) -> bool {
+    align.is_power_of_two() && size <= isize::MAX as usize - (align - 1)
+}
+
+impl Inner {
+    fn new(kind: SessionKind, owner: u64) -> Inner {
+        let confined = kind == SessionKind::Confined;
+        Inner {
+            cur: confined.then(|| OwnerCell::new(owner, NO_CURSOR)),
+            slots: if confined {
+                Box::new([])
+            } else {
+                (0..slot_count())
+                    .map(|_| CachePadded(AtomicU64::new(0)))
+                    .collect()
+            },
+            table: if confined {
+                Box::new([])
+            } else {
+                (0..TABLE)
+                    .map(|_| Entry {
+                        base: AtomicUsize::new(0),
+                        len: AtomicUsize::new(0),
+                    })
+                    .collect()
+            },
+            closed: AtomicBool::new(false),
+            bridged: AtomicBool::new(false),
+            slow: Mutex::new(Slow {
+                chunks: Vec::new(),
+                table_len: 1,
+                confined_rec: None,
+                next_size: MIN_CHUNK,
+                limit: None,
+                reserved: 0,
+                released: false,
+                bridged: false,
+            }),
+        }
+    }
+
+    // ----- fast paths --------------------------------------------------------
+
+    /// Bumps `size` bytes aligned to `align`; returns the start address.
+    #[inline(always)]
+    fn bump(&self, size: usize, align: usize) -> Result<usize> {
+        if !layout_ok(size, align) {
+            return Err(layout_error(size, align));
+        }
+        if let Some(cur) = &self.cur {
+            let hit = cur.with(|c| {
+                let start = align_up(c.ptr, align)?;
+                if start <= c.end && c.end - start >= size {
+                    c.ptr = start + size;
+                    Some(start)
+                } else {
+                    None
+                }
+            })?;
+            match hit {
+                Some(a) => Ok(a),
+                None => self.bump_slow(size, align),
+            }
+        } else {
+            match self.bump_shared(size, align) {
+                Some(a) => Ok(a),
+                None => self.bump_slow(size, align),
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn slot(&self) -> &AtomicU64 {
+        &self.slots[(me() as usize) & (self.slots.len() - 1)]
+    }
+
+    /// One CAS on this thread's slot; `None` when the chunk is full, the
+    /// slot is empty or the arena closed.
+    #[inline(always)]
+    fn bump_shared(&self, size: usize, align: usize) -> Option<usize> {
+        let slot = self.slot();
+        // Acquire: pairs with the Release that published the word's chunk
+        // index (refill), so the table entry below is the one written for it.
+        let mut w = slot.load(Ordering::Acquire);
+        loop {
+            let (start, new) = self.fit(w, size, align)?;
+            if crate::session::state::twin_on("ArenaLoadStoreBump") {
+                crate::sync::yield_now();
+                slot.store(new, Ordering::Release);
+                return Some(start);
+            }
+            match slot.compare_exchange(w, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(start),
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    /// Where an allocation would go in the chunk named by `w`: its start
+    /// address and the slot word after it.
+    #[inline(always)]
+    fn fit(&self, w: u64, size: usize, align: usize) -> Option<(usize, u64)> {
+        let idx = (w >> IDX_SHIFT) as usize;
+        if idx == 0 || idx >= TABLE {
+            return None;
+        }
+        let e = &self.table[idx];
+        let base = e.base.load(Ordering::Relaxed);
+        let len = e.len.load(Ordering::Relaxed);
+        let off = (w & OFF_MASK) as usize;
+        let start = align_up(base.checked_add(off)?, align)?;
+        let new_off = (start - base).checked_add(size)?;
+        if new_off > len {
+            return None;
+        }
+        Some((start, word(idx, new_off)))
+    }
+
+    // ----- slow path -----------------------------------------------------------
+
+    #[cold]
+    #[inline(never)]
+    fn bump_slow(&self, size: usize, align: usize) -> Result<usize> {
+        let mut s = self.slow.lock();
+        if s.released {
+            return Err(Error::Closed);
+        }
+        if size == 0 {
+            // An empty segment touches no memory: its address is `align`.
+            return Ok(align);
+        }
+        if !self.slots.is_empty() {
+            // Another thread may have refilled this slot meanwhile.
+            if let Some(a) = self.bump_shared(size, align) {
+                return Ok(a);
+            }
+        }
+        let needed = size
+            .checked_add(align.saturating_sub(CHUNK_ALIGN))
+            .ok_or(Error::OutOfMemory { size, align })?;
+        let table_full = !self.slots.is_empty() && s.table_len >= TABLE;
+        if needed > s.next_size / 2 || needed > MAX_TABLE_CHUNK || table_full {
+            // Huge: its own chunk, the current one stays current.
+            let chunk = Self::new_chunk(&mut s, size, align, true).map_err(|_| oom(size, align))?;
+            let a = chunk.addr();
+            s.chunks.push(Rec {
+                chunk,
+                dirty: LIVE,
+                at: Where::Other,
+            });
+            return Ok(a);
+        }
+        let want = s.next_size;
+        let chunk = Self::new_chunk(&mut s, want.max(needed), CHUNK_ALIGN, false)
+            .map_err(|_| oom(size, align))?;
+        s.next_size = (chunk.len().max(want) * 2).min(MAX_TABLE_CHUNK);
+        let base = chunk.addr();
+        let len = chunk.len();
+        let start = align_up(base, align).ok_or(Error::OutOfMemory { size, align })?;
+        let used = start - base + size;
+        debug_assert!(used <= len, "chunk of {len} B too small for {used} B");
+        if let Some(cur) = &self.cur {
+            // Retire the confined chunk and install the new one.
+            let rec = s.chunks.len();
+            let old = cur.with(|c| {
+                let old = *c;
+                *c = Cursor {
+                    ptr: start + size,
+                    end: base + len,
+                };
+                old
+            })?;
+            if let Some(r) = s.confined_rec.replace(rec) {
+                let b = s.chunks[r].chunk.addr();
+                s.chunks[r].dirty = old.ptr.saturating_sub(b);
+            }
+            s.chunks.push(Rec {
+                chunk,
+                dirty: LIVE,
+                at: Where::Confined,
+            });
+        } else {
+            let idx = s.table_len;
+            s.table_len += 1;
+            let e = &self.table[idx];
+            e.base.store(base, Ordering::Relaxed);
+            e.len.store(len, Ordering::Relaxed);
+            s.chunks.push(Rec {
+                chunk,
+                dirty: LIVE,
+                at: Where::Table(idx),
+            });
+            // Release: publishes the table entry written above to every
+            // bumper that loads this word (or a later one) with Acquire.
+            let old = self.slot().swap(word(idx, used), Ordering::AcqRel);
+            Self::retire(&mut s, old);
+        }
+        Ok(start)
+    }
+
+    /// Records how much of the chunk named by an old slot word was used.
+    fn retire(s: &mut Slow, old: u64) {
+        let idx = (old >> IDX_SHIFT) as usize;
+        if idx == 0 || idx >= TABLE {
+            return;
+        }
+        let off = (old & OFF_MASK) as usize;
+        if let Some(r) = s
+            .chunks
+            .iter_mut()
+            .find(|r| matches!(r.at, Where::Table(i) if i == idx))
+        {
+            r.dirty = off;
+        }
+    }
+
+    /// A zeroed chunk of at least `len` bytes: from the pool, else fresh;
+    /// honours the limit (for non-exact requests, a smaller chunk that still
+    /// fits is tried before giving up).
+    fn new_chunk(s: &mut Slow, len: usize, align: usize, exact: bool) -> Result<Chunk> {
+        let oom = Error::OutOfMemory { size: len, align };
+        let len = len
+            .checked_next_multiple_of(CHUNK_ALIGN)
+            .ok_or(oom.clone())?;
+        let room = match s.limit {
+            Some(l) => l.saturating_sub(s.reserved),
+            None => usize::MAX,
+        };
+        if len > room {
+            return Err(oom);
+        }
+        let pooled = if exact { None } else { pool::take(len, align) };
+        let chunk = match pooled {
+            Some(c) if c.len() <= room => c,
+            Some(c) => {
+                pool::give(c, 0);
+                Chunk::new(len, align).ok_or(oom)?
+            }
+            None => Chunk::new(len, align).ok_or(oom)?,
+        };
+        s.reserved += chunk.len();
+        Ok(chunk)
+    }
+
+    /// A whole chunk for a LocalArena (or its huge allocation).
+    #[cold]
+    #[inline(never)]
+    fn local_refill(
+        &self,
+        size: usize,
+        align: usize,
+        old: Option<(usize, usize)>,
+    ) -> Result<(usize, Option<LocalChunk>)> {
+        let mut s = self.slow.lock();
+        if s.released {
+            return Err(Error::Closed);
+        }
+        if let Some(cur) = &self.cur {
+            if me() != cur.owner() {
+                return Err(Error::WrongThread {
+                    owner: cur.owner(),
+                    current: me(),
+                });
+            }
+        }
+        if size == 0 {
+            return Ok((align, None));
+        }
+        let needed = size
+            .checked_add(align.saturating_sub(CHUNK_ALIGN))
+            .ok_or(Error::OutOfMemory { size, align })?;
+        if needed > s.next_size / 2 {
+            let chunk = Self::new_chunk(&mut s, size, align, true).map_err(|_| oom(size, align))?;
+            let a = chunk.addr();
+            s.chunks.push(Rec {
+                chunk,
+                dirty: LIVE,
+                at: Where::Other,
+            });
+            return Ok((a, None));
+        }
+        if let Some((rec, used)) = old {
+            s.chunks[rec].dirty = used;
+        }
+        let want = s.next_size;
+        let chunk =
+            Self::new_chunk(&mut s, want, CHUNK_ALIGN, false).map_err(|_| oom(size, align))?;
+        s.next_size = (chunk.len().max(want) * 2).min(MAX_TABLE_CHUNK);
+        let base = chunk.addr();
+        let end = chunk.end();
+        let rec = s.chunks.len();
+        s.chunks.push(Rec {
+            chunk,
+            dirty: LIVE,
+            at: Where::Other,
+        });
+        let start = align_up(base, align).ok_or(Error::OutOfMemory { size, align })?;
+        Ok((
+            start,
+            Some(LocalChunk {
+                rec,
+                base,
+                cur: start + size,
+                end,
+            }),
+        ))
+    }
+
+    /// A LocalArena is done with its chunk: record how much it used.
+    fn local_done(&self, rec: usize, used: usize) {
+        let mut s = self.slow.lock();
+        if !s.released {
+            if let Some(r) = s.chunks.get_mut(rec) {
+                r.dirty = used;
+            }
+        }
+    }
+
+    // ----- release ---------------------------------------------------------------
+
+    /// Marks the arena closed and (unless the bridge was used and `dropping`
+    /// is false) returns every chunk to the pool. Idempotent.
+    fn release(&self, dropping: bool) {
+        let mut s = self.slow.lock();
+        if !s.released {
+            s.released = true;
+            self.closed.store(true, Ordering::Release);
+            if !crate::session::state::twin_on("ArenaNoCloseMark") {
+                for slot in self.slots.iter() {
+                    let old = slot.swap(CLOSED_WORD, Ordering::AcqRel);
+                    Self::retire(&mut s, old);
+                }
+            }
+            if let Some(cur) = &self.cur {
+                // SAFETY: release runs from the session's close action (on the
+                // owner thread: a confined session can only be closed there),
+                // from the last handle's drop (no arena, hence no `&Arena`, is
+                // left to use the cell) or from `Arena::drop` (exclusive).
+                let old = unsafe { cur.with_unchecked(|c| core::mem::replace(c, NO_CURSOR)) };
+                if let Some(r) = s.confined_rec.take() {
+                    let b = s.chunks[r].chunk.addr();
+                    s.chunks[r].dirty = old.ptr.saturating_sub(b);
+                }
+            }
+        }
+        if s.bridged && !dropping {
+            return;
+        }
+        s.reserved = 0;
+        for r in s.chunks.drain(..) {
+            let dirty = if r.dirty == LIVE {
+                r.chunk.len()
+            } else {
+                r.dirty
+            };
+            pool::give(r.chunk, dirty);
+        }
+    }
+
+    /// `reset`: every allocation is gone; chunks go back to the pool.
+    fn reset(&self) {
+        let mut s = self.slow.lock();
+        if s.released {
+            return;
+        }
+        for slot in self.slots.iter() {
+            let old = slot.swap(0, Ordering::AcqRel);
+            Self::retire(&mut s, old);
+        }
+        if let Some(cur) = &self.cur {
+            // SAFETY: `reset` is only called with `&mut Arena` (exclusive).
+            let old = unsafe { cur.with_unchecked(|c| core::mem::replace(c, NO_CURSOR)) };
+            if let Some(r) = s.confined_rec.take() {
+                let b = s.chunks[r].chunk.addr();
+                s.chunks[r].dirty = old.ptr.saturating_sub(b);
+            }
+        }
+        s.table_len = 1;
+        s.reserved = 0;
+        s.next_size = MIN_CHUNK;
+        for r in s.chunks.drain(..) {
+            let dirty = if r.dirty == LIVE {
+                r.chunk.len()
+            } else {
+                r.dirty
+            };
+            pool::give(r.chunk, dirty);
+        }
+    }
+
+    fn stats(&self) -> (usize, usize, usize) {
+        let s = self.slow.lock();
+        let confined_used = self.cur.as_ref().and_then(|c| c.with(|c| c.ptr).ok());
+        let mut used = 0usize;
+        for r in &s.chunks {
+            used += if r.dirty != LIVE {
+                r.dirty
+            } else {
+                match r.at {
+                    Where::Table(i) => self
+                        .slots
+                        .iter()
+                        .map(|sl| sl.load(Ordering::Acquire))
+                        .find(|w| (w >> IDX_SHIFT) as usize == i)
+                        .map_or(r.chunk.len(), |w| (w & OFF_MASK) as usize),
+                    Where::Confined => {
+                        confined_used.map_or(r.chunk.len(), |p| p.saturating_sub(r.chunk.addr()))
+                    }
+                    Where::Other => r.chunk.len(),
+                }
+            };
+        }
+        (used, s.reserved, s.chunks.len())
+    }
+}
+
+/// A bump allocator whose memory is freed, all at once, when its session
+/// closes. `Send + Sync`: many threads may allocate from one `&Arena` (no
+/// lock on the fast path); [`Arena::local`] gives a thread an even cheaper
+/// handle. Memory is zeroed (chunks are kept zeroed, so this costs no
+/// per-allocation `memset`), and allocations carry no header.
+///
+/// Zero-size requests succeed with an empty segment whose address is the
+/// alignment (no memory is used).
+///
+/// # Examples
+///
+/// ```
+/// use memscope::alloc::{Arena, SegmentAllocator};
+/// use memscope::Error;
+///
+/// let arena = Arena::shared();
+/// std::thread::scope(|s| {
+///     for t in 0..2u64 {
+///         let arena = &arena;
+///         s.spawn(move || {
+///             let mut seg = arena.allocate(8, 8).unwrap();
+///             seg.set(0, t).unwrap();
+///         });
+///     }
+/// });
+/// let seg = arena.allocate(16, 8)?;
+/// assert_eq!(seg.get::<u64>(8)?, 0); // zeroed
+/// drop(seg);
+/// arena.close()?;
+/// assert_eq!(arena.allocate(16, 8).unwrap_err(), Error::Closed);
+/// # Ok::<(), memscope::Error>(())
+/// ```
+pub struct Arena {
+    session: Session,
+    inner: Arc<Inner>,
+}
+
+impl Arena {
+    /// An arena whose memory belongs to `session` (freed when it closes).
+    /// An arena on a confined session is only usable from its owner thread
+    /// and has an atomic-free fast path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::{Session, alloc::{Arena, SegmentAllocator}};
+    /// let session = Session::shared();
+    /// let arena = Arena::new(session.clone());
+    /// let seg = arena.allocate(4, 4)?;
+    /// assert_eq!(seg.session(), &session);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn new(session: Session) -> Arena {
+        let owner = session.owner().unwrap_or(0);
+        let inner = Arc::new(Inner::new(session.kind(), owner));
+        let i2 = inner.clone();
+        // Err(Closed) means the session was already closed and the action
+        // ran at once: the arena is then closed from the start.
+        let _ = session.add_close_action(move || i2.release(false));
+        Arena { session, inner }
+    }
+
+    /// An arena with its own new shared session.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let arena = memscope::alloc::Arena::shared();
+    /// assert_eq!(arena.session().kind(), memscope::SessionKind::Shared);
+    /// ```
+    pub fn shared() -> Arena {
+        Arena::new(Session::shared())
+    }
+
+    /// An arena with its own new confined session (this thread only).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::alloc::{Arena, SegmentAllocator};
+    /// let arena = Arena::confined();
+    /// let arena2 = &arena;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| assert!(arena2.allocate(8, 8).is_err())); // WrongThread
+    /// });
+    /// assert!(arena.allocate(8, 8).is_ok());
+    /// ```
+    pub fn confined() -> Arena {
+        Arena::new(Session::confined())
+    }
+
+    /// The session the memory belongs to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let arena = memscope::alloc::Arena::shared();
+    /// arena.session().close()?; // same as arena.close()
+    /// assert!(!arena.session().is_alive());
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Closes the arena's session: every allocation is freed at once.
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::close`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::{Error, alloc::{Arena, SegmentAllocator}};
+    /// let arena = Arena::shared();
+    /// let seg = arena.allocate(8, 8)?;
+    /// arena.close()?;
+    /// assert_eq!(seg.get::<u64>(0), Err(Error::Closed));
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn close(&self) -> Result<()> {
+        self.session.close()
+    }
+
+    /// A per-thread handle that bumps without atomics in a chunk of its own
+    /// (blink-alloc's `local()`). Its segments belong to this arena's session.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::alloc::{Arena, SegmentAllocator};
+    /// let arena = Arena::shared();
+    /// std::thread::scope(|s| {
+    ///     for _ in 0..2 {
+    ///         s.spawn(|| {
+    ///             let local = arena.local();
+    ///             for _ in 0..100 {
+    ///                 local.allocate(16, 8).unwrap();
+    ///             }
+    ///         });
+    ///     }
+    /// });
+    /// assert!(arena.allocated_bytes() >= 3200);
+    /// ```
+    pub fn local(&self) -> LocalArena<'_> {
+        LocalArena {
+            arena: self,
+            inner: &self.inner,
+            cur: Cell::new(1),
+            end: Cell::new(0),
+            base: Cell::new(0),
+            rec: Cell::new(None),
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Caps the bytes of chunks this arena may reserve; requests past it
+    /// fail with [`Error::OutOfMemory`]. `None` removes the cap.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::{Error, alloc::{Arena, SegmentAllocator}};
+    /// let arena = Arena::shared();
+    /// arena.set_allocation_limit(Some(64 * 1024));
+    /// assert!(matches!(arena.allocate(1 << 20, 8), Err(Error::OutOfMemory { .. })));
+    /// assert!(arena.allocate(1024, 8).is_ok());
+    /// ```
+    pub fn set_allocation_limit(&self, limit: Option<usize>) {
+        self.inner.slow.lock().limit = limit;
+    }
+
+    /// The cap set by [`set_allocation_limit`](Self::set_allocation_limit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let arena = memscope::alloc::Arena::shared();
+    /// assert_eq!(arena.allocation_limit(), None);
+    /// ```
+    pub fn allocation_limit(&self) -> Option<usize> {
+        self.inner.slow.lock().limit
+    }
+
+    /// Bytes handed out so far, including alignment padding (a snapshot).
+    /// A chunk held by a live [`LocalArena`] counts as fully used, as does
+    /// a confined arena's current chunk when asked from another thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::alloc::{Arena, SegmentAllocator};
+    /// let arena = Arena::confined();
+    /// arena.allocate(16, 8)?;
+    /// arena.allocate(16, 8)?;
+    /// assert_eq!(arena.allocated_bytes(), 32);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn allocated_bytes(&self) -> usize {
+        self.inner.stats().0
+    }
+
+    /// Bytes of chunks reserved from the system (or the pool).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::alloc::{Arena, SegmentAllocator};
+    /// let arena = Arena::shared();
+    /// arena.allocate(16, 8)?;
+    /// assert!(arena.reserved_bytes() >= 16);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn reserved_bytes(&self) -> usize {
+        self.inner.stats().1
+    }
+
+    /// How many chunks the arena holds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::alloc::{Arena, SegmentAllocator};
+    /// let arena = Arena::shared();
+    /// assert_eq!(arena.chunks(), 0);
+    /// arena.allocate(16, 8)?;
+    /// assert_eq!(arena.chunks(), 1);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn chunks(&self) -> usize {
+        self.inner.stats().2
+    }
+
+    /// Frees every allocation at once (the chunks go back to the pool) and
+    /// keeps the arena open. Needs `&mut self`: no segment can still exist.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::alloc::{Arena, SegmentAllocator};
+    /// let mut arena = Arena::confined();
+    /// arena.allocate(64, 8)?;
+    /// arena.reset();
+    /// assert_eq!(arena.allocated_bytes(), 0);
+    /// assert_eq!(arena.allocate(8, 8)?.get::<u64>(0)?, 0);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn reset(&mut self) {
+        self.inner.reset();
+    }
+
+    /// Marks the arena as used by the allocator-api2 bridge: from now on
+    /// close keeps the chunks until the arena is dropped. Cheap after the
+    /// first call.
+    #[inline(always)]
+    pub(crate) fn bridge_mark(&self) -> Result<()> {
+        // Relaxed is enough: the flag is only ever set under `slow` after
+        // `s.bridged = true` and only while the arena is not released, so a
+        // `true` here means release (which reads `s.bridged` under the same
+        // lock) keeps the chunks.
+        if self.inner.bridged.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.bridge_mark_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bridge_mark_slow(&self) -> Result<()> {
+        let mut s = self.inner.slow.lock();
+        if s.released {
+            return Err(Error::Closed);
+        }
+        s.bridged = true;
+        self.inner.bridged.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Bumps and returns the start address (crate use: the bridge).
+    #[inline(always)]
+    pub(crate) fn bump(&self, size: usize, align: usize) -> Result<usize> {
+        self.inner.bump(size, align)
+    }
+}
+
+impl SegmentAllocator for Arena {
+    #[inline(always)]
+    fn allocate_uninit(&self, size: usize, align: usize) -> Result<Segment<'_>> {
+        let a = self.inner.bump(size, align)?;
+        // SAFETY: `a .. a + size` was bumped past in a chunk this arena owns
+        // (or `size == 0` and `a == align != 0`); no other allocation gets
+        // it; the chunk stays allocated until the session's close action or
+        // the arena's drop, and the segment borrows the arena.
+        Ok(unsafe { carve(a, size, &self.session) })
+    }
+
+    /// Same as `allocate_uninit`: arena memory is always zero when handed out.
+    #[inline(always)]
+    fn allocate(&self, size: usize, align: usize) -> Result<Segment<'_>> {
+        self.allocate_uninit(size, align)
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // No segment or handle borrows the arena any more: free now, even if
+        // the session stays open (its close action will find nothing to do).
+        self.inner.release(true);
+    }
+}
+
+impl fmt::Debug for Arena {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (used, reserved, chunks) = self.inner.stats();
+        f.debug_struct("Arena")
+            .field("session", &self.session)
+            .field("allocated_bytes", &used)
+            .field("reserved_bytes", &reserved)
+            .field("chunks", &chunks)
+            .finish()
+    }
+}
+
+/// A per-thread handle on an [`Arena`] (see [`Arena::local`]): bumps plain
+/// `Cell`s in a chunk taken from the arena, so its fast path has no atomic
+/// read-modify-write. Not `Send`/`Sync`. Dropping it records how much of
+/// its chunk it used; the chunk itself stays the arena's until close.
+///
+/// # Examples
+///
+/// ```
+/// use memscope::alloc::{Arena, SegmentAllocator};
+/// let arena = Arena::shared();
+/// let local = arena.local();
+/// let mut seg = local.allocate(8, 8)?;
+/// seg.set(0, 42u64)?;
+/// assert_eq!(seg.get::<u64>(0)?, 42);
+/// # Ok::<(), memscope::Error>(())
+/// ```
+pub struct LocalArena<'a> {
+    arena: &'a Arena,
+    inner: &'a Inner,
+    cur: Cell<usize>,
+    end: Cell<usize>,
+    base: Cell<usize>,
+    /// The chunk record this handle bumps in.
+    rec: Cell<Option<usize>>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<'a> LocalArena<'a> {
+    /// The arena this handle allocates from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let arena = memscope::alloc::Arena::shared();
+    /// let local = arena.local();
+    /// assert!(std::ptr::eq(local.arena(), &arena));
+    /// ```
+    pub fn arena(&self) -> &'a Arena {
+        self.arena
+    }
+
+    #[inline(always)]
+    pub(crate) fn bump(&self, size: usize, align: usize) -> Result<usize> {
+        if !layout_ok(size, align) {
+            return Err(layout_error(size, align));
+        }
+        // Relaxed: a stale `false` is harmless (see the module docs).
+        if self.inner.closed.load(Ordering::Relaxed) {
+            return Err(Error::Closed);
+        }
+        let c = self.cur.get();
+        let end = self.end.get();
+        if let Some(start) = align_up(c, align) {
+            if start <= end && end - start >= size {
+                self.cur.set(start + size);
+                return Ok(start);
+            }
+        }
+        self.refill(size, align)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refill(&self, size: usize, align: usize) -> Result<usize> {
+        let old = self
+            .rec
+            .get()
+            .map(|r| (r, self.cur.get().saturating_sub(self.base.get())));
+        let (start, new) = self.inner.local_refill(size, align, old)?;
+        if let Some(LocalChunk {
+            rec,
+            base,
+            cur,
+            end,
+        }) = new
+        {
+            self.rec.set(Some(rec));
+            self.base.set(base);
+            self.cur.set(cur);
+            self.end.set(end);
+        }
+        Ok(start)
+    }
+}
+
+impl SegmentAllocator for LocalArena<'_> {
+    #[inline(always)]
+    fn allocate_uninit(&self, size: usize, align: usize) -> Result<Segment<'_>> {
+        let a = self.bump(size, align)?;
+        // SAFETY: `a .. a + size` lies in a chunk the arena gave to this
+        // handle alone (or its own huge chunk, or `size == 0`); the cursor
+        // only moves forward; the chunk stays allocated until the session's
+        // close action or the arena's drop, and the segment borrows `self`,
+        // which borrows the arena.
+        Ok(unsafe { carve(a, size, &self.arena.session) })
+    }
+
+    /// Same as `allocate_uninit`: arena memory is always zero when handed out.
+    #[inline(always)]
+    fn allocate(&self, size: usize, align: usize) -> Result<Segment<'_>> {
+        self.allocate_uninit(size, align)
+    }
+}
+
+impl Drop for LocalArena<'_> {
+    fn drop(&mut self) {
+        if let Some(r) = self.rec.get() {
+            self.inner
+                .local_done(r, self.cur.get().saturating_sub(self.base.get()));
+        }
+    }
+}
+
+impl fmt::Debug for LocalArena<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalArena")
+            .field("session", &self.arena.session.id())
+            .field("free", &self.end.get().saturating_sub(self.cur.get()))
+            .finish()
+    }
+}

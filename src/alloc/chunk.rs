@@ -1,0 +1,129 @@
+//! Chunks: zeroed blocks of memory from the global allocator that arenas and
+//! stacks bump into, and the one unsafe step that turns a range inside a chunk
+//! into a [`Segment`].
+//!
+//! Invariant kept by every user of this file: a chunk's bytes past its
+//! `dirty` prefix are zero (fresh chunks come from `alloc_zeroed`; recycled
+//! ones have their dirty prefix cleared in bulk by [`Chunk::clear`] before
+//! reuse), so handing out zeroed memory costs no per-allocation `memset`.
+//!
+//! Chunk addresses are exposed (`expose_provenance`) when the chunk is made,
+//! so the bump pointers elsewhere can be plain `usize` addresses and be turned
+//! back into pointers with `with_exposed_provenance_mut` (Miri runs with
+//! `-Zmiri-permissive-provenance`).
+
+use crate::segment::Segment;
+use crate::segment::raw::RawSegment;
+use crate::session::Session;
+use core::ptr::NonNull;
+use std::alloc::{Layout, alloc_zeroed, dealloc};
+
+/// The alignment every chunk has at least.
+pub(crate) const CHUNK_ALIGN: usize = 16;
+
+/// An owned, zero-initialised block from the global allocator.
+pub(crate) struct Chunk {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+// SAFETY: a Chunk owns its block exclusively (like a Box<[u8]>); moving the
+// ownership to another thread is fine, and `&Chunk` only exposes the address.
+unsafe impl Send for Chunk {}
+// SAFETY: as above: no method reads or writes the bytes through `&self`.
+unsafe impl Sync for Chunk {}
+
+impl Chunk {
+    /// A zeroed chunk of `len` bytes aligned to `max(align, CHUNK_ALIGN)`,
+    /// or `None` if the layout is invalid, `len` is zero or the global
+    /// allocator fails.
+    pub(crate) fn new(len: usize, align: usize) -> Option<Chunk> {
+        if len == 0 {
+            return None;
+        }
+        let layout = Layout::from_size_align(len, align.max(CHUNK_ALIGN)).ok()?;
+        // SAFETY: `layout` has a non-zero size (checked above).
+        let p = unsafe { alloc_zeroed(layout) };
+        let ptr = NonNull::new(p)?;
+        let _ = ptr.as_ptr().expose_provenance();
+        Some(Chunk { ptr, layout })
+    }
+
+    /// The first address of the chunk.
+    #[inline(always)]
+    pub(crate) fn addr(&self) -> usize {
+        self.ptr.as_ptr().addr()
+    }
+
+    /// The size in bytes.
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.layout.size()
+    }
+
+    /// The alignment the chunk was allocated with.
+    #[inline(always)]
+    pub(crate) fn align(&self) -> usize {
+        self.layout.align()
+    }
+
+    /// One past the last address.
+    #[inline(always)]
+    pub(crate) fn end(&self) -> usize {
+        self.addr() + self.len()
+    }
+
+    /// Zeroes the first `dirty` bytes (clamped to the chunk), restoring the
+    /// all-zero invariant before the chunk is reused.
+    pub(crate) fn clear(&mut self, dirty: usize) {
+        let n = dirty.min(self.len());
+        // SAFETY: `n <= len` and the chunk owns `len` writable bytes; `&mut
+        // self` proves nobody else holds the chunk (a pooled or reset chunk
+        // is reachable by no segment: its session closed, or the arena that
+        // handed it out is borrowed mutably).
+        unsafe { core::ptr::write_bytes(self.ptr.as_ptr(), 0, n) }
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` was returned by `alloc_zeroed(self.layout)` in `new`
+        // and is freed only here, once.
+        unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+impl core::fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Chunk(0x{:x}, {} B)", self.addr(), self.len())
+    }
+}
+
+/// Makes the segment `addr .. addr + len` of `session`.
+///
+/// A zero-length request never touches memory: it gets an empty segment
+/// whose address is `addr` (which must then still be non-zero).
+///
+/// # Safety
+///
+/// `addr` must be non-zero, and unless `len == 0`, `addr .. addr + len` must
+/// lie inside one live [`Chunk`] (or another block) that is exposed, that
+/// the calling allocator keeps allocated until `session` closes or the
+/// allocator itself (which the returned segment borrows) is dropped, and that
+/// the allocator hands out to nobody else (allocators bump past it).
+#[inline(always)]
+pub(crate) unsafe fn carve<'s>(addr: usize, len: usize, session: &'s Session) -> Segment<'s> {
+    debug_assert!(addr != 0, "carve at the null address");
+    let p: *mut u8 = core::ptr::with_exposed_provenance_mut(addr);
+    // SAFETY: the caller guarantees `addr != 0`.
+    let ptr = unsafe { NonNull::new_unchecked(p) };
+    // SAFETY: validity, lifetime and exclusivity are the caller's duties
+    // (this function's `# Safety`), which are `from_raw_parts`' duties.
+    unsafe { Segment::from_raw_parts(RawSegment { ptr, len }, session) }
+}
+
+/// Rounds `addr` up to `align` (a power of two), or `None` on overflow.
+#[inline(always)]
+pub(crate) fn align_up(addr: usize, align: usize) -> Option<usize> {
+    Some(addr.checked_add(align - 1)? & !(align - 1))
+}

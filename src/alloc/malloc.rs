@@ -1,0 +1,368 @@
+//! [`MallocAllocator`]: every allocation is its own C `malloc` block, so it
+//! can be handed to C code that calls `free`, and it can be freed or resized
+//! one at a time (the memory-regions protocol: `deallocate`, `reallocate`).
+//! Blocks still allocated when the session closes are freed then.
+//!
+//! The C calls (`calloc`, `malloc`, `realloc`, `posix_memalign`, `free`)
+//! are the unsafe mechanism of this file.
+
+use super::SegmentAllocator;
+use super::chunk::carve;
+use crate::error::{Error, Result};
+use crate::segment::Segment;
+use crate::session::Session;
+use crate::sync::{Arc, Mutex};
+use core::ffi::{c_int, c_void};
+use core::fmt;
+use std::collections::HashMap;
+
+unsafe extern "C" {
+    fn malloc(size: usize) -> *mut c_void;
+    fn calloc(n: usize, size: usize) -> *mut c_void;
+    fn realloc(p: *mut c_void, size: usize) -> *mut c_void;
+    fn free(p: *mut c_void);
+    fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int;
+}
+
+/// What `malloc` aligns every block to (glibc and musl on 64-bit: 16).
+const MALLOC_ALIGN: usize = 2 * core::mem::size_of::<usize>();
+
+/// A C heap block of `size > 0` bytes aligned to `align`, zeroed if asked;
+/// its address (exposed) or `None`.
+pub(crate) fn c_alloc(size: usize, align: usize, zeroed: bool) -> Option<usize> {
+    debug_assert!(size > 0 && align.is_power_of_two());
+    if align <= MALLOC_ALIGN {
+        // SAFETY: plain C allocation calls with a non-zero size.
+        let p = unsafe {
+            if zeroed {
+                calloc(1, size)
+            } else {
+                malloc(size)
+            }
+        };
+        if p.is_null() {
+            return None;
+        }
+        if p.addr() % align == 0 {
+            return Some(p.expose_provenance());
+        }
+        // C only promises alignment for objects that fit the size (Miri
+        // gives a 3-byte block 2-byte alignment): fall back below.
+        // SAFETY: `p` is the live block just allocated.
+        unsafe { free(p) };
+    }
+    let mut out = core::ptr::null_mut();
+    let align = align.max(core::mem::size_of::<*mut c_void>());
+    // SAFETY: `out` is a valid place for the result; `align` is a power of
+    // two and a multiple of the pointer size, as POSIX requires.
+    let rc = unsafe { posix_memalign(&mut out, align, size) };
+    if rc != 0 || out.is_null() {
+        return None;
+    }
+    if zeroed {
+        // SAFETY: `out` is a fresh block of `size` writable bytes.
+        unsafe { core::ptr::write_bytes(out.cast::<u8>(), 0, size) };
+    }
+    Some(out.expose_provenance())
+}
+
+/// Frees a block from [`c_alloc`].
+///
+/// # Safety
+///
+/// `addr` must be a live block returned by `c_alloc` (or `c_realloc`) and
+/// not be used afterwards.
+pub(crate) unsafe fn c_free(addr: usize) {
+    let p: *mut c_void = core::ptr::with_exposed_provenance_mut(addr);
+    // SAFETY: the caller guarantees `p` is a live C heap block.
+    unsafe { free(p) }
+}
+
+/// Resizes a block from [`c_alloc`] of `old` bytes aligned to `align` to
+/// `new > 0` bytes; bytes past `old` are zeroed. On failure the old block
+/// is untouched and `None` is returned.
+///
+/// # Safety
+///
+/// `addr` must be a live block of `old` bytes returned by `c_alloc` with
+/// the same `align`; on success it must not be used afterwards.
+pub(crate) unsafe fn c_realloc(addr: usize, old: usize, new: usize, align: usize) -> Option<usize> {
+    let p: *mut c_void = core::ptr::with_exposed_provenance_mut(addr);
+    // C's realloc aligns like malloc: for `new >= MALLOC_ALIGN` that is the
+    // fundamental alignment (which `align` does not exceed here); smaller
+    // blocks move by hand so their alignment is kept.
+    let q = if align <= MALLOC_ALIGN && new >= MALLOC_ALIGN {
+        // SAFETY: `p` is a live malloc block (caller) and `new > 0`.
+        let q = unsafe { realloc(p, new) };
+        if q.is_null() {
+            return None;
+        }
+        q
+    } else {
+        let q: *mut c_void = core::ptr::with_exposed_provenance_mut(c_alloc(new, align, false)?);
+        // SAFETY: both blocks are live and distinct; `min(old, new)` bytes
+        // are in bounds of both.
+        unsafe {
+            core::ptr::copy_nonoverlapping(p.cast::<u8>(), q.cast::<u8>(), old.min(new));
+            free(p);
+        }
+        q
+    };
+    if new > old {
+        // SAFETY: `q` has `new` bytes; the tail `old .. new` is in bounds.
+        unsafe { core::ptr::write_bytes(q.cast::<u8>().add(old), 0, new - old) };
+    }
+    Some(q.expose_provenance())
+}
+
+#[derive(Debug, Default)]
+struct Blocks {
+    /// Live blocks: address -> (size, align).
+    live: HashMap<usize, (usize, usize)>,
+    closed: bool,
+}
+
+impl Blocks {
+    fn free_all(&mut self) {
+        self.closed = true;
+        for (a, _) in self.live.drain() {
+            // SAFETY: every entry of `live` is a block from `c_alloc` not yet
+            // freed (entries are removed when a block is freed or moved).
+            unsafe { c_free(a) };
+        }
+    }
+}
+
+/// An allocator of individual C heap blocks tied to a session: blocks can
+/// be freed ([`deallocate`](Self::deallocate)) or resized
+/// ([`reallocate`](Self::reallocate)) one by one, and those left are freed
+/// when the session closes (or the allocator is dropped).
+///
+/// Zero-size requests get an empty segment at address `align` (no block).
+///
+/// # Examples
+///
+/// ```
+/// use memscope::alloc::{MallocAllocator, SegmentAllocator};
+/// let m = MallocAllocator::new(memscope::Session::shared());
+/// let mut seg = m.allocate(8, 8)?;
+/// seg.set(0, 7u64)?;
+/// let seg = m.reallocate(seg, 64)?;
+/// assert_eq!((seg.get::<u64>(0)?, seg.get::<u64>(56)?), (7, 0));
+/// m.deallocate(seg)?;
+/// assert_eq!(m.live_blocks(), 0);
+/// # Ok::<(), memscope::Error>(())
+/// ```
+pub struct MallocAllocator {
+    session: Session,
+    blocks: Arc<Mutex<Blocks>>,
+}
+
+impl MallocAllocator {
+    /// An allocator whose blocks belong to `session`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::{Error, alloc::{MallocAllocator, SegmentAllocator}};
+    /// let m = MallocAllocator::new(memscope::Session::shared());
+    /// let seg = m.allocate(16, 8)?;
+    /// m.session().close()?; // frees the block
+    /// assert_eq!(seg.get::<u8>(0), Err(Error::Closed));
+    /// assert_eq!(m.allocate(16, 8).unwrap_err(), Error::Closed);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn new(session: Session) -> MallocAllocator {
+        let blocks = Arc::new(Mutex::new(Blocks::default()));
+        let b2 = blocks.clone();
+        let _ = session.add_close_action(move || b2.lock().free_all());
+        MallocAllocator { session, blocks }
+    }
+
+    /// The session the blocks belong to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = memscope::Session::shared();
+    /// assert_eq!(memscope::alloc::MallocAllocator::new(s.clone()).session(), &s);
+    /// ```
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// How many blocks are allocated (a snapshot).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::alloc::{MallocAllocator, SegmentAllocator};
+    /// let m = MallocAllocator::new(memscope::Session::shared());
+    /// let _a = m.allocate(1, 1)?;
+    /// assert_eq!(m.live_blocks(), 1);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn live_blocks(&self) -> usize {
+        self.blocks.lock().live.len()
+    }
+
+    fn alloc(&self, size: usize, align: usize, zeroed: bool) -> Result<Segment<'_>> {
+        super::check_layout(size, align)?;
+        let mut b = self.blocks.lock();
+        if b.closed {
+            return Err(Error::Closed);
+        }
+        if size == 0 {
+            // SAFETY: an empty segment at a non-zero address touches nothing.
+            return Ok(unsafe { carve(align, 0, &self.session) });
+        }
+        let a = c_alloc(size, align, zeroed).ok_or(Error::OutOfMemory { size, align })?;
+        b.live.insert(a, (size, align));
+        // SAFETY: `a` is a fresh, exposed C block of `size` bytes, recorded
+        // in `live`; it is freed only by `deallocate`/`reallocate` (which
+        // consume the segment) or by the close action / drop (after which
+        // the segment cannot access it: the session is closed, or the
+        // segment's borrow of `self` has ended).
+        Ok(unsafe { carve(a, size, &self.session) })
+    }
+
+    fn check_mine(&self, seg: &Segment<'_>) -> Result<()> {
+        if seg.session() != &self.session {
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "segment of session {} does not belong to this allocator (session {})",
+                    seg.session().id(),
+                    self.session.id()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Frees the block behind `seg` now (memory-regions `deallocate`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] if `seg` is not a whole live block of this
+    /// allocator; [`Error::Closed`] after close (the block is already freed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::alloc::{MallocAllocator, SegmentAllocator};
+    /// let m = MallocAllocator::new(memscope::Session::shared());
+    /// let seg = m.allocate(32, 8)?;
+    /// m.deallocate(seg)?;
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn deallocate(&self, seg: Segment<'_>) -> Result<()> {
+        self.check_mine(&seg)?;
+        if seg.is_empty() {
+            return Ok(());
+        }
+        let mut b = self.blocks.lock();
+        if b.closed {
+            return Err(Error::Closed);
+        }
+        let a = seg.address().get();
+        match b.live.get(&a) {
+            Some(&(size, _)) if size == seg.len() => {
+                b.live.remove(&a);
+                // SAFETY: `a` was a live block (in `live`, now removed), and
+                // its only segment has been consumed by this call.
+                unsafe { c_free(a) };
+                Ok(())
+            }
+            _ => Err(Error::InvalidArgument {
+                reason: format!("0x{a:x} ({} B) is not a live block", seg.len()),
+            }),
+        }
+    }
+
+    /// Resizes the block behind `seg` to `new_size` bytes (C `realloc`):
+    /// the contents up to the smaller size are kept, new bytes are zero.
+    /// On failure the old block stays allocated (until close).
+    ///
+    /// # Errors
+    ///
+    /// As [`deallocate`](Self::deallocate), plus [`Error::OutOfMemory`] and
+    /// [`Error::InvalidLayout`] for an overflowing size.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::alloc::{MallocAllocator, SegmentAllocator};
+    /// let m = MallocAllocator::new(memscope::Session::shared());
+    /// let seg = m.allocate_value(0x1122u16)?;
+    /// let seg = m.reallocate(seg, 1)?;
+    /// assert_eq!(seg.len(), 1);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn reallocate<'a>(&'a self, seg: Segment<'_>, new_size: usize) -> Result<Segment<'a>> {
+        self.check_mine(&seg)?;
+        if seg.is_empty() {
+            let _ = seg;
+            return self.alloc(new_size, 1, true);
+        }
+        let mut b = self.blocks.lock();
+        if b.closed {
+            return Err(Error::Closed);
+        }
+        let a = seg.address().get();
+        let (old, align) = match b.live.get(&a) {
+            Some(&(size, align)) if size == seg.len() => (size, align),
+            _ => {
+                return Err(Error::InvalidArgument {
+                    reason: format!("0x{a:x} ({} B) is not a live block", seg.len()),
+                });
+            }
+        };
+        super::check_layout(new_size, align)?;
+        if new_size == 0 {
+            b.live.remove(&a);
+            // SAFETY: `a` is a live block whose only segment was consumed.
+            unsafe { c_free(a) };
+            // SAFETY: an empty segment at a non-zero address touches nothing.
+            return Ok(unsafe { carve(align, 0, &self.session) });
+        }
+        // SAFETY: `a` is a live block of `old` bytes aligned to `align`
+        // (from `live`); its only segment was consumed by this call.
+        let n = unsafe { c_realloc(a, old, new_size, align) }.ok_or(Error::OutOfMemory {
+            size: new_size,
+            align,
+        })?;
+        b.live.remove(&a);
+        b.live.insert(n, (new_size, align));
+        // SAFETY: as in `alloc`: a live, exposed block of `new_size` bytes
+        // recorded in `live`.
+        Ok(unsafe { carve(n, new_size, &self.session) })
+    }
+}
+
+impl SegmentAllocator for MallocAllocator {
+    /// Zeroed too (`calloc`): fresh `malloc` memory is uninitialised, and
+    /// safe reads must never see uninitialised bytes.
+    fn allocate_uninit(&self, size: usize, align: usize) -> Result<Segment<'_>> {
+        self.alloc(size, align, true)
+    }
+
+    fn allocate(&self, size: usize, align: usize) -> Result<Segment<'_>> {
+        self.alloc(size, align, true)
+    }
+}
+
+impl Drop for MallocAllocator {
+    fn drop(&mut self) {
+        // No segment borrows the allocator any more.
+        self.blocks.lock().free_all();
+    }
+}
+
+impl fmt::Debug for MallocAllocator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MallocAllocator")
+            .field("session", &self.session)
+            .field("live_blocks", &self.live_blocks())
+            .finish()
+    }
+}

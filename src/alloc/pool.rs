@@ -1,0 +1,206 @@
+//! The chunk pool: chunks of closed (or reset) arenas come back here and the
+//! next arena takes them, so opening, using and closing an arena costs no
+//! call into the global allocator once the pool is warm.
+//!
+//! Two levels: a small per-thread cache (no atomics, no lock) and a bounded
+//! global pool behind a mutex. A chunk goes back with its `dirty` length (how
+//! many leading bytes may be non-zero); the taker clears that prefix in bulk
+//! before use, which keeps the all-zero invariant of `chunk.rs`.
+
+use super::chunk::Chunk;
+use crate::sync::Mutex;
+use core::cell::RefCell;
+
+/// Chunks larger than this are freed instead of pooled.
+pub(crate) const POOL_MAX_CHUNK: usize = 4 << 20;
+/// Chunks kept per thread (none under loom: every hand-off goes through the
+/// global pool, which is what the loom models check).
+#[cfg(not(loom))]
+const LOCAL_CAP: usize = 8;
+#[cfg(loom)]
+const LOCAL_CAP: usize = 0;
+/// Bytes kept in the global pool at most.
+const GLOBAL_MAX_BYTES: usize = 64 << 20;
+
+/// A pooled chunk and the length of its possibly non-zero prefix.
+#[derive(Debug)]
+pub(crate) struct Pooled {
+    pub(crate) chunk: Chunk,
+    pub(crate) dirty: usize,
+}
+
+#[derive(Debug, Default)]
+struct Global {
+    chunks: Vec<Pooled>,
+    bytes: usize,
+}
+
+#[cfg(not(loom))]
+fn global() -> &'static Mutex<Global> {
+    static G: Mutex<Global> = parking_lot::const_mutex(Global {
+        chunks: Vec::new(),
+        bytes: 0,
+    });
+    &G
+}
+
+#[cfg(loom)]
+fn global() -> &'static Mutex<Global> {
+    crate::sync::lazy_static! {
+        static ref G: Mutex<Global> = Mutex::new(Global::default());
+    }
+    &G
+}
+
+/// The per-thread cache; on thread exit its chunks move to the global pool.
+#[derive(Debug, Default)]
+struct Local(Vec<Pooled>);
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        for p in self.0.drain(..) {
+            give_global(p);
+        }
+    }
+}
+
+#[cfg(not(loom))]
+crate::sync::thread_local! {
+    static LOCAL: RefCell<Local> = const { RefCell::new(Local(Vec::new())) };
+}
+// loom's `thread_local!` does not take `const {}`.
+#[cfg(loom)]
+crate::sync::thread_local! {
+    static LOCAL: RefCell<Local> = RefCell::new(Local(Vec::new()));
+}
+
+/// Picks the first chunk of at least `min` bytes and at most `4 * min`
+/// (so a tiny arena does not pin a huge chunk), aligned to `align`.
+fn pick(v: &mut Vec<Pooled>, min: usize, align: usize) -> Option<Pooled> {
+    let max = min.saturating_mul(4);
+    let i = v
+        .iter()
+        .rposition(|p| p.chunk.len() >= min && p.chunk.len() <= max && p.chunk.align() >= align)?;
+    Some(v.swap_remove(i))
+}
+
+/// Takes a zeroed chunk of `min ..= 4 * min` bytes from the pool, if any.
+pub(crate) fn take(min: usize, align: usize) -> Option<Chunk> {
+    let local = LOCAL
+        .try_with(|l| pick(&mut l.borrow_mut().0, min, align))
+        .ok()
+        .flatten();
+    let p = match local {
+        Some(p) => p,
+        None => take_global(min, align)?,
+    };
+    let Pooled { mut chunk, dirty } = p;
+    if !crate::session::state::twin_on("PoolNoClear") {
+        chunk.clear(dirty);
+    }
+    Some(chunk)
+}
+
+#[cold]
+#[inline(never)]
+fn take_global(min: usize, align: usize) -> Option<Pooled> {
+    let mut g = global().lock();
+    let p = pick(&mut g.chunks, min, align)?;
+    g.bytes -= p.chunk.len();
+    Some(p)
+}
+
+/// Gives a chunk back; it is freed if it is too big or the pool is full.
+pub(crate) fn give(chunk: Chunk, dirty: usize) {
+    if chunk.len() > POOL_MAX_CHUNK {
+        return;
+    }
+    let p = Pooled { chunk, dirty };
+    let rest = LOCAL.try_with(|l| {
+        let mut l = l.borrow_mut();
+        if l.0.len() < LOCAL_CAP {
+            l.0.push(p);
+            None
+        } else {
+            Some(p)
+        }
+    });
+    match rest {
+        Ok(None) => {}
+        Ok(Some(p)) => give_global(p),
+        Err(_) => {} // thread-local destroyed: p was dropped (freed) with the closure
+    }
+}
+
+fn give_global(p: Pooled) {
+    let mut g = global().lock();
+    if g.bytes + p.chunk.len() <= GLOBAL_MAX_BYTES {
+        g.bytes += p.chunk.len();
+        g.chunks.push(p);
+    }
+}
+
+/// What the chunk pool holds, as seen from the calling thread.
+///
+/// # Examples
+///
+/// ```
+/// use memscope::alloc::{Arena, SegmentAllocator, pool_stats, trim_pool};
+/// let arena = Arena::confined();
+/// arena.allocate(16, 8)?;
+/// arena.close()?;
+/// assert!(pool_stats().chunks >= 1);
+/// trim_pool();
+/// assert_eq!(pool_stats().chunks, 0);
+/// # Ok::<(), memscope::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStats {
+    /// Chunks pooled (this thread's cache plus the global pool).
+    pub chunks: usize,
+    /// Their total size in bytes.
+    pub bytes: usize,
+    /// Of `chunks`, how many are in this thread's cache.
+    pub local_chunks: usize,
+}
+
+/// A snapshot of the chunk pool (this thread's cache and the global pool).
+///
+/// # Examples
+///
+/// ```
+/// let s = memscope::alloc::pool_stats();
+/// assert!(s.local_chunks <= s.chunks);
+/// ```
+pub fn pool_stats() -> PoolStats {
+    let (lc, lb) = LOCAL
+        .try_with(|l| {
+            let l = l.borrow();
+            (l.0.len(), l.0.iter().map(|p| p.chunk.len()).sum::<usize>())
+        })
+        .unwrap_or((0, 0));
+    let g = global().lock();
+    PoolStats {
+        chunks: lc + g.chunks.len(),
+        bytes: lb + g.bytes,
+        local_chunks: lc,
+    }
+}
+
+/// Frees every pooled chunk (this thread's cache and the global pool) back
+/// to the global allocator.
+///
+/// # Examples
+///
+/// ```
+/// memscope::alloc::trim_pool();
+/// assert_eq!(memscope::alloc::pool_stats().local_chunks, 0);
+/// ```
+pub fn trim_pool() {
+    let local = LOCAL
+        .try_with(|l| core::mem::take(&mut l.borrow_mut().0))
+        .unwrap_or_default();
+    drop(local);
+    let g = core::mem::take(&mut *global().lock());
+    drop(g);
+}

@@ -1,0 +1,569 @@
+//! Allocator behaviour: arenas, per-thread handles, the chunk pool, stack
+//! frames, malloc blocks, slicing/prefix allocators and the allocator-api2
+//! bridge (DESIGN.md semantics 10–12).
+
+use memscope::alloc::{
+    Arena, MallocAllocator, PrefixAllocator, SegmentAllocator, SlicingAllocator, pool_stats, stack,
+    trim_pool,
+};
+use memscope::{Error, Segment, Session};
+use proptest::prelude::*;
+
+/// Small under Miri, which is slow.
+const N: usize = if cfg!(miri) { 20 } else { 2000 };
+
+fn range(s: &Segment<'_>) -> (usize, usize) {
+    (s.address().get(), s.address().get() + s.len())
+}
+
+fn assert_disjoint(mut v: Vec<(usize, usize)>) {
+    v.retain(|r| r.0 != r.1);
+    v.sort();
+    for w in v.windows(2) {
+        assert!(w[0].1 <= w[1].0, "{:x?} overlaps {:x?}", w[0], w[1]);
+    }
+}
+
+fn layouts() -> impl Strategy<Value = Vec<(usize, usize)>> {
+    let n = if cfg!(miri) { 8 } else { 64 };
+    prop::collection::vec((0usize..300, 0u32..8), 1..n)
+        .prop_map(|v| v.into_iter().map(|(s, a)| (s, 1usize << a)).collect())
+}
+
+fn check_allocator(a: &impl SegmentAllocator, layouts: &[(usize, usize)]) {
+    let mut segs = Vec::new();
+    for &(size, align) in layouts {
+        let s = a.allocate(size, align).unwrap();
+        assert_eq!(s.len(), size);
+        assert_eq!(s.address().get() % align, 0, "misaligned for {align}");
+        segs.push(s);
+    }
+    assert_disjoint(segs.iter().map(range).collect());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: if cfg!(miri) { 2 } else { 64 },
+        // Miri's isolation forbids the file system (regression files).
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn allocations_never_overlap(l in layouts()) {
+        check_allocator(&Arena::shared(), &l);
+        check_allocator(&Arena::confined(), &l);
+        let arena = Arena::shared();
+        check_allocator(&arena.local(), &l);
+        stack::frame(|f| check_allocator(f, &l));
+        check_allocator(&MallocAllocator::new(Session::shared()), &l);
+    }
+
+    #[test]
+    fn bad_layouts_are_errors_not_panics(size in any::<usize>(), align in any::<usize>()) {
+        let valid = align.is_power_of_two() && size <= isize::MAX as usize - (align - 1);
+        if cfg!(miri) && valid && (size > 1 << 16 || align > 1 << 16) {
+            // Miri aborts (rather than failing) on allocations this big.
+            return Ok(());
+        }
+        let arena = Arena::shared();
+        let r = arena.allocate(size, align);
+        if !align.is_power_of_two() || size > isize::MAX as usize - (align - 1) {
+            let ok = matches!(r, Err(Error::InvalidLayout { .. }));
+            prop_assert!(ok, "expected InvalidLayout");
+        } else {
+            let ok = matches!(r, Ok(_) | Err(Error::OutOfMemory { .. }));
+            prop_assert!(ok, "expected a segment or OutOfMemory");
+        }
+        let _ = Arena::confined().allocate(size, align);
+        let _ = arena.local().allocate(size, align);
+        let _ = stack::frame(|f| f.allocate(size, align).map(|_| ()));
+        let _ = MallocAllocator::new(Session::shared()).allocate(size, align);
+    }
+}
+
+#[test]
+fn allocations_never_overlap_across_two_threads() {
+    for arena in [Arena::shared(), Arena::new(Session::auto())] {
+        let ranges: Vec<(usize, usize)> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..2)
+                .map(|t| {
+                    let arena = &arena;
+                    s.spawn(move || {
+                        let mut v = Vec::new();
+                        for i in 0..N {
+                            let size = 1 + (i * 7 + t) % 40;
+                            let seg = arena.allocate(size, 1 << (i % 4)).unwrap();
+                            v.push(range(&seg));
+                        }
+                        let local = arena.local();
+                        for i in 0..N {
+                            v.push(range(&local.allocate(1 + i % 24, 8).unwrap()));
+                        }
+                        v
+                    })
+                })
+                .collect();
+            hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(ranges.len(), 4 * N);
+        assert_disjoint(ranges);
+    }
+}
+
+#[test]
+fn alignment_is_honoured_from_1_to_4096() {
+    let arena = Arena::shared();
+    let confined = Arena::confined();
+    let local = arena.local();
+    let m = MallocAllocator::new(Session::shared());
+    let mut align = 1;
+    while align <= 4096 {
+        assert_eq!(arena.allocate(3, align).unwrap().address().get() % align, 0);
+        assert_eq!(
+            confined.allocate(3, align).unwrap().address().get() % align,
+            0
+        );
+        assert_eq!(local.allocate(3, align).unwrap().address().get() % align, 0);
+        assert_eq!(m.allocate(3, align).unwrap().address().get() % align, 0);
+        stack::frame(|f| assert_eq!(f.allocate(3, align).unwrap().address().get() % align, 0));
+        align *= 2;
+    }
+}
+
+#[test]
+fn arena_memory_is_zeroed_even_in_recycled_chunks() {
+    for round in 0..3 {
+        let arena = if round % 2 == 0 {
+            Arena::confined()
+        } else {
+            Arena::shared()
+        };
+        let local = arena.local();
+        for i in 0..N {
+            let mut a = arena.allocate(24, 8).unwrap();
+            let mut b = local.allocate(24, 8).unwrap();
+            for off in (0..24).step_by(8) {
+                assert_eq!(a.get::<u64>(off).unwrap(), 0, "round {round} alloc {i}");
+                assert_eq!(b.get::<u64>(off).unwrap(), 0, "round {round} alloc {i}");
+                a.set(off, u64::MAX).unwrap();
+                b.set(off, u64::MAX).unwrap();
+            }
+        }
+        drop(local);
+        arena.close().unwrap();
+    }
+    let mut arena = Arena::confined();
+    arena.allocate(64, 8).unwrap().set(0, 7u64).unwrap();
+    arena.reset();
+    assert_eq!(arena.allocate(64, 8).unwrap().get::<u64>(0).unwrap(), 0);
+}
+
+#[test]
+fn closed_arenas_give_their_chunks_to_the_pool() {
+    trim_pool();
+    let arena = Arena::confined();
+    let first = arena.allocate(16, 8).unwrap().address();
+    assert_eq!(arena.chunks(), 1);
+    arena.close().unwrap();
+    assert!(pool_stats().chunks >= 1);
+    let arena2 = Arena::confined();
+    assert_eq!(
+        arena2.allocate(16, 8).unwrap().address(),
+        first,
+        "chunk reused"
+    );
+    drop(arena2);
+    trim_pool();
+    assert_eq!(pool_stats().local_chunks, 0);
+}
+
+#[test]
+fn allocation_limit_gives_out_of_memory() {
+    for arena in [Arena::shared(), Arena::confined()] {
+        arena.set_allocation_limit(Some(8192));
+        assert_eq!(arena.allocation_limit(), Some(8192));
+        let mut got = 0;
+        loop {
+            match arena.allocate(100, 4) {
+                Ok(_) => got += 100,
+                Err(Error::OutOfMemory { size, align }) => {
+                    assert_eq!(align, 4);
+                    assert!(size >= 100);
+                    break;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!((4000..=8192).contains(&got), "{got}");
+        assert!(arena.reserved_bytes() <= 8192);
+        assert!(matches!(
+            arena.local().allocate(100, 4),
+            Err(Error::OutOfMemory { .. })
+        ));
+        arena.set_allocation_limit(None);
+        assert!(arena.allocate(100, 4).is_ok());
+    }
+}
+
+#[test]
+fn zero_sized_allocations_are_empty_segments() {
+    let arena = Arena::shared();
+    let s = arena.allocate(0, 64).unwrap();
+    assert!(s.is_empty());
+    assert_eq!(s.address().get() % 64, 0);
+    assert!(Arena::confined().allocate(0, 1).unwrap().is_empty());
+    assert!(stack::frame(|f| f.allocate(0, 8).unwrap().is_empty()));
+    assert!(
+        MallocAllocator::new(Session::shared())
+            .allocate(0, 8)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn bad_sizes_and_alignments_are_invalid_layout() {
+    let arena = Arena::shared();
+    let m = MallocAllocator::new(Session::shared());
+    for (size, align) in [
+        (8, 0),
+        (8, 3),
+        (8, 48),
+        (usize::MAX, 1),
+        (isize::MAX as usize, 2),
+    ] {
+        let bad = |r: memscope::Result<Segment<'_>>| matches!(r, Err(Error::InvalidLayout { .. }));
+        assert!(bad(arena.allocate(size, align)), "{size} {align}");
+        assert!(bad(Arena::confined().allocate(size, align)));
+        assert!(bad(arena.local().allocate(size, align)));
+        assert!(bad(m.allocate(size, align)));
+        assert!(stack::frame(|f| bad(f.allocate(size, align))));
+    }
+    assert!(matches!(
+        arena.allocate_array::<u64>(usize::MAX / 4),
+        Err(Error::InvalidLayout { .. })
+    ));
+    if !cfg!(miri) {
+        // Miri aborts (rather than failing) on allocations this big.
+        assert!(matches!(
+            arena.allocate(isize::MAX as usize - 64, 1),
+            Err(Error::OutOfMemory { .. })
+        ));
+    }
+}
+
+#[test]
+fn close_frees_and_later_allocations_fail_with_closed() {
+    let arena = Arena::shared();
+    let local = arena.local();
+    let mut a = arena.allocate(8, 8).unwrap();
+    a.set(0, 1u64).unwrap();
+    let l = local.allocate(8, 8).unwrap();
+    arena.session().close().unwrap();
+    assert_eq!(a.get::<u64>(0), Err(Error::Closed));
+    assert_eq!(l.get::<u64>(0), Err(Error::Closed));
+    assert_eq!(arena.allocate(8, 8).unwrap_err(), Error::Closed);
+    assert_eq!(local.allocate(8, 8).unwrap_err(), Error::Closed);
+    assert_eq!(arena.local().allocate(8, 8).unwrap_err(), Error::Closed);
+    assert_eq!(arena.chunks(), 0);
+    assert_eq!(arena.reserved_bytes(), 0);
+    assert_eq!(arena.close(), Err(Error::Closed));
+
+    let confined = Arena::confined();
+    confined.allocate(8, 8).unwrap();
+    confined.close().unwrap();
+    assert_eq!(confined.allocate(8, 8).unwrap_err(), Error::Closed);
+
+    let closed = Session::shared();
+    closed.close().unwrap();
+    assert_eq!(
+        Arena::new(closed).allocate(1, 1).unwrap_err(),
+        Error::Closed
+    );
+}
+
+#[test]
+fn confined_arenas_refuse_other_threads() {
+    let arena = Arena::confined();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert!(matches!(
+                arena.allocate(8, 8),
+                Err(Error::WrongThread { .. })
+            ));
+            assert!(matches!(
+                arena.local().allocate(8, 8),
+                Err(Error::WrongThread { .. })
+            ));
+        });
+    });
+    assert!(arena.allocate(8, 8).is_ok());
+}
+
+#[test]
+fn huge_allocations_get_their_own_chunk_and_chunks_grow() {
+    let arena = Arena::shared();
+    arena.allocate(16, 8).unwrap();
+    let first = arena.reserved_bytes();
+    let big = if cfg!(miri) { 64 << 10 } else { 8 << 20 };
+    let seg = arena.allocate(big, 4096).unwrap();
+    assert_eq!(seg.len(), big);
+    assert_eq!(arena.chunks(), 2);
+    // the small chunk is still current
+    let a = arena.allocate(16, 8).unwrap().address().get();
+    assert!(!(seg.address().get()..seg.address().get() + big).contains(&a));
+    for _ in 0..N {
+        arena.allocate(64, 8).unwrap();
+    }
+    assert!(arena.chunks() >= 2);
+    assert!(arena.reserved_bytes() >= first + big);
+}
+
+#[test]
+fn arenas_add_no_per_allocation_header() {
+    let arena = Arena::confined();
+    let n = if cfg!(miri) { 256 } else { 65536 }; // 1 MiB of 16 B allocations
+    for _ in 0..n {
+        arena.allocate(16, 8).unwrap();
+    }
+    let used = arena.allocated_bytes();
+    assert!(used * 100 <= n * 16 * 101, "{used} B for {} B", n * 16);
+    let shared = Arena::shared();
+    let local = shared.local();
+    for _ in 0..n {
+        local.allocate(16, 8).unwrap();
+    }
+    drop(local);
+    assert!(shared.allocated_bytes() * 100 <= n * 16 * 101);
+}
+
+#[test]
+fn stack_frames_release_lifo() {
+    let (a, b) = stack::frame(|f| {
+        let a = f.allocate(32, 8).unwrap().address();
+        let b = stack::frame(|g| {
+            let b = g.allocate(32, 8).unwrap().address();
+            assert!(b.get() >= a.get() + 32);
+            assert_eq!(g.used(), 32);
+            b
+        });
+        // the inner frame's memory is reused by the outer frame now
+        assert_eq!(f.allocate(32, 8).unwrap().address(), b);
+        (a, b)
+    });
+    stack::frame(|f| assert_eq!(f.allocate(32, 8).unwrap().address(), a));
+    assert_ne!(a, b);
+}
+
+#[test]
+fn stack_frame_memory_is_zeroed_after_reuse() {
+    for _ in 0..3 {
+        stack::frame(|f| {
+            let mut s = f.allocate(64, 8).unwrap();
+            for off in (0..64).step_by(8) {
+                assert_eq!(s.get::<u64>(off).unwrap(), 0);
+                s.set(off, u64::MAX).unwrap();
+            }
+        });
+    }
+}
+
+#[test]
+fn stack_frames_outgrow_to_the_heap() {
+    let big = stack::STACK_SIZE + 1;
+    stack::frame(|f| {
+        let small = f.allocate(16, 8).unwrap();
+        let mut large = f.allocate(big, 64).unwrap();
+        assert_eq!(large.len(), big);
+        assert_eq!(large.address().get() % 64, 0);
+        large.set(big - 1, 9u8).unwrap();
+        let after = f.allocate(16, 8).unwrap();
+        assert_disjoint(vec![range(&small), range(&large), range(&after)]);
+    });
+    // the heap block is gone and the stack is back where it was
+    let a = stack::frame(|f| f.allocate(16, 8).unwrap().address());
+    let b = stack::frame(|f| f.allocate(16, 8).unwrap().address());
+    assert_eq!(a, b);
+}
+
+#[test]
+fn only_the_innermost_frame_allocates() {
+    stack::frame(|outer| {
+        stack::frame(|_inner| {
+            assert!(matches!(
+                outer.allocate(8, 8),
+                Err(Error::InvalidArgument { .. })
+            ));
+        });
+        assert!(outer.allocate(8, 8).is_ok());
+    });
+}
+
+#[test]
+fn a_panicking_frame_still_releases() {
+    let before = stack::frame(|f| f.allocate(8, 8).unwrap().address());
+    let r = std::panic::catch_unwind(|| {
+        stack::frame(|f| {
+            f.allocate(100, 8).unwrap();
+            panic!("boom");
+        })
+    });
+    assert!(r.is_err());
+    assert_eq!(
+        stack::frame(|f| f.allocate(8, 8).unwrap().address()),
+        before
+    );
+}
+
+#[test]
+fn stack_frames_are_per_thread() {
+    let addrs: Vec<usize> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| stack::frame(|f| f.allocate(16, 8).unwrap().address().get())))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_ne!(addrs[0], addrs[1]);
+}
+
+#[test]
+fn malloc_blocks_deallocate_and_reallocate() {
+    let m = MallocAllocator::new(Session::shared());
+    let mut seg = m.allocate(16, 8).unwrap();
+    seg.set(8, 0xabcdu64).unwrap();
+    let seg = m.reallocate(seg, 4096).unwrap();
+    assert_eq!(seg.len(), 4096);
+    assert_eq!(seg.get::<u64>(8).unwrap(), 0xabcd);
+    assert_eq!(seg.get::<u64>(4088).unwrap(), 0);
+    let seg = m.reallocate(seg, 12).unwrap();
+    assert_eq!(seg.get::<u32>(8).unwrap(), 0xabcd);
+    let aligned = m.allocate(100, 256).unwrap();
+    let aligned = m.reallocate(aligned, 10_000).unwrap();
+    assert_eq!(aligned.address().get() % 256, 0);
+    assert_eq!(m.live_blocks(), 2);
+    m.deallocate(seg).unwrap();
+    m.deallocate(aligned).unwrap();
+    assert_eq!(m.live_blocks(), 0);
+
+    let other = Arena::shared();
+    let foreign = other.allocate(16, 8).unwrap();
+    assert!(matches!(
+        m.deallocate(foreign),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let foreign = other.allocate(16, 8).unwrap();
+    assert!(matches!(
+        m.reallocate(foreign, 32),
+        Err(Error::InvalidArgument { .. })
+    ));
+}
+
+#[test]
+fn malloc_blocks_are_freed_at_close() {
+    let m = MallocAllocator::new(Session::shared());
+    let seg = m.allocate(64, 8).unwrap();
+    let _ = m.allocate(64, 8).unwrap();
+    assert_eq!(m.live_blocks(), 2);
+    m.session().close().unwrap();
+    assert_eq!(m.live_blocks(), 0);
+    assert_eq!(seg.get::<u8>(0), Err(Error::Closed));
+    assert_eq!(m.deallocate(seg), Err(Error::Closed));
+    assert_eq!(m.allocate(1, 1).unwrap_err(), Error::Closed);
+}
+
+#[test]
+fn slicing_allocator_hands_out_consecutive_slices_until_exhausted() {
+    let arena = Arena::confined();
+    let mut base = arena.allocate(64, 16).unwrap();
+    base.set(0, u64::MAX).unwrap();
+    let s = SlicingAllocator::new(base);
+    let a = s.allocate(10, 1).unwrap();
+    assert_eq!(a.get::<u64>(0).unwrap(), 0, "zeroed");
+    let b = s.allocate(8, 8).unwrap();
+    assert_eq!(b.address().get() - a.address().get(), 16);
+    assert_eq!(s.remaining(), 40);
+    assert!(matches!(s.allocate(41, 1), Err(Error::OutOfMemory { .. })));
+    assert!(matches!(s.allocate(1, 3), Err(Error::InvalidLayout { .. })));
+    assert_eq!(s.allocate(40, 1).unwrap().len(), 40);
+    assert!(matches!(s.allocate(1, 1), Err(Error::OutOfMemory { .. })));
+}
+
+#[test]
+fn prefix_allocator_reuses_one_segment() {
+    let arena = Arena::confined();
+    let mut p = PrefixAllocator::new(arena.allocate(32, 8).unwrap());
+    let a = {
+        let mut s = p.allocate(32, 8).unwrap();
+        s.set(0, 5u64).unwrap();
+        s.address()
+    };
+    assert_eq!(p.allocate_uninit(8, 8).unwrap().get::<u64>(0).unwrap(), 5);
+    let s = p.allocate(8, 8).unwrap();
+    assert_eq!(s.address(), a);
+    assert_eq!(s.get::<u64>(0).unwrap(), 0);
+    assert!(matches!(p.allocate(33, 1), Err(Error::OutOfMemory { .. })));
+}
+
+#[test]
+fn allocator_api2_collections_work_on_every_allocator() {
+    use allocator_api2::vec::Vec as AVec;
+    let arena = Arena::shared();
+    let mut v = AVec::new_in(&arena);
+    for i in 0..N as u64 {
+        v.push(i);
+    }
+    assert_eq!(v.iter().sum::<u64>(), (N as u64) * (N as u64 - 1) / 2);
+
+    let mut map = hashbrown::HashMap::new_in(&arena);
+    for i in 0..N {
+        map.insert(i, i * 2);
+    }
+    assert_eq!(map[&(N / 2)], N);
+
+    let local = arena.local();
+    let mut lv = AVec::new_in(&local);
+    lv.extend(0..100u32);
+    assert_eq!(lv.len(), 100);
+
+    stack::frame(|f| {
+        let mut sv = AVec::new_in(f);
+        sv.extend_from_slice(&[1u8, 2, 3]);
+        assert_eq!(sv, [1, 2, 3]);
+        let mut m = hashbrown::HashMap::new_in(f);
+        m.insert("k", 1);
+        assert_eq!(m["k"], 1);
+    });
+
+    let m = MallocAllocator::new(Session::shared());
+    let mut mv = AVec::new_in(&m);
+    mv.extend(0..1000u16);
+    assert_eq!(mv[999], 999);
+
+    // The session may close while collections live: they stay valid until
+    // the arena is dropped, and new allocations fail.
+    arena.close().unwrap();
+    assert_eq!(v[3], 3);
+    assert_eq!(map[&4], 8);
+    assert!(arena.allocate(8, 8).is_err());
+    assert!(AVec::<u8, _>::new_in(&arena).try_reserve(8).is_err());
+}
+
+#[test]
+fn stats_track_bytes_and_chunks() {
+    let arena = Arena::shared();
+    assert_eq!(
+        (
+            arena.allocated_bytes(),
+            arena.reserved_bytes(),
+            arena.chunks()
+        ),
+        (0, 0, 0)
+    );
+    arena.allocate(10, 1).unwrap();
+    arena.allocate(6, 1).unwrap();
+    assert_eq!(arena.allocated_bytes(), 16);
+    assert!(arena.reserved_bytes() >= 16);
+    assert_eq!(arena.chunks(), 1);
+    assert!(format!("{arena:?}").contains("allocated_bytes: 16"));
+}
