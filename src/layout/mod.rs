@@ -783,6 +783,18 @@ impl MemoryLayout {
         MemoryLayout::raw(LayoutKind::Struct(out), end.max(size), align)
     }
 
+    /// A union from members and the size and alignment the Rust compiler
+    /// gave it; never fails. Used by [`c_union!`](crate::c_union), which
+    /// asserts at compile time that they equal C's.
+    #[doc(hidden)]
+    pub fn __union_from_parts(
+        members: impl IntoIterator<Item = MemoryLayout>,
+        size: usize,
+        align: usize,
+    ) -> MemoryLayout {
+        MemoryLayout::raw(LayoutKind::Union(members.into_iter().collect()), size, align)
+    }
+
     /// `size` unused bytes, alignment 1.
     ///
     /// # Errors
