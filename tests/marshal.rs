@@ -40,20 +40,30 @@ impl Buf {
     }
 }
 
-/// A minimal allocator for the C-string helpers.
+/// A minimal allocator for the C-string helpers: leaks boxes into raw
+/// pointers (so moving them cannot invalidate handed-out segments) and
+/// frees them on drop.
 struct Heap {
     session: Session,
-    chunks: RefCell<Vec<Box<[u8]>>>,
+    chunks: RefCell<Vec<*mut [u8]>>,
 }
 
 impl SegmentAllocator for Heap {
     fn allocate_uninit(&self, size: usize, _align: usize) -> Result<Segment<'_>> {
-        let mut b = vec![0u8; size].into_boxed_slice();
-        let p = Address::from_ptr(b.as_mut_ptr());
-        self.chunks.borrow_mut().push(b);
-        // SAFETY: the box is kept (and not moved) in `chunks` as long as the
-        // heap lives, which outlives the returned segment's borrow.
-        unsafe { Segment::from_raw(p, size, &self.session) }
+        let raw = Box::into_raw(vec![0u8; size].into_boxed_slice());
+        self.chunks.borrow_mut().push(raw);
+        // SAFETY: `raw` is a live allocation of `size` bytes, freed only
+        // when the heap drops, which outlives the returned segment's borrow.
+        unsafe { Segment::from_raw(Address::from_ptr(raw.cast::<u8>()), size, &self.session) }
+    }
+}
+
+impl Drop for Heap {
+    fn drop(&mut self) {
+        for raw in self.chunks.get_mut().drain(..) {
+            // SAFETY: made by Box::into_raw above and freed only here.
+            drop(unsafe { Box::from_raw(raw) });
+        }
     }
 }
 
@@ -818,4 +828,64 @@ proptest! {
             let _ = MemoryLayout::sequence(count, ms[0].clone());
         }
     }
+}
+
+#[test]
+fn arrays_of_structs_through_sub_views() {
+    let pts = MemoryLayout::sequence(4, Point::layout()).unwrap();
+    let s = Session::global();
+    let mut b = Buf::new(pts.size());
+    let mut seg = b.seg(&s);
+    {
+        let mut view = StructView::new(&pts, &mut seg, 0).unwrap();
+        for i in 0..4 {
+            let mut el = view.view_mut(&format!("[{i}]")).unwrap();
+            el.set("x", Value::I32(i)).unwrap();
+            el.set("y", Value::I32(10 * i)).unwrap();
+        }
+        assert!(view.view_mut("[4]").is_err());
+        let third = view.view("[2]").unwrap();
+        assert_eq!(third.offset(), 16);
+        assert_eq!(
+            third.read().unwrap(),
+            Value::Struct(vec![Value::I32(2), Value::I32(20)])
+        );
+    }
+    let all = memscope::marshal::read_seq::<Point>(&seg, 0, 4).unwrap();
+    assert_eq!(all[3], Point { x: 3, y: 30 });
+    let mut two = [Point::default(); 2];
+    memscope::marshal::read_seq_into(&seg, 16, &mut two).unwrap();
+    assert_eq!(two, [Point { x: 2, y: 20 }, Point { x: 3, y: 30 }]);
+    assert!(memscope::marshal::read_seq::<Point>(&seg, 8, 4).is_err());
+    assert!(memscope::marshal::read_seq::<Point>(&seg, 0, usize::MAX).is_err());
+}
+
+#[test]
+fn guarded_marshal_checks_the_guard_and_bounds() {
+    let s = Session::shared();
+    let other = Session::shared();
+    let mut b = Buf::new(16);
+    let mut seg = b.seg(&s);
+    let g = s.acquire().unwrap();
+    Point { x: 1, y: 2 }.write_guarded(&mut seg, &g, 8).unwrap();
+    assert_eq!(
+        Point::read_guarded(&seg, &g, 8).unwrap(),
+        Point { x: 1, y: 2 }
+    );
+    assert!(matches!(
+        Point::read_guarded(&seg, &g, 12),
+        Err(Error::OutOfBounds { .. })
+    ));
+    assert!(matches!(
+        Point::read_guarded(&seg, &g, 2),
+        Err(Error::Misaligned { .. })
+    ));
+    let og = other.acquire().unwrap();
+    assert!(matches!(
+        Point::default().write_guarded(&mut seg, &og, 0),
+        Err(Error::InvalidArgument { .. })
+    ));
+    // while the guard is held, close is refused and the memory stays readable
+    assert!(matches!(s.close(), Err(Error::Busy { .. })));
+    assert_eq!(Point::read_from(&seg, 8).unwrap(), Point { x: 1, y: 2 });
 }
