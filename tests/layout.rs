@@ -317,7 +317,7 @@ fn layouts_print_as_c() {
             .with_order(ByteOrder::Big)
             .with_name("port")
             .to_string(),
-        if ByteOrder::NATIVE == ByteOrder::Big {
+        if ByteOrder::Big.is_native() {
             "uint16_t port".to_string()
         } else {
             "uint16_t port /* big-endian */".to_string()
