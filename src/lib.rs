@@ -11,3 +11,7 @@ pub(crate) mod sync;
 pub use error::{Error, Result};
 pub use segment::{Address, Segment};
 pub use session::{AcquireGuard, Session, SessionKind};
+pub mod layout;
+pub mod marshal;
+pub use layout::{ByteOrder, LayoutKind, MemoryLayout, PathElement, ValueKind};
+pub use marshal::{Marshal, Value};
