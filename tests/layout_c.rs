@@ -296,7 +296,12 @@ const SHAPES: &[Shape] = &[
         name: "alignas16_member",
         c_decl: "struct { char c; _Alignas(16) int x; }",
         paths: &["c", "x"],
-        layout: || s([c::CHAR.with_name("c"), c::INT.with_align(16)?.with_name("x")]),
+        layout: || {
+            s([
+                c::CHAR.with_name("c"),
+                c::INT.with_align(16)?.with_name("x"),
+            ])
+        },
     },
     Shape {
         name: "two_chars",
@@ -313,7 +318,15 @@ const SHAPES: &[Shape] = &[
     Shape {
         name: "deep_nesting",
         c_decl: "struct { char a; struct { short b; struct { char c; long long d; } e[2]; } f[3]; }",
-        paths: &["a", "f", "f[2]", "f[2].b", "f[2].e[1]", "f[2].e[1].d", "f[1].e[0].c"],
+        paths: &[
+            "a",
+            "f",
+            "f[2]",
+            "f[2].b",
+            "f[2].e[1]",
+            "f[2].e[1].d",
+            "f[1].e[0].c",
+        ],
         layout: || {
             let e = s([c::CHAR.with_name("c"), c::LONG_LONG.with_name("d")])?;
             let f = s([c::SHORT.with_name("b"), seq(2, e).with_name("e")])?;
@@ -347,7 +360,12 @@ const SHAPES: &[Shape] = &[
         name: "union_of_arrays",
         c_decl: "union { short s[3]; char c[7]; }",
         paths: &["s", "c"],
-        layout: || u([seq(3, c::SHORT).with_name("s"), seq(7, c::CHAR).with_name("c")]),
+        layout: || {
+            u([
+                seq(3, c::SHORT).with_name("s"),
+                seq(7, c::CHAR).with_name("c"),
+            ])
+        },
     },
     Shape {
         name: "ptr_char_ptr",

@@ -792,7 +792,11 @@ impl MemoryLayout {
         size: usize,
         align: usize,
     ) -> MemoryLayout {
-        MemoryLayout::raw(LayoutKind::Union(members.into_iter().collect()), size, align)
+        MemoryLayout::raw(
+            LayoutKind::Union(members.into_iter().collect()),
+            size,
+            align,
+        )
     }
 
     /// `size` unused bytes, alignment 1.

@@ -95,6 +95,10 @@ pub mod broken {
         NoOwnerCheck,
         /// The arena bump uses a load + store instead of a read-modify-write.
         ArenaLoadStoreBump,
+        /// An upcall stub runs without entering its session (close can free it mid-upcall).
+        UpcallNoEnter,
+        /// A downcall does not acquire the sessions of its segment arguments.
+        DowncallNoAcquire,
     }
 
     std::thread_local! {
