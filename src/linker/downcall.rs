@@ -133,7 +133,7 @@ impl fmt::Debug for Downcall {
 }
 
 crate::sync::thread_local! {
-    static LAST_ERRNO: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+    static LAST_ERRNO: std::cell::Cell<i32> = std::cell::Cell::new(0);
 }
 
 /// The `errno` captured right after this thread's last downcall made with
