@@ -132,7 +132,9 @@ impl fmt::Debug for Downcall {
     }
 }
 
+// Not `const { }`: loom's thread_local! (the shim's, under cfg(loom)) has no const form.
 crate::sync::thread_local! {
+    #[allow(clippy::missing_const_for_thread_local)]
     static LAST_ERRNO: std::cell::Cell<i32> = std::cell::Cell::new(0);
 }
 
