@@ -777,6 +777,40 @@ fn a_panicking_upcall_returns_zero_and_keeps_the_panic() {
 }
 
 #[test]
+fn a_panicking_capturing_upcall_returns_zero_and_keeps_the_panic() {
+    let lib = testlib();
+    let s = Session::shared();
+    let unlucky = 13;
+    let stub = Linker::native()
+        .upcall_typed(
+            move |a: i32, b: i32| -> i32 {
+                assert_ne!(a, unlucky, "unlucky");
+                a + b
+            },
+            &s,
+        )
+        .unwrap();
+    let apply = link(
+        &lib,
+        "apply_int",
+        Some(c::INT),
+        &[c::POINTER, c::INT, c::INT],
+    );
+    let call = |a| {
+        apply
+            .call(&[Value::Address(stub.address()), Value::I32(a), Value::I32(1)])
+            .unwrap()
+    };
+    assert_eq!(call(13), Some(Value::I32(0)));
+    assert!(
+        matches!(stub.take_panic(), Some(Error::UpcallPanicked { message }) if message.contains("unlucky"))
+    );
+    assert_eq!(call(1), Some(Value::I32(2)));
+    assert_eq!(stub.take_panic(), None);
+    s.close().unwrap();
+}
+
+#[test]
 fn upcalls_from_a_thread_c_created_work() {
     let lib = testlib();
     let s = Session::shared();
@@ -809,8 +843,11 @@ fn upcalls_from_a_thread_c_created_work() {
     assert_ne!(tid.lock().unwrap().unwrap(), std::thread::current().id());
     // A confined session's stub refuses upcalls from other threads.
     let conf = Session::confined();
+    // (A capturing closure: it has state the session guards. A stateless
+    // closure runs through a plain function and needs no session check.)
+    let k = 0i32;
     let stub2 = Linker::native()
-        .upcall_typed(|a: i32, b: i32| a + b, &conf)
+        .upcall_typed(move |a: i32, b: i32| a + b + k, &conf)
         .unwrap();
     assert_eq!(
         f.call(&[

@@ -5,6 +5,7 @@
 //! from a checked [`FunctionDescriptor`](super::FunctionDescriptor).
 
 use std::ffi::c_void;
+use std::mem::MaybeUninit;
 
 use libffi::low::{self, CodePtr};
 use libffi::middle::{Cif, Type};
@@ -123,9 +124,6 @@ const INLINE_ARG_BYTES: usize = 256;
 const INLINE_ARGS: usize = 32;
 const INLINE_RET_BYTES: usize = 128;
 
-#[repr(C, align(16))]
-struct Inline<const N: usize>([u8; N]);
-
 /// Everything needed to call one C function through libffi: the cif, the
 /// code address, and where each argument lives in the argument buffer.
 #[derive(Debug)]
@@ -193,17 +191,15 @@ impl CallPlan {
             && self.offsets.len() <= INLINE_ARGS
             && self.ret_bytes <= INLINE_RET_BYTES
         {
-            let mut args = Inline::<INLINE_ARG_BYTES>([0; INLINE_ARG_BYTES]);
-            let mut ret = Inline::<INLINE_RET_BYTES>([0; INLINE_RET_BYTES]);
-            let mut ptrs = [std::ptr::null_mut::<c_void>(); INLINE_ARGS];
-            self.run(
-                &mut args.0,
-                &mut ret.0,
-                &mut ptrs,
-                fill,
-                read,
-                capture_errno,
-            )
+            // Only the used prefixes are initialised (zeroed): a call with
+            // two ints touches 32 + 16 bytes, not the whole buffers.
+            let mut args = [MaybeUninit::<u128>::uninit(); INLINE_ARG_BYTES / 16];
+            let mut ret = [MaybeUninit::<u128>::uninit(); INLINE_RET_BYTES / 16];
+            let mut ptrs = [MaybeUninit::<*mut c_void>::uninit(); INLINE_ARGS];
+            let args = zeroed_prefix(&mut args, self.arg_bytes);
+            let ret = zeroed_prefix(&mut ret, self.ret_bytes);
+            let ptrs = null_prefix(&mut ptrs, self.offsets.len());
+            self.run(args, ret, ptrs, fill, read, capture_errno)
         } else {
             let mut args = vec![0u128; self.arg_bytes.div_ceil(16)];
             let mut ret = vec![0u128; self.ret_bytes.div_ceil(16)];
@@ -224,7 +220,7 @@ impl CallPlan {
         read: impl FnOnce(&mut [u8], i32) -> Result<R>,
         capture_errno: bool,
     ) -> Result<R> {
-        fill(&mut args[..self.arg_bytes])?;
+        fill(args)?;
         let base = args.as_mut_ptr();
         for (p, &off) in ptrs.iter_mut().zip(&self.offsets) {
             *p = base.wrapping_add(off).cast();
@@ -239,8 +235,34 @@ impl CallPlan {
                 .call(self.fun, &mut ptrs[..n], ret.as_mut_ptr().cast())
         };
         let e = if capture_errno { errno() } else { 0 };
-        read(&mut ret[..self.ret_bytes], e)
+        read(ret, e)
     }
+}
+
+/// Zeroes the first `len` bytes (rounded up to 16) of `buf` and returns
+/// them as initialised bytes.
+#[inline(always)]
+fn zeroed_prefix(buf: &mut [MaybeUninit<u128>], len: usize) -> &mut [u8] {
+    let n = len.div_ceil(16);
+    let init = &mut buf[..n];
+    for x in init.iter_mut() {
+        x.write(0);
+    }
+    // SAFETY: the first `n` u128s were just initialised; `len <= 16 * n`;
+    // u128 has no padding, any byte is a valid u8, and the slice borrows
+    // `buf` exclusively.
+    unsafe { std::slice::from_raw_parts_mut(init.as_mut_ptr().cast::<u8>(), len) }
+}
+
+/// Sets the first `n` pointers of `buf` to NULL and returns them.
+#[inline(always)]
+fn null_prefix(buf: &mut [MaybeUninit<*mut c_void>], n: usize) -> &mut [*mut c_void] {
+    let init = &mut buf[..n];
+    for x in init.iter_mut() {
+        x.write(std::ptr::null_mut());
+    }
+    // SAFETY: the first `n` elements were just initialised.
+    unsafe { std::slice::from_raw_parts_mut(init.as_mut_ptr().cast::<*mut c_void>(), n) }
 }
 
 fn as_bytes(v: &mut [u128]) -> &mut [u8] {

@@ -82,7 +82,7 @@ struct Data<H> {
     shared: std::sync::Arc<StubShared>,
 }
 
-fn message(p: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn message(p: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = p.downcast_ref::<String>() {

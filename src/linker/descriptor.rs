@@ -160,6 +160,7 @@ impl FunctionDescriptor {
                 },
                 size: shape.size(),
                 ffi,
+                shape,
             });
         }
         let ret = match &self.ret {
@@ -175,6 +176,7 @@ impl FunctionDescriptor {
                     },
                     size: shape.size(),
                     ffi,
+                    shape,
                 })
             }
         };
@@ -194,6 +196,8 @@ pub(crate) struct ArgSpec {
     pub(crate) scalar: Option<Scalar>,
     pub(crate) size: usize,
     pub(crate) ffi: FfiTy,
+    /// The checked shape, walked by the allocation-free (en|de)coders.
+    pub(crate) shape: Shape,
 }
 
 /// A checked signature.

@@ -6,7 +6,7 @@ use std::fmt;
 use super::cif::{CallPlan, PreparedCif};
 use super::descriptor::{ArgSpec, Checked, FunctionDescriptor};
 use super::library::Symbol;
-use super::ty::Scalar;
+use super::ty::{Scalar, Shape};
 use crate::marshal::Value;
 use crate::session::AcquireGuard;
 use crate::{Address, Error, Result, Segment};
@@ -445,11 +445,73 @@ pub(crate) fn write_arg(
 ) -> Result<()> {
     match spec.scalar {
         Some(s) => put_scalar(buf, off, s, v).ok_or_else(|| mismatch(i, spec, v)),
-        None => v
-            .encode(&spec.layout, &mut buf[off..off + spec.size])
-            .map_err(|e| Error::InvalidArgument {
-                reason: format!("argument {i}: {e}"),
-            }),
+        None => {
+            let out = &mut buf[off..off + spec.size];
+            if encode_shape(&spec.shape, v, out) {
+                Ok(())
+            } else {
+                // Slow path (unions given as a member's value) and the
+                // detailed error message: the marshal module's encoder.
+                v.encode(&spec.layout, out)
+                    .map_err(|e| Error::InvalidArgument {
+                        reason: format!("argument {i}: {e}"),
+                    })
+            }
+        }
+    }
+}
+
+/// Writes `v` as `shape` into `out` (exactly `shape.size()` bytes) without
+/// allocating; `false` if `v` does not match (nothing useful was written).
+pub(crate) fn encode_shape(shape: &Shape, v: &Value, out: &mut [u8]) -> bool {
+    if let Value::Bytes(b) = v {
+        if b.len() != out.len() {
+            return false;
+        }
+        out.copy_from_slice(b);
+        return true;
+    }
+    match (shape, v) {
+        (Shape::Scalar(s), _) => put_scalar(out, 0, *s, v).is_some(),
+        (Shape::Struct { members, .. }, Value::Struct(vals)) => {
+            members.len() == vals.len()
+                && members.iter().zip(vals).all(|((o, m), x)| {
+                    let n = m.size();
+                    encode_shape(m, x, &mut out[*o..o + n])
+                })
+        }
+        (Shape::Array { count, elem }, Value::Array(vals)) => {
+            let n = elem.size();
+            *count == vals.len()
+                && vals
+                    .iter()
+                    .enumerate()
+                    .all(|(i, x)| encode_shape(elem, x, &mut out[i * n..(i + 1) * n]))
+        }
+        _ => false,
+    }
+}
+
+/// Reads a value of `shape` from `b` (exactly `shape.size()` bytes), as
+/// the marshal module's `Value::decode` would.
+pub(crate) fn decode_shape(shape: &Shape, b: &[u8]) -> Value {
+    match shape {
+        Shape::Scalar(s) => get_scalar(b, 0, *s),
+        Shape::Struct { members, .. } => Value::Struct(
+            members
+                .iter()
+                .map(|(o, m)| decode_shape(m, &b[*o..o + m.size()]))
+                .collect(),
+        ),
+        Shape::Array { count, elem } => {
+            let n = elem.size();
+            Value::Array(
+                (0..*count)
+                    .map(|i| decode_shape(elem, &b[i * n..(i + 1) * n]))
+                    .collect(),
+            )
+        }
+        Shape::Union { .. } => Value::Bytes(b.to_vec()),
     }
 }
 
@@ -457,6 +519,6 @@ pub(crate) fn write_arg(
 pub(crate) fn read_value(buf: &[u8], off: usize, spec: &ArgSpec) -> Result<Value> {
     match spec.scalar {
         Some(s) => Ok(get_scalar(buf, off, s)),
-        None => Value::decode(&spec.layout, &buf[off..off + spec.size]),
+        None => Ok(decode_shape(&spec.shape, &buf[off..off + spec.size])),
     }
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::cif::PreparedCif;
 use super::closure::{self, ArgViews, Handler, PanicPolicy, StubShared};
@@ -32,6 +33,9 @@ pub struct UpcallStub {
     code: Address,
     session: Session,
     shared: std::sync::Arc<StubShared>,
+    /// For stateless closures called through a direct trampoline: the
+    /// closure's type, under which its panics are kept.
+    direct: Option<std::any::TypeId>,
 }
 
 impl fmt::Debug for UpcallStub {
@@ -91,7 +95,8 @@ impl UpcallStub {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn take_panic(&self) -> Option<Error> {
-        self.shared.failure.lock().take()
+        let mine = self.shared.failure.lock().take();
+        mine.or_else(|| self.direct.and_then(take_direct_failure))
     }
 
     /// The stub as a Rust function pointer of type `F`.
@@ -228,6 +233,8 @@ pub trait TypedUpcall<Args>: Send + Sync + 'static {
     fn signature() -> (Vec<Scalar>, Option<Scalar>);
     #[doc(hidden)]
     fn invoke(&self, args: ArgViews<'_>, ret: &mut [u8]);
+    #[doc(hidden)]
+    fn direct(policy: PanicPolicy) -> Option<usize>;
 }
 
 fn ret_kind<R: CScalar>() -> Option<Scalar> {
@@ -239,7 +246,29 @@ fn ret_kind<R: CScalar>() -> Option<Scalar> {
 }
 
 macro_rules! typed_upcall {
-    ($($a:ident $i:tt),*) => {
+    ($m:ident; $($a:ident $x:ident $i:tt),*) => {
+        /// The direct (no libffi) trampoline for stateless closures.
+        mod $m {
+            use super::*;
+
+            /// A C-callable function that runs the zero-sized closure `F`.
+            pub(super) extern "C" fn tramp<F, R, $($a,)* const ABORT: bool>($($x: $a),*) -> R
+            where
+                F: Fn($($a),*) -> R + Send + Sync + 'static,
+                R: CScalar,
+                $($a: CScalar,)*
+            {
+                let f = super::zst_ref::<F>();
+                match catch_unwind(AssertUnwindSafe(|| f($($x),*))) {
+                    Ok(r) => r,
+                    Err(p) => {
+                        super::direct_failed::<F>(p, ABORT);
+                        R::from_arg(&[0u8; 8])
+                    }
+                }
+            }
+        }
+
         impl<F, R, $($a,)*> TypedUpcall<($($a,)*)> for F
         where
             F: Fn($($a),*) -> R + Send + Sync + 'static,
@@ -255,17 +284,74 @@ macro_rules! typed_upcall {
                 let r = self($($a::from_arg(args.get($i))),*);
                 r.to_ret(ret);
             }
+            fn direct(policy: PanicPolicy) -> Option<usize> {
+                if size_of::<F>() != 0 {
+                    return None;
+                }
+                let f: extern "C" fn($($a),*) -> R = match policy {
+                    PanicPolicy::ReturnDefault => $m::tramp::<F, R, $($a,)* false>,
+                    PanicPolicy::Abort => $m::tramp::<F, R, $($a,)* true>,
+                };
+                Some(f as usize)
+            }
         }
     };
 }
 
-typed_upcall!();
-typed_upcall!(A 0);
-typed_upcall!(A 0, B 1);
-typed_upcall!(A 0, B 1, C 2);
-typed_upcall!(A 0, B 1, C 2, D 3);
-typed_upcall!(A 0, B 1, C 2, D 3, E 4);
-typed_upcall!(A 0, B 1, C 2, D 3, E 4, G 5);
+typed_upcall!(a0;);
+typed_upcall!(a1; A a 0);
+typed_upcall!(a2; A a 0, B b 1);
+typed_upcall!(a3; A a 0, B b 1, C c 2);
+typed_upcall!(a4; A a 0, B b 1, C c 2, D d 3);
+typed_upcall!(a5; A a 0, B b 1, C c 2, D d 3, E e 4);
+typed_upcall!(a6; A a 0, B b 1, C c 2, D d 3, E e 4, G g 5);
+
+/// A reference to a value of the zero-sized closure type `F`.
+///
+/// Only called from trampolines handed out for closures with
+/// `size_of::<F>() == 0` (checked in `direct`), whose one real value is
+/// owned by the stub's close action: a ZST has no bytes and no address
+/// identity, so a shared reference at a dangling, aligned address is a
+/// reference to that value (the same thing `Box<ZST>` does).
+fn zst_ref<F>() -> &'static F {
+    assert!(size_of::<F>() == 0, "zst_ref on a sized closure");
+    // SAFETY: `F` is zero-sized (asserted): any aligned non-null pointer is
+    // valid for reads of 0 bytes; the value is the one the stub owns (see
+    // above), and `Fn` only needs `&F`.
+    unsafe { std::ptr::NonNull::<F>::dangling().as_ref() }
+}
+
+type Failures = crate::sync::Mutex<Vec<(std::any::TypeId, Error)>>;
+
+/// Panics caught in direct trampolines, by closure type (stateless stubs
+/// have nowhere else to keep them).
+fn direct_failures() -> &'static Failures {
+    static F: std::sync::OnceLock<Failures> = std::sync::OnceLock::new();
+    F.get_or_init(Default::default)
+}
+
+#[cold]
+#[inline(never)]
+fn direct_failed<F: 'static>(p: Box<dyn std::any::Any + Send>, abort: bool) {
+    let e = Error::UpcallPanicked {
+        message: closure::message(&*p),
+    };
+    if abort {
+        eprintln!("memscope: upcall failed, aborting (PanicPolicy::Abort): {e}");
+        std::process::abort();
+    }
+    let id = std::any::TypeId::of::<F>();
+    let mut v = direct_failures().lock();
+    if !v.iter().any(|(t, _)| *t == id) {
+        v.push((id, e));
+    }
+}
+
+fn take_direct_failure(id: std::any::TypeId) -> Option<Error> {
+    let mut v = direct_failures().lock();
+    let i = v.iter().position(|(t, _)| *t == id)?;
+    Some(v.swap_remove(i).1)
+}
 
 struct Typed<F, Args> {
     f: F,
@@ -309,11 +395,17 @@ fn write_ret(ret: &mut [u8], spec: &ArgSpec, v: &Value) -> Result<()> {
             }
             .ok_or_else(bad)
         }
-        None => v
-            .encode(&spec.layout, &mut ret[..spec.size])
-            .map_err(|e| Error::InvalidArgument {
-                reason: format!("upcall return value: {e}"),
-            }),
+        None => {
+            let out = &mut ret[..spec.size];
+            if super::downcall::encode_shape(&spec.shape, v, out) {
+                Ok(())
+            } else {
+                v.encode(&spec.layout, out)
+                    .map_err(|e| Error::InvalidArgument {
+                        reason: format!("upcall return value: {e}"),
+                    })
+            }
+        }
     }
 }
 
@@ -360,6 +452,7 @@ pub(crate) fn install<H: Handler>(
         code,
         session: session.clone(),
         shared,
+        direct: None,
     })
 }
 
@@ -388,6 +481,19 @@ where
     F: TypedUpcall<Args>,
     Args: 'static,
 {
+    if let Some(code) = F::direct(policy) {
+        // A stateless closure: a plain `extern "C" fn` runs it, no libffi
+        // closure and no session entry are needed (there is no state for
+        // the close to free). The closure value itself is kept until close.
+        let shared = std::sync::Arc::new(StubShared::default());
+        session.add_close_action(move || drop(f))?;
+        return Ok(UpcallStub {
+            code: Address(code),
+            session: session.clone(),
+            shared,
+            direct: Some(std::any::TypeId::of::<F>()),
+        });
+    }
     let (args, ret) = F::signature();
     let ffi: Vec<FfiTy> = args.iter().map(|s| FfiTy::Scalar(*s)).collect();
     let ret_ffi = ret.map(FfiTy::Scalar);
