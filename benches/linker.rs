@@ -176,6 +176,17 @@ fn linker(c: &mut Criterion) {
     };
     let stub_confined = Linker::native().upcall_typed(rust_cmp, &confined).unwrap();
     let stub_shared = Linker::native().upcall_typed(rust_cmp, &shared).unwrap();
+    // A capturing closure has state, so it runs through a libffi closure.
+    let flip = black_box(1i32);
+    let stub_capturing = Linker::native()
+        .upcall_typed(move |a: Address, b: Address| flip * rust_cmp(a, b), &shared)
+        .unwrap();
+    let stub_capturing_conf = Linker::native()
+        .upcall_typed(
+            move |a: Address, b: Address| flip * rust_cmp(a, b),
+            &confined,
+        )
+        .unwrap();
     let dcmp = FunctionDescriptor::of(Some(c::INT), &[c::POINTER, c::POINTER]);
     let stub_dyn = Linker::native()
         .upcall(
@@ -192,24 +203,32 @@ fn linker(c: &mut Criterion) {
     // SAFETY: as above.
     let f_shared = unsafe { stub_shared.as_fn::<CmpFn>() }.unwrap();
     // SAFETY: as above.
+    let f_capt = unsafe { stub_capturing.as_fn::<CmpFn>() }.unwrap();
+    // SAFETY: as above.
+    let f_capt_conf = unsafe { stub_capturing_conf.as_fn::<CmpFn>() }.unwrap();
+    // SAFETY: as above.
     let f_dyn = unsafe { stub_dyn.as_fn::<CmpFn>() }.unwrap();
     let mut g = c.benchmark_group("row13_qsort_1000");
     for (name, cmp) in [
         ("c_comparator", c_cmp.get()),
         ("rust_typed_upcall_confined", f_conf),
         ("rust_typed_upcall_shared", f_shared),
+        ("rust_typed_capturing_libffi_closure_shared", f_capt),
+        ("rust_typed_capturing_libffi_closure_confined", f_capt_conf),
         ("rust_dynamic_upcall", f_dyn),
     ] {
         let mut v = unsorted.clone();
+        // SAFETY: `v` holds 1,000 i32; the comparator fits.
+        unsafe { (qsort.get())(v.as_mut_ptr().cast(), v.len(), 4, cmp) };
+        assert!(v.windows(2).all(|w| w[0] <= w[1]), "{name} did not sort");
         g.bench_function(name, |b| {
             b.iter(|| {
                 v.copy_from_slice(&unsorted);
-                // SAFETY: `v` holds 1,000 i32; the comparator fits.
+                // SAFETY: as above.
                 unsafe { (qsort.get())(v.as_mut_ptr().cast(), v.len(), 4, cmp) };
                 black_box(v[0])
             })
         });
-        assert!(v.windows(2).all(|w| w[0] <= w[1]), "{name} did not sort");
     }
     g.finish();
     confined.close().unwrap();

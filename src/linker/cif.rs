@@ -86,17 +86,27 @@ impl PreparedCif {
     }
 }
 
-/// Views `len` bytes at `p` (an argument or return buffer handed over by
-/// libffi to an upcall) as a mutable byte slice.
+/// Zeroes `len` bytes at `p` (an upcall's return buffer, handed over by
+/// libffi uninitialised) and views them as a mutable byte slice.
 ///
 /// # Safety
 ///
-/// `p` must be valid for reads and writes of `len` bytes for `'a`, and not
-/// accessed through anything else meanwhile.
+/// `p` must be valid for writes of `len` bytes for `'a`, and not accessed
+/// through anything else meanwhile.
 #[inline(always)]
-pub(crate) unsafe fn bytes_mut<'a>(p: *mut c_void, len: usize) -> &'a mut [u8] {
-    // SAFETY: the caller's promise (# Safety).
-    unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), len) }
+pub(crate) unsafe fn zeroed_bytes_mut<'a>(p: *mut c_void, len: usize) -> &'a mut [u8] {
+    let p = p.cast::<u8>();
+    // SAFETY: the caller's promise (# Safety); the common 8-byte case is
+    // one store instead of a memset call. After the zeroing every byte is
+    // initialised, so the slice is valid.
+    unsafe {
+        if len == 8 {
+            p.cast::<u64>().write_unaligned(0);
+        } else {
+            std::ptr::write_bytes(p, 0, len);
+        }
+        std::slice::from_raw_parts_mut(p, len)
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -135,6 +145,8 @@ pub(crate) struct CallPlan {
     arg_bytes: usize,
     /// Bytes of the return buffer (≥ 8: libffi widens small integers).
     ret_bytes: usize,
+    /// The return value's size (0 for `void`).
+    ret_size: usize,
 }
 
 impl CallPlan {
@@ -167,6 +179,7 @@ impl CallPlan {
             offsets,
             arg_bytes: off,
             ret_bytes: ret_size.max(8).next_multiple_of(16),
+            ret_size,
         })
     }
 
@@ -178,8 +191,9 @@ impl CallPlan {
 
     /// Calls the function: `fill` writes every argument into the argument
     /// buffer (at [`offsets`](Self::offsets)), then `read` reads the return
-    /// buffer. The `i32` given to `read` is `errno` right after the call
-    /// when `capture_errno` is set (else 0).
+    /// value's bytes (exactly its size; empty for `void`). The `i32` given to
+    /// `read` is `errno` right after the call when `capture_errno` is set
+    /// (else 0).
     #[inline]
     pub(crate) fn invoke<R>(
         &self,
@@ -191,22 +205,19 @@ impl CallPlan {
             && self.offsets.len() <= INLINE_ARGS
             && self.ret_bytes <= INLINE_RET_BYTES
         {
-            // Only the used prefixes are initialised (zeroed): a call with
-            // two ints touches 32 + 16 bytes, not the whole buffers.
-            let mut args = [MaybeUninit::<u128>::uninit(); INLINE_ARG_BYTES / 16];
+            // Constant-size zeroing compiles to a few vector stores; the
+            // return buffer and pointer array need no initialisation.
+            let mut args = [0u128; INLINE_ARG_BYTES / 16];
             let mut ret = [MaybeUninit::<u128>::uninit(); INLINE_RET_BYTES / 16];
             let mut ptrs = [MaybeUninit::<*mut c_void>::uninit(); INLINE_ARGS];
-            let args = zeroed_prefix(&mut args, self.arg_bytes);
-            let ret = zeroed_prefix(&mut ret, self.ret_bytes);
-            let ptrs = null_prefix(&mut ptrs, self.offsets.len());
-            self.run(args, ret, ptrs, fill, read, capture_errno)
+            let args = &mut as_bytes(&mut args)[..self.arg_bytes];
+            self.run(args, &mut ret, &mut ptrs, fill, read, capture_errno)
         } else {
             let mut args = vec![0u128; self.arg_bytes.div_ceil(16)];
-            let mut ret = vec![0u128; self.ret_bytes.div_ceil(16)];
-            let mut ptrs = vec![std::ptr::null_mut::<c_void>(); self.offsets.len()];
+            let mut ret = vec![MaybeUninit::<u128>::uninit(); self.ret_bytes.div_ceil(16)];
+            let mut ptrs = vec![MaybeUninit::<*mut c_void>::uninit(); self.offsets.len()];
             let args = as_bytes(&mut args);
-            let ret = as_bytes(&mut ret);
-            self.run(args, ret, &mut ptrs, fill, read, capture_errno)
+            self.run(args, &mut ret, &mut ptrs, fill, read, capture_errno)
         }
     }
 
@@ -214,55 +225,39 @@ impl CallPlan {
     fn run<R>(
         &self,
         args: &mut [u8],
-        ret: &mut [u8],
-        ptrs: &mut [*mut c_void],
+        ret: &mut [MaybeUninit<u128>],
+        ptrs: &mut [MaybeUninit<*mut c_void>],
         fill: impl FnOnce(&mut [u8]) -> Result<()>,
         read: impl FnOnce(&mut [u8], i32) -> Result<R>,
         capture_errno: bool,
     ) -> Result<R> {
         fill(args)?;
         let base = args.as_mut_ptr();
-        for (p, &off) in ptrs.iter_mut().zip(&self.offsets) {
-            *p = base.wrapping_add(off).cast();
-        }
         let n = self.offsets.len();
+        assert!(ptrs.len() >= n && size_of_val(ret) >= self.ret_bytes);
+        for (p, &off) in ptrs.iter_mut().zip(&self.offsets) {
+            p.write(base.wrapping_add(off).cast());
+        }
         // SAFETY: `CallPlan::new`'s contract: `fun` has the cif's signature.
-        // Every argument pointer points into `args` at a 16-aligned slot of
-        // at least the argument's size, initialised (zeroed, then filled);
-        // `ret` is 16-aligned and `ret_bytes` ≥ max(return size, 8) long.
+        // The first `n` pointers were just written (asserted room), each to
+        // a 16-aligned slot of `args` of at least the argument's size,
+        // initialised (zeroed, then filled); `ret` is 16-aligned and at
+        // least `ret_bytes` ≥ max(return size, 8) long (asserted).
         unsafe {
-            self.cif
-                .call(self.fun, &mut ptrs[..n], ret.as_mut_ptr().cast())
+            self.cif.call(
+                self.fun,
+                std::slice::from_raw_parts_mut(ptrs.as_mut_ptr().cast::<*mut c_void>(), n),
+                ret.as_mut_ptr().cast(),
+            )
         };
         let e = if capture_errno { errno() } else { 0 };
+        // SAFETY: `ffi_call` has written the whole return value (at least
+        // `ret_size` bytes: small integers are written widened to 8) into
+        // `ret`, which is `ret_bytes ≥ ret_size` long.
+        let ret =
+            unsafe { std::slice::from_raw_parts_mut(ret.as_mut_ptr().cast::<u8>(), self.ret_size) };
         read(ret, e)
     }
-}
-
-/// Zeroes the first `len` bytes (rounded up to 16) of `buf` and returns
-/// them as initialised bytes.
-#[inline(always)]
-fn zeroed_prefix(buf: &mut [MaybeUninit<u128>], len: usize) -> &mut [u8] {
-    let n = len.div_ceil(16);
-    let init = &mut buf[..n];
-    for x in init.iter_mut() {
-        x.write(0);
-    }
-    // SAFETY: the first `n` u128s were just initialised; `len <= 16 * n`;
-    // u128 has no padding, any byte is a valid u8, and the slice borrows
-    // `buf` exclusively.
-    unsafe { std::slice::from_raw_parts_mut(init.as_mut_ptr().cast::<u8>(), len) }
-}
-
-/// Sets the first `n` pointers of `buf` to NULL and returns them.
-#[inline(always)]
-fn null_prefix(buf: &mut [MaybeUninit<*mut c_void>], n: usize) -> &mut [*mut c_void] {
-    let init = &mut buf[..n];
-    for x in init.iter_mut() {
-        x.write(std::ptr::null_mut());
-    }
-    // SAFETY: the first `n` elements were just initialised.
-    unsafe { std::slice::from_raw_parts_mut(init.as_mut_ptr().cast::<*mut c_void>(), n) }
 }
 
 fn as_bytes(v: &mut [u128]) -> &mut [u8] {

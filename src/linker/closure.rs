@@ -113,7 +113,10 @@ impl<H: Handler> Data<H> {
         let core = unsafe { &*self.core };
         let access = match super::protocol::enter_upcall(core) {
             Ok(a) => a,
-            Err(e) => return self.fail(e),
+            Err(e) => {
+                ret.fill(0);
+                return self.fail(e);
+            }
         };
         let r = catch_unwind(AssertUnwindSafe(|| self.handler.handle(args, ret)));
         drop(access);
@@ -146,8 +149,7 @@ unsafe extern "C" fn trampoline<H: Handler>(
     // SAFETY: libffi hands the closure a return buffer of at least
     // max(return size, sizeof(ffi_arg) = 8) bytes (`ret_bytes` is exactly
     // that), exclusively ours until we return.
-    let ret = unsafe { super::cif::bytes_mut((result as *mut u8).cast(), data.ret_bytes) };
-    ret.fill(0);
+    let ret = unsafe { super::cif::zeroed_bytes_mut((result as *mut u8).cast(), data.ret_bytes) };
     // No unwinding past this point: `run` catches panics in user code, and
     // its own code (locking, formatting) aborts via the extern "C" ABI
     // rather than unwinding if it ever panicked.

@@ -219,8 +219,9 @@ impl Downcall {
         self.check_count(args.len())?;
         self.plan.invoke(
             |buf| {
-                for (i, v) in args.iter().enumerate() {
-                    write_arg(buf, self.plan.offsets()[i], &self.sig.args[i], i, v)?;
+                let specs = self.sig.args.iter().zip(self.plan.offsets());
+                for (i, (v, (spec, &off))) in args.iter().zip(specs).enumerate() {
+                    write_arg(buf, off, spec, i, v)?;
                 }
                 Ok(())
             },
@@ -365,6 +366,8 @@ impl Downcall {
     }
 }
 
+#[cold]
+#[inline(never)]
 fn mismatch(i: usize, spec: &ArgSpec, v: &dyn fmt::Debug) -> Error {
     Error::InvalidArgument {
         reason: format!(
