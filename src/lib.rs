@@ -15,3 +15,4 @@ pub mod layout;
 pub mod marshal;
 pub use layout::{ByteOrder, LayoutKind, MemoryLayout, PathElement, ValueKind};
 pub use marshal::{Marshal, Value};
+pub mod linker;

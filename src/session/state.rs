@@ -114,6 +114,10 @@ pub mod broken {
         /// The stack allocator keeps its state in a `std` thread-local (shared
         /// by all loom threads) instead of the shim's.
         StackNotPerThread,
+        /// An upcall stub runs without entering its session (close can free it mid-upcall).
+        UpcallNoEnter,
+        /// A downcall does not acquire the sessions of its segment arguments.
+        DowncallNoAcquire,
     }
 
     std::thread_local! {

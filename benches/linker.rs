@@ -1,0 +1,239 @@
+//! Linker benches (PERFORMANCE.md rows 10–13): typed and dynamic downcalls,
+//! struct-by-value calls and a qsort upcall, each next to its floor (a plain
+//! function-pointer call into the same C library, or raw libffi). The C
+//! library is `tests/c/testlib.c`, compiled here with `cc -O2`.
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
+use std::ffi::c_void;
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use libffi::middle::{Cif, CodePtr, Type, arg};
+use memscope::layout::{MemoryLayout, c};
+use memscope::linker::{DowncallOptions, FunctionDescriptor, Library, Linker};
+use memscope::marshal::Value;
+use memscope::{Address, Session};
+
+fn build_testlib() -> String {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(dir).unwrap();
+    let out = dir.join(format!("libmemscope_bench_{}.so", std::process::id()));
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/c/testlib.c");
+    let st = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-pthread", "-o"])
+        .arg(&out)
+        .arg(src)
+        .status()
+        .expect("cc is needed for the linker benches");
+    assert!(st.success());
+    out.to_str().unwrap().to_owned()
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Complex {
+    re: f64,
+    im: f64,
+}
+
+memscope::c_struct! {
+    /// `Complex` again, with `Marshal` (for `bind!`).
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct MComplex { re: f64, im: f64 }
+}
+
+memscope::bind! {
+    struct Bound {
+        fn add(a: i32, b: i32) -> i32;
+        fn cswap(a: MComplex) -> MComplex;
+    }
+}
+
+type AddFn = extern "C" fn(i32, i32) -> i32;
+type SwapFn = extern "C" fn(Complex) -> Complex;
+type QsortFn = unsafe extern "C" fn(
+    *mut c_void,
+    usize,
+    usize,
+    extern "C" fn(*const c_void, *const c_void) -> i32,
+);
+type CmpFn = extern "C" fn(*const c_void, *const c_void) -> i32;
+
+fn linker(c: &mut Criterion) {
+    let path = build_testlib();
+    // The floor: libloading's own function pointers into the same library.
+    // SAFETY: our test library; the types match testlib.c.
+    let raw = unsafe { libloading::Library::new(&path) }.unwrap();
+    // SAFETY: as above.
+    let direct_add: AddFn = *unsafe { raw.get::<AddFn>(b"add") }.unwrap();
+    // SAFETY: as above.
+    let direct_swap: SwapFn = *unsafe { raw.get::<SwapFn>(b"cswap") }.unwrap();
+
+    let s = Session::global();
+    // SAFETY: our own test library.
+    let lib = unsafe { Library::open(&path, &s) }.unwrap();
+    let add_sym = lib.lookup("add").unwrap();
+    let swap_sym = lib.lookup("cswap").unwrap();
+
+    // ---- row 10: add(int,int) with the signature known at compile time
+    // SAFETY: `int add(int, int)`.
+    let typed_add = unsafe { add_sym.as_fn::<AddFn>() }.unwrap();
+    let mut g = c.benchmark_group("row10_add_typed");
+    g.bench_function("direct_fn_pointer", |b| {
+        b.iter(|| direct_add(black_box(1), black_box(2)))
+    });
+    g.bench_function("memscope_typed", |b| {
+        b.iter(|| (typed_add.get())(black_box(1), black_box(2)))
+    });
+    g.finish();
+
+    // ---- row 11: add through a run-time descriptor vs raw libffi
+    let d = FunctionDescriptor::of(Some(c::INT), &[c::INT, c::INT]);
+    // SAFETY: `int add(int, int)`.
+    let dyn_add =
+        unsafe { Linker::native().downcall(&add_sym, &d, DowncallOptions::default()) }.unwrap();
+    let cif = Cif::new([Type::i32(), Type::i32()], Type::i32());
+    let code = CodePtr(add_sym.address().as_ptr::<c_void>());
+    // SAFETY: the bound declarations match testlib.c.
+    let bound = unsafe { Bound::load(&lib) }.unwrap();
+    let mut g = c.benchmark_group("row11_add_dynamic");
+    g.bench_function("raw_libffi_cif_call", |b| {
+        b.iter(|| {
+            let (x, y) = (black_box(1i32), black_box(2i32));
+            // SAFETY: the cif matches `int add(int, int)`.
+            unsafe { cif.call::<i32>(code, &[arg(&x), arg(&y)]) }
+        })
+    });
+    g.bench_function("memscope_downcall_call", |b| {
+        b.iter(|| {
+            dyn_add
+                .call(&[Value::I32(black_box(1)), Value::I32(black_box(2))])
+                .unwrap()
+        })
+    });
+    g.bench_function("memscope_bind_macro", |b| {
+        b.iter(|| bound.add(black_box(1), black_box(2)).unwrap())
+    });
+    g.finish();
+
+    // ---- row 12: {double,double} f({double,double})
+    // SAFETY: `Complex cswap(Complex)`.
+    let typed_swap = unsafe { swap_sym.as_fn::<SwapFn>() }.unwrap();
+    let cl = MemoryLayout::c_struct([c::DOUBLE, c::DOUBLE]).unwrap();
+    let ds = FunctionDescriptor::of(Some(cl.clone()), &[cl]);
+    // SAFETY: `Complex cswap(Complex)`.
+    let dyn_swap =
+        unsafe { Linker::native().downcall(&swap_sym, &ds, DowncallOptions::default()) }.unwrap();
+    let scif = Cif::new(
+        [Type::structure([Type::f64(), Type::f64()])],
+        Type::structure([Type::f64(), Type::f64()]),
+    );
+    let scode = CodePtr(swap_sym.address().as_ptr::<c_void>());
+    let mut g = c.benchmark_group("row12_struct_by_value");
+    g.bench_function("direct_fn_pointer", |b| {
+        b.iter(|| direct_swap(black_box(Complex { re: 1.0, im: 2.0 })))
+    });
+    g.bench_function("memscope_typed", |b| {
+        b.iter(|| (typed_swap.get())(black_box(Complex { re: 1.0, im: 2.0 })))
+    });
+    g.bench_function("raw_libffi_cif_call", |b| {
+        b.iter(|| {
+            let x = black_box(Complex { re: 1.0, im: 2.0 });
+            // SAFETY: the cif matches `Complex cswap(Complex)`.
+            unsafe { scif.call::<Complex>(scode, &[arg(&x)]) }
+        })
+    });
+    g.bench_function("memscope_downcall_call", |b| {
+        b.iter(|| {
+            let v = Value::Struct(vec![Value::F64(black_box(1.0)), Value::F64(2.0)]);
+            dyn_swap.call(&[v]).unwrap()
+        })
+    });
+    g.bench_function("memscope_bind_macro", |b| {
+        b.iter(|| {
+            bound
+                .cswap(black_box(MComplex { re: 1.0, im: 2.0 }))
+                .unwrap()
+        })
+    });
+    g.finish();
+
+    // ---- row 13: libc qsort of 1,000 ints, C comparator vs Rust upcalls
+    let libc = Library::libc().unwrap();
+    let qsort_sym = libc.lookup("qsort").unwrap();
+    // SAFETY: libc's qsort prototype.
+    let qsort = unsafe { qsort_sym.as_fn::<QsortFn>() }.unwrap();
+    let cmp_sym = lib.lookup("cmp_int").unwrap();
+    // SAFETY: `int cmp_int(const void *, const void *)`.
+    let c_cmp = unsafe { cmp_sym.as_fn::<CmpFn>() }.unwrap();
+    let unsorted: Vec<i32> = (0..1000).map(|i| (i * 7919 + 13) % 1000).collect();
+    let confined = Session::confined();
+    let shared = Session::shared();
+    let rust_cmp = |a: Address, b: Address| -> i32 {
+        // SAFETY: qsort passes pointers to elements of the array.
+        let (x, y) = unsafe { (*a.as_ptr::<i32>(), *b.as_ptr::<i32>()) };
+        (x > y) as i32 - (x < y) as i32
+    };
+    let stub_confined = Linker::native().upcall_typed(rust_cmp, &confined).unwrap();
+    let stub_shared = Linker::native().upcall_typed(rust_cmp, &shared).unwrap();
+    // A capturing closure has state, so it runs through a libffi closure.
+    let flip = black_box(1i32);
+    let stub_capturing = Linker::native()
+        .upcall_typed(move |a: Address, b: Address| flip * rust_cmp(a, b), &shared)
+        .unwrap();
+    let stub_capturing_conf = Linker::native()
+        .upcall_typed(
+            move |a: Address, b: Address| flip * rust_cmp(a, b),
+            &confined,
+        )
+        .unwrap();
+    let dcmp = FunctionDescriptor::of(Some(c::INT), &[c::POINTER, c::POINTER]);
+    let stub_dyn = Linker::native()
+        .upcall(
+            move |a: &[Value]| match (&a[0], &a[1]) {
+                (Value::Address(x), Value::Address(y)) => Value::I32(rust_cmp(*x, *y)),
+                _ => Value::I32(0),
+            },
+            &dcmp,
+            &confined,
+        )
+        .unwrap();
+    // SAFETY: the stubs have the comparator signature and their sessions are open.
+    let f_conf = unsafe { stub_confined.as_fn::<CmpFn>() }.unwrap();
+    // SAFETY: as above.
+    let f_shared = unsafe { stub_shared.as_fn::<CmpFn>() }.unwrap();
+    // SAFETY: as above.
+    let f_capt = unsafe { stub_capturing.as_fn::<CmpFn>() }.unwrap();
+    // SAFETY: as above.
+    let f_capt_conf = unsafe { stub_capturing_conf.as_fn::<CmpFn>() }.unwrap();
+    // SAFETY: as above.
+    let f_dyn = unsafe { stub_dyn.as_fn::<CmpFn>() }.unwrap();
+    let mut g = c.benchmark_group("row13_qsort_1000");
+    for (name, cmp) in [
+        ("c_comparator", c_cmp.get()),
+        ("rust_typed_upcall_confined", f_conf),
+        ("rust_typed_upcall_shared", f_shared),
+        ("rust_typed_capturing_libffi_closure_shared", f_capt),
+        ("rust_typed_capturing_libffi_closure_confined", f_capt_conf),
+        ("rust_dynamic_upcall", f_dyn),
+    ] {
+        let mut v = unsorted.clone();
+        // SAFETY: `v` holds 1,000 i32; the comparator fits.
+        unsafe { (qsort.get())(v.as_mut_ptr().cast(), v.len(), 4, cmp) };
+        assert!(v.windows(2).all(|w| w[0] <= w[1]), "{name} did not sort");
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                v.copy_from_slice(&unsorted);
+                // SAFETY: as above.
+                unsafe { (qsort.get())(v.as_mut_ptr().cast(), v.len(), 4, cmp) };
+                black_box(v[0])
+            })
+        });
+    }
+    g.finish();
+    confined.close().unwrap();
+    shared.close().unwrap();
+}
+
+criterion_group!(benches, linker);
+criterion_main!(benches);

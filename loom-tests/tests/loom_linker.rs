@@ -1,0 +1,177 @@
+//! Loom models of the linker's lifetime protocols (DESIGN.md semantics 13):
+//! a downcall's segment arguments are acquired for the call, and an upcall
+//! enters its stub's session before touching what the close action frees.
+//! libffi itself is not modelled: the "call" is a read of a loom cell that
+//! the session's close action "frees" (a `with_mut` write plus a live flag).
+#![cfg(loom)]
+
+use loom::cell::UnsafeCell;
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::thread;
+use memscope::linker::protocol::hooks;
+use memscope::session::broken::{Twin, with_twin};
+use memscope::{Address, Error, Segment, Session};
+
+/// Memory owned by a session (a segment's bytes, or a stub's closure data).
+struct Memory {
+    cell: UnsafeCell<u64>,
+    live: AtomicBool,
+}
+
+// SAFETY: every access to `cell` goes through loom's UnsafeCell, which
+// reports unsynchronised concurrent accesses: that is what is checked.
+unsafe impl Sync for Memory {}
+// SAFETY: as above; the cell holds a plain u64.
+unsafe impl Send for Memory {}
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(3);
+    }
+    b.check(f);
+}
+
+/// A session whose close action frees `Memory`.
+fn session_with_memory() -> (Session, Arc<Memory>) {
+    let s = Session::shared();
+    let m = Arc::new(Memory {
+        cell: UnsafeCell::new(7),
+        live: AtomicBool::new(true),
+    });
+    let m2 = m.clone();
+    s.add_close_action(move || {
+        m2.live.store(false, Ordering::Relaxed);
+        // SAFETY: loom checks this write against concurrent reads.
+        m2.cell.with_mut(|p| unsafe { *p = 0xdead });
+    })
+    .unwrap();
+    (s, m)
+}
+
+/// What C does with memory it was handed: read it (it must be live).
+fn touch(m: &Memory) {
+    assert!(
+        m.live.load(Ordering::Relaxed),
+        "memory freed during the call"
+    );
+    // SAFETY: loom checks this read against the close action's write.
+    m.cell.with(|p| assert_eq!(unsafe { *p }, 7));
+}
+
+fn must_close_or_busy(r: Result<(), Error>) -> bool {
+    match r {
+        Ok(()) => true,
+        Err(Error::Busy { .. }) => false,
+        Err(e) => panic!("unexpected close result {e}"),
+    }
+}
+
+/// A downcall with a segment argument races the segment's session close:
+/// close either fails with Busy (nothing freed) or the downcall's acquire
+/// fails with Closed and C never sees the memory.
+fn segment_argument_vs_close() {
+    model(|| {
+        let (s, m) = session_with_memory();
+        let (s2, m2) = (s.clone(), m.clone());
+        let t = thread::spawn(move || {
+            // SAFETY: a zero-size view; the model's "memory" is `m2`.
+            let seg = unsafe { Segment::from_raw(Address::NULL, 0, &s2) }.unwrap();
+            match hooks::acquire_argument(&seg) {
+                Ok(guard) => {
+                    touch(&m2); // the C call
+                    drop(guard);
+                }
+                Err(e) => assert_eq!(e, Error::Closed),
+            }
+        });
+        let closed = must_close_or_busy(s.close());
+        t.join().unwrap();
+        if !closed {
+            s.close().unwrap();
+        }
+        assert!(!m.live.load(Ordering::Relaxed));
+    });
+}
+
+/// An upcall races the close of its stub's session: close waits for an
+/// upcall that has entered, then frees; an upcall after that sees Closed.
+fn upcall_vs_close() {
+    model(|| {
+        let (s, m) = session_with_memory();
+        let (s2, m2) = (s.clone(), m.clone());
+        let t = thread::spawn(move || match hooks::enter_upcall(&s2) {
+            Ok(entered) => {
+                touch(&m2); // the closure's data
+                drop(entered);
+            }
+            Err(e) => assert_eq!(e, Error::Closed),
+        });
+        // Plain accesses never make close fail: it waits for them.
+        s.close().unwrap();
+        t.join().unwrap();
+    });
+}
+
+/// A downcall whose argument lives in session A calls back into a stub of
+/// session B while main closes B and then A.
+fn downcall_with_upcall_vs_close() {
+    model(|| {
+        let (a, ma) = session_with_memory();
+        let (b, mb) = session_with_memory();
+        let (a2, b2, ma2, mb2) = (a.clone(), b.clone(), ma.clone(), mb.clone());
+        let t = thread::spawn(move || {
+            // SAFETY: a zero-size view; the model's "memory" is `ma2`.
+            let seg = unsafe { Segment::from_raw(Address::NULL, 0, &a2) }.unwrap();
+            if let Ok(guard) = hooks::acquire_argument(&seg) {
+                touch(&ma2);
+                if let Ok(entered) = hooks::enter_upcall(&b2) {
+                    touch(&mb2);
+                    touch(&ma2);
+                    drop(entered);
+                }
+                drop(guard);
+            }
+        });
+        b.close().unwrap();
+        let closed = must_close_or_busy(a.close());
+        t.join().unwrap();
+        if !closed {
+            a.close().unwrap();
+        }
+    });
+}
+
+#[test]
+fn loom_segment_argument_vs_close() {
+    segment_argument_vs_close();
+}
+
+#[test]
+fn loom_upcall_vs_close() {
+    upcall_vs_close();
+}
+
+#[test]
+fn loom_downcall_with_upcall_vs_close() {
+    downcall_with_upcall_vs_close();
+}
+
+#[test]
+#[should_panic]
+fn twin_downcall_without_argument_acquire_is_caught() {
+    with_twin(Twin::DowncallNoAcquire, segment_argument_vs_close);
+}
+
+#[test]
+#[should_panic]
+fn twin_upcall_without_enter_is_caught() {
+    with_twin(Twin::UpcallNoEnter, upcall_vs_close);
+}
+
+#[test]
+#[should_panic]
+fn twin_upcall_without_enter_is_caught_in_nested_calls() {
+    with_twin(Twin::UpcallNoEnter, downcall_with_upcall_vs_close);
+}

@@ -1,0 +1,535 @@
+//! Shared libraries (libloading) tied to a session, and the symbols in them.
+//!
+//! This is one of the few files with `unsafe` code: `dlopen` runs the
+//! library's initialisers, and `dlsym` hands back raw addresses.
+
+use std::ffi::c_void;
+use std::fmt;
+
+use crate::segment::Address;
+// std `Arc`/`Weak` (not the loom shim): the loaded-library handle is plain
+// reference counting that loom does not model (it cannot model dlopen), and
+// loom's `Arc` has no `Weak`.
+use crate::{Error, Result, Session};
+use std::sync::Arc;
+
+/// The loaded library behind a [`Library`]; symbols hold it by `Arc`, so it
+/// is unloaded only when the session has closed *and* the last symbol taken
+/// from it is gone.
+pub(crate) struct Loaded {
+    lib: libloading::Library,
+    name: String,
+}
+
+impl fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loaded").field("name", &self.name).finish()
+    }
+}
+
+/// A shared library loaded for the lifetime of a session (Janet `ffi/native`,
+/// Java `SymbolLookup.libraryLookup`).
+///
+/// The session's close unloads it (through a close action) unless a
+/// [`Symbol`] taken from it — or a [`Downcall`](super::Downcall) made from
+/// such a symbol — is still alive: those keep the library mapped until they
+/// are dropped. After the close, [`lookup`](Library::lookup) fails with
+/// [`Error::Closed`].
+///
+/// # Examples
+///
+/// ```
+/// use memscope::linker::{Library, SymbolLookup};
+/// let libc = Library::libc()?;
+/// let strlen = libc.lookup("strlen")?;
+/// assert!(!strlen.address().is_null());
+/// assert!(matches!(libc.lookup("no_such_symbol_xyz"),
+///                  Err(memscope::Error::SymbolNotFound { .. })));
+/// # Ok::<(), memscope::Error>(())
+/// ```
+pub struct Library {
+    /// Weak: the strong reference lives in the session's close action (and
+    /// in symbols), so closing the session really unloads the library.
+    loaded: std::sync::Weak<Loaded>,
+    session: Session,
+    name: String,
+}
+
+impl fmt::Debug for Library {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Library")
+            .field("name", &self.name)
+            .field("session", &self.session)
+            .finish()
+    }
+}
+
+fn check_name(what: &str, name: &str) -> Result<()> {
+    if name.as_bytes().contains(&0) {
+        return Err(Error::InvalidString {
+            reason: format!("{what} {name:?} contains a NUL byte"),
+        });
+    }
+    Ok(())
+}
+
+impl Library {
+    /// Loads the shared library at `path` (or found by the dynamic loader
+    /// under that name, e.g. `"libm.so.6"`) and ties it to `session`: the
+    /// session's close unloads it once no symbol from it is alive.
+    ///
+    /// # Safety
+    ///
+    /// Loading a library runs its initialisation routines (`.init_array`,
+    /// C++ static constructors), which is the same as calling an unknown
+    /// foreign function: the caller must trust the library. Unloading it
+    /// later runs its finalisers likewise. (This mirrors
+    /// `libloading::Library::new`; that is why this function is `unsafe`
+    /// while [`Library::libc`] and [`Library::this_process`], which load
+    /// nothing new, are safe.)
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidString`] if `path` contains a NUL byte;
+    /// [`Error::LibraryLoad`] if the loader fails (message from `dlerror`);
+    /// [`Error::Closed`] if `session` is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::{Error, Session, linker::Library};
+    /// let s = Session::shared();
+    /// // SAFETY: libm's initialisers are trusted.
+    /// let libm = unsafe { Library::open("libm.so.6", &s) }?;
+    /// assert!(libm.lookup("cos").is_ok());
+    /// let bad = unsafe { Library::open("/no/such/lib.so", &s) };
+    /// assert!(matches!(bad, Err(Error::LibraryLoad { .. })));
+    /// s.close()?;
+    /// assert_eq!(libm.lookup("cos").unwrap_err(), Error::Closed);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub unsafe fn open(path: &str, session: &Session) -> Result<Library> {
+        check_name("library name", path)?;
+        // Fail early (and load nothing) if the session is already closed.
+        drop(session.enter()?);
+        // SAFETY: the caller trusts the library's initialisers (# Safety).
+        let lib = unsafe { libloading::Library::new(path) }.map_err(|e| Error::LibraryLoad {
+            name: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Library::adopt(lib, path, session)
+    }
+
+    fn adopt(lib: libloading::Library, name: &str, session: &Session) -> Result<Library> {
+        let loaded = Arc::new(Loaded {
+            lib,
+            name: name.to_owned(),
+        });
+        let weak = Arc::downgrade(&loaded);
+        // The close action owns the strong reference: closing drops it.
+        session.add_close_action(move || drop(loaded))?;
+        Ok(Library {
+            loaded: weak,
+            session: session.clone(),
+            name: name.to_owned(),
+        })
+    }
+
+    /// The symbols of the running program and every library it has loaded
+    /// globally (`dlopen(NULL)`), tied to the global session.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let me = memscope::linker::Library::this_process();
+    /// assert!(me.lookup("malloc").is_ok());
+    /// ```
+    #[cfg(unix)]
+    pub fn this_process() -> Library {
+        let lib: libloading::Library = libloading::os::unix::Library::this().into();
+        Library::adopt(lib, "<this process>", &Session::global())
+            .expect("the global session never closes")
+    }
+
+    /// The C library (`libc.so.6` on Linux), tied to the global session.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LibraryLoad`] if the platform's C library cannot be found.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let libc = memscope::linker::Library::libc()?;
+    /// assert_eq!(libc.name(), "libc.so.6");
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[cfg(unix)]
+    pub fn libc() -> Result<Library> {
+        let name = if cfg!(target_os = "macos") {
+            "/usr/lib/libSystem.B.dylib"
+        } else {
+            "libc.so.6"
+        };
+        // SAFETY: the C library is already loaded into every Rust program on
+        // these platforms; opening it again runs no initialiser.
+        unsafe { Library::open(name, &Session::global()) }
+    }
+
+    /// The name or path the library was opened with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(memscope::linker::Library::this_process().name(), "<this process>");
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The session the library is tied to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let l = memscope::linker::Library::libc()?;
+    /// assert_eq!(l.session().kind(), memscope::SessionKind::Global);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    fn loaded(&self) -> Result<(Arc<Loaded>, crate::session::Access<'_>)> {
+        let access = self.session.enter()?;
+        // Inside the access the close action cannot have run yet (close
+        // drains plain accesses before running actions), so the upgrade only
+        // fails if the session was closed before `enter` — which `enter`
+        // reports — or the library was dropped with a global session.
+        let loaded = self.loaded.upgrade().ok_or(Error::Closed)?;
+        Ok((loaded, access))
+    }
+
+    /// Finds `name` in this library (also available through [`SymbolLookup`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SymbolNotFound`], [`Error::InvalidString`] for a name with a
+    /// NUL byte, [`Error::Closed`] if the library's session has closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let libc = memscope::linker::Library::libc()?;
+    /// assert_eq!(libc.lookup("printf")?.name(), "printf");
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn lookup(&self, name: &str) -> Result<Symbol> {
+        check_name("symbol name", name)?;
+        let (loaded, _access) = self.loaded()?;
+        // SAFETY: we only take the symbol's address (as an untyped pointer);
+        // nothing is called or dereferenced here.
+        let sym = unsafe { loaded.lib.get::<*mut c_void>(name.as_bytes()) };
+        match sym {
+            Ok(s) => Ok(Symbol {
+                addr: Address::from_ptr(*s as *const u8),
+                name: name.to_owned(),
+                _keep: Some(loaded.clone()),
+            }),
+            Err(_) => Err(Error::SymbolNotFound {
+                name: name.to_owned(),
+            }),
+        }
+    }
+
+    /// A data symbol (a C global variable) of `size` bytes as a segment of
+    /// `session` (coffi `static-variable`): reads and writes go to the
+    /// library's own storage. The segment keeps nothing alive by itself: tie
+    /// it to this library's session (or one that closes before it).
+    ///
+    /// # Safety
+    ///
+    /// The symbol must name an object of at least `size` bytes that stays
+    /// mapped while `session` is alive (use the library's own session), and
+    /// that C code does not write concurrently with this segment's accesses.
+    ///
+    /// # Errors
+    ///
+    /// As [`lookup`](Self::lookup).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::linker::Library;
+    /// let libc = Library::libc()?;
+    /// // SAFETY: `environ` is a pointer-sized global of libc, which stays loaded.
+    /// let env = unsafe { libc.global("environ", 8, libc.session()) }?;
+    /// assert!(!env.get::<memscope::Address>(0)?.is_null());
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub unsafe fn global<'s>(
+        &self,
+        name: &str,
+        size: usize,
+        session: &'s Session,
+    ) -> Result<crate::Segment<'s>> {
+        let sym = self.lookup(name)?;
+        // SAFETY: the caller vouches for size and lifetime (# Safety).
+        unsafe { crate::Segment::from_raw(sym.address(), size, session) }
+    }
+}
+
+/// Something symbols can be looked up in: a [`Library`], or a chain of them
+/// built with [`or`](SymbolLookup::or) (Java `SymbolLookup.or`).
+///
+/// # Examples
+///
+/// ```
+/// use memscope::linker::{Library, SymbolLookup};
+/// let both = Library::libc()?.or(Library::this_process());
+/// assert!(both.lookup("qsort").is_ok());
+/// # Ok::<(), memscope::Error>(())
+/// ```
+pub trait SymbolLookup {
+    /// Finds `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SymbolNotFound`], [`Error::InvalidString`] for a name with a
+    /// NUL byte, [`Error::Closed`] if the library's session has closed.
+    fn lookup(&self, name: &str) -> Result<Symbol>;
+
+    /// Looks in `self` first, then in `other`.
+    fn or<L: SymbolLookup>(self, other: L) -> Chain<Self, L>
+    where
+        Self: Sized,
+    {
+        Chain {
+            first: self,
+            second: other,
+        }
+    }
+}
+
+impl SymbolLookup for Library {
+    fn lookup(&self, name: &str) -> Result<Symbol> {
+        Library::lookup(self, name)
+    }
+}
+
+/// Two lookups chained with [`SymbolLookup::or`].
+///
+/// # Examples
+///
+/// ```
+/// use memscope::linker::{Library, SymbolLookup};
+/// let c = Library::this_process().or(Library::libc()?);
+/// assert!(matches!(c.lookup("nope_nope"), Err(memscope::Error::SymbolNotFound { .. })));
+/// # Ok::<(), memscope::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Chain<A, B> {
+    first: A,
+    second: B,
+}
+
+impl<A: SymbolLookup, B: SymbolLookup> SymbolLookup for Chain<A, B> {
+    fn lookup(&self, name: &str) -> Result<Symbol> {
+        match self.first.lookup(name) {
+            Err(Error::SymbolNotFound { .. }) => self.second.lookup(name),
+            r => r,
+        }
+    }
+}
+
+/// The address of a function or variable, keeping its library loaded while
+/// it lives (DESIGN.md semantics 13).
+///
+/// # Examples
+///
+/// ```
+/// use memscope::linker::{Library, SymbolLookup};
+/// let sym = Library::libc()?.lookup("abs")?;
+/// assert_eq!(sym.name(), "abs");
+/// # Ok::<(), memscope::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Symbol {
+    addr: Address,
+    name: String,
+    /// What keeps the code/data alive: the loaded library, an upcall stub's
+    /// closure, an executable mapping (`None` for raw addresses).
+    _keep: Option<Keep>,
+}
+
+/// A reference that keeps a symbol's memory mapped.
+pub(crate) type Keep = Arc<dyn std::any::Any + Send + Sync>;
+
+impl fmt::Debug for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Symbol")
+            .field("name", &self.name)
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl Symbol {
+    /// A symbol for a bare code or data address (a function pointer C
+    /// returned, an [`UpcallStub`](super::UpcallStub)'s code, JIT code).
+    ///
+    /// # Safety
+    ///
+    /// Whatever `addr` points to must stay valid while this symbol (and any
+    /// downcall made from it) is used: nothing keeps it alive.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NullAddress`] for NULL.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::{Address, linker::Symbol};
+    /// extern "C" fn f() {}
+    /// // SAFETY: `f` is part of this program and never unloaded.
+    /// let s = unsafe { Symbol::from_address(Address::from_ptr(f as *const u8)) }?;
+    /// assert_eq!(s.address(), Address::from_ptr(f as *const u8));
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub unsafe fn from_address(addr: Address) -> Result<Symbol> {
+        if addr.is_null() {
+            return Err(Error::NullAddress);
+        }
+        Ok(Symbol {
+            addr,
+            name: format!("{addr}"),
+            _keep: None,
+        })
+    }
+
+    /// The symbol's address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::linker::{Library, SymbolLookup};
+    /// assert!(!Library::libc()?.lookup("free")?.address().is_null());
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn address(&self) -> Address {
+        self.addr
+    }
+
+    /// The name it was looked up by (or the address, for
+    /// [`from_address`](Self::from_address)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::linker::{Library, SymbolLookup};
+    /// assert_eq!(Library::libc()?.lookup("free")?.name(), "free");
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Reinterprets the symbol as a function pointer of type `F` (an
+    /// `extern "C" fn(..) -> ..` type), for calls with no marshaling at all
+    /// (PERFORMANCE.md row 10). The returned value borrows the symbol, so
+    /// the library stays loaded while it is used.
+    ///
+    /// # Safety
+    ///
+    /// `F` must be a function-pointer type whose signature and calling
+    /// convention match the C function exactly, and the copy of the pointer
+    /// obtained from it must not be used after the [`TypedFn`] is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSignature`] if `F` is not pointer-sized.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::linker::{Library, SymbolLookup};
+    /// let abs = Library::libc()?.lookup("abs")?;
+    /// // SAFETY: `int abs(int)`.
+    /// let f = unsafe { abs.as_fn::<extern "C" fn(i32) -> i32>() }?;
+    /// assert_eq!((f.get())(-5), 5);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub unsafe fn as_fn<F: Copy>(&self) -> Result<TypedFn<'_, F>> {
+        if size_of::<F>() != size_of::<usize>() || align_of::<F>() != align_of::<usize>() {
+            return Err(Error::InvalidSignature {
+                reason: format!(
+                    "{} is not a function pointer type",
+                    std::any::type_name::<F>()
+                ),
+            });
+        }
+        // SAFETY: F is pointer-sized (checked above) and, by the caller's
+        // promise, a function pointer type matching the symbol.
+        let f = unsafe { std::mem::transmute_copy::<usize, F>(&self.addr.0) };
+        Ok(TypedFn {
+            f,
+            _symbol: std::marker::PhantomData,
+        })
+    }
+
+    /// A symbol for `addr` that keeps `keep` alive.
+    pub(crate) fn kept(addr: Address, name: String, keep: Keep) -> Symbol {
+        Symbol {
+            addr,
+            name,
+            _keep: Some(keep),
+        }
+    }
+}
+
+/// A C function pointer of Rust type `F`, borrowed from a [`Symbol`] so that
+/// its library stays loaded (see [`Symbol::as_fn`]). Calling it costs exactly
+/// a direct `extern "C"` call.
+///
+/// # Examples
+///
+/// ```
+/// use memscope::linker::{Library, SymbolLookup};
+/// let labs = Library::libc()?.lookup("labs")?;
+/// // SAFETY: `long labs(long)`.
+/// let f = unsafe { labs.as_fn::<extern "C" fn(i64) -> i64>() }?;
+/// assert_eq!((f.get())(i64::MIN + 1), i64::MAX);
+/// # Ok::<(), memscope::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct TypedFn<'sym, F> {
+    f: F,
+    _symbol: std::marker::PhantomData<&'sym Symbol>,
+}
+
+impl<F: Copy> TypedFn<'_, F> {
+    /// The function pointer (use it only while `self` is alive).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::linker::{Library, SymbolLookup};
+    /// # let abs = Library::libc()?.lookup("abs")?;
+    /// let f = unsafe { abs.as_fn::<extern "C" fn(i32) -> i32>() }?;
+    /// assert_eq!((f.get())(i32::MIN + 1), i32::MAX);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[inline(always)]
+    pub fn get(&self) -> F {
+        self.f
+    }
+}
+
+impl<F> std::ops::Deref for TypedFn<'_, F> {
+    type Target = F;
+    #[inline(always)]
+    fn deref(&self) -> &F {
+        &self.f
+    }
+}

@@ -1,0 +1,173 @@
+/* C side of the memscope linker tests and benches (tests/linker.rs,
+ * benches/linker.rs). Compiled at test time: cc -shared -fPIC -O2. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- scalars ---- */
+int add(int a, int b) { return a + b; }
+int8_t id_i8(int8_t x) { return x; }
+uint8_t id_u8(uint8_t x) { return x; }
+int16_t id_i16(int16_t x) { return x; }
+uint16_t id_u16(uint16_t x) { return x; }
+int32_t id_i32(int32_t x) { return x; }
+uint32_t id_u32(uint32_t x) { return x; }
+int64_t id_i64(int64_t x) { return x; }
+uint64_t id_u64(uint64_t x) { return x; }
+float id_f32(float x) { return x; }
+double id_f64(double x) { return x; }
+bool not_bool(bool x) { return !x; }
+void *id_ptr(void *p) { return p; }
+/* small ints must arrive sign/zero-extended correctly */
+int32_t widen_i8(int8_t x) { return x; }
+uint32_t widen_u8(uint8_t x) { return x; }
+int32_t widen_i16(int16_t x) { return x; }
+int64_t widen_i32(int32_t x) { return x; }
+int8_t neg_i8(int8_t x) { return (int8_t)-x; }
+int64_t sum_mixed(int8_t a, uint8_t b, int16_t c, uint16_t d, int32_t e, uint32_t f, int64_t g) {
+    return a + b + c + d + e + (int64_t)f + g;
+}
+
+/* 12 doubles: 8 in registers, 4 on the stack; weights check the order */
+double weighted12(double a0, double a1, double a2, double a3, double a4, double a5,
+                  double a6, double a7, double a8, double a9, double a10, double a11) {
+    double a[12] = {a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11};
+    double s = 0;
+    for (int i = 0; i < 12; i++) s += a[i] * (i + 1);
+    return s;
+}
+/* 10 ints interleaved with doubles */
+double mixed10(int i0, double d0, int i1, double d1, int i2, double d2, int i3, double d3,
+               int i4, double d4, int i5, double d5, int i6, double d6, int i7, double d7) {
+    return i0 + 2 * d0 + 3 * i1 + 4 * d1 + 5 * i2 + 6 * d2 + 7 * i3 + 8 * d3 + 9 * i4 + 10 * d4 +
+           11 * i5 + 12 * d5 + 13 * i6 + 14 * d6 + 15 * i7 + 16 * d7;
+}
+
+/* ---- structs ---- */
+typedef struct { int32_t x; double y; } IntDouble; /* mixed int/float, 16 B */
+IntDouble scale_id(IntDouble p, int32_t k) { IntDouble r = {p.x * k, p.y * k}; return r; }
+
+typedef struct { double re, im; } Complex; /* {double,double} (row 12) */
+Complex cmul(Complex a, Complex b) {
+    Complex r = {a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re};
+    return r;
+}
+Complex cswap(Complex a) { Complex r = {a.im, a.re}; return r; }
+
+typedef struct { int32_t a; int32_t b; int32_t c; } Three; /* 12 bytes */
+/* a 9..16-byte struct followed by more arguments */
+int64_t three_then(Three t, int64_t x, double y, int32_t z) {
+    return t.a + 10 * t.b + 100 * t.c + x + (int64_t)y + z;
+}
+
+typedef struct { uint32_t v[17]; } Big17; /* 68 bytes: passed in memory */
+Big17 big_twice(Big17 b) {
+    for (int i = 0; i < 17; i++) b.v[i] *= 2;
+    return b;
+}
+uint64_t big_sum(Big17 b, int32_t extra) {
+    uint64_t s = 0;
+    for (int i = 0; i < 17; i++) s += b.v[i];
+    return s + extra;
+}
+
+typedef struct { float x, y; } Vec2;
+typedef struct { Vec2 pos; int16_t id; char tag; } Nested;
+Nested nested_move(Nested n, float dx) {
+    n.pos.x += dx;
+    n.pos.y -= dx;
+    n.id += 1;
+    n.tag = 'Z';
+    return n;
+}
+
+typedef union { int64_t i; double d; } IntOrDouble;
+IntOrDouble union_bump(IntOrDouble u, int is_double) {
+    if (is_double) u.d += 0.5; else u.i += 1;
+    return u;
+}
+typedef union { float f; uint32_t bits; } FloatBits;
+uint32_t float_bits(FloatBits u) { return u.bits; }
+
+typedef struct { char name[16]; int32_t age; } Person;
+Person person_older(Person p) {
+    p.age += 1;
+    p.name[0] = (char)(p.name[0] - 'a' + 'A');
+    return p;
+}
+
+/* ---- strings and pointers ---- */
+size_t c_strlen(const char *s) { return strlen(s); }
+char *greet(const char *name) { /* C-allocated: free with c_free */
+    size_t n = strlen(name) + 8;
+    char *r = malloc(n);
+    snprintf(r, n, "hello, %s", name);
+    return r;
+}
+void c_free(void *p) { free(p); }
+void out_pair(int32_t *a, double *b) { *a = 42; *b = 2.5; }
+void fill_bytes(uint8_t *buf, size_t n, uint8_t v) { memset(buf, v, n); }
+
+/* ---- callbacks ---- */
+int32_t apply_int(int32_t (*f)(int32_t, int32_t), int32_t a, int32_t b) { return f(a, b); }
+size_t apply_str(const char *(*f)(int32_t), int32_t k) { return strlen(f(k)); }
+Complex apply_complex(Complex (*f)(Complex), Complex c) { return f(c); }
+int32_t apply_small(int8_t (*f)(int8_t), int8_t x) { return f(x); }
+void sort_ints(int32_t *v, size_t n, int (*cmp)(const void *, const void *)) {
+    qsort(v, n, sizeof(int32_t), cmp);
+}
+int cmp_int(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+void (*get_cmp(void))(void) { return (void (*)(void))cmp_int; }
+typedef int32_t (*binop)(int32_t, int32_t);
+binop get_add(void) { return add; }
+
+/* ---- varargs ---- */
+double vsum(int n, ...) {
+    va_list ap;
+    va_start(ap, n);
+    double s = 0;
+    for (int i = 0; i < n; i++) s += va_arg(ap, double);
+    va_end(ap);
+    return s;
+}
+int64_t vsum_long(int n, ...) {
+    va_list ap;
+    va_start(ap, n);
+    int64_t s = 0;
+    for (int i = 0; i < n; i++) s += va_arg(ap, int64_t);
+    va_end(ap);
+    return s;
+}
+
+/* ---- errno ---- */
+int set_errno_to(int e) { errno = e; return -1; }
+
+/* ---- globals ---- */
+int32_t counter = 7;
+double ratio = 0.25;
+char label[8] = "abc";
+int32_t bump_counter(void) { return ++counter; }
+double get_ratio(void) { return ratio; }
+
+/* ---- a thread C creates calls back ---- */
+#include <pthread.h>
+struct thread_call { int32_t (*f)(int32_t, int32_t); int32_t a, b, r; };
+static void *thread_main(void *p) {
+    struct thread_call *t = p;
+    t->r = t->f(t->a, t->b);
+    return NULL;
+}
+int32_t call_in_thread(int32_t (*f)(int32_t, int32_t), int32_t a, int32_t b) {
+    struct thread_call t = {f, a, b, 0};
+    pthread_t th;
+    if (pthread_create(&th, NULL, thread_main, &t) != 0) return -1;
+    pthread_join(th, NULL);
+    return t.r;
+}

@@ -1,0 +1,1209 @@
+//! Linker tests: a C library of our own (`tests/c/testlib.c`, compiled here
+//! with `cc`), libc, upcalls, globals, JIT code and `bind!`.
+
+use std::ffi::CStr;
+use std::sync::OnceLock;
+
+use memscope::layout::{MemoryLayout, ValueKind, c};
+use memscope::linker::{
+    Arg, DowncallOptions, ExecutableSegment, FunctionDescriptor, Library, Linker, PanicPolicy,
+    Symbol, SymbolLookup,
+};
+use memscope::marshal::Value;
+use memscope::{Address, Error, Segment, Session};
+
+/// Builds `tests/c/testlib.c` once per test binary, into target/tmp.
+fn testlib_path() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+        std::fs::create_dir_all(dir).unwrap();
+        let out = dir.join(format!("libmemscope_test_{}.so", std::process::id()));
+        let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/c/testlib.c");
+        let st = std::process::Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .args(["-shared", "-fPIC", "-O2", "-pthread", "-o"])
+            .arg(&out)
+            .arg(src)
+            .status()
+            .expect("a C compiler (cc) is needed for the linker tests");
+        assert!(st.success(), "compiling {src} failed");
+        out.to_str().unwrap().to_owned()
+    })
+}
+
+/// The test library in a session of its own (global: lives for the test).
+fn testlib() -> Library {
+    // SAFETY: our own test library has no initialisers.
+    unsafe { Library::open(testlib_path(), &Session::global()) }.unwrap()
+}
+
+fn link(
+    lib: &Library,
+    name: &str,
+    ret: Option<MemoryLayout>,
+    args: &[MemoryLayout],
+) -> memscope::linker::Downcall {
+    let sym = lib.lookup(name).unwrap();
+    // SAFETY: every call site passes the C prototype from testlib.c.
+    unsafe {
+        Linker::native().downcall(
+            &sym,
+            &FunctionDescriptor::of(ret, args),
+            DowncallOptions::default(),
+        )
+    }
+    .unwrap()
+}
+
+fn v(layout: ValueKind) -> MemoryLayout {
+    MemoryLayout::value(layout)
+}
+
+fn call1(lib: &Library, name: &str, k: ValueKind, x: Value) -> Value {
+    link(lib, name, Some(v(k)), &[v(k)])
+        .call(&[x])
+        .unwrap()
+        .unwrap()
+}
+
+// ---------------------------------------------------------------- libraries
+
+#[test]
+fn bad_library_path_is_library_load_error() {
+    let s = Session::shared();
+    // SAFETY: nothing is loaded.
+    let r = unsafe { Library::open("/no/such/dir/libnothing.so", &s) };
+    assert!(
+        matches!(r, Err(Error::LibraryLoad { ref name, .. }) if name == "/no/such/dir/libnothing.so")
+    );
+}
+
+#[test]
+fn names_with_nul_are_invalid_strings() {
+    let s = Session::shared();
+    // SAFETY: rejected before loading.
+    assert!(matches!(
+        // SAFETY: test code: the signature/pointer matches testlib.c or a live buffer.
+        unsafe { Library::open("lib\0c.so", &s) },
+        Err(Error::InvalidString { .. })
+    ));
+    assert!(matches!(
+        testlib().lookup("ad\0d"),
+        Err(Error::InvalidString { .. })
+    ));
+}
+
+#[test]
+fn missing_symbol_is_symbol_not_found() {
+    assert_eq!(
+        testlib().lookup("no_such_function").unwrap_err(),
+        Error::SymbolNotFound {
+            name: "no_such_function".into()
+        }
+    );
+}
+
+#[test]
+fn chained_lookup_falls_through_to_the_next_library() {
+    let chain = testlib().or(Library::libc().unwrap());
+    assert!(chain.lookup("add").is_ok());
+    assert!(chain.lookup("strlen").is_ok());
+    assert!(matches!(
+        chain.lookup("zzz_nope"),
+        Err(Error::SymbolNotFound { .. })
+    ));
+}
+
+#[test]
+fn closed_session_refuses_lookups_but_symbols_keep_the_library_loaded() {
+    let s = Session::shared();
+    // SAFETY: our own test library.
+    let lib = unsafe { Library::open(testlib_path(), &s) }.unwrap();
+    let add = link(&lib, "add", Some(c::INT), &[c::INT, c::INT]);
+    s.close().unwrap();
+    assert_eq!(lib.lookup("add").unwrap_err(), Error::Closed);
+    // The downcall holds the symbol, which holds the library.
+    assert_eq!(
+        add.call(&[Value::I32(2), Value::I32(3)]).unwrap(),
+        Some(Value::I32(5))
+    );
+    // SAFETY: rejected: session closed.
+    assert_eq!(
+        // SAFETY: test code: the signature/pointer matches testlib.c or a live buffer.
+        unsafe { Library::open(testlib_path(), &s) }.unwrap_err(),
+        Error::Closed
+    );
+}
+
+// ---------------------------------------------------------------- scalars
+
+#[test]
+fn every_scalar_round_trips_at_its_extremes() {
+    let lib = testlib();
+    macro_rules! check {
+        ($name:literal, $k:ident, $t:ty, [$($x:expr),*]) => {
+            for x in [$($x),*] {
+                let x: $t = x;
+                assert_eq!(call1(&lib, $name, ValueKind::$k, Value::$k(x)), Value::$k(x), "{} {x:?}", $name);
+            }
+        };
+    }
+    check!("id_i8", I8, i8, [i8::MIN, i8::MAX, -1, 0]);
+    check!("id_u8", U8, u8, [u8::MIN, u8::MAX, 1]);
+    check!("id_i16", I16, i16, [i16::MIN, i16::MAX, -1]);
+    check!("id_u16", U16, u16, [0, u16::MAX, 1]);
+    check!("id_i32", I32, i32, [i32::MIN, i32::MAX, -1]);
+    check!("id_u32", U32, u32, [0, u32::MAX, 1]);
+    check!("id_i64", I64, i64, [i64::MIN, i64::MAX, -1]);
+    check!("id_u64", U64, u64, [0, u64::MAX, 1]);
+    check!(
+        "id_f32",
+        F32,
+        f32,
+        [f32::MIN, f32::MAX, -0.0, f32::MIN_POSITIVE, f32::INFINITY]
+    );
+    check!(
+        "id_f64",
+        F64,
+        f64,
+        [
+            f64::MIN,
+            f64::MAX,
+            -1.5,
+            f64::MIN_POSITIVE,
+            f64::NEG_INFINITY
+        ]
+    );
+    let p = Address::from_ptr(0xdead_beef_usize as *const u8);
+    assert_eq!(
+        call1(&lib, "id_ptr", ValueKind::Address, Value::Address(p)),
+        Value::Address(p)
+    );
+    assert_eq!(
+        call1(
+            &lib,
+            "id_ptr",
+            ValueKind::Address,
+            Value::Address(Address::NULL)
+        ),
+        Value::Address(Address::NULL)
+    );
+    assert_eq!(
+        call1(&lib, "not_bool", ValueKind::Bool, Value::Bool(true)),
+        Value::Bool(false)
+    );
+    assert_eq!(
+        call1(&lib, "not_bool", ValueKind::Bool, Value::Bool(false)),
+        Value::Bool(true)
+    );
+    let nan = call1(&lib, "id_f64", ValueKind::F64, Value::F64(f64::NAN));
+    assert!(matches!(nan, Value::F64(x) if x.is_nan()));
+}
+
+#[test]
+fn small_integers_are_sign_and_zero_extended() {
+    let lib = testlib();
+    let w = |name: &str, a: ValueKind, r: ValueKind, x: Value| {
+        link(&lib, name, Some(v(r)), &[v(a)])
+            .call(&[x])
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(
+        w("widen_i8", ValueKind::I8, ValueKind::I32, Value::I8(-1)),
+        Value::I32(-1)
+    );
+    assert_eq!(
+        w(
+            "widen_i8",
+            ValueKind::I8,
+            ValueKind::I32,
+            Value::I8(i8::MIN)
+        ),
+        Value::I32(-128)
+    );
+    assert_eq!(
+        w("widen_u8", ValueKind::U8, ValueKind::U32, Value::U8(255)),
+        Value::U32(255)
+    );
+    assert_eq!(
+        w(
+            "widen_i16",
+            ValueKind::I16,
+            ValueKind::I32,
+            Value::I16(i16::MIN)
+        ),
+        Value::I32(-32768)
+    );
+    assert_eq!(
+        w("widen_i32", ValueKind::I32, ValueKind::I64, Value::I32(-1)),
+        Value::I64(-1)
+    );
+    assert_eq!(
+        w("neg_i8", ValueKind::I8, ValueKind::I8, Value::I8(i8::MAX)),
+        Value::I8(-127)
+    );
+    let f = link(
+        &lib,
+        "sum_mixed",
+        Some(c::LONG),
+        &[
+            v(ValueKind::I8),
+            v(ValueKind::U8),
+            v(ValueKind::I16),
+            v(ValueKind::U16),
+            v(ValueKind::I32),
+            v(ValueKind::U32),
+            v(ValueKind::I64),
+        ],
+    );
+    let r = f
+        .call(&[
+            Value::I8(-1),
+            Value::U8(255),
+            Value::I16(-1),
+            Value::U16(65535),
+            Value::I32(-1),
+            Value::U32(u32::MAX),
+            Value::I64(-1),
+        ])
+        .unwrap();
+    assert_eq!(
+        r,
+        Some(Value::I64(-1 + 255 - 1 + 65535 - 1 + u32::MAX as i64 - 1))
+    );
+}
+
+#[test]
+fn twelve_doubles_arrive_in_order_past_the_registers() {
+    let lib = testlib();
+    let f = link(&lib, "weighted12", Some(c::DOUBLE), &[c::DOUBLE; 12]);
+    let args: Vec<Value> = (0..12).map(|i| Value::F64(f64::from(i) + 0.5)).collect();
+    let want: f64 = (0..12)
+        .map(|i| (f64::from(i) + 0.5) * f64::from(i + 1))
+        .sum();
+    assert_eq!(f.call(&args).unwrap(), Some(Value::F64(want)));
+    let mut layouts = Vec::new();
+    let mut args = Vec::new();
+    let mut want = 0.0;
+    for i in 0..8 {
+        layouts.push(c::INT);
+        layouts.push(c::DOUBLE);
+        args.push(Value::I32(i + 1));
+        args.push(Value::F64(f64::from(i) * 0.25));
+        want += f64::from((2 * i + 1) * (i + 1)) + f64::from(2 * i + 2) * f64::from(i) * 0.25;
+    }
+    let g = link(&lib, "mixed10", Some(c::DOUBLE), &layouts);
+    assert_eq!(g.call(&args).unwrap(), Some(Value::F64(want)));
+}
+
+#[test]
+fn wrong_argument_count_or_type_is_an_error_not_a_call() {
+    let add = link(&testlib(), "add", Some(c::INT), &[c::INT, c::INT]);
+    assert!(matches!(
+        add.call(&[Value::I32(1)]),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        add.call(&[Value::I32(1), Value::I64(2)]),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        add.call(&[Value::I32(1), Value::F64(2.0)]),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        add.call_with(&[Arg::CStr(c"x"), Value::I32(1).into()]),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert_eq!(
+        add.call(&[Value::I32(i32::MAX), Value::I32(1)]).unwrap(),
+        Some(Value::I32(i32::MIN))
+    );
+}
+
+// ---------------------------------------------------------------- structs
+
+fn complex() -> MemoryLayout {
+    MemoryLayout::c_struct([c::DOUBLE.with_name("re"), c::DOUBLE.with_name("im")]).unwrap()
+}
+
+#[test]
+fn mixed_int_double_struct_by_value() {
+    let l = MemoryLayout::c_struct([c::INT.with_name("x"), c::DOUBLE.with_name("y")]).unwrap();
+    let f = link(&testlib(), "scale_id", Some(l.clone()), &[l, c::INT]);
+    let r = f
+        .call(&[
+            Value::Struct(vec![Value::I32(-3), Value::F64(1.5)]),
+            Value::I32(4),
+        ])
+        .unwrap();
+    assert_eq!(
+        r,
+        Some(Value::Struct(vec![Value::I32(-12), Value::F64(6.0)]))
+    );
+}
+
+#[test]
+fn two_double_struct_in_and_out() {
+    let f = link(&testlib(), "cmul", Some(complex()), &[complex(), complex()]);
+    let a = Value::Struct(vec![Value::F64(1.0), Value::F64(2.0)]);
+    let b = Value::Struct(vec![Value::F64(3.0), Value::F64(-1.0)]);
+    assert_eq!(
+        f.call(&[a, b]).unwrap(),
+        Some(Value::Struct(vec![Value::F64(5.0), Value::F64(5.0)]))
+    );
+}
+
+#[test]
+fn twelve_byte_struct_followed_by_more_arguments() {
+    let three = MemoryLayout::c_struct([c::INT, c::INT, c::INT]).unwrap();
+    let f = link(
+        &testlib(),
+        "three_then",
+        Some(c::LONG),
+        &[three, c::LONG, c::DOUBLE, c::INT],
+    );
+    let r = f
+        .call(&[
+            Value::Struct(vec![Value::I32(1), Value::I32(2), Value::I32(3)]),
+            Value::I64(1000),
+            Value::F64(20000.0),
+            Value::I32(300000),
+        ])
+        .unwrap();
+    assert_eq!(r, Some(Value::I64(1 + 20 + 300 + 1000 + 20000 + 300000)));
+}
+
+#[test]
+fn seventeen_u32_struct_in_memory_in_and_out() {
+    let big = MemoryLayout::c_struct([MemoryLayout::sequence(17, c::UINT).unwrap()]).unwrap();
+    assert_eq!(big.size(), 68);
+    let vals: Vec<Value> = (0..17).map(|i| Value::U32(u32::MAX / 4 + i)).collect();
+    let arg = Value::Struct(vec![Value::Array(vals.clone())]);
+    let twice = link(
+        &testlib(),
+        "big_twice",
+        Some(big.clone()),
+        std::slice::from_ref(&big),
+    );
+    let want: Vec<Value> = (0..17)
+        .map(|i| Value::U32((u32::MAX / 4 + i).wrapping_mul(2)))
+        .collect();
+    assert_eq!(
+        twice.call(std::slice::from_ref(&arg)).unwrap(),
+        Some(Value::Struct(vec![Value::Array(want)]))
+    );
+    let sum = link(&testlib(), "big_sum", Some(c::ULONG), &[big, c::INT]);
+    let want: u64 = (0..17u64).map(|i| u64::from(u32::MAX / 4) + i).sum::<u64>() - 1;
+    assert_eq!(
+        sum.call(&[arg, Value::I32(-1)]).unwrap(),
+        Some(Value::U64(want))
+    );
+}
+
+#[test]
+fn nested_struct_by_value() {
+    let vec2 = MemoryLayout::c_struct([c::FLOAT, c::FLOAT]).unwrap();
+    let nested = MemoryLayout::c_struct([vec2, c::SHORT, c::CHAR]).unwrap();
+    assert_eq!(nested.size(), 12);
+    let f = link(
+        &testlib(),
+        "nested_move",
+        Some(nested.clone()),
+        &[nested, c::FLOAT],
+    );
+    let n = Value::Struct(vec![
+        Value::Struct(vec![Value::F32(1.0), Value::F32(2.0)]),
+        Value::I16(41),
+        Value::I8(b'a' as i8),
+    ]);
+    let r = f.call(&[n, Value::F32(0.5)]).unwrap().unwrap();
+    assert_eq!(
+        r,
+        Value::Struct(vec![
+            Value::Struct(vec![Value::F32(1.5), Value::F32(1.5)]),
+            Value::I16(42),
+            Value::I8(b'Z' as i8),
+        ])
+    );
+}
+
+#[test]
+fn unions_by_value_use_the_right_register_class() {
+    let u = MemoryLayout::union_of([c::LONG, c::DOUBLE]).unwrap();
+    let f = link(&testlib(), "union_bump", Some(u.clone()), &[u, c::INT]);
+    let as_int = Value::Bytes(41i64.to_ne_bytes().to_vec());
+    assert_eq!(
+        f.call(&[as_int, Value::I32(0)]).unwrap(),
+        Some(Value::Bytes(42i64.to_ne_bytes().to_vec()))
+    );
+    let as_double = Value::Bytes(1.25f64.to_ne_bytes().to_vec());
+    assert_eq!(
+        f.call(&[as_double, Value::I32(1)]).unwrap(),
+        Some(Value::Bytes(1.75f64.to_ne_bytes().to_vec()))
+    );
+    let fb = MemoryLayout::union_of([c::FLOAT, c::UINT]).unwrap();
+    let g = link(&testlib(), "float_bits", Some(c::UINT), &[fb]);
+    let r = g
+        .call(&[Value::Bytes(1.0f32.to_ne_bytes().to_vec())])
+        .unwrap();
+    assert_eq!(r, Some(Value::U32(1.0f32.to_bits())));
+}
+
+#[test]
+fn char_array_inside_a_struct() {
+    let person = MemoryLayout::c_struct([
+        MemoryLayout::sequence(16, c::CHAR)
+            .unwrap()
+            .with_name("name"),
+        c::INT.with_name("age"),
+    ])
+    .unwrap();
+    let f = link(&testlib(), "person_older", Some(person.clone()), &[person]);
+    let mut name: Vec<Value> = b"alice".iter().map(|&b| Value::I8(b as i8)).collect();
+    name.resize(16, Value::I8(0));
+    let r = f
+        .call(&[Value::Struct(vec![
+            Value::Array(name.clone()),
+            Value::I32(29),
+        ])])
+        .unwrap()
+        .unwrap();
+    name[0] = Value::I8(b'A' as i8);
+    assert_eq!(r, Value::Struct(vec![Value::Array(name), Value::I32(30)]));
+}
+
+// ---------------------------------------------------------------- pointers
+
+#[test]
+fn strings_in_and_c_allocated_strings_out() {
+    let lib = testlib();
+    let strlen = link(&lib, "c_strlen", Some(c::SIZE_T), &[c::POINTER]);
+    assert_eq!(
+        strlen.call_with(&[Arg::CStr(c"four")]).unwrap(),
+        Some(Value::U64(4))
+    );
+    let greet = link(&lib, "greet", Some(c::POINTER), &[c::POINTER]);
+    let Some(Value::Address(p)) = greet.call_with(&[Arg::CStr(c"rust")]).unwrap() else {
+        panic!()
+    };
+    // SAFETY: greet returns a NUL-terminated malloc'd string.
+    let s = unsafe { CStr::from_ptr(p.as_ptr()) };
+    assert_eq!(s.to_str().unwrap(), "hello, rust");
+    let free = link(&lib, "c_free", None, &[c::POINTER]);
+    assert_eq!(free.call(&[Value::Address(p)]).unwrap(), None);
+}
+
+#[test]
+fn out_pointers_through_segments() {
+    let lib = testlib();
+    let s = Session::shared();
+    let mut a = [0i32; 1];
+    let mut b = [0f64; 1];
+    // SAFETY: the buffers outlive the segments and are used only through them.
+    let sa = unsafe { Segment::from_raw(Address::from_ptr(a.as_mut_ptr()), 4, &s) }.unwrap();
+    // SAFETY: test code: the signature/pointer matches testlib.c or a live buffer.
+    let sb = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 8, &s) }.unwrap();
+    let f = link(&lib, "out_pair", None, &[c::POINTER, c::POINTER]);
+    f.call_with(&[Arg::Segment(&sa), Arg::Segment(&sb)])
+        .unwrap();
+    assert_eq!(sa.get::<i32>(0).unwrap(), 42);
+    assert_eq!(sb.get::<f64>(0).unwrap(), 2.5);
+    assert_eq!(
+        s.acquired(),
+        0,
+        "argument sessions are released after the call"
+    );
+    let fill = link(&lib, "fill_bytes", None, &[c::POINTER, c::SIZE_T, c::UCHAR]);
+    let mut buf = [0u8; 8];
+    // SAFETY: test code: the signature/pointer matches testlib.c or a live buffer.
+    let seg = unsafe { Segment::from_raw(Address::from_ptr(buf.as_mut_ptr()), 8, &s) }.unwrap();
+    fill.call_with(&[
+        Arg::Segment(&seg),
+        Value::U64(8).into(),
+        Value::U8(0xab).into(),
+    ])
+    .unwrap();
+    assert_eq!(seg.get::<u64>(0).unwrap(), 0xabab_abab_abab_abab);
+    s.close().unwrap();
+    assert_eq!(
+        fill.call_with(&[
+            Arg::Segment(&seg),
+            Value::U64(8).into(),
+            Value::U8(1).into()
+        ])
+        .unwrap_err(),
+        Error::Closed
+    );
+}
+
+#[test]
+fn a_segment_argument_cannot_be_closed_during_the_call() {
+    let lib = testlib();
+    let data = Session::shared();
+    let stubs = Session::shared();
+    let mut v = [5i32, 3, 9, 1];
+    // SAFETY: `v` outlives the segment and is used only through it.
+    let seg = unsafe { Segment::from_raw(Address::from_ptr(v.as_mut_ptr()), 16, &data) }.unwrap();
+    let d2 = data.clone();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let cmp = Linker::native()
+        .upcall_typed(
+            move |a: Address, b: Address| -> i32 {
+                seen2.lock().unwrap().push(d2.close());
+                // SAFETY: qsort passes pointers into the array.
+                let (x, y) = unsafe { (*a.as_ptr::<i32>(), *b.as_ptr::<i32>()) };
+                x.cmp(&y) as i32
+            },
+            &stubs,
+        )
+        .unwrap();
+    let sort = link(
+        &lib,
+        "sort_ints",
+        None,
+        &[c::POINTER, c::SIZE_T, c::POINTER],
+    );
+    sort.call_with(&[
+        Arg::Segment(&seg),
+        Value::U64(4).into(),
+        Value::Address(cmp.address()).into(),
+    ])
+    .unwrap();
+    let seen = seen.lock().unwrap();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter().all(|r| *r == Err(Error::Busy { acquired: 1 })),
+        "{seen:?}"
+    );
+    assert_eq!(
+        [seg.get::<i32>(0).unwrap(), seg.get::<i32>(12).unwrap()],
+        [1, 9]
+    );
+    data.close().unwrap();
+}
+
+// ---------------------------------------------------------------- upcalls
+
+#[test]
+fn callbacks_returning_ints_small_ints_strings_and_structs() {
+    let lib = testlib();
+    let s = Session::shared();
+    let mul = Linker::native()
+        .upcall_typed(|a: i32, b: i32| a.wrapping_mul(b), &s)
+        .unwrap();
+    let apply = link(
+        &lib,
+        "apply_int",
+        Some(c::INT),
+        &[c::POINTER, c::INT, c::INT],
+    );
+    let r = apply
+        .call(&[Value::Address(mul.address()), Value::I32(-6), Value::I32(7)])
+        .unwrap();
+    assert_eq!(r, Some(Value::I32(-42)));
+
+    let neg = Linker::native()
+        .upcall_typed(|x: i8| x.wrapping_neg(), &s)
+        .unwrap();
+    let small = link(
+        &lib,
+        "apply_small",
+        Some(c::INT),
+        &[c::POINTER, v(ValueKind::I8)],
+    );
+    assert_eq!(
+        small
+            .call(&[Value::Address(neg.address()), Value::I8(5)])
+            .unwrap(),
+        Some(Value::I32(-5))
+    );
+    assert_eq!(
+        small
+            .call(&[Value::Address(neg.address()), Value::I8(-128)])
+            .unwrap(),
+        Some(Value::I32(-128))
+    );
+
+    static WORDS: [&CStr; 3] = [c"zero", c"one", c"three"];
+    let word = Linker::native()
+        .upcall_typed(|k: i32| Address::from_ptr(WORDS[k as usize].as_ptr()), &s)
+        .unwrap();
+    let apply_str = link(&lib, "apply_str", Some(c::SIZE_T), &[c::POINTER, c::INT]);
+    assert_eq!(
+        apply_str
+            .call(&[Value::Address(word.address()), Value::I32(2)])
+            .unwrap(),
+        Some(Value::U64(5))
+    );
+
+    let swap = Linker::native()
+        .upcall(
+            |a: &[Value]| match &a[0] {
+                Value::Struct(f) => Value::Struct(vec![f[1].clone(), f[0].clone()]),
+                other => panic!("{other:?}"),
+            },
+            &FunctionDescriptor::of(Some(complex()), &[complex()]),
+            &s,
+        )
+        .unwrap();
+    let apply_c = link(
+        &lib,
+        "apply_complex",
+        Some(complex()),
+        &[c::POINTER, complex()],
+    );
+    let r = apply_c
+        .call(&[
+            Value::Address(swap.address()),
+            Value::Struct(vec![Value::F64(1.0), Value::F64(-2.0)]),
+        ])
+        .unwrap();
+    assert_eq!(
+        r,
+        Some(Value::Struct(vec![Value::F64(-2.0), Value::F64(1.0)]))
+    );
+    assert_eq!(swap.take_panic(), None);
+    s.close().unwrap();
+}
+
+#[test]
+fn libc_qsort_with_a_rust_comparator() {
+    let libc = Library::libc().unwrap();
+    let s = Session::confined();
+    let cmp = Linker::native()
+        .upcall_typed(
+            |a: Address, b: Address| -> i32 {
+                // SAFETY: qsort passes pointers to elements of the array.
+                let (x, y) = unsafe { (*a.as_ptr::<i32>(), *b.as_ptr::<i32>()) };
+                x.cmp(&y) as i32
+            },
+            &s,
+        )
+        .unwrap();
+    let qsort = link(
+        &libc,
+        "qsort",
+        None,
+        &[c::POINTER, c::SIZE_T, c::SIZE_T, c::POINTER],
+    );
+    let mut v: Vec<i32> = (0..1000).map(|i| (i * 7919) % 1000 - 500).collect();
+    let mut want = v.clone();
+    want.sort();
+    // SAFETY: test code: the signature/pointer matches testlib.c or a live buffer.
+    let seg = unsafe { Segment::from_raw(Address::from_ptr(v.as_mut_ptr()), 4000, &s) }.unwrap();
+    qsort
+        .call_with(&[
+            Arg::Segment(&seg),
+            Value::U64(1000).into(),
+            Value::U64(4).into(),
+            Value::Address(cmp.address()).into(),
+        ])
+        .unwrap();
+    assert_eq!(v, want);
+    s.close().unwrap();
+}
+
+#[test]
+fn a_panicking_upcall_returns_zero_and_keeps_the_panic() {
+    let lib = testlib();
+    let s = Session::shared();
+    let stub = Linker::native()
+        .upcall_typed(
+            |a: i32, _b: i32| -> i32 {
+                if a == 13 {
+                    panic!("unlucky {a}")
+                }
+                a
+            },
+            &s,
+        )
+        .unwrap();
+    let apply = link(
+        &lib,
+        "apply_int",
+        Some(c::INT),
+        &[c::POINTER, c::INT, c::INT],
+    );
+    assert_eq!(
+        apply
+            .call(&[
+                Value::Address(stub.address()),
+                Value::I32(13),
+                Value::I32(0)
+            ])
+            .unwrap(),
+        Some(Value::I32(0))
+    );
+    assert_eq!(
+        stub.take_panic(),
+        Some(Error::UpcallPanicked {
+            message: "unlucky 13".into()
+        })
+    );
+    assert_eq!(
+        apply
+            .call(&[
+                Value::Address(stub.address()),
+                Value::I32(12),
+                Value::I32(0)
+            ])
+            .unwrap(),
+        Some(Value::I32(12))
+    );
+    assert_eq!(stub.take_panic(), None);
+    // A dynamic upcall returning the wrong type is recorded too.
+    let d = FunctionDescriptor::of(Some(c::INT), &[c::INT, c::INT]);
+    let wrong = Linker::native()
+        .upcall(|_| Value::F64(1.0), &d, &s)
+        .unwrap();
+    assert_eq!(
+        apply
+            .call(&[
+                Value::Address(wrong.address()),
+                Value::I32(1),
+                Value::I32(2)
+            ])
+            .unwrap(),
+        Some(Value::I32(0))
+    );
+    assert!(matches!(
+        wrong.take_panic(),
+        Some(Error::InvalidArgument { .. })
+    ));
+    s.close().unwrap();
+}
+
+#[test]
+fn a_panicking_capturing_upcall_returns_zero_and_keeps_the_panic() {
+    let lib = testlib();
+    let s = Session::shared();
+    let unlucky = 13;
+    let stub = Linker::native()
+        .upcall_typed(
+            move |a: i32, b: i32| -> i32 {
+                assert_ne!(a, unlucky, "unlucky");
+                a + b
+            },
+            &s,
+        )
+        .unwrap();
+    let apply = link(
+        &lib,
+        "apply_int",
+        Some(c::INT),
+        &[c::POINTER, c::INT, c::INT],
+    );
+    let call = |a| {
+        apply
+            .call(&[Value::Address(stub.address()), Value::I32(a), Value::I32(1)])
+            .unwrap()
+    };
+    assert_eq!(call(13), Some(Value::I32(0)));
+    assert!(
+        matches!(stub.take_panic(), Some(Error::UpcallPanicked { message }) if message.contains("unlucky"))
+    );
+    assert_eq!(call(1), Some(Value::I32(2)));
+    assert_eq!(stub.take_panic(), None);
+    s.close().unwrap();
+}
+
+#[test]
+fn upcalls_from_a_thread_c_created_work() {
+    let lib = testlib();
+    let s = Session::shared();
+    let tid = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let t2 = tid.clone();
+    let stub = Linker::native()
+        .upcall_typed(
+            move |a: i32, b: i32| {
+                *t2.lock().unwrap() = Some(std::thread::current().id());
+                a + b
+            },
+            &s,
+        )
+        .unwrap();
+    let f = link(
+        &lib,
+        "call_in_thread",
+        Some(c::INT),
+        &[c::POINTER, c::INT, c::INT],
+    );
+    assert_eq!(
+        f.call(&[
+            Value::Address(stub.address()),
+            Value::I32(40),
+            Value::I32(2)
+        ])
+        .unwrap(),
+        Some(Value::I32(42))
+    );
+    assert_ne!(tid.lock().unwrap().unwrap(), std::thread::current().id());
+    // A confined session's stub refuses upcalls from other threads.
+    let conf = Session::confined();
+    // (A capturing closure: it has state the session guards. A stateless
+    // closure runs through a plain function and needs no session check.)
+    let k = 0i32;
+    let stub2 = Linker::native()
+        .upcall_typed(move |a: i32, b: i32| a + b + k, &conf)
+        .unwrap();
+    assert_eq!(
+        f.call(&[
+            Value::Address(stub2.address()),
+            Value::I32(1),
+            Value::I32(2)
+        ])
+        .unwrap(),
+        Some(Value::I32(0))
+    );
+    assert!(matches!(
+        stub2.take_panic(),
+        Some(Error::WrongThread { .. })
+    ));
+    s.close().unwrap();
+    conf.close().unwrap();
+}
+
+#[test]
+fn an_upcall_stub_is_freed_when_its_session_closes() {
+    let s = Session::shared();
+    let stub = Linker::native().upcall_typed(|x: i32| x + 1, &s).unwrap();
+    // SAFETY: signature matches.
+    let f = unsafe { stub.as_fn::<extern "C" fn(i32) -> i32>() }.unwrap();
+    assert_eq!(f(1), 2);
+    s.close().unwrap();
+    // SAFETY: refused: closed.
+    assert_eq!(
+        // SAFETY: test code: the signature/pointer matches testlib.c or a live buffer.
+        unsafe { stub.as_fn::<extern "C" fn(i32) -> i32>() }.unwrap_err(),
+        Error::Closed
+    );
+    assert_eq!(
+        Linker::native().upcall_typed(|x: i32| x, &s).unwrap_err(),
+        Error::Closed
+    );
+}
+
+#[test]
+fn function_pointers_returned_by_c_are_callable() {
+    let lib = testlib();
+    let get = link(&lib, "get_add", Some(c::POINTER), &[]);
+    let Some(Value::Address(p)) = get.call(&[]).unwrap() else {
+        panic!()
+    };
+    // SAFETY: get_add returns `add`, which lives in the (global) test library.
+    let sym = unsafe { Symbol::from_address(p) }.unwrap();
+    // SAFETY: test code: the signature/pointer matches testlib.c or a live buffer.
+    let add = unsafe {
+        Linker::native().downcall(
+            &sym,
+            &FunctionDescriptor::of(Some(c::INT), &[c::INT, c::INT]),
+            DowncallOptions::default(),
+        )
+    }
+    .unwrap();
+    assert_eq!(
+        add.call(&[Value::I32(20), Value::I32(22)]).unwrap(),
+        Some(Value::I32(42))
+    );
+    assert_eq!(
+        // SAFETY: test code: the signature/pointer matches testlib.c or a live buffer.
+        unsafe { Symbol::from_address(Address::NULL) }.unwrap_err(),
+        Error::NullAddress
+    );
+}
+
+#[test]
+fn typed_function_pointers_call_directly() {
+    let lib = testlib();
+    let sym = lib.lookup("add").unwrap();
+    // SAFETY: `int add(int, int)`.
+    let add = unsafe { sym.as_fn::<extern "C" fn(i32, i32) -> i32>() }.unwrap();
+    assert_eq!((add.get())(i32::MAX, 1), i32::MIN);
+    assert_eq!((*add)(2, 2), 4);
+    assert!(matches!(
+        // SAFETY: test code: the signature/pointer matches testlib.c or a live buffer.
+        unsafe { sym.as_fn::<u8>() },
+        Err(Error::InvalidSignature { .. })
+    ));
+}
+
+// ---------------------------------------------------------------- varargs, errno
+
+#[test]
+fn variadic_calls_snprintf_and_vsum() {
+    let lib = testlib();
+    let vsum = link_var(
+        &lib,
+        "vsum",
+        Some(c::DOUBLE),
+        &[c::INT, c::DOUBLE, c::DOUBLE, c::DOUBLE],
+        1,
+    );
+    assert_eq!(
+        vsum.call(&[
+            Value::I32(3),
+            Value::F64(0.5),
+            Value::F64(1.0),
+            Value::F64(2.0)
+        ])
+        .unwrap(),
+        Some(Value::F64(3.5))
+    );
+    let many: Vec<MemoryLayout> = std::iter::once(c::INT).chain([c::LONG; 10]).collect();
+    let vl = link_var(&lib, "vsum_long", Some(c::LONG), &many, 1);
+    let mut args = vec![Value::I32(10)];
+    args.extend((1..=10).map(|i| Value::I64(i64::MAX / 16 + i)));
+    assert_eq!(
+        vl.call(&args).unwrap(),
+        Some(Value::I64((1..=10).map(|i| i64::MAX / 16 + i).sum()))
+    );
+
+    let libc = Library::libc().unwrap();
+    let snprintf = link_var(
+        &libc,
+        "snprintf",
+        Some(c::INT),
+        &[
+            c::POINTER,
+            c::SIZE_T,
+            c::POINTER,
+            c::INT,
+            c::DOUBLE,
+            c::POINTER,
+        ],
+        3,
+    );
+    let s = Session::shared();
+    let mut buf = [0u8; 64];
+    // SAFETY: test code: the signature/pointer matches testlib.c or a live buffer.
+    let seg = unsafe { Segment::from_raw(Address::from_ptr(buf.as_mut_ptr()), 64, &s) }.unwrap();
+    let n = snprintf
+        .call_with(&[
+            Arg::Segment(&seg),
+            Value::U64(64).into(),
+            Arg::CStr(c"%d|%.2f|%s"),
+            Value::I32(-7).into(),
+            Value::F64(1.23456).into(),
+            Arg::CStr(c"ok"),
+        ])
+        .unwrap();
+    assert_eq!(n, Some(Value::I32(10)));
+    assert_eq!(&buf[..11], b"-7|1.23|ok\0");
+}
+
+fn link_var(
+    lib: &Library,
+    name: &str,
+    ret: Option<MemoryLayout>,
+    args: &[MemoryLayout],
+    first: usize,
+) -> memscope::linker::Downcall {
+    let sym = lib.lookup(name).unwrap();
+    // SAFETY: the call sites pass the C prototypes.
+    unsafe {
+        Linker::native().downcall(
+            &sym,
+            &FunctionDescriptor::of(ret, args).variadic(first),
+            DowncallOptions::default(),
+        )
+    }
+    .unwrap()
+}
+
+#[test]
+fn signatures_are_checked_at_link_time() {
+    let lib = testlib();
+    let sym = lib.lookup("vsum").unwrap();
+    // SAFETY: test code: the signature/pointer matches testlib.c or a live buffer.
+    let try_link = |d: FunctionDescriptor| unsafe {
+        Linker::native().downcall(&sym, &d, DowncallOptions::default())
+    };
+    for promoted in [
+        c::FLOAT,
+        c::SHORT,
+        c::CHAR,
+        v(ValueKind::U8),
+        v(ValueKind::U16),
+        v(ValueKind::Bool),
+    ] {
+        let d = FunctionDescriptor::of(Some(c::DOUBLE), &[c::INT, promoted]).variadic(1);
+        assert!(matches!(try_link(d), Err(Error::InvalidSignature { .. })));
+    }
+    let past = FunctionDescriptor::of(Some(c::DOUBLE), &[c::INT]).variadic(2);
+    assert!(matches!(
+        try_link(past),
+        Err(Error::InvalidSignature { .. })
+    ));
+    let packed = MemoryLayout::packed([c::CHAR, c::INT]).unwrap();
+    assert!(matches!(
+        try_link(FunctionDescriptor::of(None, &[packed])),
+        Err(Error::InvalidSignature { .. })
+    ));
+    let array = MemoryLayout::sequence(4, c::INT).unwrap();
+    assert!(matches!(
+        try_link(FunctionDescriptor::of(None, &[array])),
+        Err(Error::InvalidSignature { .. })
+    ));
+    if let Ok(empty) = MemoryLayout::c_struct([]) {
+        assert!(matches!(
+            try_link(FunctionDescriptor::of(Some(empty), &[])),
+            Err(Error::InvalidSignature { .. })
+        ));
+    }
+    let pad = MemoryLayout::padding(4).unwrap();
+    assert!(matches!(
+        try_link(FunctionDescriptor::of(None, &[pad])),
+        Err(Error::InvalidSignature { .. })
+    ));
+    let agg_vararg = FunctionDescriptor::of(None, &[c::INT, complex()]).variadic(1);
+    assert!(matches!(
+        try_link(agg_vararg),
+        Err(Error::InvalidSignature { .. })
+    ));
+    let s = Session::shared();
+    let var_up = FunctionDescriptor::of(None, &[c::INT, c::INT]).variadic(1);
+    assert!(matches!(
+        Linker::native().upcall(|_| Value::I32(0), &var_up, &s),
+        Err(Error::InvalidSignature { .. })
+    ));
+}
+
+#[test]
+fn errno_is_captured_right_after_the_call() {
+    let lib = testlib();
+    let sym = lib.lookup("set_errno_to").unwrap();
+    let d = FunctionDescriptor::of(Some(c::INT), &[c::INT]);
+    // SAFETY: test code: the signature/pointer matches testlib.c or a live buffer.
+    let f = unsafe {
+        Linker::native().downcall(&sym, &d, DowncallOptions::default().capture_errno(true))
+    }
+    .unwrap();
+    assert_eq!(
+        f.call_errno(&[Value::I32(34).into()]).unwrap(),
+        (Some(Value::I32(-1)), 34)
+    );
+    f.call(&[Value::I32(2)]).unwrap();
+    assert_eq!(memscope::linker::last_errno(), 2);
+    // Per thread.
+    let other = std::thread::spawn(memscope::linker::last_errno)
+        .join()
+        .unwrap();
+    assert_eq!(other, 0);
+    let plain = link(&lib, "set_errno_to", Some(c::INT), &[c::INT]);
+    assert!(matches!(
+        plain.call_errno(&[Value::I32(1).into()]),
+        Err(Error::InvalidArgument { .. })
+    ));
+}
+
+// ---------------------------------------------------------------- globals, code, bind!
+
+#[test]
+fn globals_are_shared_between_c_and_rust() {
+    let lib = testlib();
+    let s = Session::global();
+    // SAFETY: `int32_t counter`, `double ratio`, `char label[8]` in the test library.
+    let mut counter = unsafe { lib.global("counter", 4, &s) }.unwrap();
+    // SAFETY: test code: the signature/pointer matches testlib.c or a live buffer.
+    let ratio = unsafe { lib.global("ratio", 8, &s) }.unwrap();
+    // SAFETY: test code: the signature/pointer matches testlib.c or a live buffer.
+    let label = unsafe { lib.global("label", 8, &s) }.unwrap();
+    let bump = link(&lib, "bump_counter", Some(c::INT), &[]);
+    counter.set::<i32>(0, 100).unwrap();
+    assert_eq!(bump.call(&[]).unwrap(), Some(Value::I32(101)));
+    assert_eq!(counter.get::<i32>(0).unwrap(), 101);
+    assert_eq!(ratio.get::<f64>(0).unwrap(), 0.25);
+    assert_eq!(label.get::<u8>(0).unwrap(), b'a');
+    assert!(matches!(
+        // SAFETY: test code: the signature/pointer matches testlib.c or a live buffer.
+        unsafe { lib.global("nope_global", 4, &s) },
+        Err(Error::SymbolNotFound { .. })
+    ));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn executable_segments_run_machine_code_until_closed() {
+    let s = Session::shared();
+    // mov eax, 42; ret
+    let code = ExecutableSegment::from_code(&[0xb8, 42, 0, 0, 0, 0xc3], &s).unwrap();
+    let sym = code.symbol().unwrap();
+    // SAFETY: `int f(void)`.
+    let f = unsafe { sym.as_fn::<extern "C" fn() -> i32>() }.unwrap();
+    assert_eq!((f.get())(), 42);
+    // SAFETY: test code: the signature/pointer matches testlib.c or a live buffer.
+    let dc = unsafe {
+        Linker::native().downcall(
+            &sym,
+            &FunctionDescriptor::of(Some(c::INT), &[]),
+            DowncallOptions::default(),
+        )
+    }
+    .unwrap();
+    assert_eq!(dc.call(&[]).unwrap(), Some(Value::I32(42)));
+    s.close().unwrap();
+    assert_eq!(code.symbol().unwrap_err(), Error::Closed);
+    // `sym` (and the downcall) still hold the mapping.
+    assert_eq!(dc.call(&[]).unwrap(), Some(Value::I32(42)));
+    assert!(matches!(
+        ExecutableSegment::from_code(&[], &Session::shared()),
+        Err(Error::InvalidArgument { .. })
+    ));
+}
+
+memscope::c_struct! {
+    /// `Complex` of testlib.c.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    struct Complex { re: f64, im: f64 }
+}
+
+memscope::bind! {
+    /// Part of testlib.c.
+    struct TestLib {
+        fn add(a: i32, b: i32) -> i32;
+        fn cmul(a: Complex, b: Complex) -> Complex;
+        fn id_u64(x: u64) -> u64;
+        fn id_i8(x: i8) -> i8;
+        fn bump_counter() -> i32;
+        fn out_pair(a: Address, b: Address);
+    }
+}
+
+#[test]
+fn bind_declares_safe_rust_functions() {
+    // SAFETY: the declarations match testlib.c.
+    let t = unsafe { TestLib::load(&testlib()) }.unwrap();
+    assert_eq!(t.add(40, 2).unwrap(), 42);
+    let r = t
+        .cmul(Complex { re: 0.0, im: 1.0 }, Complex { re: 0.0, im: 1.0 })
+        .unwrap();
+    assert_eq!(r, Complex { re: -1.0, im: 0.0 });
+    assert_eq!(t.id_u64(u64::MAX).unwrap(), u64::MAX);
+    assert_eq!(t.id_i8(i8::MIN).unwrap(), i8::MIN);
+    assert!(t.bump_counter().unwrap() > 0);
+    let (mut a, mut b) = (0i32, 0f64);
+    t.out_pair(Address::from_ptr(&raw mut a), Address::from_ptr(&raw mut b))
+        .unwrap();
+    assert_eq!((a, b), (42, 2.5));
+    assert!(matches!(
+        // SAFETY: test code: the signature/pointer matches testlib.c or a live buffer.
+        unsafe { TestLib::load(&Library::libc().unwrap()) },
+        Err(Error::SymbolNotFound { .. })
+    ));
+}
+
+#[test]
+fn abort_policy_is_selectable() {
+    // Only checks that it links; aborting would end the test process.
+    let s = Session::shared();
+    let stub = Linker::native()
+        .upcall_typed_with(|x: i32| x, &s, PanicPolicy::Abort)
+        .unwrap();
+    // SAFETY: test code: the signature/pointer matches testlib.c or a live buffer.
+    let f = unsafe { stub.as_fn::<extern "C" fn(i32) -> i32>() }.unwrap();
+    assert_eq!(f(3), 3);
+    s.close().unwrap();
+}
