@@ -506,8 +506,15 @@ fn c_program() -> String {
     src
 }
 
-/// Compiles and runs the C program; its stdout lines.
+/// The C program's stdout lines, compiled and run once per test process
+/// (the tests run in parallel and share the output directory).
 fn run_c() -> Vec<String> {
+    static LINES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    LINES.get_or_init(compile_and_run).clone()
+}
+
+/// Compiles and runs the C program; its stdout lines.
+fn compile_and_run() -> Vec<String> {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("layout_c");
     std::fs::create_dir_all(&dir).unwrap();
     let c_file = dir.join("layouts.c");

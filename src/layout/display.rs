@@ -36,9 +36,9 @@ impl MemoryLayout {
                     f.write_str(declarator)?;
                 }
                 if !self.order.is_native() {
-                    match self.order {
+                    match self.order.resolve() {
                         ByteOrder::Big => f.write_str(" /* big-endian */")?,
-                        ByteOrder::Little => f.write_str(" /* little-endian */")?,
+                        _ => f.write_str(" /* little-endian */")?,
                     }
                 }
                 Ok(())

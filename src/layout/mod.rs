@@ -32,6 +32,11 @@ pub use path::PathElement;
 
 use crate::error::{Error, Result};
 
+// Merge note: `segment::ByteOrder` (branch `segment`) has exactly this shape
+// (Little, Big, Native; `resolve`). Once both are in one tree, replace the
+// enum and its first impl block with `pub use crate::segment::ByteOrder;`
+// and keep the second impl block (inherent impls may live in any module).
+
 /// The byte order of a scalar in memory.
 ///
 /// # Examples
@@ -40,42 +45,59 @@ use crate::error::{Error, Result};
 /// use memscope::layout::{ByteOrder, MemoryLayout, ValueKind};
 /// let be = MemoryLayout::value(ValueKind::U16).with_order(ByteOrder::Big);
 /// assert_eq!(be.order(), ByteOrder::Big);
-/// assert_eq!(MemoryLayout::value(ValueKind::U16).order(), ByteOrder::NATIVE);
+/// assert_eq!(MemoryLayout::value(ValueKind::U16).order(), ByteOrder::Native);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ByteOrder {
     /// Least significant byte first (x86, most ARM).
     Little,
-    /// Most significant byte first (network order).
+    /// Most significant byte first ("network order").
     Big,
+    /// The order of the machine this runs on.
+    #[default]
+    Native,
 }
 
 impl ByteOrder {
-    /// The byte order of the machine memscope runs on.
-    pub const NATIVE: ByteOrder = if cfg!(target_endian = "big") {
-        ByteOrder::Big
-    } else {
-        ByteOrder::Little
-    };
-
-    /// Whether this is the machine's byte order.
+    /// `Little` or `Big`: `Native` resolved for this machine.
     ///
     /// # Examples
     ///
     /// ```
-    /// assert!(memscope::layout::ByteOrder::NATIVE.is_native());
+    /// use memscope::layout::ByteOrder;
+    /// assert_eq!(ByteOrder::Big.resolve(), ByteOrder::Big);
+    /// assert_ne!(ByteOrder::Native.resolve(), ByteOrder::Native);
     /// ```
-    pub const fn is_native(self) -> bool {
-        matches!(
-            (self, ByteOrder::NATIVE),
-            (ByteOrder::Little, ByteOrder::Little) | (ByteOrder::Big, ByteOrder::Big)
-        )
+    #[inline(always)]
+    pub const fn resolve(self) -> ByteOrder {
+        match self {
+            ByteOrder::Native if cfg!(target_endian = "little") => ByteOrder::Little,
+            ByteOrder::Native => ByteOrder::Big,
+            o => o,
+        }
     }
 }
 
-impl Default for ByteOrder {
-    fn default() -> Self {
-        ByteOrder::NATIVE
+impl ByteOrder {
+    /// The default order of layouts: [`ByteOrder::Native`].
+    pub const NATIVE: ByteOrder = ByteOrder::Native;
+
+    /// Whether values in this order need no byte swap on this machine
+    /// (`Native`, or the machine's own `Little`/`Big`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::layout::ByteOrder;
+    /// assert!(ByteOrder::Native.is_native());
+    /// assert_ne!(ByteOrder::Big.is_native(), ByteOrder::Little.is_native());
+    /// ```
+    #[inline(always)]
+    pub const fn is_native(self) -> bool {
+        matches!(
+            (self.resolve(), cfg!(target_endian = "little")),
+            (ByteOrder::Little, true) | (ByteOrder::Big, false)
+        )
     }
 }
 
@@ -979,7 +1001,9 @@ impl MemoryLayout {
             return false;
         }
         match (&self.kind, &other.kind) {
-            (LayoutKind::Value(a), LayoutKind::Value(b)) => a == b && self.order == other.order,
+            (LayoutKind::Value(a), LayoutKind::Value(b)) => {
+                a == b && self.order.resolve() == other.order.resolve()
+            }
             (LayoutKind::Struct(a), LayoutKind::Struct(b))
             | (LayoutKind::Union(a), LayoutKind::Union(b)) => {
                 a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_shape(y))

@@ -5,8 +5,19 @@
 //! `&mut [u8]`, so a whole struct costs one bounds check, one alignment check
 //! and one liveness check (`Session::enter`, free for global sessions).
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::segment::Segment;
+use crate::session::{AcquireGuard, SessionKind};
+
+/// Bounds (overflow-safe) and alignment check only.
+#[inline(always)]
+fn check(seg: &Segment<'_>, offset: usize, len: usize, align: usize) -> Result<*mut u8> {
+    if align > 1 {
+        seg.raw.check_aligned(offset, len, align)
+    } else {
+        seg.raw.check(offset, len)
+    }
+}
 
 /// Runs `f` on `len` bytes at `offset` of `seg` after checking bounds,
 /// alignment of the address to `align` (a power of two), and the session.
@@ -18,6 +29,14 @@ pub(crate) fn with_bytes<R>(
     align: usize,
     f: impl FnOnce(&[u8]) -> R,
 ) -> Result<R> {
+    if seg.session().kind() == SessionKind::Global {
+        let p = check(seg, offset, len, align)?;
+        // SAFETY: in bounds and aligned (checked above); a global session
+        // never closes, so its memory is live for the whole program and no
+        // liveness or thread check is needed; initialised and free of
+        // concurrent writes as below.
+        return Ok(f(unsafe { core::slice::from_raw_parts(p, len) }));
+    }
     seg.with_access(offset, len, align, |p| {
         // SAFETY: `with_access` checked that `p .. p + len` lies inside the
         // segment and entered the session, so the memory is live for the
@@ -39,10 +58,72 @@ pub(crate) fn with_bytes_mut<R>(
     f: impl FnOnce(&mut [u8]) -> R,
 ) -> Result<R> {
     seg.check_writable()?;
+    if seg.session().kind() == SessionKind::Global {
+        let p = check(seg, offset, len, align)?;
+        // SAFETY: as in the global branch of `with_bytes`; `&mut Segment`
+        // makes this the only access, and the segment is writable.
+        return Ok(f(unsafe { core::slice::from_raw_parts_mut(p, len) }));
+    }
     seg.with_access(offset, len, align, |p| {
         // SAFETY: as in `with_bytes`; in addition `&mut Segment` makes this
         // the only access to the segment's bytes, and the segment is
         // writable (checked above).
         f(unsafe { core::slice::from_raw_parts_mut(p, len) })
     })
+}
+
+/// Checks that `guard` holds `seg`'s session.
+#[inline(always)]
+fn check_guard(seg: &Segment<'_>, guard: &AcquireGuard<'_>) -> Result<()> {
+    if guard.session_id() == seg.session().id() {
+        Ok(())
+    } else {
+        Err(wrong_guard(guard.session_id(), seg.session().id()))
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn wrong_guard(held: u64, wanted: u64) -> Error {
+    Error::InvalidArgument {
+        reason: format!("guard holds session {held}, segment belongs to session {wanted}"),
+    }
+}
+
+/// As [`with_bytes`], but the liveness check is replaced by `guard` (the
+/// session cannot close while it is held): bounds and alignment only.
+#[inline(always)]
+pub(crate) fn with_bytes_guarded<R>(
+    seg: &Segment<'_>,
+    guard: &AcquireGuard<'_>,
+    offset: usize,
+    len: usize,
+    align: usize,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R> {
+    check_guard(seg, guard)?;
+    let p = check(seg, offset, len, align)?;
+    // SAFETY: `p .. p + len` is inside the segment (check); the
+    // guard holds the segment's session (checked above), so its memory stays
+    // live while `guard` is borrowed, i.e. for this call; initialised and
+    // free of concurrent writes as in `with_bytes`.
+    Ok(f(unsafe { core::slice::from_raw_parts(p, len) }))
+}
+
+/// As [`with_bytes_mut`], guarded (see [`with_bytes_guarded`]).
+#[inline(always)]
+pub(crate) fn with_bytes_guarded_mut<R>(
+    seg: &mut Segment<'_>,
+    guard: &AcquireGuard<'_>,
+    offset: usize,
+    len: usize,
+    align: usize,
+    f: impl FnOnce(&mut [u8]) -> R,
+) -> Result<R> {
+    check_guard(seg, guard)?;
+    seg.check_writable()?;
+    let p = check(seg, offset, len, align)?;
+    // SAFETY: as in `with_bytes_guarded`; `&mut Segment` makes this the only
+    // access, and the segment is writable (checked above).
+    Ok(f(unsafe { core::slice::from_raw_parts_mut(p, len) }))
 }

@@ -33,12 +33,13 @@ mod value;
 mod view;
 
 pub use value::Value;
-pub use view::{SeqIter, StructView, seq_of, write_seq};
+pub use view::{SeqIter, StructView, read_seq, read_seq_into, seq_of, write_seq};
 
 use crate::alloc::SegmentAllocator;
 use crate::error::{Error, Result};
 use crate::layout::{MemoryLayout, ValueKind};
 use crate::segment::{Address, Segment};
+use crate::session::AcquireGuard;
 use core::marker::PhantomData;
 
 /// A Rust type with a C layout: its [`MemoryLayout`], and how to encode it
@@ -106,6 +107,61 @@ pub trait Marshal: Sized {
     #[inline]
     fn read_from(seg: &Segment<'_>, offset: usize) -> Result<Self> {
         bytes::with_bytes(seg, offset, Self::SIZE, Self::ALIGN, |b| Self::decode(b))?
+    }
+
+    /// As [`write_to`](Self::write_to), with the liveness check replaced by
+    /// `guard` (DESIGN 8): bounds and alignment only — the fast path for
+    /// shared sessions in loops.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] if `guard` holds another session; bounds,
+    /// alignment and [`Error::ReadOnly`] errors as `write_to`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::{Session, Segment, segment::Address, marshal::Marshal};
+    /// let s = Session::shared();
+    /// let mut b = [0u32; 4];
+    /// let mut seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 16, &s) }?;
+    /// let g = s.acquire()?;
+    /// for i in 0..4 {
+    ///     (i as u32).write_guarded(&mut seg, &g, 4 * i)?;
+    /// }
+    /// assert_eq!(u32::read_guarded(&seg, &g, 12)?, 3);
+    /// let other = Session::shared();
+    /// assert!(1u32.write_guarded(&mut seg, &other.acquire()?, 0).is_err());
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[inline]
+    fn write_guarded(
+        &self,
+        seg: &mut Segment<'_>,
+        guard: &AcquireGuard<'_>,
+        offset: usize,
+    ) -> Result<()> {
+        bytes::with_bytes_guarded_mut(seg, guard, offset, Self::SIZE, Self::ALIGN, |b| {
+            self.encode(b)
+        })?
+    }
+
+    /// As [`read_from`](Self::read_from), with the liveness check replaced
+    /// by `guard`.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_guarded`](Self::write_guarded) (no `ReadOnly`), plus
+    /// [`decode`](Self::decode)'s.
+    ///
+    /// # Examples
+    ///
+    /// See [`write_guarded`](Self::write_guarded).
+    #[inline]
+    fn read_guarded(seg: &Segment<'_>, guard: &AcquireGuard<'_>, offset: usize) -> Result<Self> {
+        bytes::with_bytes_guarded(seg, guard, offset, Self::SIZE, Self::ALIGN, |b| {
+            Self::decode(b)
+        })?
     }
 }
 
@@ -363,13 +419,12 @@ impl<U, T> core::fmt::Debug for UnionField<U, T> {
 ///
 /// ```
 /// # use memscope::{Session, Segment, segment::Address, alloc::SegmentAllocator, Result};
-/// # struct Heap(Session, std::cell::RefCell<Vec<Box<[u8]>>>);
+/// # struct Heap(Session, std::cell::RefCell<Vec<*mut [u8]>>);
 /// # impl SegmentAllocator for Heap {
 /// #     fn allocate_uninit(&self, size: usize, _align: usize) -> Result<Segment<'_>> {
-/// #         let mut b = vec![0u8; size].into_boxed_slice();
-/// #         let p = Address::from_ptr(b.as_mut_ptr());
-/// #         self.1.borrow_mut().push(b);
-/// #         unsafe { Segment::from_raw(p, size, &self.0) }
+/// #         let raw = Box::into_raw(vec![0u8; size].into_boxed_slice());
+/// #         self.1.borrow_mut().push(raw); // leaked on purpose in this example
+/// #         unsafe { Segment::from_raw(Address::from_ptr(raw.cast::<u8>()), size, &self.0) }
 /// #     }
 /// # }
 /// # let heap = Heap(Session::global(), Default::default());

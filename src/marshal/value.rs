@@ -171,7 +171,7 @@ impl Value {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn write(&self, layout: &MemoryLayout, seg: &mut Segment<'_>, offset: usize) -> Result<()> {
-        check(self, layout, &mut String::new())?;
+        check(self, layout)?;
         bytes::with_bytes_mut(seg, offset, layout.size(), layout.align(), |b| {
             encode(self, layout, b)
         })
@@ -192,7 +192,7 @@ impl Value {
     /// assert!(Value::F32(1.0).check(&c::INT).is_err());
     /// ```
     pub fn check(&self, layout: &MemoryLayout) -> Result<()> {
-        check(self, layout, &mut String::new())
+        Ok(check(self, layout)?)
     }
 
     /// Decodes a value of `layout` from exactly `layout.size()` bytes.
@@ -235,7 +235,7 @@ impl Value {
         if out.len() != layout.size() {
             return Err(super::length_error(layout.size(), out.len()));
         }
-        check(self, layout, &mut String::new())?;
+        check(self, layout)?;
         encode(self, layout, out);
         Ok(())
     }
@@ -310,15 +310,46 @@ pub(super) fn decode(layout: &MemoryLayout, b: &[u8]) -> Value {
     }
 }
 
-fn mismatch(path: &str, layout: &MemoryLayout, v: &Value, why: &str) -> Error {
-    let at = if path.is_empty() { "<root>" } else { path };
-    Error::InvalidArgument {
-        reason: format!(
-            "value does not match layout at `{at}`: expected {}, found {}{why}",
-            describe(layout),
-            v.type_name()
-        ),
+/// A value/layout mismatch found by [`check`]; the path is collected (in
+/// reverse) only on the way out of a failure, so checking costs no
+/// allocation when the value fits.
+pub(super) struct Mismatch {
+    rev_path: Vec<String>,
+    expected: String,
+    found: &'static str,
+    why: String,
+}
+
+impl From<Box<Mismatch>> for Error {
+    fn from(m: Box<Mismatch>) -> Error {
+        let mut path = String::new();
+        for el in m.rev_path.iter().rev() {
+            if !path.is_empty() && !el.starts_with('[') {
+                path.push('.');
+            }
+            path.push_str(el);
+        }
+        if path.is_empty() {
+            path.push_str("<root>");
+        }
+        Error::InvalidArgument {
+            reason: format!(
+                "value does not match layout at `{path}`: expected {}, found {}{}",
+                m.expected, m.found, m.why
+            ),
+        }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn mismatch(layout: &MemoryLayout, v: &Value, why: String) -> Box<Mismatch> {
+    Box::new(Mismatch {
+        rev_path: Vec::new(),
+        expected: describe(layout),
+        found: v.type_name(),
+        why,
+    })
 }
 
 fn describe(l: &MemoryLayout) -> String {
@@ -331,25 +362,16 @@ fn describe(l: &MemoryLayout) -> String {
     }
 }
 
-fn with_path<R>(path: &mut String, el: &str, f: impl FnOnce(&mut String) -> R) -> R {
-    let len = path.len();
-    path.push_str(el);
-    let r = f(path);
-    path.truncate(len);
-    r
-}
-
 /// Checks that `v` can be written as `layout` (nothing is written).
-pub(super) fn check(v: &Value, layout: &MemoryLayout, path: &mut String) -> Result<()> {
+pub(super) fn check(v: &Value, layout: &MemoryLayout) -> Result<(), Box<Mismatch>> {
     if let Value::Bytes(b) = v {
         return if b.len() == layout.size() {
             Ok(())
         } else {
             Err(mismatch(
-                path,
                 layout,
                 v,
-                &format!(" of {} byte(s) (need {})", b.len(), layout.size()),
+                format!(" of {} byte(s) (need {})", b.len(), layout.size()),
             ))
         };
     }
@@ -358,58 +380,57 @@ pub(super) fn check(v: &Value, layout: &MemoryLayout, path: &mut String) -> Resu
             if v.value_kind() == Some(*k) {
                 Ok(())
             } else {
-                Err(mismatch(path, layout, v, ""))
+                Err(mismatch(layout, v, String::new()))
             }
         }
         (LayoutKind::Struct(members), Value::Struct(vals)) => {
-            let fields: Vec<(usize, &MemoryLayout)> = members
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| !m.is_padding())
-                .collect();
-            if fields.len() != vals.len() {
+            let fields = members.iter().filter(|m| !m.is_padding()).count();
+            if fields != vals.len() {
                 return Err(mismatch(
-                    path,
                     layout,
                     v,
-                    &format!(" of {} value(s) (need {})", vals.len(), fields.len()),
+                    format!(" of {} value(s) (need {fields})", vals.len()),
                 ));
             }
-            for ((i, m), x) in fields.into_iter().zip(vals) {
-                let el = match m.name() {
-                    Some(n) if path.is_empty() => n.to_string(),
-                    Some(n) => format!(".{n}"),
-                    None => format!(".#{i}"),
-                };
-                with_path(path, &el, |p| check(x, m, p))?;
+            let fields = members.iter().enumerate().filter(|(_, m)| !m.is_padding());
+            for ((i, m), x) in fields.zip(vals) {
+                check(x, m).map_err(|mut e| {
+                    e.rev_path.push(match m.name() {
+                        Some(n) => n.to_string(),
+                        None => format!("#{i}"),
+                    });
+                    e
+                })?;
             }
             Ok(())
         }
         (LayoutKind::Sequence { count, element }, Value::Array(vals)) => {
             if vals.len() != *count {
                 return Err(mismatch(
-                    path,
                     layout,
                     v,
-                    &format!(" of {} element(s)", vals.len()),
+                    format!(" of {} element(s)", vals.len()),
                 ));
             }
             for (i, x) in vals.iter().enumerate() {
-                with_path(path, &format!("[{i}]"), |p| check(x, element, p))?;
+                check(x, element).map_err(|mut e| {
+                    e.rev_path.push(format!("[{i}]"));
+                    e
+                })?;
             }
             Ok(())
         }
         (LayoutKind::Union(members), _) => {
             if members
                 .iter()
-                .any(|m| !m.is_padding() && check(v, m, &mut String::new()).is_ok())
+                .any(|m| !m.is_padding() && check(v, m).is_ok())
             {
                 Ok(())
             } else {
-                Err(mismatch(path, layout, v, " matching no member"))
+                Err(mismatch(layout, v, " matching no member".to_string()))
             }
         }
-        _ => Err(mismatch(path, layout, v, "")),
+        _ => Err(mismatch(layout, v, String::new())),
     }
 }
 
@@ -457,7 +478,7 @@ pub(super) fn encode(v: &Value, layout: &MemoryLayout, out: &mut [u8]) {
         (LayoutKind::Union(members), _) => {
             if let Some(m) = members
                 .iter()
-                .find(|m| !m.is_padding() && check(v, m, &mut String::new()).is_ok())
+                .find(|m| !m.is_padding() && check(v, m).is_ok())
             {
                 encode(v, m, &mut out[..m.size()]);
             }

@@ -1,6 +1,6 @@
 //! Views: members by name over a segment, and sequences of `Marshal` values.
 
-use super::{Marshal, Value};
+use super::{Marshal, Value, bytes};
 use crate::error::{Error, Result};
 use crate::layout::MemoryLayout;
 use crate::segment::Segment;
@@ -138,6 +138,37 @@ impl<'l, 's, S: Deref<Target = Segment<'s>>> StructView<'l, S> {
         Value::read(self.layout, &self.seg, self.offset)
     }
 
+    /// A read-only view of the member at `path` (a nested struct, an array
+    /// element: `"pts[2]"`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidLayout`] for a bad path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::{Session, Segment, segment::Address, layout::{c, MemoryLayout}};
+    /// # use memscope::marshal::{StructView, Value};
+    /// # let s = Session::global();
+    /// let mut b = [1i32, 2, 3, 4];
+    /// let seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 16, &s) }?;
+    /// let pt = MemoryLayout::c_struct([c::INT.with_name("x"), c::INT.with_name("y")])?;
+    /// let pts = MemoryLayout::sequence(2, pt)?;
+    /// let view = StructView::new(&pts, &seg, 0)?;
+    /// let second = view.view("[1]")?;
+    /// assert_eq!((second.offset(), second.get("y")?), (8, Value::I32(4)));
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn view(&self, path: &str) -> Result<StructView<'l, &Segment<'s>>> {
+        let (l, o) = self.locate(path)?;
+        Ok(StructView {
+            layout: l,
+            seg: &*self.seg,
+            offset: o,
+        })
+    }
+
     /// Reads the member at `path` as a `T`, whose layout must have the same
     /// shape as the member's (names ignored).
     ///
@@ -168,6 +199,36 @@ impl<'l, 's, S: DerefMut<Target = Segment<'s>>> StructView<'l, S> {
     pub fn set(&mut self, path: &str, value: Value) -> Result<()> {
         let (l, o) = self.locate(path)?;
         value.write(l, &mut self.seg, o)
+    }
+
+    /// A read-write view of the member at `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidLayout`] for a bad path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::{Session, Segment, segment::Address, layout::{c, MemoryLayout}};
+    /// # use memscope::marshal::{StructView, Value};
+    /// # let s = Session::global();
+    /// let mut b = [0i32; 4];
+    /// let mut seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 16, &s) }?;
+    /// let pt = MemoryLayout::c_struct([c::INT.with_name("x"), c::INT.with_name("y")])?;
+    /// let pts = MemoryLayout::sequence(2, pt)?;
+    /// let mut view = StructView::new(&pts, &mut seg, 0)?;
+    /// view.view_mut("[1]")?.set("x", Value::I32(7))?;
+    /// assert_eq!(seg.get::<i32>(8)?, 7);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn view_mut(&mut self, path: &str) -> Result<StructView<'l, &mut Segment<'s>>> {
+        let (l, o) = self.locate(path)?;
+        Ok(StructView {
+            layout: l,
+            seg: &mut *self.seg,
+            offset: o,
+        })
     }
 
     /// Writes the whole viewed value.
@@ -268,12 +329,14 @@ pub fn seq_of<'a, 's, T: Marshal>(seg: &'a Segment<'s>) -> SeqIter<'a, 's, T> {
     }
 }
 
-/// Writes `values` back to back from `offset` of `seg`.
+/// Writes `values` back to back from `offset` of `seg`, with one bounds,
+/// alignment and liveness check for the whole run.
 ///
 /// # Errors
 ///
 /// [`Error::OutOfBounds`] if they do not fit (nothing is written);
-/// [`Marshal::write_to`]'s errors.
+/// [`Error::Misaligned`], [`Error::ReadOnly`], [`Error::Closed`],
+/// [`Error::WrongThread`].
 ///
 /// # Examples
 ///
@@ -288,18 +351,85 @@ pub fn seq_of<'a, 's, T: Marshal>(seg: &'a Segment<'s>) -> SeqIter<'a, 's, T> {
 /// # Ok::<(), memscope::Error>(())
 /// ```
 pub fn write_seq<T: Marshal>(seg: &mut Segment<'_>, offset: usize, values: &[T]) -> Result<()> {
-    let oob = || Error::OutOfBounds {
+    let total = run_len::<T>(seg, offset, values.len())?;
+    bytes::with_bytes_mut(seg, offset, total, T::ALIGN, |b| {
+        if T::SIZE == 0 {
+            return Ok(());
+        }
+        values
+            .iter()
+            .zip(b.chunks_exact_mut(T::SIZE))
+            .try_for_each(|(v, chunk)| v.encode(chunk))
+    })?
+}
+
+/// `count * T::SIZE`, or `OutOfBounds` on overflow.
+fn run_len<T: Marshal>(seg: &Segment<'_>, offset: usize, count: usize) -> Result<usize> {
+    count.checked_mul(T::SIZE).ok_or(Error::OutOfBounds {
         offset,
-        len: values.len().saturating_mul(T::SIZE),
+        len: usize::MAX,
         size: seg.len(),
-    };
-    let total = values.len().checked_mul(T::SIZE).ok_or_else(oob)?;
-    match offset.checked_add(total) {
-        Some(end) if end <= seg.len() => {}
-        _ => return Err(oob()),
-    }
-    for (i, v) in values.iter().enumerate() {
-        v.write_to(seg, offset + i * T::SIZE)?;
-    }
-    Ok(())
+    })
+}
+
+/// Reads `out.len()` `T`s stored back to back from `offset` of `seg` into
+/// `out`, with one bounds, alignment and liveness check for the whole run.
+///
+/// # Errors
+///
+/// As [`write_seq`] (no `ReadOnly`), plus [`Marshal::decode`]'s (then `out`
+/// holds the elements before the bad one).
+///
+/// # Examples
+///
+/// ```
+/// # use memscope::{Session, Segment, segment::Address};
+/// # let s = Session::global();
+/// let mut b = [5i16, 6, 7];
+/// let seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 6, &s) }?;
+/// let mut out = [0i16; 2];
+/// memscope::marshal::read_seq_into(&seg, 2, &mut out)?;
+/// assert_eq!(out, [6, 7]);
+/// # Ok::<(), memscope::Error>(())
+/// ```
+pub fn read_seq_into<T: Marshal>(seg: &Segment<'_>, offset: usize, out: &mut [T]) -> Result<()> {
+    let total = run_len::<T>(seg, offset, out.len())?;
+    bytes::with_bytes(seg, offset, total, T::ALIGN, |b| {
+        if T::SIZE == 0 {
+            return out
+                .iter_mut()
+                .try_for_each(|o| T::decode(&[]).map(|v| *o = v));
+        }
+        out.iter_mut()
+            .zip(b.chunks_exact(T::SIZE))
+            .try_for_each(|(o, chunk)| T::decode(chunk).map(|v| *o = v))
+    })?
+}
+
+/// Reads `count` `T`s stored back to back from `offset` of `seg` (one
+/// check for the whole run).
+///
+/// # Errors
+///
+/// As [`read_seq_into`].
+///
+/// # Examples
+///
+/// ```
+/// # use memscope::{Session, Segment, segment::Address};
+/// # let s = Session::global();
+/// let mut b = [1u8, 2, 3];
+/// let seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 3, &s) }?;
+/// assert_eq!(memscope::marshal::read_seq::<u8>(&seg, 1, 2)?, [2, 3]);
+/// assert!(memscope::marshal::read_seq::<u8>(&seg, 1, 3).is_err());
+/// # Ok::<(), memscope::Error>(())
+/// ```
+pub fn read_seq<T: Marshal>(seg: &Segment<'_>, offset: usize, count: usize) -> Result<Vec<T>> {
+    let total = run_len::<T>(seg, offset, count)?;
+    bytes::with_bytes(seg, offset, total, T::ALIGN, |b| {
+        if T::SIZE == 0 {
+            return (0..count).map(|_| T::decode(&[])).collect();
+        }
+        b.chunks_exact(T::SIZE).map(T::decode).collect()
+    })?
 }
