@@ -1273,3 +1273,30 @@ fn closing_the_session_unloads_the_library_once_no_symbol_needs_it() {
     drop(lib);
     std::fs::remove_file(&copy).unwrap();
 }
+
+#[test]
+fn linker_handles_are_send_and_sync() {
+    fn both<T: Send + Sync>() {}
+    both::<Library>();
+    both::<Symbol>();
+    both::<memscope::linker::Downcall>();
+    both::<memscope::linker::UpcallStub>();
+    both::<ExecutableSegment>();
+    both::<FunctionDescriptor>();
+    // A downcall is usable from several threads at once.
+    let add = std::sync::Arc::new(link(&testlib(), "add", Some(c::INT), &[c::INT, c::INT]));
+    let hs: Vec<_> = (0..2)
+        .map(|t| {
+            let add = add.clone();
+            std::thread::spawn(move || {
+                for i in 0..200 {
+                    let r = add.call(&[Value::I32(i), Value::I32(t)]).unwrap();
+                    assert_eq!(r, Some(Value::I32(i + t)));
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+}

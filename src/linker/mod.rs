@@ -39,6 +39,7 @@ mod code;
 mod descriptor;
 mod downcall;
 mod library;
+#[doc(hidden)]
 pub mod protocol;
 mod ty;
 mod upcall;
