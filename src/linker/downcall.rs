@@ -219,6 +219,7 @@ impl Downcall {
     pub fn call(&self, args: &[Value]) -> Result<Option<Value>> {
         self.check_count(args.len())?;
         self.plan.invoke(
+            #[inline(always)]
             |buf| {
                 let specs = self.sig.args.iter().zip(self.plan.offsets());
                 for (i, (v, (spec, &off))) in args.iter().zip(specs).enumerate() {
@@ -226,6 +227,7 @@ impl Downcall {
                 }
                 Ok(())
             },
+            #[inline(always)]
             |ret, e| self.finish(ret, e),
             self.options.capture_errno,
         )
