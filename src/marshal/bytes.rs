@@ -20,23 +20,40 @@ fn check(seg: &Segment<'_>, offset: usize, len: usize, align: usize) -> Result<*
 }
 
 /// Runs `f` on `len` bytes at `offset` of `seg` after checking bounds,
-/// alignment of the address to `align` (a power of two), and the session.
+/// alignment of the address to `align` (a power of two), and the session
+/// (liveness and thread, held until `f` returns).
+///
+/// A global session never closes and has no owner thread, so it needs only
+/// the bounds check; the other kinds take the out-of-line path through
+/// `Session::enter`, which keeps this inlined fast path small.
 #[inline(always)]
 pub(crate) fn with_bytes<R>(
     seg: &Segment<'_>,
     offset: usize,
     len: usize,
     align: usize,
-    f: impl FnOnce(&[u8]) -> R,
+    f: impl FnOnce(&[u8]) -> Result<R>,
 ) -> Result<R> {
     if seg.session().kind() == SessionKind::Global {
         let p = check(seg, offset, len, align)?;
         // SAFETY: in bounds and aligned (checked above); a global session
-        // never closes, so its memory is live for the whole program and no
-        // liveness or thread check is needed; initialised and free of
-        // concurrent writes as below.
-        return Ok(f(unsafe { core::slice::from_raw_parts(p, len) }));
+        // never closes, so its memory is live for the whole program; the
+        // bytes are initialised and free of concurrent writes as in
+        // `with_bytes_entered`.
+        return f(unsafe { core::slice::from_raw_parts(p, len) });
     }
+    with_bytes_entered(seg, offset, len, align, f)
+}
+
+/// The non-global path of [`with_bytes`], out of line.
+#[inline(never)]
+fn with_bytes_entered<R>(
+    seg: &Segment<'_>,
+    offset: usize,
+    len: usize,
+    align: usize,
+    f: impl FnOnce(&[u8]) -> Result<R>,
+) -> Result<R> {
     seg.with_access(offset, len, align, |p| {
         // SAFETY: `with_access` checked that `p .. p + len` lies inside the
         // segment and entered the session, so the memory is live for the
@@ -44,7 +61,7 @@ pub(crate) fn with_bytes<R>(
         // uninitialised bytes, `Segment::from_raw` requires readable memory);
         // writes need `&mut Segment`, so none can overlap this shared borrow.
         f(unsafe { core::slice::from_raw_parts(p, len) })
-    })
+    })?
 }
 
 /// As [`with_bytes`], mutably; fails with `Error::ReadOnly` for read-only
@@ -55,21 +72,33 @@ pub(crate) fn with_bytes_mut<R>(
     offset: usize,
     len: usize,
     align: usize,
-    f: impl FnOnce(&mut [u8]) -> R,
+    f: impl FnOnce(&mut [u8]) -> Result<R>,
 ) -> Result<R> {
     seg.check_writable()?;
     if seg.session().kind() == SessionKind::Global {
         let p = check(seg, offset, len, align)?;
         // SAFETY: as in the global branch of `with_bytes`; `&mut Segment`
         // makes this the only access, and the segment is writable.
-        return Ok(f(unsafe { core::slice::from_raw_parts_mut(p, len) }));
+        return f(unsafe { core::slice::from_raw_parts_mut(p, len) });
     }
+    with_bytes_entered_mut(seg, offset, len, align, f)
+}
+
+/// The non-global path of [`with_bytes_mut`], out of line.
+#[inline(never)]
+fn with_bytes_entered_mut<R>(
+    seg: &mut Segment<'_>,
+    offset: usize,
+    len: usize,
+    align: usize,
+    f: impl FnOnce(&mut [u8]) -> Result<R>,
+) -> Result<R> {
     seg.with_access(offset, len, align, |p| {
-        // SAFETY: as in `with_bytes`; in addition `&mut Segment` makes this
-        // the only access to the segment's bytes, and the segment is
-        // writable (checked above).
+        // SAFETY: as in `with_bytes_entered`; in addition `&mut Segment`
+        // makes this the only access to the segment's bytes, and the
+        // segment is writable (checked by the caller).
         f(unsafe { core::slice::from_raw_parts_mut(p, len) })
-    })
+    })?
 }
 
 /// Checks that `guard` holds `seg`'s session.
@@ -99,7 +128,7 @@ pub(crate) fn with_bytes_guarded<R>(
     offset: usize,
     len: usize,
     align: usize,
-    f: impl FnOnce(&[u8]) -> R,
+    f: impl FnOnce(&[u8]) -> Result<R>,
 ) -> Result<R> {
     check_guard(seg, guard)?;
     let p = check(seg, offset, len, align)?;
@@ -107,7 +136,7 @@ pub(crate) fn with_bytes_guarded<R>(
     // guard holds the segment's session (checked above), so its memory stays
     // live while `guard` is borrowed, i.e. for this call; initialised and
     // free of concurrent writes as in `with_bytes`.
-    Ok(f(unsafe { core::slice::from_raw_parts(p, len) }))
+    f(unsafe { core::slice::from_raw_parts(p, len) })
 }
 
 /// As [`with_bytes_mut`], guarded (see [`with_bytes_guarded`]).
@@ -118,12 +147,12 @@ pub(crate) fn with_bytes_guarded_mut<R>(
     offset: usize,
     len: usize,
     align: usize,
-    f: impl FnOnce(&mut [u8]) -> R,
+    f: impl FnOnce(&mut [u8]) -> Result<R>,
 ) -> Result<R> {
     check_guard(seg, guard)?;
     seg.check_writable()?;
     let p = check(seg, offset, len, align)?;
     // SAFETY: as in `with_bytes_guarded`; `&mut Segment` makes this the only
     // access, and the segment is writable (checked above).
-    Ok(f(unsafe { core::slice::from_raw_parts_mut(p, len) }))
+    f(unsafe { core::slice::from_raw_parts_mut(p, len) })
 }
