@@ -205,6 +205,22 @@ fn one_at_a_time(c: &mut Criterion) {
             })
         });
     };
+    // The encoding alone, on a plain byte slice (no segment checks): shows
+    // how the marshal cost splits between encode/decode and the checks.
+    let mut bytes = vec![0u8; N * SZ];
+    g.bench_function("encode_decode_slice", |b| {
+        b.iter(|| {
+            let mut acc = 0u64;
+            for i in 0..N {
+                let i = black_box(i);
+                input[i].encode(&mut bytes[i * SZ..(i + 1) * SZ]).unwrap();
+                let i = black_box(i);
+                let r = Rec::decode(&bytes[i * SZ..(i + 1) * SZ]).unwrap();
+                acc = acc.wrapping_add(fold(&r));
+            }
+            black_box(acc)
+        })
+    });
     run(&mut g, "marshal_global", &Session::global());
     run(&mut g, "marshal_confined", &Session::confined());
     let shared = Session::shared();

@@ -5,7 +5,8 @@
 #![cfg(not(miri))]
 
 use memscope::layout::{MemoryLayout, c};
-use memscope::marshal::Marshal;
+use memscope::marshal::{Marshal, Value};
+use memscope::segment::Address;
 use memscope::{c_struct, c_union};
 use std::process::Command;
 
@@ -13,11 +14,12 @@ type R = memscope::Result<MemoryLayout>;
 
 c_struct! {
     /// Mirrors `struct rs_tagged`.
+    #[derive(Debug, PartialEq)]
     pub struct Tagged { tag: u8, at: Pt, w: f64, flags: u16 }
 }
 c_struct! {
     /// Mirrors `struct rs_pt`.
-    #[derive(Clone, Copy)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
     pub struct Pt { x: i32, y: i32 }
 }
 c_struct! {
@@ -479,9 +481,149 @@ const SCALARS: &[(&str, MemoryLayout)] = &[
     ("uint64_t", c::UINT64_T),
 ];
 
+/// Values: C assigns members of a zeroed `v` of a shape's type and prints
+/// its bytes; memscope's `Value::decode` of those bytes must give `expected`.
+struct ValueCase {
+    shape: &'static str,
+    init: &'static str,
+    expected: fn() -> Value,
+}
+
+/// A C `char` value as memscope reads it (signedness per platform).
+fn ch(x: i8) -> Value {
+    match c::CHAR.value_kind() {
+        Some(memscope::ValueKind::U8) => Value::U8(x as u8),
+        _ => Value::I8(x),
+    }
+}
+
+const VALUES: &[ValueCase] = &[
+    ValueCase {
+        shape: "char_double",
+        init: "v.c = 100; v.d = 2.5;",
+        expected: || Value::Struct(vec![ch(100), Value::F64(2.5)]),
+    },
+    ValueCase {
+        shape: "nested",
+        init: "v.t = 1; v.in.a = 2; v.in.b = -0.5; v.u = 3;",
+        expected: || {
+            Value::Struct(vec![
+                ch(1),
+                Value::Struct(vec![ch(2), Value::F64(-0.5)]),
+                ch(3),
+            ])
+        },
+    },
+    ValueCase {
+        shape: "array_of_structs",
+        init: "v.h = -7; for (int k = 0; k < 4; k++) { v.b[k].t = (char)k; v.b[k].c = k * 1000 - 1; }",
+        expected: || {
+            Value::Struct(vec![
+                Value::I16(-7),
+                Value::Array(
+                    (0..4)
+                        .map(|k| Value::Struct(vec![ch(k as i8), Value::I32(k * 1000 - 1)]))
+                        .collect(),
+                ),
+            ])
+        },
+    },
+    ValueCase {
+        shape: "packed_with_nested_unpacked",
+        init: "v.c = 9; v.s.a = 8; v.s.b = -123456; v.t = 777;",
+        expected: || {
+            Value::Struct(vec![
+                ch(9),
+                Value::Struct(vec![ch(8), Value::I32(-123456)]),
+                Value::I16(777),
+            ])
+        },
+    },
+    ValueCase {
+        shape: "struct_with_union",
+        init: "v.tag = 1; v.v.d = 3.25; v.after = 2;",
+        expected: || {
+            Value::Struct(vec![
+                ch(1),
+                Value::Bytes(3.25f64.to_ne_bytes().to_vec()),
+                ch(2),
+            ])
+        },
+    },
+    ValueCase {
+        shape: "stdint_extremes",
+        init: "v.a = INT8_MIN; v.b = INT16_MAX; v.c = INT32_MIN; v.d = INT64_MAX; v.e = UINT8_MAX; v.f = UINT64_MAX; v.g = 0x1234;",
+        expected: || {
+            Value::Struct(vec![
+                Value::I8(i8::MIN),
+                Value::I16(i16::MAX),
+                Value::I32(i32::MIN),
+                Value::I64(i64::MAX),
+                Value::U8(u8::MAX),
+                Value::U64(u64::MAX),
+                Value::U16(0x1234),
+            ])
+        },
+    },
+    ValueCase {
+        shape: "bool_i64_bool",
+        init: "v.b = true; v.x = -1; v.c = false;",
+        expected: || Value::Struct(vec![Value::Bool(true), Value::I64(-1), Value::Bool(false)]),
+    },
+    ValueCase {
+        shape: "deep_nesting",
+        init: "v.a = 5; v.f[2].b = -2; v.f[2].e[1].c = 6; v.f[2].e[1].d = -9000000000LL;",
+        expected: || {
+            let e0 = Value::Struct(vec![ch(0), Value::I64(0)]);
+            let f0 = Value::Struct(vec![
+                Value::I16(0),
+                Value::Array(vec![e0.clone(), e0.clone()]),
+            ]);
+            let f2 = Value::Struct(vec![
+                Value::I16(-2),
+                Value::Array(vec![
+                    e0.clone(),
+                    Value::Struct(vec![ch(6), Value::I64(-9_000_000_000)]),
+                ]),
+            ]);
+            Value::Struct(vec![ch(5), Value::Array(vec![f0.clone(), f0, f2])])
+        },
+    },
+    ValueCase {
+        shape: "macro_tagged",
+        init: "v.tag = 200; v.at.x = -1; v.at.y = 2; v.w = 0.125; v.flags = 0xbeef;",
+        expected: || {
+            Value::Struct(vec![
+                Value::U8(200),
+                Value::Struct(vec![Value::I32(-1), Value::I32(2)]),
+                Value::F64(0.125),
+                Value::U16(0xbeef),
+            ])
+        },
+    },
+    ValueCase {
+        shape: "ptr_char_ptr",
+        init: "v.p = (void *)0x1000; v.c = 7; v.q = (void *)0;",
+        expected: || {
+            Value::Struct(vec![
+                Value::Address(Address::new(0x1000)),
+                ch(7),
+                Value::Address(Address::NULL),
+            ])
+        },
+    },
+];
+
+fn shape_index(name: &str) -> usize {
+    SHAPES
+        .iter()
+        .position(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no shape {name}"))
+}
+
 fn c_program() -> String {
     let mut src = String::from(
-        "#include <stdio.h>\n#include <stddef.h>\n#include <stdint.h>\n#include <stdbool.h>\n\n",
+        "#include <stdio.h>\n#include <stddef.h>\n#include <stdint.h>\n#include <stdbool.h>\n#include <string.h>\n\n",
     );
     for (i, sh) in SHAPES.iter().enumerate() {
         src += &format!("typedef {} T{i};\n", sh.c_decl);
@@ -500,6 +642,15 @@ fn c_program() -> String {
     for (i, (ty, _)) in SCALARS.iter().enumerate() {
         src += &format!(
             "    printf(\"scalar{i} %zu %zu %d\\n\", sizeof({ty}), _Alignof({ty}), ({ty})-1 < ({ty})0);\n"
+        );
+    }
+    for case in VALUES {
+        let i = shape_index(case.shape);
+        src += &format!(
+            "    {{ T{i} v; memset(&v, 0, sizeof v); {}\n      printf(\"value {}\"); \
+             for (size_t k = 0; k < sizeof v; k++) printf(\" %02x\", ((unsigned char *)&v)[k]); \
+             printf(\"\\n\"); }}\n",
+            case.init, case.shape
         );
     }
     src += "    return 0;\n}\n";
@@ -570,7 +721,7 @@ fn every_shape_matches_the_c_compiler() {
 #[test]
 fn scalar_types_match_the_c_compiler() {
     let lines = run_c();
-    let scalar_lines = &lines[SHAPES.len()..];
+    let scalar_lines = &lines[SHAPES.len()..SHAPES.len() + SCALARS.len()];
     assert_eq!(scalar_lines.len(), SCALARS.len());
     for (i, ((ty, l), line)) in SCALARS.iter().zip(scalar_lines).enumerate() {
         let nums: Vec<usize> = line
@@ -588,4 +739,43 @@ fn scalar_types_match_the_c_compiler() {
             "scalar{i} `{ty}`"
         );
     }
+}
+
+#[test]
+fn values_written_by_c_decode_to_the_same_values() {
+    let lines = run_c();
+    let value_lines = &lines[SHAPES.len() + SCALARS.len()..];
+    assert_eq!(value_lines.len(), VALUES.len());
+    for (case, line) in VALUES.iter().zip(value_lines) {
+        let mut it = line.split_whitespace();
+        assert_eq!(it.next(), Some("value"));
+        assert_eq!(it.next(), Some(case.shape));
+        let bytes: Vec<u8> = it.map(|h| u8::from_str_radix(h, 16).unwrap()).collect();
+        let layout = (SHAPES[shape_index(case.shape)].layout)().unwrap();
+        let got = Value::decode(&layout, &bytes).unwrap_or_else(|e| panic!("{}: {e}", case.shape));
+        assert_eq!(got, (case.expected)(), "{}: bytes {bytes:02x?}", case.shape);
+        // and memscope encodes the value back to C's bytes (padding zero here)
+        let mut back = vec![0u8; bytes.len()];
+        got.encode(&layout, &mut back).unwrap();
+        assert_eq!(back, bytes, "{}: re-encoded", case.shape);
+    }
+    // the c_struct! type decodes C's bytes too
+    let line = value_lines
+        .iter()
+        .find(|l| l.starts_with("value macro_tagged "))
+        .unwrap();
+    let bytes: Vec<u8> = line
+        .split_whitespace()
+        .skip(2)
+        .map(|h| u8::from_str_radix(h, 16).unwrap())
+        .collect();
+    assert_eq!(
+        Tagged::decode(&bytes).unwrap(),
+        Tagged {
+            tag: 200,
+            at: Pt { x: -1, y: 2 },
+            w: 0.125,
+            flags: 0xbeef
+        }
+    );
 }

@@ -1207,3 +1207,96 @@ fn abort_policy_is_selectable() {
     assert_eq!(f(3), 3);
     s.close().unwrap();
 }
+
+/// A test allocator: boxed chunks owned by the allocator, in its session.
+struct Boxes(Session, std::sync::Mutex<Vec<Box<[u128]>>>);
+
+impl memscope::alloc::SegmentAllocator for Boxes {
+    fn allocate_uninit(&self, size: usize, _align: usize) -> memscope::Result<Segment<'_>> {
+        let mut b = vec![0u128; size.div_ceil(16)].into_boxed_slice();
+        let p = Address::from_ptr(b.as_mut_ptr());
+        self.1.lock().unwrap().push(b);
+        // SAFETY: the box is owned by the allocator and outlives the segment
+        // (which borrows the allocator); 16-aligned.
+        unsafe { Segment::from_raw(p, size, &self.0) }
+    }
+}
+
+#[test]
+fn struct_returns_go_into_a_caller_given_allocator() {
+    let big = MemoryLayout::c_struct([MemoryLayout::sequence(17, c::UINT).unwrap()]).unwrap();
+    let twice = link(
+        &testlib(),
+        "big_twice",
+        Some(big.clone()),
+        std::slice::from_ref(&big),
+    );
+    let arena = Boxes(Session::shared(), Default::default());
+    let arg = Value::Struct(vec![Value::Array((0..17).map(Value::U32).collect())]);
+    let seg = twice.call_in(&[arg.into()], &arena).unwrap().unwrap();
+    assert_eq!(seg.len(), 68);
+    for i in 0..17 {
+        assert_eq!(seg.get::<u32>(4 * i).unwrap(), 2 * i as u32);
+    }
+    let free = link(&testlib(), "c_free", None, &[c::POINTER]);
+    assert!(
+        free.call_in(&[Value::Address(Address::NULL).into()], &arena)
+            .unwrap()
+            .is_none()
+    );
+}
+
+fn mapped(path: &str) -> bool {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .contains(path)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn closing_the_session_unloads_the_library_once_no_symbol_needs_it() {
+    // A private copy, so no other test's handle keeps it mapped.
+    let copy = format!("{}.unload-test.so", testlib_path());
+    std::fs::copy(testlib_path(), &copy).unwrap();
+    let s = Session::shared();
+    // SAFETY: our own test library.
+    let lib = unsafe { Library::open(&copy, &s) }.unwrap();
+    let sym = lib.lookup("add").unwrap();
+    assert!(mapped(&copy));
+    s.close().unwrap();
+    assert!(mapped(&copy), "a live symbol keeps the library loaded");
+    drop(sym);
+    assert!(
+        !mapped(&copy),
+        "unloaded once the session closed and the last symbol went"
+    );
+    drop(lib);
+    std::fs::remove_file(&copy).unwrap();
+}
+
+#[test]
+fn linker_handles_are_send_and_sync() {
+    fn both<T: Send + Sync>() {}
+    both::<Library>();
+    both::<Symbol>();
+    both::<memscope::linker::Downcall>();
+    both::<memscope::linker::UpcallStub>();
+    both::<ExecutableSegment>();
+    both::<FunctionDescriptor>();
+    // A downcall is usable from several threads at once.
+    let add = std::sync::Arc::new(link(&testlib(), "add", Some(c::INT), &[c::INT, c::INT]));
+    let hs: Vec<_> = (0..2)
+        .map(|t| {
+            let add = add.clone();
+            std::thread::spawn(move || {
+                for i in 0..200 {
+                    let r = add.call(&[Value::I32(i), Value::I32(t)]).unwrap();
+                    assert_eq!(r, Some(Value::I32(i + t)));
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+}

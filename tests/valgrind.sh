@@ -13,12 +13,13 @@ if ! command -v valgrind >/dev/null; then
 fi
 
 # Build the test binary and find its path from cargo's JSON messages.
+cargo test --test linker --no-run >/dev/null # build (and show errors) first
 bin=$(cargo test --test linker --no-run --message-format=json 2>/dev/null \
     | grep '"reason":"compiler-artifact"' \
     | grep '"kind":\["test"\]' \
     | grep '"name":"linker"' \
     | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' \
-    | tail -n 1)
+    | tail -n 1 || true)
 if [ -z "$bin" ] || [ ! -x "$bin" ]; then
     echo "valgrind.sh: could not find the linker test binary" >&2
     exit 2

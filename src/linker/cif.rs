@@ -194,7 +194,7 @@ impl CallPlan {
     /// value's bytes (exactly its size; empty for `void`). The `i32` given to
     /// `read` is `errno` right after the call when `capture_errno` is set
     /// (else 0).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn invoke<R>(
         &self,
         fill: impl FnOnce(&mut [u8]) -> Result<()>,

@@ -15,6 +15,14 @@ use crate::{Error, Result};
 /// in variadic position, packed structs, zero-sized aggregates and arrays
 /// passed by value give [`Error::InvalidSignature`].
 ///
+/// Unions are passed by value although libffi has no union type: the
+/// linker passes a struct of the same size and alignment made of chunks of
+/// the union's alignment (at most 8 bytes), each chunk floating point only
+/// if every scalar of every member overlapping it is floating point — the
+/// x86-64 System V (and AArch64) classification of the union. So
+/// `union { long; double }` travels in an integer register and
+/// `union { float; double }` in an SSE register, as C compilers do.
+///
 /// [`Linker::downcall`]: super::Linker::downcall
 /// [`Linker::upcall`]: super::Linker::upcall
 ///

@@ -7,6 +7,7 @@ use super::cif::{CallPlan, PreparedCif};
 use super::descriptor::{ArgSpec, Checked, FunctionDescriptor};
 use super::library::Symbol;
 use super::ty::{Scalar, Shape};
+use crate::alloc::SegmentAllocator;
 use crate::marshal::Value;
 use crate::session::AcquireGuard;
 use crate::{Address, Error, Result, Segment};
@@ -218,6 +219,7 @@ impl Downcall {
     pub fn call(&self, args: &[Value]) -> Result<Option<Value>> {
         self.check_count(args.len())?;
         self.plan.invoke(
+            #[inline(always)]
             |buf| {
                 let specs = self.sig.args.iter().zip(self.plan.offsets());
                 for (i, (v, (spec, &off))) in args.iter().zip(specs).enumerate() {
@@ -225,6 +227,7 @@ impl Downcall {
                 }
                 Ok(())
             },
+            #[inline(always)]
             |ret, e| self.finish(ret, e),
             self.options.capture_errno,
         )
@@ -283,6 +286,65 @@ impl Downcall {
         );
         drop(guards);
         r
+    }
+
+    /// Like [`call_with`](Self::call_with), but the return value (a struct
+    /// returned by value, typically) is written into a segment from
+    /// `alloc` instead of being decoded into a [`Value`]: the caller picks
+    /// where results live (an arena, a stack frame). `None` for `void`.
+    ///
+    /// The call itself still returns into a temporary buffer on the native
+    /// stack, which is then copied into the segment.
+    ///
+    /// # Errors
+    ///
+    /// As [`call_with`](Self::call_with), plus the allocator's errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::alloc::SegmentAllocator;
+    /// use memscope::layout::c;
+    /// use memscope::linker::*;
+    /// use memscope::marshal::Value;
+    /// use memscope::{Address, Result, Segment, Session};
+    /// # struct Boxes(Session, std::sync::Mutex<Vec<Box<[u128]>>>);
+    /// # impl SegmentAllocator for Boxes {
+    /// #     fn allocate_uninit(&self, size: usize, _align: usize) -> Result<Segment<'_>> {
+    /// #         let mut b = vec![0u128; size.div_ceil(16)].into_boxed_slice();
+    /// #         let p = Address::from_ptr(b.as_mut_ptr());
+    /// #         self.1.lock().unwrap().push(b);
+    /// #         // SAFETY: the box lives as long as the allocator.
+    /// #         unsafe { Segment::from_raw(p, size, &self.0) }
+    /// #     }
+    /// # }
+    /// # let arena = Boxes(Session::shared(), Default::default());
+    /// let div = Library::libc()?.lookup("ldiv")?;
+    /// let ldiv_t = memscope::MemoryLayout::c_struct([c::LONG, c::LONG])?;
+    /// let d = FunctionDescriptor::of(Some(ldiv_t), &[c::LONG, c::LONG]);
+    /// // SAFETY: `ldiv_t ldiv(long, long)`.
+    /// let f = unsafe { Linker::native().downcall(&div, &d, DowncallOptions::default()) }?;
+    /// let r = f.call_in(&[Value::I64(17).into(), Value::I64(5).into()], &arena)?.unwrap();
+    /// assert_eq!((r.get::<i64>(0)?, r.get::<i64>(8)?), (3, 2));
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn call_in<'a, A: SegmentAllocator + ?Sized>(
+        &self,
+        args: &[Arg<'_, '_>],
+        alloc: &'a A,
+    ) -> Result<Option<Segment<'a>>> {
+        let Some(spec) = &self.sig.ret else {
+            self.call_with(args)?;
+            return Ok(None);
+        };
+        let v = self
+            .call_with(args)?
+            .ok_or_else(|| Error::InvalidSignature {
+                reason: "no return value for a non-void descriptor".into(),
+            })?;
+        let mut seg = alloc.allocate_uninit(spec.size, spec.layout.align())?;
+        v.write(&spec.layout, &mut seg, 0)?;
+        Ok(Some(seg))
     }
 
     /// Like [`call_with`](Self::call_with), also returning `errno` as it was

@@ -47,6 +47,7 @@ impl fmt::Debug for Loaded {
 ///                  Err(memscope::Error::SymbolNotFound { .. })));
 /// # Ok::<(), memscope::Error>(())
 /// ```
+#[derive(Clone)]
 pub struct Library {
     /// Weak: the strong reference lives in the session's close action (and
     /// in symbols), so closing the session really unloads the library.
@@ -146,9 +147,15 @@ impl Library {
     /// ```
     #[cfg(unix)]
     pub fn this_process() -> Library {
-        let lib: libloading::Library = libloading::os::unix::Library::this().into();
-        Library::adopt(lib, "<this process>", &Session::global())
-            .expect("the global session never closes")
+        // Opened once: every call would otherwise add a close action to the
+        // global session (which never runs them).
+        static THIS: std::sync::OnceLock<Library> = std::sync::OnceLock::new();
+        THIS.get_or_init(|| {
+            let lib: libloading::Library = libloading::os::unix::Library::this().into();
+            Library::adopt(lib, "<this process>", &Session::global())
+                .expect("the global session never closes")
+        })
+        .clone()
     }
 
     /// The C library (`libc.so.6` on Linux), tied to the global session.
@@ -166,14 +173,19 @@ impl Library {
     /// ```
     #[cfg(unix)]
     pub fn libc() -> Result<Library> {
-        let name = if cfg!(target_os = "macos") {
-            "/usr/lib/libSystem.B.dylib"
-        } else {
-            "libc.so.6"
-        };
-        // SAFETY: the C library is already loaded into every Rust program on
-        // these platforms; opening it again runs no initialiser.
-        unsafe { Library::open(name, &Session::global()) }
+        static LIBC: std::sync::OnceLock<Result<Library>> = std::sync::OnceLock::new();
+        LIBC.get_or_init(|| {
+            let name = if cfg!(target_os = "macos") {
+                "/usr/lib/libSystem.B.dylib"
+            } else {
+                "libc.so.6"
+            };
+            // SAFETY: the C library is already loaded into every Rust
+            // program on these platforms; opening it again runs no
+            // initialiser.
+            unsafe { Library::open(name, &Session::global()) }
+        })
+        .clone()
     }
 
     /// The name or path the library was opened with.

@@ -39,6 +39,7 @@ mod code;
 mod descriptor;
 mod downcall;
 mod library;
+#[doc(hidden)]
 pub mod protocol;
 mod ty;
 mod upcall;
@@ -203,6 +204,16 @@ impl Linker {
     /// An upcall stub for a closure over C scalars, `Fn(A, B, ..) -> R`
     /// (the signature comes from the types; `R = ()` is `void`). No
     /// [`Value`]s are built: this is the fast path (PERFORMANCE.md row 13).
+    ///
+    /// A *stateless* closure (zero-sized: it captures nothing) needs no
+    /// libffi closure at all: its stub is a plain monomorphised
+    /// `extern "C" fn` that catches panics, so it costs about as much as a C
+    /// callback; it has no state for the session to guard, so it does not
+    /// enter the session (and works from any thread even for a confined
+    /// session). Its panics are kept per closure type. A capturing closure
+    /// runs through a libffi closure whose data the session's close frees;
+    /// each upcall enters the session first (a confined session's stub
+    /// refuses other threads).
     ///
     /// # Errors
     ///

@@ -127,7 +127,17 @@ impl UpcallStub {
     }
 }
 
-/// Scalar types a typed upcall can take and return (sealed).
+/// Scalar types a typed upcall can take and return (sealed): the integer
+/// types, `f32`, `f64`, `bool`, `usize`, [`Address`], and `()` (as a
+/// return type: `void`).
+///
+/// # Examples
+///
+/// ```
+/// fn takes<T: memscope::linker::CScalar>() {}
+/// takes::<i16>();
+/// takes::<memscope::Address>();
+/// ```
 pub trait CScalar: Copy + Send + Sync + 'static + private::Sealed {
     #[doc(hidden)]
     const KIND: ScalarKind;
@@ -227,7 +237,17 @@ impl CScalar for () {
 
 /// Closures usable with [`Linker::upcall_typed`](super::Linker::upcall_typed):
 /// `Fn(A, B, ..) -> R` (up to 6 arguments) over [`CScalar`] types, `R =
-/// ()` for `void`.
+/// ()` for `void`. Implemented for every such closure; not implementable
+/// otherwise in practice (its methods are hidden).
+///
+/// # Examples
+///
+/// ```
+/// use memscope::linker::TypedUpcall;
+/// fn accepts<Args, F: TypedUpcall<Args>>(_: F) {}
+/// accepts(|a: i32, b: f64| a as f64 + b);
+/// accepts(|| ());
+/// ```
 pub trait TypedUpcall<Args>: Send + Sync + 'static {
     #[doc(hidden)]
     fn signature() -> (Vec<Scalar>, Option<Scalar>);

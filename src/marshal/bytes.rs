@@ -7,7 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::segment::Segment;
-use crate::session::{AcquireGuard, SessionKind};
+use crate::session::{Access, AcquireGuard, Session, SessionKind};
 
 /// Bounds (overflow-safe) and alignment check only.
 #[inline(always)]
@@ -19,32 +19,38 @@ fn check(seg: &Segment<'_>, offset: usize, len: usize, align: usize) -> Result<*
     }
 }
 
+/// Enters `session` unless it is global (a global session never closes and
+/// has no owner thread, so there is nothing to check).
+#[inline(always)]
+fn enter_unless_global(session: &Session) -> Result<Option<Access<'_>>> {
+    if session.kind() == SessionKind::Global {
+        Ok(None)
+    } else {
+        session.enter().map(Some)
+    }
+}
+
 /// Runs `f` on `len` bytes at `offset` of `seg` after checking bounds,
-/// alignment of the address to `align` (a power of two), and the session.
+/// alignment of the address to `align` (a power of two), and the session
+/// (liveness and thread, held until `f` returns; nothing to check for a
+/// global session, which never closes and has no owner thread).
 #[inline(always)]
 pub(crate) fn with_bytes<R>(
     seg: &Segment<'_>,
     offset: usize,
     len: usize,
     align: usize,
-    f: impl FnOnce(&[u8]) -> R,
+    f: impl FnOnce(&[u8]) -> Result<R>,
 ) -> Result<R> {
-    if seg.session().kind() == SessionKind::Global {
-        let p = check(seg, offset, len, align)?;
-        // SAFETY: in bounds and aligned (checked above); a global session
-        // never closes, so its memory is live for the whole program and no
-        // liveness or thread check is needed; initialised and free of
-        // concurrent writes as below.
-        return Ok(f(unsafe { core::slice::from_raw_parts(p, len) }));
-    }
-    seg.with_access(offset, len, align, |p| {
-        // SAFETY: `with_access` checked that `p .. p + len` lies inside the
-        // segment and entered the session, so the memory is live for the
-        // closure; segment memory is initialised (allocators never expose
-        // uninitialised bytes, `Segment::from_raw` requires readable memory);
-        // writes need `&mut Segment`, so none can overlap this shared borrow.
-        f(unsafe { core::slice::from_raw_parts(p, len) })
-    })
+    let p = check(seg, offset, len, align)?;
+    let _access = enter_unless_global(seg.session())?;
+    // SAFETY: `p .. p + len` lies inside the segment (checked above) and the
+    // session is entered (or global, never closing) until `_access` drops
+    // after `f`, so the memory is live; segment memory is initialised
+    // (allocators never expose uninitialised bytes, `Segment::from_raw`
+    // requires readable memory); writes need `&mut Segment`, so none can
+    // overlap this shared borrow.
+    f(unsafe { core::slice::from_raw_parts(p, len) })
 }
 
 /// As [`with_bytes`], mutably; fails with `Error::ReadOnly` for read-only
@@ -55,21 +61,15 @@ pub(crate) fn with_bytes_mut<R>(
     offset: usize,
     len: usize,
     align: usize,
-    f: impl FnOnce(&mut [u8]) -> R,
+    f: impl FnOnce(&mut [u8]) -> Result<R>,
 ) -> Result<R> {
     seg.check_writable()?;
-    if seg.session().kind() == SessionKind::Global {
-        let p = check(seg, offset, len, align)?;
-        // SAFETY: as in the global branch of `with_bytes`; `&mut Segment`
-        // makes this the only access, and the segment is writable.
-        return Ok(f(unsafe { core::slice::from_raw_parts_mut(p, len) }));
-    }
-    seg.with_access(offset, len, align, |p| {
-        // SAFETY: as in `with_bytes`; in addition `&mut Segment` makes this
-        // the only access to the segment's bytes, and the segment is
-        // writable (checked above).
-        f(unsafe { core::slice::from_raw_parts_mut(p, len) })
-    })
+    let p = check(seg, offset, len, align)?;
+    let _access = enter_unless_global(seg.session())?;
+    // SAFETY: as in `with_bytes`; in addition `&mut Segment` makes this the
+    // only access to the segment's bytes, and the segment is writable
+    // (checked above).
+    f(unsafe { core::slice::from_raw_parts_mut(p, len) })
 }
 
 /// Checks that `guard` holds `seg`'s session.
@@ -99,7 +99,7 @@ pub(crate) fn with_bytes_guarded<R>(
     offset: usize,
     len: usize,
     align: usize,
-    f: impl FnOnce(&[u8]) -> R,
+    f: impl FnOnce(&[u8]) -> Result<R>,
 ) -> Result<R> {
     check_guard(seg, guard)?;
     let p = check(seg, offset, len, align)?;
@@ -107,7 +107,7 @@ pub(crate) fn with_bytes_guarded<R>(
     // guard holds the segment's session (checked above), so its memory stays
     // live while `guard` is borrowed, i.e. for this call; initialised and
     // free of concurrent writes as in `with_bytes`.
-    Ok(f(unsafe { core::slice::from_raw_parts(p, len) }))
+    f(unsafe { core::slice::from_raw_parts(p, len) })
 }
 
 /// As [`with_bytes_mut`], guarded (see [`with_bytes_guarded`]).
@@ -118,12 +118,12 @@ pub(crate) fn with_bytes_guarded_mut<R>(
     offset: usize,
     len: usize,
     align: usize,
-    f: impl FnOnce(&mut [u8]) -> R,
+    f: impl FnOnce(&mut [u8]) -> Result<R>,
 ) -> Result<R> {
     check_guard(seg, guard)?;
     seg.check_writable()?;
     let p = check(seg, offset, len, align)?;
     // SAFETY: as in `with_bytes_guarded`; `&mut Segment` makes this the only
     // access, and the segment is writable (checked above).
-    Ok(f(unsafe { core::slice::from_raw_parts_mut(p, len) }))
+    f(unsafe { core::slice::from_raw_parts_mut(p, len) })
 }

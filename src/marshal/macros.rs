@@ -117,13 +117,13 @@ macro_rules! c_struct {
                         <$ty as $crate::marshal::Marshal>::encode(&self.$field, &mut out[O..O + N])?;
                     }
                 )+
-                Ok(())
+                ::core::result::Result::Ok(())
             }
 
             #[inline]
             fn decode(bytes: &[u8]) -> $crate::Result<Self> {
                 let bytes = $crate::marshal::fixed::<{ ::core::mem::size_of::<$name>() }>(bytes)?;
-                Ok($name {
+                ::core::result::Result::Ok($name {
                     $(
                         $field: {
                             const O: usize = ::core::mem::offset_of!($name, $field);
@@ -231,7 +231,7 @@ macro_rules! c_union {
             ) -> $crate::Result<Self> {
                 let mut u = Self::zeroed();
                 u.set(member, value)?;
-                Ok(u)
+                ::core::result::Result::Ok(u)
             }
 
             /// Reads the union's bytes as `member`.
@@ -240,8 +240,8 @@ macro_rules! c_union {
                 member: $crate::marshal::UnionField<Self, T>,
             ) -> $crate::Result<T> {
                 match self.bytes.get(..T::SIZE) {
-                    Some(b) => T::decode(b),
-                    None => Err($crate::Error::InvalidArgument {
+                    ::core::option::Option::Some(b) => T::decode(b),
+                    ::core::option::Option::None => ::core::result::Result::Err($crate::Error::InvalidArgument {
                         reason: ::std::format!("union member `{}` does not fit", member.name()),
                     }),
                 }
@@ -254,8 +254,8 @@ macro_rules! c_union {
                 value: &T,
             ) -> $crate::Result<()> {
                 match self.bytes.get_mut(..T::SIZE) {
-                    Some(b) => <T as $crate::marshal::Marshal>::encode(value, b),
-                    None => Err($crate::Error::InvalidArgument {
+                    ::core::option::Option::Some(b) => <T as $crate::marshal::Marshal>::encode(value, b),
+                    ::core::option::Option::None => ::core::result::Result::Err($crate::Error::InvalidArgument {
                         reason: ::std::format!("union member `{}` does not fit", member.name()),
                     }),
                 }
@@ -283,12 +283,12 @@ macro_rules! c_union {
             #[inline]
             fn encode(&self, out: &mut [u8]) -> $crate::Result<()> {
                 *$crate::marshal::fixed_mut::<{ ::core::mem::size_of::<$name>() }>(out)? = self.bytes;
-                Ok(())
+                ::core::result::Result::Ok(())
             }
 
             #[inline]
             fn decode(bytes: &[u8]) -> $crate::Result<Self> {
-                Ok($name {
+                ::core::result::Result::Ok($name {
                     _align: [],
                     bytes: *$crate::marshal::fixed::<{ ::core::mem::size_of::<$name>() }>(bytes)?,
                 })
@@ -339,8 +339,8 @@ macro_rules! c_enum {
 
             /// The variant with C value `v`, if any.
             pub const fn from_i32(v: i32) -> ::core::option::Option<Self> {
-                $( if v == $name::$var as i32 { return Some($name::$var); } )+
-                None
+                $( if v == $name::$var as i32 { return ::core::option::Option::Some($name::$var); } )+
+                ::core::option::Option::None
             }
 
             /// The C value.
@@ -454,7 +454,7 @@ macro_rules! c_flags {
 
             /// The flags in `bits`, or `None` if it has undeclared bits.
             pub const fn from_bits(bits: $t) -> ::core::option::Option<Self> {
-                if bits & !Self::ALL.0 == 0 { Some($name(bits)) } else { None }
+                if bits & !Self::ALL.0 == 0 { ::core::option::Option::Some($name(bits)) } else { ::core::option::Option::None }
             }
 
             /// `bits` with undeclared bits dropped.

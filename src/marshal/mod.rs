@@ -95,7 +95,7 @@ pub trait Marshal: Sized {
     /// [`Error::Closed`], [`Error::WrongThread`].
     #[inline]
     fn write_to(&self, seg: &mut Segment<'_>, offset: usize) -> Result<()> {
-        bytes::with_bytes_mut(seg, offset, Self::SIZE, Self::ALIGN, |b| self.encode(b))?
+        bytes::with_bytes_mut(seg, offset, Self::SIZE, Self::ALIGN, |b| self.encode(b))
     }
 
     /// Reads a value at `offset` of `seg` (aligned to `ALIGN`).
@@ -106,7 +106,7 @@ pub trait Marshal: Sized {
     /// [`decode`](Self::decode)'s.
     #[inline]
     fn read_from(seg: &Segment<'_>, offset: usize) -> Result<Self> {
-        bytes::with_bytes(seg, offset, Self::SIZE, Self::ALIGN, |b| Self::decode(b))?
+        bytes::with_bytes(seg, offset, Self::SIZE, Self::ALIGN, |b| Self::decode(b))
     }
 
     /// As [`write_to`](Self::write_to), with the liveness check replaced by
@@ -143,7 +143,7 @@ pub trait Marshal: Sized {
     ) -> Result<()> {
         bytes::with_bytes_guarded_mut(seg, guard, offset, Self::SIZE, Self::ALIGN, |b| {
             self.encode(b)
-        })?
+        })
     }
 
     /// As [`read_from`](Self::read_from), with the liveness check replaced
@@ -161,7 +161,7 @@ pub trait Marshal: Sized {
     fn read_guarded(seg: &Segment<'_>, guard: &AcquireGuard<'_>, offset: usize) -> Result<Self> {
         bytes::with_bytes_guarded(seg, guard, offset, Self::SIZE, Self::ALIGN, |b| {
             Self::decode(b)
-        })?
+        })
     }
 }
 
@@ -480,5 +480,5 @@ pub fn read_cstring(seg: &Segment<'_>, offset: usize) -> Result<String> {
             .map_err(|e| Error::InvalidString {
                 reason: format!("not UTF-8: {e}"),
             })
-    })?
+    })
 }

@@ -142,7 +142,7 @@ impl Value {
     /// ```
     pub fn read(layout: &MemoryLayout, seg: &Segment<'_>, offset: usize) -> Result<Value> {
         bytes::with_bytes(seg, offset, layout.size(), layout.align(), |b| {
-            decode(layout, b)
+            Ok(decode(layout, b))
         })
     }
 
@@ -173,7 +173,8 @@ impl Value {
     pub fn write(&self, layout: &MemoryLayout, seg: &mut Segment<'_>, offset: usize) -> Result<()> {
         check(self, layout)?;
         bytes::with_bytes_mut(seg, offset, layout.size(), layout.align(), |b| {
-            encode(self, layout, b)
+            encode(self, layout, b);
+            Ok(())
         })
     }
 

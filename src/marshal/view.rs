@@ -360,7 +360,7 @@ pub fn write_seq<T: Marshal>(seg: &mut Segment<'_>, offset: usize, values: &[T])
             .iter()
             .zip(b.chunks_exact_mut(T::SIZE))
             .try_for_each(|(v, chunk)| v.encode(chunk))
-    })?
+    })
 }
 
 /// `count * T::SIZE`, or `OutOfBounds` on overflow.
@@ -403,7 +403,7 @@ pub fn read_seq_into<T: Marshal>(seg: &Segment<'_>, offset: usize, out: &mut [T]
         out.iter_mut()
             .zip(b.chunks_exact(T::SIZE))
             .try_for_each(|(o, chunk)| T::decode(chunk).map(|v| *o = v))
-    })?
+    })
 }
 
 /// Reads `count` `T`s stored back to back from `offset` of `seg` (one
@@ -431,5 +431,5 @@ pub fn read_seq<T: Marshal>(seg: &Segment<'_>, offset: usize, count: usize) -> R
             return (0..count).map(|_| T::decode(&[])).collect();
         }
         b.chunks_exact(T::SIZE).map(T::decode).collect()
-    })?
+    })
 }
