@@ -44,8 +44,13 @@ fn values_round_trip_for_every_primitive() {
     assert_eq!(g.get::<f32>(4).unwrap(), 1.25);
     g.set(8, -2.5f64).unwrap();
     assert_eq!(g.get::<f64>(8).unwrap(), -2.5);
-    g.set(16, u128::MAX - 1).unwrap();
-    assert_eq!(g.get::<u128>(16).unwrap(), u128::MAX - 1);
+    // `b` is only 8-aligned: u128 (16-aligned) goes unaligned here ...
+    g.set_unaligned(16, u128::MAX - 1).unwrap();
+    assert_eq!(g.get_unaligned::<u128>(16).unwrap(), u128::MAX - 1);
+    // ... and aligned in 16-aligned memory.
+    let mut h = HeapSegment::new(32, 16).unwrap();
+    h.as_segment_mut().set(16, u128::MAX - 1).unwrap();
+    assert_eq!(h.as_segment().get::<u128>(16).unwrap(), u128::MAX - 1);
     g.set(0, true).unwrap();
     assert!(g.get::<bool>(0).unwrap());
     g.set(8, Address::new(0x1234)).unwrap();

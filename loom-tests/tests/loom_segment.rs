@@ -139,6 +139,44 @@ fn elements_vs_close() {
     });
 }
 
+/// A cursor (which holds an acquire for its life) and an atomic view (which
+/// borrows a guard) vs close: close is Busy while either lives, or they
+/// cannot be made.
+fn cursor_and_atomics_vs_close() {
+    model(|| {
+        let (s, m, addr) = setup();
+        let s2 = s.clone();
+        let m2 = m.clone();
+        let t = thread::spawn(move || {
+            use std::io::Read;
+            // SAFETY: the leaked buffer is never freed nor used elsewhere.
+            let mut seg = unsafe { Segment::from_raw(addr, 8, &s2) }.unwrap();
+            if let Ok(mut c) = seg.cursor() {
+                let mut b = [0u8; 8];
+                c.read_exact(&mut b).unwrap();
+                m2.read();
+            }
+            if let Ok(g) = s2.acquire() {
+                let v = seg.atomics(&g).unwrap();
+                v.atomic_u64(0)
+                    .unwrap()
+                    .fetch_add(0, std::sync::atomic::Ordering::Relaxed);
+                m2.read();
+            }
+        });
+        match s.close() {
+            Ok(()) | Err(Error::Busy { .. }) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_cursor_and_atomics_vs_close() {
+    cursor_and_atomics_vs_close();
+}
+
 #[test]
 fn loom_guarded_read_vs_close() {
     guarded_read_vs_close();
@@ -164,4 +202,16 @@ fn twin_segment_skips_liveness_is_caught() {
 #[should_panic]
 fn twin_segment_skips_liveness_is_caught_by_elements() {
     with_twin(Twin::SegmentSkipsLiveness, elements_vs_close);
+}
+
+#[test]
+#[should_panic]
+fn twin_check_then_increment_is_caught_by_cursor_and_atomics() {
+    with_twin(Twin::CheckThenIncrement, cursor_and_atomics_vs_close);
+}
+
+#[test]
+#[should_panic]
+fn twin_relaxed_release_is_caught_by_guarded_read() {
+    with_twin(Twin::RelaxedRelease, guarded_read_vs_close);
 }

@@ -529,4 +529,21 @@ impl<T: Primitive> Iterator for Elements<'_, T> {
         let n = (self.buf.len() - self.pos) + (self.seg.len() - self.next) / T::SIZE;
         (0, Some(n))
     }
+
+    /// Chunk by chunk (what `for_each`, `count`, `fold` … use): the inner
+    /// loop runs over a plain slice.
+    fn fold<B, F: FnMut(B, Result<T>) -> B>(mut self, init: B, mut f: F) -> B {
+        let mut acc = init;
+        while let Some(chunk) = self.next_chunk() {
+            match chunk {
+                Ok(values) => {
+                    for &v in values {
+                        acc = f(acc, Ok(v));
+                    }
+                }
+                Err(e) => acc = f(acc, Err(e)),
+            }
+        }
+        acc
+    }
 }
