@@ -382,9 +382,12 @@ extern "C" fn cmp_i32(a: *const core::ffi::c_void, b: *const core::ffi::c_void) 
     x.cmp(&y) as i32
 }
 
+/// A baseline reply: the reply, the result and the audit record, on the heap.
+type BaselineReply = (Reply, Box<[i32]>, Box<[u64; 2]>);
+
 fn run_baseline(cfg: &Config) -> memscope::Result<Stats> {
     let (job_tx, job_rx) = channel::bounded::<Option<Vec<Request>>>(cfg.threads * 2);
-    let (rep_tx, rep_rx) = channel::unbounded::<(Reply, Box<[i32]>, Box<[u64; 2]>)>();
+    let (rep_tx, rep_rx) = channel::unbounded::<BaselineReply>();
     let mut workers = Vec::new();
     for _ in 0..cfg.threads {
         let (job_rx, rep_tx) = (job_rx.clone(), rep_tx.clone());
@@ -419,8 +422,7 @@ fn run_baseline(cfg: &Config) -> memscope::Result<Stats> {
             job_tx.send(Some(part.to_vec())).expect("workers alive");
         }
         // Results live until the batch is done, then are dropped one by one.
-        let replies: Vec<(Reply, Box<[i32]>, Box<[u64; 2]>)> =
-            (0..n).map(|_| rep_rx.recv().expect("reply")).collect();
+        let replies: Vec<BaselineReply> = (0..n).map(|_| rep_rx.recv().expect("reply")).collect();
         st.arena_bytes += replies
             .iter()
             .map(|(_, b, _)| (b.len() * 4 + 16) as u64)
