@@ -32,12 +32,9 @@ pub use path::PathElement;
 
 use crate::error::{Error, Result};
 
-// Merge note: `segment::ByteOrder` (branch `segment`) has exactly this shape
-// (Little, Big, Native; `resolve`). Once both are in one tree, replace the
-// enum and its first impl block with `pub use crate::segment::ByteOrder;`
-// and keep the second impl block (inherent impls may live in any module).
-
-/// The byte order of a scalar in memory.
+/// The byte order of a scalar in memory: the same type segments use
+/// ([`crate::segment::ByteOrder`]), so a layout's order can be passed to
+/// `get_with`/`set_with` directly.
 ///
 /// # Examples
 ///
@@ -46,37 +43,9 @@ use crate::error::{Error, Result};
 /// let be = MemoryLayout::value(ValueKind::U16).with_order(ByteOrder::Big);
 /// assert_eq!(be.order(), ByteOrder::Big);
 /// assert_eq!(MemoryLayout::value(ValueKind::U16).order(), ByteOrder::Native);
+/// assert_ne!(ByteOrder::Native.resolve(), ByteOrder::Native);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum ByteOrder {
-    /// Least significant byte first (x86, most ARM).
-    Little,
-    /// Most significant byte first ("network order").
-    Big,
-    /// The order of the machine this runs on.
-    #[default]
-    Native,
-}
-
-impl ByteOrder {
-    /// `Little` or `Big`: `Native` resolved for this machine.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use memscope::layout::ByteOrder;
-    /// assert_eq!(ByteOrder::Big.resolve(), ByteOrder::Big);
-    /// assert_ne!(ByteOrder::Native.resolve(), ByteOrder::Native);
-    /// ```
-    #[inline(always)]
-    pub const fn resolve(self) -> ByteOrder {
-        match self {
-            ByteOrder::Native if cfg!(target_endian = "little") => ByteOrder::Little,
-            ByteOrder::Native => ByteOrder::Big,
-            o => o,
-        }
-    }
-}
+pub use crate::segment::ByteOrder;
 
 impl ByteOrder {
     /// The default order of layouts: [`ByteOrder::Native`].
