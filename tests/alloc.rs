@@ -418,9 +418,20 @@ fn a_panicking_frame_still_releases() {
 
 #[test]
 fn stack_frames_are_per_thread() {
+    // Both frames are open at once (a barrier inside them), so the two
+    // threads' stacks are both alive and must be different memory.
+    let barrier = std::sync::Barrier::new(2);
     let addrs: Vec<usize> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..2)
-            .map(|_| s.spawn(|| stack::frame(|f| f.allocate(16, 8).unwrap().address().get())))
+            .map(|_| {
+                s.spawn(|| {
+                    stack::frame(|f| {
+                        let a = f.allocate(16, 8).unwrap().address().get();
+                        barrier.wait();
+                        a
+                    })
+                })
+            })
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
