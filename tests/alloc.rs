@@ -578,3 +578,41 @@ fn stats_track_bytes_and_chunks() {
     assert_eq!(arena.chunks(), 1);
     assert!(format!("{arena:?}").contains("allocated_bytes: 16"));
 }
+
+#[test]
+fn thread_caches_never_outlive_a_reset_or_close() {
+    let n = if cfg!(miri) { 100 } else { 500 };
+    let mut a = Arena::shared();
+    for _ in 0..n {
+        a.allocate(16, 8).unwrap(); // long streak: this thread caches a chunk of `a`
+    }
+    a.reset();
+    assert_eq!(a.chunks(), 0);
+    let first = a.allocate(16, 8).unwrap().address().get();
+    // The allocation came from a chunk `a` holds now, not from a stale
+    // thread cache pointing into a chunk it gave back.
+    assert_eq!(a.chunks(), 1);
+    assert_eq!(a.allocated_bytes(), 16, "{first:x}");
+    let b = Arena::shared(); // gets `a`'s old chunks from the pool, and fills them
+    let from_b: Vec<_> = (0..4 * n).map(|_| b.allocate(16, 8).unwrap()).collect();
+    let from_a: Vec<_> = (0..n).map(|_| a.allocate(16, 8).unwrap()).collect();
+    assert_disjoint(from_a.iter().chain(&from_b).map(range).collect());
+    drop((from_a, from_b));
+    a.close().unwrap();
+    assert_eq!(a.allocate(16, 8).unwrap_err(), Error::Closed);
+}
+
+#[test]
+fn alternating_between_arenas_takes_no_chunk_per_switch() {
+    let (a, b) = (Arena::shared(), Arena::shared());
+    for _ in 0..if cfg!(miri) { 100 } else { 5000 } {
+        a.allocate(8, 8).unwrap();
+        b.allocate(8, 8).unwrap();
+    }
+    assert!(
+        a.chunks() <= 6 && b.chunks() <= 6,
+        "{} {}",
+        a.chunks(),
+        b.chunks()
+    );
+}

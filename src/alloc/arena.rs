@@ -14,6 +14,14 @@
 //!   offset are one word, a bumper can never combine a new cursor with an
 //!   old chunk end (no ABA: offsets only grow and indices are never reused
 //!   while the arena is open).
+//! * **Shared session, a thread that keeps allocating** — after 64 slot-word
+//!   bumps in a row into one arena, the thread takes a small chunk of its
+//!   own (4 KiB, doubling up to 256 KiB) into a thread-local cache keyed by
+//!   the arena's unique id, and bumps it with plain `Cell`s: no atomic per
+//!   allocation. A thread that alternates between arenas stays on the slot
+//!   word (no chunk per switch). `reset` gives the arena a new id, so stale
+//!   caches never match; a cache of a closed arena fails on the `closed`
+//!   flag, like a `LocalArena`.
 //! * **Per-thread handle** ([`Arena::local`]) — a [`LocalArena`] bumps plain
 //!   `Cell`s in a chunk it took from the arena: no atomic read-modify-write.
 //!
@@ -146,6 +154,88 @@ struct Entry {
     len: AtomicUsize,
 }
 
+/// A thread's private chunk of one shared arena (the arena named by id):
+/// plain cells in a destructor-free thread-local, no atomics.
+struct TCache {
+    arena: Cell<u64>,
+    cur: Cell<usize>,
+    end: Cell<usize>,
+    base: Cell<usize>,
+    /// The chunk's record in its arena, and its size.
+    rec: Cell<usize>,
+    size: Cell<usize>,
+    /// Consecutive slot-word bumps by this thread into `streak_arena`.
+    streak_arena: Cell<u64>,
+    streak: Cell<u32>,
+}
+
+/// Slot-word bumps in a row (same thread, same arena) before the thread gets
+/// a chunk of its own. Never under loom: the models check the slot word.
+#[cfg(not(loom))]
+const STREAK: u32 = 64;
+#[cfg(loom)]
+const STREAK: u32 = u32::MAX;
+/// The largest chunk a thread's cache takes.
+const CACHE_CHUNK_MAX: usize = 256 << 10;
+
+impl TCache {
+    const fn new() -> TCache {
+        TCache {
+            arena: Cell::new(0),
+            cur: Cell::new(1),
+            end: Cell::new(0),
+            base: Cell::new(0),
+            rec: Cell::new(0),
+            size: Cell::new(0),
+            streak_arena: Cell::new(0),
+            streak: Cell::new(0),
+        }
+    }
+
+    /// Counts one slot-word bump into arena `id`; true when the streak is
+    /// long enough to take a chunk.
+    #[inline]
+    fn streak(&self, id: u64) -> bool {
+        if self.streak_arena.get() != id {
+            self.streak_arena.set(id);
+            self.streak.set(0);
+        }
+        let n = self.streak.get().saturating_add(1);
+        self.streak.set(n);
+        if n >= STREAK {
+            self.streak.set(0);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(not(loom))]
+crate::sync::thread_local! {
+    static TCACHE: TCache = const { TCache::new() };
+}
+#[cfg(loom)]
+crate::sync::thread_local! {
+    static TCACHE: TCache = TCache::new();
+}
+
+/// A process-unique arena id (never 0, never reused).
+fn next_arena_id() -> u64 {
+    #[cfg(not(loom))]
+    {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+    #[cfg(loom)]
+    {
+        crate::sync::lazy_static! {
+            static ref NEXT: AtomicU64 = AtomicU64::new(1);
+        }
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
 pub(crate) struct Inner {
     /// Confined arenas: the cursor (owner-only). Shared: unused.
     cur: Option<OwnerCell<Cursor>>,
@@ -156,6 +246,9 @@ pub(crate) struct Inner {
     table: Box<[Entry]>,
     /// Set (under `slow`) when the arena is released; read by LocalArena.
     closed: AtomicBool,
+    /// Shared arenas: a process-unique id naming this arena (and epoch:
+    /// `reset` takes a new one) in the threads' chunk caches.
+    id: AtomicU64,
     /// Mirrors `Slow::bridged` for a lock-free check (set under `slow`).
     bridged: AtomicBool,
     slow: Mutex<Slow>,
@@ -224,6 +317,7 @@ impl Inner {
                     .collect()
             },
             closed: AtomicBool::new(false),
+            id: AtomicU64::new(if confined { 0 } else { next_arena_id() }),
             bridged: AtomicBool::new(false),
             slow: Mutex::new(Slow {
                 chunks: Vec::new(),
@@ -249,8 +343,9 @@ impl Inner {
         if let Some(cur) = &self.cur {
             let hit = cur.with(|c| {
                 let start = align_up(c.ptr, align)?;
-                if start <= c.end && c.end - start >= size {
-                    c.ptr = start + size;
+                let new = start.checked_add(size)?;
+                if new <= c.end {
+                    c.ptr = new;
                     Some(start)
                 } else {
                     None
@@ -261,11 +356,99 @@ impl Inner {
                 None => self.bump_slow(size, align),
             }
         } else {
-            match self.bump_shared(size, align) {
-                Some(a) => Ok(a),
-                None => self.bump_slow(size, align),
+            let id = self.id.load(Ordering::Relaxed);
+            let hit = TCACHE.with(|c| {
+                if c.arena.get() != id {
+                    return None;
+                }
+                // Relaxed: a stale `false` is harmless (module docs).
+                if self.closed.load(Ordering::Relaxed) {
+                    return Some(Err(Error::Closed));
+                }
+                let start = align_up(c.cur.get(), align)?;
+                let new = start.checked_add(size)?;
+                if new > c.end.get() {
+                    return None;
+                }
+                c.cur.set(new);
+                Some(Ok(start))
+            });
+            match hit {
+                Some(r) => r,
+                None => self.bump_miss(size, align, id),
             }
         }
+    }
+
+    /// The thread's cache is not this arena's (or is full): bump the slot
+    /// word, and after a streak of such bumps give this thread a chunk of
+    /// its own (so a thread that keeps allocating here stops paying an
+    /// atomic per allocation, while one that alternates between arenas
+    /// does not grab a chunk per switch).
+    #[inline]
+    fn bump_miss(&self, size: usize, align: usize, id: u64) -> Result<usize> {
+        let mine = TCACHE.with(|c| c.arena.get() == id);
+        if mine || TCACHE.with(|c| c.streak(id)) {
+            if let Some(r) = self.cache_refill(size, align, id) {
+                return r;
+            }
+        }
+        match self.bump_shared(size, align) {
+            Some(a) => Ok(a),
+            None => self.bump_slow(size, align),
+        }
+    }
+
+    /// Gives this thread's cache a new chunk of this arena and bumps in it;
+    /// `None` to fall back to the slot word (huge request, limit reached).
+    #[cold]
+    #[inline(never)]
+    fn cache_refill(&self, size: usize, align: usize, id: u64) -> Option<Result<usize>> {
+        let mut s = self.slow.lock();
+        if s.released {
+            return Some(Err(Error::Closed));
+        }
+        let (same, old_rec, old_used, old_size) = TCACHE.with(|c| {
+            (
+                c.arena.get() == id,
+                c.rec.get(),
+                c.cur.get().saturating_sub(c.base.get()),
+                c.size.get(),
+            )
+        });
+        let want = if same {
+            (old_size * 2).min(CACHE_CHUNK_MAX)
+        } else {
+            MIN_CHUNK
+        };
+        let needed = size.checked_add(align.saturating_sub(CHUNK_ALIGN))?;
+        if needed > want / 2 {
+            return None;
+        }
+        let chunk = Self::new_chunk(&mut s, want, CHUNK_ALIGN, false).ok()?;
+        if same {
+            if let Some(r) = s.chunks.get_mut(old_rec) {
+                r.dirty = old_used;
+            }
+        }
+        let base = chunk.addr();
+        let end = chunk.end();
+        let rec = s.chunks.len();
+        s.chunks.push(Rec {
+            chunk,
+            dirty: LIVE,
+            at: Where::Other,
+        });
+        let start = align_up(base, align)?;
+        TCACHE.with(|c| {
+            c.arena.set(id);
+            c.rec.set(rec);
+            c.base.set(base);
+            c.cur.set(start + size);
+            c.end.set(end);
+            c.size.set(want);
+        });
+        Some(Ok(start))
     }
 
     #[inline(always)]
@@ -577,6 +760,10 @@ impl Inner {
         s.table_len = 1;
         s.reserved = 0;
         s.next_size = MIN_CHUNK;
+        if !self.slots.is_empty() {
+            // Threads' caches name the old id: they no longer match.
+            self.id.store(next_arena_id(), Ordering::Relaxed);
+        }
         for r in s.chunks.drain(..) {
             let dirty = if r.dirty == LIVE {
                 r.chunk.len()
