@@ -616,3 +616,24 @@ fn alternating_between_arenas_takes_no_chunk_per_switch() {
         b.chunks()
     );
 }
+
+#[test]
+fn a_recycled_arena_state_starts_fresh() {
+    for _ in 0..3 {
+        for make in [Arena::shared as fn() -> Arena, Arena::confined] {
+            let a = make();
+            assert_eq!(a.allocation_limit(), None);
+            assert_eq!((a.chunks(), a.allocated_bytes()), (0, 0));
+            let mut s = a.allocate(8, 8).unwrap();
+            assert_eq!(s.get::<u64>(0).unwrap(), 0);
+            s.set(0, 1u64).unwrap();
+            a.set_allocation_limit(Some(16));
+            assert!(matches!(
+                a.allocate(64 << 10, 8),
+                Err(Error::OutOfMemory { .. })
+            ));
+            a.close().unwrap();
+            assert_eq!(a.allocate(8, 8).unwrap_err(), Error::Closed);
+        }
+    }
+}

@@ -220,6 +220,74 @@ crate::sync::thread_local! {
     static TCACHE: TCache = TCache::new();
 }
 
+// Spare arena states of this thread: a closed and dropped arena's state
+// (slots, table, mutex, chunk list capacity) is reused by the next
+// `Arena::new` on this thread, saving its allocations.
+#[cfg(not(loom))]
+crate::sync::thread_local! {
+    static SPARE: core::cell::RefCell<Vec<Arc<Inner>>> = const { core::cell::RefCell::new(Vec::new()) };
+}
+#[cfg(not(loom))]
+const SPARE_CAP: usize = 4;
+
+/// A spare state for a new arena of `kind`, owned by `owner`.
+#[cfg(not(loom))]
+fn spare_take(kind: SessionKind, owner: u64) -> Option<Arc<Inner>> {
+    let confined = kind == SessionKind::Confined;
+    let mut inner = SPARE
+        .try_with(|v| {
+            let mut v = v.borrow_mut();
+            let i = v.iter().rposition(|i| i.cur.is_some() == confined)?;
+            Some(v.swap_remove(i))
+        })
+        .ok()
+        .flatten()?;
+    let i = Arc::get_mut(&mut inner)?;
+    if confined {
+        i.cur = Some(OwnerCell::new(owner, NO_CURSOR));
+    } else {
+        *i.id.get_mut() = next_arena_id();
+    }
+    Some(inner)
+}
+
+#[cfg(loom)]
+fn spare_take(_kind: SessionKind, _owner: u64) -> Option<Arc<Inner>> {
+    None
+}
+
+/// Keeps `inner` for reuse if nothing else refers to it (its session's
+/// close action ran and was dropped) and the spare list has room.
+#[cfg(not(loom))]
+fn spare_give(mut inner: Arc<Inner>) {
+    let Some(i) = Arc::get_mut(&mut inner) else {
+        return;
+    };
+    if !i.clean() {
+        return;
+    }
+    let _ = SPARE.try_with(|v| {
+        let mut v = v.borrow_mut();
+        if v.len() < SPARE_CAP {
+            v.push(inner);
+        }
+    });
+}
+
+#[cfg(loom)]
+fn spare_give(_inner: Arc<Inner>) {}
+
+/// Frees this thread's spare arena states (`trim_pool`).
+pub(crate) fn trim_spares() {
+    #[cfg(not(loom))]
+    {
+        let v = SPARE
+            .try_with(|v| core::mem::take(&mut *v.borrow_mut()))
+            .unwrap_or_default();
+        drop(v);
+    }
+}
+
 /// A process-unique arena id (never 0, never reused).
 fn next_arena_id() -> u64 {
     #[cfg(not(loom))]
@@ -330,6 +398,30 @@ impl Inner {
                 bridged: false,
             }),
         }
+    }
+
+    /// Resets a released, unshared state to "new" (keeping allocations);
+    /// false if it cannot be reused.
+    #[cfg(not(loom))]
+    fn clean(&mut self) -> bool {
+        let s = self.slow.get_mut();
+        if !s.released || !s.chunks.is_empty() {
+            return false;
+        }
+        s.released = false;
+        s.bridged = false;
+        s.limit = None;
+        s.next_size = MIN_CHUNK;
+        s.table_len = 1;
+        s.reserved = 0;
+        s.confined_rec = None;
+        *self.closed.get_mut() = false;
+        *self.bridged.get_mut() = false;
+        *self.id.get_mut() = 0;
+        for slot in self.slots.iter_mut() {
+            *slot.0.get_mut() = 0;
+        }
+        true
     }
 
     // ----- fast paths --------------------------------------------------------
@@ -580,6 +672,25 @@ impl Inner {
         Ok(start)
     }
 
+    /// If this thread's chunk cache belongs to this arena, records how much
+    /// of its chunk was used (so recycling clears only that) and empties it.
+    fn drop_thread_cache(&self, s: &mut Slow) {
+        let id = self.id.load(Ordering::Relaxed);
+        if id == 0 {
+            return;
+        }
+        let _ = TCACHE.try_with(|c| {
+            if c.arena.get() == id {
+                if let Some(r) = s.chunks.get_mut(c.rec.get()) {
+                    r.dirty = c.cur.get().saturating_sub(c.base.get());
+                }
+                c.arena.set(0);
+                c.cur.set(1);
+                c.end.set(0);
+            }
+        });
+    }
+
     /// Records how much of the chunk named by an old slot word was used.
     fn retire(s: &mut Slow, old: u64) {
         let idx = (old >> IDX_SHIFT) as usize;
@@ -728,6 +839,7 @@ impl Inner {
         if s.bridged && !dropping {
             return;
         }
+        self.drop_thread_cache(&mut s);
         s.reserved = 0;
         for r in s.chunks.drain(..) {
             let dirty = if r.dirty == LIVE {
@@ -745,6 +857,7 @@ impl Inner {
         if s.released {
             return;
         }
+        self.drop_thread_cache(&mut s);
         for slot in self.slots.iter() {
             let old = slot.swap(0, Ordering::AcqRel);
             Self::retire(&mut s, old);
@@ -834,7 +947,8 @@ impl Inner {
 /// ```
 pub struct Arena {
     session: Session,
-    inner: Arc<Inner>,
+    /// Always `Some` until `drop` takes it (to recycle it).
+    inner: Option<Arc<Inner>>,
 }
 
 impl Arena {
@@ -854,12 +968,16 @@ impl Arena {
     /// ```
     pub fn new(session: Session) -> Arena {
         let owner = session.owner().unwrap_or(0);
-        let inner = Arc::new(Inner::new(session.kind(), owner));
+        let inner = spare_take(session.kind(), owner)
+            .unwrap_or_else(|| Arc::new(Inner::new(session.kind(), owner)));
         let i2 = inner.clone();
         // Err(Closed) means the session was already closed and the action
         // ran at once: the arena is then closed from the start.
         let _ = session.add_close_action(move || i2.release(false));
-        Arena { session, inner }
+        Arena {
+            session,
+            inner: Some(inner),
+        }
     }
 
     /// An arena with its own new shared session.
@@ -905,6 +1023,14 @@ impl Arena {
         &self.session
     }
 
+    #[inline(always)]
+    fn inner(&self) -> &Inner {
+        match &self.inner {
+            Some(i) => i,
+            None => unreachable!("the arena state is only taken by drop"),
+        }
+    }
+
     /// Closes the arena's session: every allocation is freed at once.
     ///
     /// # Errors
@@ -948,7 +1074,7 @@ impl Arena {
     pub fn local(&self) -> LocalArena<'_> {
         LocalArena {
             arena: self,
-            inner: &self.inner,
+            inner: self.inner(),
             cur: Cell::new(1),
             end: Cell::new(0),
             base: Cell::new(0),
@@ -970,7 +1096,7 @@ impl Arena {
     /// assert!(arena.allocate(1024, 8).is_ok());
     /// ```
     pub fn set_allocation_limit(&self, limit: Option<usize>) {
-        self.inner.slow.lock().limit = limit;
+        self.inner().slow.lock().limit = limit;
     }
 
     /// The cap set by [`set_allocation_limit`](Self::set_allocation_limit).
@@ -982,7 +1108,7 @@ impl Arena {
     /// assert_eq!(arena.allocation_limit(), None);
     /// ```
     pub fn allocation_limit(&self) -> Option<usize> {
-        self.inner.slow.lock().limit
+        self.inner().slow.lock().limit
     }
 
     /// Bytes handed out so far, including alignment padding (a snapshot).
@@ -1000,7 +1126,7 @@ impl Arena {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn allocated_bytes(&self) -> usize {
-        self.inner.stats().0
+        self.inner().stats().0
     }
 
     /// Bytes of chunks reserved from the system (or the pool).
@@ -1015,7 +1141,7 @@ impl Arena {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn reserved_bytes(&self) -> usize {
-        self.inner.stats().1
+        self.inner().stats().1
     }
 
     /// How many chunks the arena holds.
@@ -1031,7 +1157,7 @@ impl Arena {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn chunks(&self) -> usize {
-        self.inner.stats().2
+        self.inner().stats().2
     }
 
     /// Frees every allocation at once (the chunks go back to the pool) and
@@ -1049,7 +1175,7 @@ impl Arena {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn reset(&mut self) {
-        self.inner.reset();
+        self.inner().reset();
     }
 
     /// Marks the arena as used by the allocator-api2 bridge: from now on
@@ -1061,7 +1187,7 @@ impl Arena {
         // `s.bridged = true` and only while the arena is not released, so a
         // `true` here means release (which reads `s.bridged` under the same
         // lock) keeps the chunks.
-        if self.inner.bridged.load(Ordering::Relaxed) {
+        if self.inner().bridged.load(Ordering::Relaxed) {
             return Ok(());
         }
         self.bridge_mark_slow()
@@ -1070,26 +1196,26 @@ impl Arena {
     #[cold]
     #[inline(never)]
     fn bridge_mark_slow(&self) -> Result<()> {
-        let mut s = self.inner.slow.lock();
+        let mut s = self.inner().slow.lock();
         if s.released {
             return Err(Error::Closed);
         }
         s.bridged = true;
-        self.inner.bridged.store(true, Ordering::Relaxed);
+        self.inner().bridged.store(true, Ordering::Relaxed);
         Ok(())
     }
 
     /// Bumps and returns the start address (crate use: the bridge).
     #[inline(always)]
     pub(crate) fn bump(&self, size: usize, align: usize) -> Result<usize> {
-        self.inner.bump(size, align)
+        self.inner().bump(size, align)
     }
 }
 
 impl SegmentAllocator for Arena {
     #[inline(always)]
     fn allocate_uninit(&self, size: usize, align: usize) -> Result<Segment<'_>> {
-        let a = self.inner.bump(size, align)?;
+        let a = self.inner().bump(size, align)?;
         // SAFETY: `a .. a + size` was bumped past in a chunk this arena owns
         // (or `size == 0` and `a == align != 0`); no other allocation gets
         // it; the chunk stays allocated until the session's close action or
@@ -1108,13 +1234,16 @@ impl Drop for Arena {
     fn drop(&mut self) {
         // No segment or handle borrows the arena any more: free now, even if
         // the session stays open (its close action will find nothing to do).
-        self.inner.release(true);
+        self.inner().release(true);
+        if let Some(inner) = self.inner.take() {
+            spare_give(inner);
+        }
     }
 }
 
 impl fmt::Debug for Arena {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (used, reserved, chunks) = self.inner.stats();
+        let (used, reserved, chunks) = self.inner().stats();
         f.debug_struct("Arena")
             .field("session", &self.session)
             .field("allocated_bytes", &used)
