@@ -62,7 +62,7 @@
 
 use super::SegmentAllocator;
 use super::cells::{OwnerCell, me};
-use super::chunk::{CHUNK_ALIGN, Chunk, align_up, carve};
+use super::chunk::{CHUNK_ALIGN, Chunk, align_up, bump_in, carve};
 use super::pool;
 use crate::error::{Error, Result};
 use crate::segment::Segment;
@@ -433,19 +433,18 @@ impl Inner {
             return Err(layout_error(size, align));
         }
         if let Some(cur) = &self.cur {
-            let hit = cur.with(|c| {
-                let start = align_up(c.ptr, align)?;
-                let new = start.checked_add(size)?;
-                if new <= c.end {
+            // 0 is "did not fit" (no chunk starts at address 0).
+            let hit = cur.with(|c| match bump_in(c.ptr, c.end, size, align) {
+                Some((start, new)) => {
                     c.ptr = new;
-                    Some(start)
-                } else {
-                    None
+                    start
                 }
+                None => 0,
             })?;
-            match hit {
-                Some(a) => Ok(a),
-                None => self.bump_slow(size, align),
+            if hit != 0 {
+                Ok(hit)
+            } else {
+                self.bump_slow(size, align)
             }
         } else {
             let id = self.id.load(Ordering::Relaxed);
@@ -457,11 +456,7 @@ impl Inner {
                 if self.closed.load(Ordering::Relaxed) {
                     return Some(Err(Error::Closed));
                 }
-                let start = align_up(c.cur.get(), align)?;
-                let new = start.checked_add(size)?;
-                if new > c.end.get() {
-                    return None;
-                }
+                let (start, new) = bump_in(c.cur.get(), c.end.get(), size, align)?;
                 c.cur.set(new);
                 Some(Ok(start))
             });
@@ -1303,13 +1298,9 @@ impl<'a> LocalArena<'a> {
         if self.inner.closed.load(Ordering::Relaxed) {
             return Err(Error::Closed);
         }
-        let c = self.cur.get();
-        let end = self.end.get();
-        if let Some(start) = align_up(c, align) {
-            if start <= end && end - start >= size {
-                self.cur.set(start + size);
-                return Ok(start);
-            }
+        if let Some((start, new)) = bump_in(self.cur.get(), self.end.get(), size, align) {
+            self.cur.set(new);
+            return Ok(start);
         }
         self.refill(size, align)
     }

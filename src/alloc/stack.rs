@@ -33,7 +33,7 @@
 //! ```
 
 use super::SegmentAllocator;
-use super::chunk::{Chunk, align_up, carve};
+use super::chunk::{Chunk, bump_in, carve};
 use crate::error::{Error, Result};
 use crate::segment::Segment;
 use crate::session::Session;
@@ -291,13 +291,9 @@ impl Frame {
         }
         let h = self.hot();
         if h.depth.get() == self.depth {
-            if let Some(start) = align_up(h.top.get(), align) {
-                if let Some(new) = start.checked_add(size) {
-                    if new <= h.end.get() {
-                        h.top.set(new);
-                        return Ok(start);
-                    }
-                }
+            if let Some((start, new)) = bump_in(h.top.get(), h.end.get(), size, align) {
+                h.top.set(new);
+                return Ok(start);
             }
         }
         self.bump_slow(size, align)
