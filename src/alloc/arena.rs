@@ -706,25 +706,23 @@ impl Inner {
     /// honours the limit (for non-exact requests, a smaller chunk that still
     /// fits is tried before giving up).
     fn new_chunk(s: &mut Slow, len: usize, align: usize, exact: bool) -> Result<Chunk> {
-        let oom = Error::OutOfMemory { size: len, align };
-        let len = len
-            .checked_next_multiple_of(CHUNK_ALIGN)
-            .ok_or(oom.clone())?;
+        let oom = || Error::OutOfMemory { size: len, align };
+        let len = len.checked_next_multiple_of(CHUNK_ALIGN).ok_or_else(oom)?;
         let room = match s.limit {
             Some(l) => l.saturating_sub(s.reserved),
             None => usize::MAX,
         };
         if len > room {
-            return Err(oom);
+            return Err(oom());
         }
         let pooled = if exact { None } else { pool::take(len, align) };
         let chunk = match pooled {
             Some(c) if c.len() <= room => c,
             Some(c) => {
                 pool::give(c, 0);
-                Chunk::new(len, align).ok_or(oom)?
+                Chunk::new(len, align).ok_or_else(oom)?
             }
-            None => Chunk::new(len, align).ok_or(oom)?,
+            None => Chunk::new(len, align).ok_or_else(oom)?,
         };
         s.reserved += chunk.len();
         Ok(chunk)
@@ -1229,7 +1227,13 @@ impl Drop for Arena {
     fn drop(&mut self) {
         // No segment or handle borrows the arena any more: free now, even if
         // the session stays open (its close action will find nothing to do).
-        self.inner().release(true);
+        // Skipped when the close action already released everything (it
+        // sets `closed` under the lock after draining the chunks, unless the
+        // bridge made it keep them).
+        let i = self.inner();
+        if !(i.closed.load(Ordering::Acquire) && !i.bridged.load(Ordering::Relaxed)) {
+            i.release(true);
+        }
         if let Some(inner) = self.inner.take() {
             spare_give(inner);
         }
