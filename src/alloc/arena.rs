@@ -1231,7 +1231,7 @@ impl Drop for Arena {
         // sets `closed` under the lock after draining the chunks, unless the
         // bridge made it keep them).
         let i = self.inner();
-        if !(i.closed.load(Ordering::Acquire) && !i.bridged.load(Ordering::Relaxed)) {
+        if !i.closed.load(Ordering::Acquire) || i.bridged.load(Ordering::Relaxed) {
             i.release(true);
         }
         if let Some(inner) = self.inner.take() {
