@@ -637,3 +637,13 @@ fn a_recycled_arena_state_starts_fresh() {
         }
     }
 }
+
+#[test]
+fn arenas_and_malloc_allocators_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Arena>();
+    send_sync::<MallocAllocator>();
+    send::<SlicingAllocator<'static>>();
+    send::<PrefixAllocator<'static>>();
+}

@@ -1268,6 +1268,14 @@ impl fmt::Debug for Arena {
 /// assert_eq!(seg.get::<u64>(0)?, 42);
 /// # Ok::<(), memscope::Error>(())
 /// ```
+///
+/// It stays on its thread:
+///
+/// ```compile_fail
+/// let arena = memscope::alloc::Arena::shared();
+/// let local = arena.local();
+/// std::thread::scope(|s| { s.spawn(move || drop(local)); }); // error: not `Send`
+/// ```
 pub struct LocalArena<'a> {
     arena: &'a Arena,
     inner: &'a Inner,

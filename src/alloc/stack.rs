@@ -198,6 +198,13 @@ fn init(hot: &Hot) {
 /// assert_eq!(first, again); // LIFO: the second frame reuses the memory
 /// # Ok::<(), memscope::Error>(())
 /// ```
+///
+/// A segment cannot leave its frame:
+///
+/// ```compile_fail
+/// use memscope::alloc::{SegmentAllocator, stack};
+/// let escaped = stack::frame(|f| f.allocate(8, 8).unwrap()); // error: borrowed data escapes
+/// ```
 #[inline]
 pub fn frame<R>(f: impl FnOnce(&Frame) -> R) -> R {
     #[cfg(loom)]
