@@ -230,7 +230,13 @@ pub fn frame<R>(f: impl FnOnce(&Frame) -> R) -> R {
             run(h, f)
         });
     }
-    HOT.with(|h| run(h, f))
+    // Only the address goes through `with` (a tiny closure that inlines);
+    // the user's closure runs outside it.
+    let hot: *const Hot = HOT.with(|h| h as *const Hot);
+    // SAFETY: `HOT` is this thread's hot state; it lives as long as the
+    // thread (a destructor-free thread-local; under loom, until the model
+    // thread ends), which outlives this call.
+    run(unsafe { &*hot }, f)
 }
 
 #[inline(always)]
