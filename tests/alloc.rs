@@ -647,3 +647,22 @@ fn arenas_and_malloc_allocators_are_send_and_sync() {
     send::<SlicingAllocator<'static>>();
     send::<PrefixAllocator<'static>>();
 }
+
+#[test]
+fn recycled_chunks_are_zero_after_a_failed_close_and_a_session_close() {
+    trim_pool();
+    let arena = Arena::confined();
+    let mut a = arena.allocate(64, 8).unwrap();
+    a.set(56, u64::MAX).unwrap();
+    let guard = arena.session().acquire().unwrap();
+    assert_eq!(arena.close(), Err(Error::Busy { acquired: 1 }));
+    drop(guard);
+    let mut b = arena.allocate(64, 8).unwrap(); // past what the failed close saw
+    b.set(56, u64::MAX).unwrap();
+    arena.session().close().unwrap();
+    let next = Arena::confined();
+    let s = next.allocate(256, 8).unwrap();
+    for off in (0..256).step_by(8) {
+        assert_eq!(s.get::<u64>(off).unwrap(), 0, "offset {off}");
+    }
+}

@@ -237,14 +237,14 @@ fn spare_take(kind: SessionKind, owner: u64) -> Option<Arc<Inner>> {
     let mut inner = SPARE
         .try_with(|v| {
             let mut v = v.borrow_mut();
-            let i = v.iter().rposition(|i| i.cur.is_some() == confined)?;
+            let i = v.iter().rposition(|i| i.owner.is_some() == confined)?;
             Some(v.swap_remove(i))
         })
         .ok()
         .flatten()?;
     let i = Arc::get_mut(&mut inner)?;
     if confined {
-        i.cur = Some(OwnerCell::new(owner, NO_CURSOR));
+        i.owner = Some(owner);
     } else {
         *i.id.get_mut() = next_arena_id();
     }
@@ -305,8 +305,13 @@ fn next_arena_id() -> u64 {
 }
 
 pub(crate) struct Inner {
-    /// Confined arenas: the cursor (owner-only). Shared: unused.
-    cur: Option<OwnerCell<Cursor>>,
+    /// Confined arenas: the owner thread (the cursor itself is in `Arena`,
+    /// one pointer hop closer). Shared: `None`.
+    owner: Option<u64>,
+    /// Confined arenas: the cursor's address, recorded by the arena just
+    /// before it closes or drops, so release clears only what was used
+    /// (`LIVE`: unknown, clear the whole chunk).
+    confined_used: AtomicUsize,
     /// Shared arenas: the slot words. Confined: empty.
     slots: Box<[CachePadded<AtomicU64>]>,
     /// Shared arenas: chunk index -> (base, len), written once before
@@ -366,7 +371,8 @@ impl Inner {
     fn new(kind: SessionKind, owner: u64) -> Inner {
         let confined = kind == SessionKind::Confined;
         Inner {
-            cur: confined.then(|| OwnerCell::new(owner, NO_CURSOR)),
+            owner: confined.then_some(owner),
+            confined_used: AtomicUsize::new(LIVE),
             slots: if confined {
                 Box::new([])
             } else {
@@ -417,6 +423,7 @@ impl Inner {
         s.confined_rec = None;
         *self.closed.get_mut() = false;
         *self.bridged.get_mut() = false;
+        *self.confined_used.get_mut() = LIVE;
         *self.id.get_mut() = 0;
         for slot in self.slots.iter_mut() {
             *slot.0.get_mut() = 0;
@@ -432,21 +439,7 @@ impl Inner {
         if !layout_ok(size, align) {
             return Err(layout_error(size, align));
         }
-        if let Some(cur) = &self.cur {
-            // 0 is "did not fit" (no chunk starts at address 0).
-            let hit = cur.with(|c| match bump_in(c.ptr, c.end, size, align) {
-                Some((start, new)) => {
-                    c.ptr = new;
-                    start
-                }
-                None => 0,
-            })?;
-            if hit != 0 {
-                Ok(hit)
-            } else {
-                self.bump_slow(size, align)
-            }
-        } else {
+        {
             let id = self.id.load(Ordering::Relaxed);
             let hit = TCACHE.with(|c| {
                 if c.arena.get() != id {
@@ -482,7 +475,7 @@ impl Inner {
         }
         match self.bump_shared(size, align) {
             Some(a) => Ok(a),
-            None => self.bump_slow(size, align),
+            None => self.bump_slow(None, size, align),
         }
     }
 
@@ -589,7 +582,12 @@ impl Inner {
 
     #[cold]
     #[inline(never)]
-    fn bump_slow(&self, size: usize, align: usize) -> Result<usize> {
+    fn bump_slow(
+        &self,
+        cur: Option<&OwnerCell<Cursor>>,
+        size: usize,
+        align: usize,
+    ) -> Result<usize> {
         let mut s = self.slow.lock();
         if s.released {
             return Err(Error::Closed);
@@ -628,7 +626,7 @@ impl Inner {
         let start = align_up(base, align).ok_or(Error::OutOfMemory { size, align })?;
         let used = start - base + size;
         debug_assert!(used <= len, "chunk of {len} B too small for {used} B");
-        if let Some(cur) = &self.cur {
+        if let Some(cur) = cur {
             // Retire the confined chunk and install the new one.
             let rec = s.chunks.len();
             let old = cur.with(|c| {
@@ -741,10 +739,10 @@ impl Inner {
         if s.released {
             return Err(Error::Closed);
         }
-        if let Some(cur) = &self.cur {
-            if me() != cur.owner() {
+        if let Some(owner) = self.owner {
+            if me() != owner {
                 return Err(Error::WrongThread {
-                    owner: cur.owner(),
+                    owner,
                     current: me(),
                 });
             }
@@ -817,16 +815,17 @@ impl Inner {
                     Self::retire(&mut s, old);
                 }
             }
-            if let Some(cur) = &self.cur {
-                // SAFETY: release runs from the session's close action (on the
-                // owner thread: a confined session can only be closed there),
-                // from the last handle's drop (no arena, hence no `&Arena`, is
-                // left to use the cell) or from `Arena::drop` (exclusive).
-                let old = unsafe { cur.with_unchecked(|c| core::mem::replace(c, NO_CURSOR)) };
-                if let Some(r) = s.confined_rec.take() {
-                    let b = s.chunks[r].chunk.addr();
-                    s.chunks[r].dirty = old.ptr.saturating_sub(b);
-                }
+            if let Some(r) = s.confined_rec.take() {
+                // The arena recorded its cursor just before closing or
+                // dropping; anything else (a `session().close()`) leaves
+                // `LIVE`, and the whole chunk is cleared on reuse.
+                let p = self.confined_used.swap(LIVE, Ordering::Relaxed);
+                let rec = &mut s.chunks[r];
+                rec.dirty = if p >= rec.chunk.addr() && p <= rec.chunk.end() {
+                    p - rec.chunk.addr()
+                } else {
+                    LIVE
+                };
             }
         }
         if s.bridged && !dropping {
@@ -845,7 +844,8 @@ impl Inner {
     }
 
     /// `reset`: every allocation is gone; chunks go back to the pool.
-    fn reset(&self) {
+    /// `cur_ptr`: a confined arena's cursor (which it has just reset).
+    fn reset(&self, cur_ptr: Option<usize>) {
         let mut s = self.slow.lock();
         if s.released {
             return;
@@ -855,13 +855,12 @@ impl Inner {
             let old = slot.swap(0, Ordering::AcqRel);
             Self::retire(&mut s, old);
         }
-        if let Some(cur) = &self.cur {
-            // SAFETY: `reset` is only called with `&mut Arena` (exclusive).
-            let old = unsafe { cur.with_unchecked(|c| core::mem::replace(c, NO_CURSOR)) };
-            if let Some(r) = s.confined_rec.take() {
-                let b = s.chunks[r].chunk.addr();
-                s.chunks[r].dirty = old.ptr.saturating_sub(b);
-            }
+        if let Some(r) = s.confined_rec.take() {
+            let rec = &mut s.chunks[r];
+            rec.dirty = match cur_ptr {
+                Some(p) if p >= rec.chunk.addr() && p <= rec.chunk.end() => p - rec.chunk.addr(),
+                _ => LIVE,
+            };
         }
         s.table_len = 1;
         s.reserved = 0;
@@ -880,9 +879,10 @@ impl Inner {
         }
     }
 
-    fn stats(&self) -> (usize, usize, usize) {
+    /// `(allocated, reserved, chunks)`; `confined_used`: a confined arena's
+    /// cursor, when the caller could read it.
+    fn stats(&self, confined_used: Option<usize>) -> (usize, usize, usize) {
         let s = self.slow.lock();
-        let confined_used = self.cur.as_ref().and_then(|c| c.with(|c| c.ptr).ok());
         let mut used = 0usize;
         for r in &s.chunks {
             used += if r.dirty != LIVE {
@@ -940,6 +940,9 @@ impl Inner {
 /// ```
 pub struct Arena {
     session: Session,
+    /// Confined arenas: the cursor, owner-thread only, kept here (not in
+    /// `Inner`) so a bump is one pointer hop from `&Arena`.
+    cur: Option<OwnerCell<Cursor>>,
     /// Always `Some` until `drop` takes it (to recycle it).
     inner: Option<Arc<Inner>>,
 }
@@ -968,6 +971,9 @@ impl Arena {
         // ran at once: the arena is then closed from the start.
         let _ = session.add_close_action(move || i2.release(false));
         Arena {
+            cur: session
+                .owner()
+                .map(|owner| OwnerCell::new(owner, NO_CURSOR)),
             session,
             inner: Some(inner),
         }
@@ -1024,6 +1030,19 @@ impl Arena {
         }
     }
 
+    /// A confined arena's cursor address, if this thread may read it.
+    fn cursor(&self) -> Option<usize> {
+        self.cur.as_ref().and_then(|c| c.with(|c| c.ptr).ok())
+    }
+
+    /// Records the confined cursor for the release that follows (so it
+    /// clears only the used part of the current chunk).
+    fn record_cursor(&self) {
+        if let Some(p) = self.cursor() {
+            self.inner().confined_used.store(p, Ordering::Relaxed);
+        }
+    }
+
     /// Closes the arena's session: every allocation is freed at once.
     ///
     /// # Errors
@@ -1041,7 +1060,12 @@ impl Arena {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn close(&self) -> Result<()> {
-        self.session.close()
+        self.record_cursor();
+        let r = self.session.close();
+        // Consumed by the release if the close went through; otherwise
+        // forget it (more may be allocated before the real close).
+        self.inner().confined_used.store(LIVE, Ordering::Relaxed);
+        r
     }
 
     /// A per-thread handle that bumps without atomics in a chunk of its own
@@ -1119,7 +1143,7 @@ impl Arena {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn allocated_bytes(&self) -> usize {
-        self.inner().stats().0
+        self.inner().stats(self.cursor()).0
     }
 
     /// Bytes of chunks reserved from the system (or the pool).
@@ -1134,7 +1158,7 @@ impl Arena {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn reserved_bytes(&self) -> usize {
-        self.inner().stats().1
+        self.inner().stats(self.cursor()).1
     }
 
     /// How many chunks the arena holds.
@@ -1150,7 +1174,7 @@ impl Arena {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn chunks(&self) -> usize {
-        self.inner().stats().2
+        self.inner().stats(self.cursor()).2
     }
 
     /// Frees every allocation at once (the chunks go back to the pool) and
@@ -1168,7 +1192,12 @@ impl Arena {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn reset(&mut self) {
-        self.inner().reset();
+        let cur = self.cur.as_ref().map(|c| {
+            // SAFETY: `&mut self`: no other thread (nor this one) is inside
+            // the cell.
+            unsafe { c.with_unchecked(|c| core::mem::replace(c, NO_CURSOR)).ptr }
+        });
+        self.inner().reset(cur);
     }
 
     /// Marks the arena as used by the allocator-api2 bridge: from now on
@@ -1198,17 +1227,37 @@ impl Arena {
         Ok(())
     }
 
-    /// Bumps and returns the start address (crate use: the bridge).
+    /// Bumps and returns the start address.
     #[inline(always)]
     pub(crate) fn bump(&self, size: usize, align: usize) -> Result<usize> {
-        self.inner().bump(size, align)
+        let Some(cur) = &self.cur else {
+            return self.inner().bump(size, align);
+        };
+        if !layout_ok(size, align) {
+            return Err(layout_error(size, align));
+        }
+        // 0 is "did not fit" (no chunk starts at address 0).
+        let hit = cur.with(|c| match bump_in(c.ptr, c.end, size, align) {
+            Some((start, new)) => {
+                c.ptr = new;
+                start
+            }
+            None => 0,
+        })?;
+        // Only the owner thread gets here, and only it can close a confined
+        // session: a close is sequenced before this load, which then sees
+        // it (the cursor itself is not reset by close).
+        if hit != 0 && !self.inner().closed.load(Ordering::Relaxed) {
+            return Ok(hit);
+        }
+        self.inner().bump_slow(Some(cur), size, align)
     }
 }
 
 impl SegmentAllocator for Arena {
     #[inline(always)]
     fn allocate_uninit(&self, size: usize, align: usize) -> Result<Segment<'_>> {
-        let a = self.inner().bump(size, align)?;
+        let a = self.bump(size, align)?;
         // SAFETY: `a .. a + size` was bumped past in a chunk this arena owns
         // (or `size == 0` and `a == align != 0`); no other allocation gets
         // it; the chunk stays allocated until the session's close action or
@@ -1230,6 +1279,7 @@ impl Drop for Arena {
         // Skipped when the close action already released everything (it
         // sets `closed` under the lock after draining the chunks, unless the
         // bridge made it keep them).
+        self.record_cursor();
         let i = self.inner();
         if !i.closed.load(Ordering::Acquire) || i.bridged.load(Ordering::Relaxed) {
             i.release(true);
@@ -1242,7 +1292,7 @@ impl Drop for Arena {
 
 impl fmt::Debug for Arena {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (used, reserved, chunks) = self.inner().stats();
+        let (used, reserved, chunks) = self.inner().stats(self.cursor());
         f.debug_struct("Arena")
             .field("session", &self.session)
             .field("allocated_bytes", &used)
