@@ -47,6 +47,10 @@
 //!   reloads, sees `CLOSED` and returns [`Error::Closed`]. The bump touches
 //!   only the slot word and the table, which live in the arena's state (kept
 //!   alive by `&Arena`), never the chunk memory.
+//! * A confined arena's cursor lives in the `Arena` (one pointer hop from
+//!   `&Arena`), out of the close action's reach: a bump checks the `closed`
+//!   flag (relaxed). Only the owner thread bumps and only it can close a
+//!   confined session, so the close is sequenced before that load.
 //! * A [`LocalArena`] checks a `closed` flag with a relaxed load per
 //!   allocation. A stale `false` can hand out one more range in a chunk that
 //!   is being recycled; that is harmless for the same reason: handing out
