@@ -42,6 +42,16 @@ use core::fmt;
 use core::marker::PhantomData;
 
 /// Bytes of each thread's stack (requests that do not fit go to the heap).
+///
+/// # Examples
+///
+/// ```
+/// use memscope::alloc::{SegmentAllocator, stack};
+/// stack::frame(|f| {
+///     let big = f.allocate(stack::STACK_SIZE + 1, 8).unwrap(); // a heap block
+///     assert_eq!(big.len(), stack::STACK_SIZE + 1);
+/// });
+/// ```
 #[cfg(not(loom))]
 pub const STACK_SIZE: usize = 64 * 1024;
 /// Bytes of each thread's stack (requests that do not fit go to the heap).
