@@ -1,6 +1,10 @@
 //! Allocator benches (PERFORMANCE.md rows 1–5) side by side with the peers:
 //! bumpalo, bump-scope, blink-alloc, bumpalo-herd, `Mutex<Bump>`, `Box::new`
 //! and mimalloc (as an allocator instance, not the global allocator).
+//!
+//! Every allocation's address is passed to `black_box` (the peers return a
+//! pointer; a memscope `Segment` is address + length + session borrow).
+//! Run: `cargo bench --bench alloc -- --warm-up-time 1 --measurement-time 3`.
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -56,12 +60,25 @@ fn row1(c: &mut Criterion) {
         })
     });
     let mut shared2 = Arena::shared();
-    g.bench_function("memscope_shared_arena_cas", |b| {
+    g.bench_function("memscope_shared_arena", |b| {
         b.iter(|| {
             for _ in 0..ROW1_N {
                 black_box(shared2.allocate(16, 8).unwrap().address());
             }
             shared2.reset();
+        })
+    });
+    // Two arenas alternating: the thread never settles on one, so every
+    // allocation is the slot word's compare-and-swap.
+    let (mut x, mut y) = (Arena::shared(), Arena::shared());
+    g.bench_function("memscope_shared_arena_slot_cas", |b| {
+        b.iter(|| {
+            for i in 0..ROW1_N {
+                let a = if i % 2 == 0 { &x } else { &y };
+                black_box(a.allocate(16, 8).unwrap().address());
+            }
+            x.reset();
+            y.reset();
         })
     });
     let mut bump = bumpalo::Bump::new();
@@ -180,6 +197,17 @@ fn row2(c: &mut Criterion) {
             black_box(a.allocate(16, 8).unwrap().address());
         }
     });
+    two_threads(
+        c,
+        "memscope_shared_arena_slot_cas",
+        || (Arena::shared(), Arena::shared()),
+        |(x, y)| {
+            for i in 0..ROW2_N {
+                let a = if i % 2 == 0 { x } else { y };
+                black_box(a.allocate(16, 8).unwrap().address());
+            }
+        },
+    );
     two_threads(c, "memscope_local", Arena::shared, |a| {
         let l = a.local();
         for _ in 0..ROW2_N {
@@ -244,6 +272,15 @@ fn row3(c: &mut Criterion) {
             stack::frame(|f| {
                 for _ in 0..4 {
                     black_box(f.allocate(16, 8).unwrap().address());
+                }
+            })
+        })
+    });
+    g.bench_function("memscope_stack_frame_uninit", |b| {
+        b.iter(|| {
+            stack::frame(|f| {
+                for _ in 0..4 {
+                    black_box(f.allocate_uninit(16, 8).unwrap().address());
                 }
             })
         })

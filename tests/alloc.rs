@@ -418,9 +418,20 @@ fn a_panicking_frame_still_releases() {
 
 #[test]
 fn stack_frames_are_per_thread() {
+    // Both frames are open at once (a barrier inside them), so the two
+    // threads' stacks are both alive and must be different memory.
+    let barrier = std::sync::Barrier::new(2);
     let addrs: Vec<usize> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..2)
-            .map(|_| s.spawn(|| stack::frame(|f| f.allocate(16, 8).unwrap().address().get())))
+            .map(|_| {
+                s.spawn(|| {
+                    stack::frame(|f| {
+                        let a = f.allocate(16, 8).unwrap().address().get();
+                        barrier.wait();
+                        a
+                    })
+                })
+            })
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
@@ -566,4 +577,92 @@ fn stats_track_bytes_and_chunks() {
     assert!(arena.reserved_bytes() >= 16);
     assert_eq!(arena.chunks(), 1);
     assert!(format!("{arena:?}").contains("allocated_bytes: 16"));
+}
+
+#[test]
+fn thread_caches_never_outlive_a_reset_or_close() {
+    let n = if cfg!(miri) { 100 } else { 500 };
+    let mut a = Arena::shared();
+    for _ in 0..n {
+        a.allocate(16, 8).unwrap(); // long streak: this thread caches a chunk of `a`
+    }
+    a.reset();
+    assert_eq!(a.chunks(), 0);
+    let first = a.allocate(16, 8).unwrap().address().get();
+    // The allocation came from a chunk `a` holds now, not from a stale
+    // thread cache pointing into a chunk it gave back.
+    assert_eq!(a.chunks(), 1);
+    assert_eq!(a.allocated_bytes(), 16, "{first:x}");
+    let b = Arena::shared(); // gets `a`'s old chunks from the pool, and fills them
+    let from_b: Vec<_> = (0..4 * n).map(|_| b.allocate(16, 8).unwrap()).collect();
+    let from_a: Vec<_> = (0..n).map(|_| a.allocate(16, 8).unwrap()).collect();
+    assert_disjoint(from_a.iter().chain(&from_b).map(range).collect());
+    drop((from_a, from_b));
+    a.close().unwrap();
+    assert_eq!(a.allocate(16, 8).unwrap_err(), Error::Closed);
+}
+
+#[test]
+fn alternating_between_arenas_takes_no_chunk_per_switch() {
+    let (a, b) = (Arena::shared(), Arena::shared());
+    for _ in 0..if cfg!(miri) { 100 } else { 5000 } {
+        a.allocate(8, 8).unwrap();
+        b.allocate(8, 8).unwrap();
+    }
+    assert!(
+        a.chunks() <= 6 && b.chunks() <= 6,
+        "{} {}",
+        a.chunks(),
+        b.chunks()
+    );
+}
+
+#[test]
+fn a_recycled_arena_state_starts_fresh() {
+    for _ in 0..3 {
+        for make in [Arena::shared as fn() -> Arena, Arena::confined] {
+            let a = make();
+            assert_eq!(a.allocation_limit(), None);
+            assert_eq!((a.chunks(), a.allocated_bytes()), (0, 0));
+            let mut s = a.allocate(8, 8).unwrap();
+            assert_eq!(s.get::<u64>(0).unwrap(), 0);
+            s.set(0, 1u64).unwrap();
+            a.set_allocation_limit(Some(16));
+            assert!(matches!(
+                a.allocate(64 << 10, 8),
+                Err(Error::OutOfMemory { .. })
+            ));
+            a.close().unwrap();
+            assert_eq!(a.allocate(8, 8).unwrap_err(), Error::Closed);
+        }
+    }
+}
+
+#[test]
+fn arenas_and_malloc_allocators_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Arena>();
+    send_sync::<MallocAllocator>();
+    send::<SlicingAllocator<'static>>();
+    send::<PrefixAllocator<'static>>();
+}
+
+#[test]
+fn recycled_chunks_are_zero_after_a_failed_close_and_a_session_close() {
+    trim_pool();
+    let arena = Arena::confined();
+    let mut a = arena.allocate(64, 8).unwrap();
+    a.set(56, u64::MAX).unwrap();
+    let guard = arena.session().acquire().unwrap();
+    assert_eq!(arena.close(), Err(Error::Busy { acquired: 1 }));
+    drop(guard);
+    let mut b = arena.allocate(64, 8).unwrap(); // past what the failed close saw
+    b.set(56, u64::MAX).unwrap();
+    arena.session().close().unwrap();
+    let next = Arena::confined();
+    let s = next.allocate(256, 8).unwrap();
+    for off in (0..256).step_by(8) {
+        assert_eq!(s.get::<u64>(off).unwrap(), 0, "offset {off}");
+    }
 }

@@ -14,6 +14,14 @@
 //!   offset are one word, a bumper can never combine a new cursor with an
 //!   old chunk end (no ABA: offsets only grow and indices are never reused
 //!   while the arena is open).
+//! * **Shared session, a thread that keeps allocating** — after 64 slot-word
+//!   bumps in a row into one arena, the thread takes a small chunk of its
+//!   own (4 KiB, doubling up to 256 KiB) into a thread-local cache keyed by
+//!   the arena's unique id, and bumps it with plain `Cell`s: no atomic per
+//!   allocation. A thread that alternates between arenas stays on the slot
+//!   word (no chunk per switch). `reset` gives the arena a new id, so stale
+//!   caches never match; a cache of a closed arena fails on the `closed`
+//!   flag, like a `LocalArena`.
 //! * **Per-thread handle** ([`Arena::local`]) — a [`LocalArena`] bumps plain
 //!   `Cell`s in a chunk it took from the arena: no atomic read-modify-write.
 //!
@@ -39,6 +47,10 @@
 //!   reloads, sees `CLOSED` and returns [`Error::Closed`]. The bump touches
 //!   only the slot word and the table, which live in the arena's state (kept
 //!   alive by `&Arena`), never the chunk memory.
+//! * A confined arena's cursor lives in the `Arena` (one pointer hop from
+//!   `&Arena`), out of the close action's reach: a bump checks the `closed`
+//!   flag (relaxed). Only the owner thread bumps and only it can close a
+//!   confined session, so the close is sequenced before that load.
 //! * A [`LocalArena`] checks a `closed` flag with a relaxed load per
 //!   allocation. A stale `false` can hand out one more range in a chunk that
 //!   is being recycled; that is harmless for the same reason: handing out
@@ -54,7 +66,7 @@
 
 use super::SegmentAllocator;
 use super::cells::{OwnerCell, me};
-use super::chunk::{CHUNK_ALIGN, Chunk, align_up, carve};
+use super::chunk::{CHUNK_ALIGN, Chunk, align_up, bump_in, carve};
 use super::pool;
 use crate::error::{Error, Result};
 use crate::segment::Segment;
@@ -146,9 +158,164 @@ struct Entry {
     len: AtomicUsize,
 }
 
+/// A thread's private chunk of one shared arena (the arena named by id):
+/// plain cells in a destructor-free thread-local, no atomics.
+struct TCache {
+    arena: Cell<u64>,
+    cur: Cell<usize>,
+    end: Cell<usize>,
+    base: Cell<usize>,
+    /// The chunk's record in its arena, and its size.
+    rec: Cell<usize>,
+    size: Cell<usize>,
+    /// Consecutive slot-word bumps by this thread into `streak_arena`.
+    streak_arena: Cell<u64>,
+    streak: Cell<u32>,
+}
+
+/// Slot-word bumps in a row (same thread, same arena) before the thread gets
+/// a chunk of its own. Never under loom: the models check the slot word.
+#[cfg(not(loom))]
+const STREAK: u32 = 64;
+#[cfg(loom)]
+const STREAK: u32 = u32::MAX;
+/// The largest chunk a thread's cache takes.
+const CACHE_CHUNK_MAX: usize = 256 << 10;
+
+impl TCache {
+    const fn new() -> TCache {
+        TCache {
+            arena: Cell::new(0),
+            cur: Cell::new(1),
+            end: Cell::new(0),
+            base: Cell::new(0),
+            rec: Cell::new(0),
+            size: Cell::new(0),
+            streak_arena: Cell::new(0),
+            streak: Cell::new(0),
+        }
+    }
+
+    /// Counts one slot-word bump into arena `id`; true when the streak is
+    /// long enough to take a chunk.
+    #[inline]
+    fn streak(&self, id: u64) -> bool {
+        if self.streak_arena.get() != id {
+            self.streak_arena.set(id);
+            self.streak.set(0);
+        }
+        let n = self.streak.get().saturating_add(1);
+        self.streak.set(n);
+        if n >= STREAK {
+            self.streak.set(0);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(not(loom))]
+crate::sync::thread_local! {
+    static TCACHE: TCache = const { TCache::new() };
+}
+#[cfg(loom)]
+crate::sync::thread_local! {
+    static TCACHE: TCache = TCache::new();
+}
+
+// Spare arena states of this thread: a closed and dropped arena's state
+// (slots, table, mutex, chunk list capacity) is reused by the next
+// `Arena::new` on this thread, saving its allocations.
+#[cfg(not(loom))]
+crate::sync::thread_local! {
+    static SPARE: core::cell::RefCell<Vec<Arc<Inner>>> = const { core::cell::RefCell::new(Vec::new()) };
+}
+#[cfg(not(loom))]
+const SPARE_CAP: usize = 4;
+
+/// A spare state for a new arena of `kind`, owned by `owner`.
+#[cfg(not(loom))]
+fn spare_take(kind: SessionKind, owner: u64) -> Option<Arc<Inner>> {
+    let confined = kind == SessionKind::Confined;
+    let mut inner = SPARE
+        .try_with(|v| {
+            let mut v = v.borrow_mut();
+            let i = v.iter().rposition(|i| i.owner.is_some() == confined)?;
+            Some(v.swap_remove(i))
+        })
+        .ok()
+        .flatten()?;
+    let i = Arc::get_mut(&mut inner)?;
+    if confined {
+        i.owner = Some(owner);
+    } else {
+        *i.id.get_mut() = next_arena_id();
+    }
+    Some(inner)
+}
+
+#[cfg(loom)]
+fn spare_take(_kind: SessionKind, _owner: u64) -> Option<Arc<Inner>> {
+    None
+}
+
+/// Keeps `inner` for reuse if nothing else refers to it (its session's
+/// close action ran and was dropped) and the spare list has room.
+#[cfg(not(loom))]
+fn spare_give(mut inner: Arc<Inner>) {
+    let Some(i) = Arc::get_mut(&mut inner) else {
+        return;
+    };
+    if !i.clean() {
+        return;
+    }
+    let _ = SPARE.try_with(|v| {
+        let mut v = v.borrow_mut();
+        if v.len() < SPARE_CAP {
+            v.push(inner);
+        }
+    });
+}
+
+#[cfg(loom)]
+fn spare_give(_inner: Arc<Inner>) {}
+
+/// Frees this thread's spare arena states (`trim_pool`).
+pub(crate) fn trim_spares() {
+    #[cfg(not(loom))]
+    {
+        let v = SPARE
+            .try_with(|v| core::mem::take(&mut *v.borrow_mut()))
+            .unwrap_or_default();
+        drop(v);
+    }
+}
+
+/// A process-unique arena id (never 0, never reused).
+fn next_arena_id() -> u64 {
+    #[cfg(not(loom))]
+    {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+    #[cfg(loom)]
+    {
+        crate::sync::lazy_static! {
+            static ref NEXT: AtomicU64 = AtomicU64::new(1);
+        }
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
 pub(crate) struct Inner {
-    /// Confined arenas: the cursor (owner-only). Shared: unused.
-    cur: Option<OwnerCell<Cursor>>,
+    /// Confined arenas: the owner thread (the cursor itself is in `Arena`,
+    /// one pointer hop closer). Shared: `None`.
+    owner: Option<u64>,
+    /// Confined arenas: the cursor's address, recorded by the arena just
+    /// before it closes or drops, so release clears only what was used
+    /// (`LIVE`: unknown, clear the whole chunk).
+    confined_used: AtomicUsize,
     /// Shared arenas: the slot words. Confined: empty.
     slots: Box<[CachePadded<AtomicU64>]>,
     /// Shared arenas: chunk index -> (base, len), written once before
@@ -156,6 +323,9 @@ pub(crate) struct Inner {
     table: Box<[Entry]>,
     /// Set (under `slow`) when the arena is released; read by LocalArena.
     closed: AtomicBool,
+    /// Shared arenas: a process-unique id naming this arena (and epoch:
+    /// `reset` takes a new one) in the threads' chunk caches.
+    id: AtomicU64,
     /// Mirrors `Slow::bridged` for a lock-free check (set under `slow`).
     bridged: AtomicBool,
     slow: Mutex<Slow>,
@@ -205,7 +375,8 @@ impl Inner {
     fn new(kind: SessionKind, owner: u64) -> Inner {
         let confined = kind == SessionKind::Confined;
         Inner {
-            cur: confined.then(|| OwnerCell::new(owner, NO_CURSOR)),
+            owner: confined.then_some(owner),
+            confined_used: AtomicUsize::new(LIVE),
             slots: if confined {
                 Box::new([])
             } else {
@@ -224,6 +395,7 @@ impl Inner {
                     .collect()
             },
             closed: AtomicBool::new(false),
+            id: AtomicU64::new(if confined { 0 } else { next_arena_id() }),
             bridged: AtomicBool::new(false),
             slow: Mutex::new(Slow {
                 chunks: Vec::new(),
@@ -238,6 +410,31 @@ impl Inner {
         }
     }
 
+    /// Resets a released, unshared state to "new" (keeping allocations);
+    /// false if it cannot be reused.
+    #[cfg(not(loom))]
+    fn clean(&mut self) -> bool {
+        let s = self.slow.get_mut();
+        if !s.released || !s.chunks.is_empty() {
+            return false;
+        }
+        s.released = false;
+        s.bridged = false;
+        s.limit = None;
+        s.next_size = MIN_CHUNK;
+        s.table_len = 1;
+        s.reserved = 0;
+        s.confined_rec = None;
+        *self.closed.get_mut() = false;
+        *self.bridged.get_mut() = false;
+        *self.confined_used.get_mut() = LIVE;
+        *self.id.get_mut() = 0;
+        for slot in self.slots.iter_mut() {
+            *slot.0.get_mut() = 0;
+        }
+        true
+    }
+
     // ----- fast paths --------------------------------------------------------
 
     /// Bumps `size` bytes aligned to `align`; returns the start address.
@@ -246,26 +443,96 @@ impl Inner {
         if !layout_ok(size, align) {
             return Err(layout_error(size, align));
         }
-        if let Some(cur) = &self.cur {
-            let hit = cur.with(|c| {
-                let start = align_up(c.ptr, align)?;
-                if start <= c.end && c.end - start >= size {
-                    c.ptr = start + size;
-                    Some(start)
-                } else {
-                    None
+        {
+            let id = self.id.load(Ordering::Relaxed);
+            let hit = TCACHE.with(|c| {
+                if c.arena.get() != id {
+                    return None;
                 }
-            })?;
+                // Relaxed: a stale `false` is harmless (module docs).
+                if self.closed.load(Ordering::Relaxed) {
+                    return Some(Err(Error::Closed));
+                }
+                let (start, new) = bump_in(c.cur.get(), c.end.get(), size, align)?;
+                c.cur.set(new);
+                Some(Ok(start))
+            });
             match hit {
-                Some(a) => Ok(a),
-                None => self.bump_slow(size, align),
-            }
-        } else {
-            match self.bump_shared(size, align) {
-                Some(a) => Ok(a),
-                None => self.bump_slow(size, align),
+                Some(r) => r,
+                None => self.bump_miss(size, align, id),
             }
         }
+    }
+
+    /// The thread's cache is not this arena's (or is full): bump the slot
+    /// word, and after a streak of such bumps give this thread a chunk of
+    /// its own (so a thread that keeps allocating here stops paying an
+    /// atomic per allocation, while one that alternates between arenas
+    /// does not grab a chunk per switch).
+    #[inline]
+    fn bump_miss(&self, size: usize, align: usize, id: u64) -> Result<usize> {
+        let mine = TCACHE.with(|c| c.arena.get() == id);
+        if mine || TCACHE.with(|c| c.streak(id)) {
+            if let Some(r) = self.cache_refill(size, align, id) {
+                return r;
+            }
+        }
+        match self.bump_shared(size, align) {
+            Some(a) => Ok(a),
+            None => self.bump_slow(None, size, align),
+        }
+    }
+
+    /// Gives this thread's cache a new chunk of this arena and bumps in it;
+    /// `None` to fall back to the slot word (huge request, limit reached).
+    #[cold]
+    #[inline(never)]
+    fn cache_refill(&self, size: usize, align: usize, id: u64) -> Option<Result<usize>> {
+        let mut s = self.slow.lock();
+        if s.released {
+            return Some(Err(Error::Closed));
+        }
+        let (same, old_rec, old_used, old_size) = TCACHE.with(|c| {
+            (
+                c.arena.get() == id,
+                c.rec.get(),
+                c.cur.get().saturating_sub(c.base.get()),
+                c.size.get(),
+            )
+        });
+        let want = if same {
+            (old_size * 2).min(CACHE_CHUNK_MAX)
+        } else {
+            MIN_CHUNK
+        };
+        let needed = size.checked_add(align.saturating_sub(CHUNK_ALIGN))?;
+        if needed > want / 2 {
+            return None;
+        }
+        let chunk = Self::new_chunk(&mut s, want, CHUNK_ALIGN, false).ok()?;
+        if same {
+            if let Some(r) = s.chunks.get_mut(old_rec) {
+                r.dirty = old_used;
+            }
+        }
+        let base = chunk.addr();
+        let end = chunk.end();
+        let rec = s.chunks.len();
+        s.chunks.push(Rec {
+            chunk,
+            dirty: LIVE,
+            at: Where::Other,
+        });
+        let start = align_up(base, align)?;
+        TCACHE.with(|c| {
+            c.arena.set(id);
+            c.rec.set(rec);
+            c.base.set(base);
+            c.cur.set(start + size);
+            c.end.set(end);
+            c.size.set(want);
+        });
+        Some(Ok(start))
     }
 
     #[inline(always)]
@@ -319,7 +586,12 @@ impl Inner {
 
     #[cold]
     #[inline(never)]
-    fn bump_slow(&self, size: usize, align: usize) -> Result<usize> {
+    fn bump_slow(
+        &self,
+        cur: Option<&OwnerCell<Cursor>>,
+        size: usize,
+        align: usize,
+    ) -> Result<usize> {
         let mut s = self.slow.lock();
         if s.released {
             return Err(Error::Closed);
@@ -358,7 +630,7 @@ impl Inner {
         let start = align_up(base, align).ok_or(Error::OutOfMemory { size, align })?;
         let used = start - base + size;
         debug_assert!(used <= len, "chunk of {len} B too small for {used} B");
-        if let Some(cur) = &self.cur {
+        if let Some(cur) = cur {
             // Retire the confined chunk and install the new one.
             let rec = s.chunks.len();
             let old = cur.with(|c| {
@@ -397,6 +669,25 @@ impl Inner {
         Ok(start)
     }
 
+    /// If this thread's chunk cache belongs to this arena, records how much
+    /// of its chunk was used (so recycling clears only that) and empties it.
+    fn drop_thread_cache(&self, s: &mut Slow) {
+        let id = self.id.load(Ordering::Relaxed);
+        if id == 0 {
+            return;
+        }
+        let _ = TCACHE.try_with(|c| {
+            if c.arena.get() == id {
+                if let Some(r) = s.chunks.get_mut(c.rec.get()) {
+                    r.dirty = c.cur.get().saturating_sub(c.base.get());
+                }
+                c.arena.set(0);
+                c.cur.set(1);
+                c.end.set(0);
+            }
+        });
+    }
+
     /// Records how much of the chunk named by an old slot word was used.
     fn retire(s: &mut Slow, old: u64) {
         let idx = (old >> IDX_SHIFT) as usize;
@@ -417,25 +708,23 @@ impl Inner {
     /// honours the limit (for non-exact requests, a smaller chunk that still
     /// fits is tried before giving up).
     fn new_chunk(s: &mut Slow, len: usize, align: usize, exact: bool) -> Result<Chunk> {
-        let oom = Error::OutOfMemory { size: len, align };
-        let len = len
-            .checked_next_multiple_of(CHUNK_ALIGN)
-            .ok_or(oom.clone())?;
+        let oom = || Error::OutOfMemory { size: len, align };
+        let len = len.checked_next_multiple_of(CHUNK_ALIGN).ok_or_else(oom)?;
         let room = match s.limit {
             Some(l) => l.saturating_sub(s.reserved),
             None => usize::MAX,
         };
         if len > room {
-            return Err(oom);
+            return Err(oom());
         }
         let pooled = if exact { None } else { pool::take(len, align) };
         let chunk = match pooled {
             Some(c) if c.len() <= room => c,
             Some(c) => {
                 pool::give(c, 0);
-                Chunk::new(len, align).ok_or(oom)?
+                Chunk::new(len, align).ok_or_else(oom)?
             }
-            None => Chunk::new(len, align).ok_or(oom)?,
+            None => Chunk::new(len, align).ok_or_else(oom)?,
         };
         s.reserved += chunk.len();
         Ok(chunk)
@@ -454,10 +743,10 @@ impl Inner {
         if s.released {
             return Err(Error::Closed);
         }
-        if let Some(cur) = &self.cur {
-            if me() != cur.owner() {
+        if let Some(owner) = self.owner {
+            if me() != owner {
                 return Err(Error::WrongThread {
-                    owner: cur.owner(),
+                    owner,
                     current: me(),
                 });
             }
@@ -530,21 +819,23 @@ impl Inner {
                     Self::retire(&mut s, old);
                 }
             }
-            if let Some(cur) = &self.cur {
-                // SAFETY: release runs from the session's close action (on the
-                // owner thread: a confined session can only be closed there),
-                // from the last handle's drop (no arena, hence no `&Arena`, is
-                // left to use the cell) or from `Arena::drop` (exclusive).
-                let old = unsafe { cur.with_unchecked(|c| core::mem::replace(c, NO_CURSOR)) };
-                if let Some(r) = s.confined_rec.take() {
-                    let b = s.chunks[r].chunk.addr();
-                    s.chunks[r].dirty = old.ptr.saturating_sub(b);
-                }
+            if let Some(r) = s.confined_rec.take() {
+                // The arena recorded its cursor just before closing or
+                // dropping; anything else (a `session().close()`) leaves
+                // `LIVE`, and the whole chunk is cleared on reuse.
+                let p = self.confined_used.swap(LIVE, Ordering::Relaxed);
+                let rec = &mut s.chunks[r];
+                rec.dirty = if p >= rec.chunk.addr() && p <= rec.chunk.end() {
+                    p - rec.chunk.addr()
+                } else {
+                    LIVE
+                };
             }
         }
         if s.bridged && !dropping {
             return;
         }
+        self.drop_thread_cache(&mut s);
         s.reserved = 0;
         for r in s.chunks.drain(..) {
             let dirty = if r.dirty == LIVE {
@@ -557,26 +848,31 @@ impl Inner {
     }
 
     /// `reset`: every allocation is gone; chunks go back to the pool.
-    fn reset(&self) {
+    /// `cur_ptr`: a confined arena's cursor (which it has just reset).
+    fn reset(&self, cur_ptr: Option<usize>) {
         let mut s = self.slow.lock();
         if s.released {
             return;
         }
+        self.drop_thread_cache(&mut s);
         for slot in self.slots.iter() {
             let old = slot.swap(0, Ordering::AcqRel);
             Self::retire(&mut s, old);
         }
-        if let Some(cur) = &self.cur {
-            // SAFETY: `reset` is only called with `&mut Arena` (exclusive).
-            let old = unsafe { cur.with_unchecked(|c| core::mem::replace(c, NO_CURSOR)) };
-            if let Some(r) = s.confined_rec.take() {
-                let b = s.chunks[r].chunk.addr();
-                s.chunks[r].dirty = old.ptr.saturating_sub(b);
-            }
+        if let Some(r) = s.confined_rec.take() {
+            let rec = &mut s.chunks[r];
+            rec.dirty = match cur_ptr {
+                Some(p) if p >= rec.chunk.addr() && p <= rec.chunk.end() => p - rec.chunk.addr(),
+                _ => LIVE,
+            };
         }
         s.table_len = 1;
         s.reserved = 0;
         s.next_size = MIN_CHUNK;
+        if !self.slots.is_empty() {
+            // Threads' caches name the old id: they no longer match.
+            self.id.store(next_arena_id(), Ordering::Relaxed);
+        }
         for r in s.chunks.drain(..) {
             let dirty = if r.dirty == LIVE {
                 r.chunk.len()
@@ -587,9 +883,10 @@ impl Inner {
         }
     }
 
-    fn stats(&self) -> (usize, usize, usize) {
+    /// `(allocated, reserved, chunks)`; `confined_used`: a confined arena's
+    /// cursor, when the caller could read it.
+    fn stats(&self, confined_used: Option<usize>) -> (usize, usize, usize) {
         let s = self.slow.lock();
-        let confined_used = self.cur.as_ref().and_then(|c| c.with(|c| c.ptr).ok());
         let mut used = 0usize;
         for r in &s.chunks {
             used += if r.dirty != LIVE {
@@ -647,7 +944,11 @@ impl Inner {
 /// ```
 pub struct Arena {
     session: Session,
-    inner: Arc<Inner>,
+    /// Confined arenas: the cursor, owner-thread only, kept here (not in
+    /// `Inner`) so a bump is one pointer hop from `&Arena`.
+    cur: Option<OwnerCell<Cursor>>,
+    /// Always `Some` until `drop` takes it (to recycle it).
+    inner: Option<Arc<Inner>>,
 }
 
 impl Arena {
@@ -667,12 +968,19 @@ impl Arena {
     /// ```
     pub fn new(session: Session) -> Arena {
         let owner = session.owner().unwrap_or(0);
-        let inner = Arc::new(Inner::new(session.kind(), owner));
+        let inner = spare_take(session.kind(), owner)
+            .unwrap_or_else(|| Arc::new(Inner::new(session.kind(), owner)));
         let i2 = inner.clone();
         // Err(Closed) means the session was already closed and the action
         // ran at once: the arena is then closed from the start.
         let _ = session.add_close_action(move || i2.release(false));
-        Arena { session, inner }
+        Arena {
+            cur: session
+                .owner()
+                .map(|owner| OwnerCell::new(owner, NO_CURSOR)),
+            session,
+            inner: Some(inner),
+        }
     }
 
     /// An arena with its own new shared session.
@@ -718,6 +1026,27 @@ impl Arena {
         &self.session
     }
 
+    #[inline(always)]
+    fn inner(&self) -> &Inner {
+        match &self.inner {
+            Some(i) => i,
+            None => unreachable!("the arena state is only taken by drop"),
+        }
+    }
+
+    /// A confined arena's cursor address, if this thread may read it.
+    fn cursor(&self) -> Option<usize> {
+        self.cur.as_ref().and_then(|c| c.with(|c| c.ptr).ok())
+    }
+
+    /// Records the confined cursor for the release that follows (so it
+    /// clears only the used part of the current chunk).
+    fn record_cursor(&self) {
+        if let Some(p) = self.cursor() {
+            self.inner().confined_used.store(p, Ordering::Relaxed);
+        }
+    }
+
     /// Closes the arena's session: every allocation is freed at once.
     ///
     /// # Errors
@@ -735,7 +1064,12 @@ impl Arena {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn close(&self) -> Result<()> {
-        self.session.close()
+        self.record_cursor();
+        let r = self.session.close();
+        // Consumed by the release if the close went through; otherwise
+        // forget it (more may be allocated before the real close).
+        self.inner().confined_used.store(LIVE, Ordering::Relaxed);
+        r
     }
 
     /// A per-thread handle that bumps without atomics in a chunk of its own
@@ -761,7 +1095,7 @@ impl Arena {
     pub fn local(&self) -> LocalArena<'_> {
         LocalArena {
             arena: self,
-            inner: &self.inner,
+            inner: self.inner(),
             cur: Cell::new(1),
             end: Cell::new(0),
             base: Cell::new(0),
@@ -783,7 +1117,7 @@ impl Arena {
     /// assert!(arena.allocate(1024, 8).is_ok());
     /// ```
     pub fn set_allocation_limit(&self, limit: Option<usize>) {
-        self.inner.slow.lock().limit = limit;
+        self.inner().slow.lock().limit = limit;
     }
 
     /// The cap set by [`set_allocation_limit`](Self::set_allocation_limit).
@@ -795,7 +1129,7 @@ impl Arena {
     /// assert_eq!(arena.allocation_limit(), None);
     /// ```
     pub fn allocation_limit(&self) -> Option<usize> {
-        self.inner.slow.lock().limit
+        self.inner().slow.lock().limit
     }
 
     /// Bytes handed out so far, including alignment padding (a snapshot).
@@ -813,7 +1147,7 @@ impl Arena {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn allocated_bytes(&self) -> usize {
-        self.inner.stats().0
+        self.inner().stats(self.cursor()).0
     }
 
     /// Bytes of chunks reserved from the system (or the pool).
@@ -828,7 +1162,7 @@ impl Arena {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn reserved_bytes(&self) -> usize {
-        self.inner.stats().1
+        self.inner().stats(self.cursor()).1
     }
 
     /// How many chunks the arena holds.
@@ -844,7 +1178,7 @@ impl Arena {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn chunks(&self) -> usize {
-        self.inner.stats().2
+        self.inner().stats(self.cursor()).2
     }
 
     /// Frees every allocation at once (the chunks go back to the pool) and
@@ -862,7 +1196,12 @@ impl Arena {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn reset(&mut self) {
-        self.inner.reset();
+        let cur = self.cur.as_ref().map(|c| {
+            // SAFETY: `&mut self`: no other thread (nor this one) is inside
+            // the cell.
+            unsafe { c.with_unchecked(|c| core::mem::replace(c, NO_CURSOR)).ptr }
+        });
+        self.inner().reset(cur);
     }
 
     /// Marks the arena as used by the allocator-api2 bridge: from now on
@@ -874,7 +1213,7 @@ impl Arena {
         // `s.bridged = true` and only while the arena is not released, so a
         // `true` here means release (which reads `s.bridged` under the same
         // lock) keeps the chunks.
-        if self.inner.bridged.load(Ordering::Relaxed) {
+        if self.inner().bridged.load(Ordering::Relaxed) {
             return Ok(());
         }
         self.bridge_mark_slow()
@@ -883,26 +1222,46 @@ impl Arena {
     #[cold]
     #[inline(never)]
     fn bridge_mark_slow(&self) -> Result<()> {
-        let mut s = self.inner.slow.lock();
+        let mut s = self.inner().slow.lock();
         if s.released {
             return Err(Error::Closed);
         }
         s.bridged = true;
-        self.inner.bridged.store(true, Ordering::Relaxed);
+        self.inner().bridged.store(true, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Bumps and returns the start address (crate use: the bridge).
+    /// Bumps and returns the start address.
     #[inline(always)]
     pub(crate) fn bump(&self, size: usize, align: usize) -> Result<usize> {
-        self.inner.bump(size, align)
+        let Some(cur) = &self.cur else {
+            return self.inner().bump(size, align);
+        };
+        if !layout_ok(size, align) {
+            return Err(layout_error(size, align));
+        }
+        // 0 is "did not fit" (no chunk starts at address 0).
+        let hit = cur.with(|c| match bump_in(c.ptr, c.end, size, align) {
+            Some((start, new)) => {
+                c.ptr = new;
+                start
+            }
+            None => 0,
+        })?;
+        // Only the owner thread gets here, and only it can close a confined
+        // session: a close is sequenced before this load, which then sees
+        // it (the cursor itself is not reset by close).
+        if hit != 0 && !self.inner().closed.load(Ordering::Relaxed) {
+            return Ok(hit);
+        }
+        self.inner().bump_slow(Some(cur), size, align)
     }
 }
 
 impl SegmentAllocator for Arena {
     #[inline(always)]
     fn allocate_uninit(&self, size: usize, align: usize) -> Result<Segment<'_>> {
-        let a = self.inner.bump(size, align)?;
+        let a = self.bump(size, align)?;
         // SAFETY: `a .. a + size` was bumped past in a chunk this arena owns
         // (or `size == 0` and `a == align != 0`); no other allocation gets
         // it; the chunk stays allocated until the session's close action or
@@ -921,13 +1280,23 @@ impl Drop for Arena {
     fn drop(&mut self) {
         // No segment or handle borrows the arena any more: free now, even if
         // the session stays open (its close action will find nothing to do).
-        self.inner.release(true);
+        // Skipped when the close action already released everything (it
+        // sets `closed` under the lock after draining the chunks, unless the
+        // bridge made it keep them).
+        self.record_cursor();
+        let i = self.inner();
+        if !i.closed.load(Ordering::Acquire) || i.bridged.load(Ordering::Relaxed) {
+            i.release(true);
+        }
+        if let Some(inner) = self.inner.take() {
+            spare_give(inner);
+        }
     }
 }
 
 impl fmt::Debug for Arena {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (used, reserved, chunks) = self.inner.stats();
+        let (used, reserved, chunks) = self.inner().stats(self.cursor());
         f.debug_struct("Arena")
             .field("session", &self.session)
             .field("allocated_bytes", &used)
@@ -952,6 +1321,14 @@ impl fmt::Debug for Arena {
 /// seg.set(0, 42u64)?;
 /// assert_eq!(seg.get::<u64>(0)?, 42);
 /// # Ok::<(), memscope::Error>(())
+/// ```
+///
+/// It stays on its thread:
+///
+/// ```compile_fail
+/// let arena = memscope::alloc::Arena::shared();
+/// let local = arena.local();
+/// std::thread::scope(|s| { s.spawn(move || drop(local)); }); // error: not `Send`
 /// ```
 pub struct LocalArena<'a> {
     arena: &'a Arena,
@@ -987,13 +1364,9 @@ impl<'a> LocalArena<'a> {
         if self.inner.closed.load(Ordering::Relaxed) {
             return Err(Error::Closed);
         }
-        let c = self.cur.get();
-        let end = self.end.get();
-        if let Some(start) = align_up(c, align) {
-            if start <= end && end - start >= size {
-                self.cur.set(start + size);
-                return Ok(start);
-            }
+        if let Some((start, new)) = bump_in(self.cur.get(), self.end.get(), size, align) {
+            self.cur.set(new);
+            return Ok(start);
         }
         self.refill(size, align)
     }

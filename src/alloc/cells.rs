@@ -54,11 +54,6 @@ impl<T> OwnerCell<T> {
         }
     }
 
-    /// The owner thread's id.
-    pub(crate) fn owner(&self) -> u64 {
-        self.owner
-    }
-
     /// Runs `f` on the value if the caller is the owner thread.
     /// `f` must not call `with` on the same cell (it is only given to
     /// straight-line code in `arena.rs`).

@@ -127,3 +127,42 @@ pub(crate) unsafe fn carve<'s>(addr: usize, len: usize, session: &'s Session) ->
 pub(crate) fn align_up(addr: usize, align: usize) -> Option<usize> {
     Some(addr.checked_add(align - 1)? & !(align - 1))
 }
+
+/// One bump: where `size` bytes aligned to `align` start at or after `cur`
+/// and the cursor after them, if they end by `end`.
+///
+/// The caller has checked the layout (`align` a power of two and
+/// `size <= isize::MAX - (align - 1)`), so `align - 1 + size` cannot
+/// overflow, and one comparison rules out overflow of both sums below.
+#[inline(always)]
+pub(crate) fn bump_in(cur: usize, end: usize, size: usize, align: usize) -> Option<(usize, usize)> {
+    let slack = (align - 1) + size;
+    if cur > usize::MAX - slack {
+        return None;
+    }
+    let start = (cur + (align - 1)) & !(align - 1);
+    let new = start + size;
+    if new <= end { Some((start, new)) } else { None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bump_in;
+
+    #[test]
+    fn bump_in_aligns_fits_exactly_and_never_overflows() {
+        assert_eq!(bump_in(0x1001, 0x1020, 16, 16), Some((0x1010, 0x1020)));
+        assert_eq!(bump_in(0x1001, 0x101f, 16, 16), None);
+        assert_eq!(bump_in(0x1000, 0x1000, 0, 1), Some((0x1000, 0x1000)));
+        assert_eq!(bump_in(usize::MAX - 8, usize::MAX, 16, 8), None);
+        assert_eq!(
+            bump_in(usize::MAX - 15, usize::MAX, 15, 1),
+            Some((usize::MAX - 15, usize::MAX))
+        );
+        assert_eq!(bump_in(1, 0, 0, 1), None); // the "no chunk" cursor
+        assert_eq!(
+            bump_in(1, usize::MAX, 8, 1 << 62),
+            Some((1 << 62, (1 << 62) + 8))
+        );
+    }
+}

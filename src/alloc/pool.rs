@@ -188,7 +188,7 @@ pub fn pool_stats() -> PoolStats {
 }
 
 /// Frees every pooled chunk (this thread's cache and the global pool) back
-/// to the global allocator.
+/// to the global allocator, and this thread's spare arena states.
 ///
 /// # Examples
 ///
@@ -203,4 +203,5 @@ pub fn trim_pool() {
     drop(local);
     let g = core::mem::take(&mut *global().lock());
     drop(g);
+    super::arena::trim_spares();
 }

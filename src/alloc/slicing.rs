@@ -157,6 +157,18 @@ impl fmt::Debug for SlicingAllocator<'_> {
 /// assert_eq!(prefix.allocate(8, 8)?.get::<u64>(0)?, 0); // zeroed again
 /// # Ok::<(), memscope::Error>(())
 /// ```
+///
+/// Two live prefixes would alias, so this does not compile:
+///
+/// ```compile_fail
+/// # use memscope::alloc::{Arena, PrefixAllocator, SegmentAllocator};
+/// let arena = Arena::confined();
+/// let mut prefix = PrefixAllocator::new(arena.allocate(64, 8)?);
+/// let a = prefix.allocate(8, 8)?;
+/// let b = prefix.allocate(8, 8)?; // error[E0499]: `prefix` borrowed mutably twice
+/// drop(a);
+/// # Ok::<(), memscope::Error>(())
+/// ```
 pub struct PrefixAllocator<'s> {
     seg: Segment<'s>,
 }

@@ -33,7 +33,7 @@
 //! ```
 
 use super::SegmentAllocator;
-use super::chunk::{Chunk, align_up, carve};
+use super::chunk::{Chunk, bump_in, carve};
 use crate::error::{Error, Result};
 use crate::segment::Segment;
 use crate::session::Session;
@@ -42,6 +42,16 @@ use core::fmt;
 use core::marker::PhantomData;
 
 /// Bytes of each thread's stack (requests that do not fit go to the heap).
+///
+/// # Examples
+///
+/// ```
+/// use memscope::alloc::{SegmentAllocator, stack};
+/// stack::frame(|f| {
+///     let big = f.allocate(stack::STACK_SIZE + 1, 8).unwrap(); // a heap block
+///     assert_eq!(big.len(), stack::STACK_SIZE + 1);
+/// });
+/// ```
 #[cfg(not(loom))]
 pub const STACK_SIZE: usize = 64 * 1024;
 /// Bytes of each thread's stack (requests that do not fit go to the heap).
@@ -198,6 +208,13 @@ fn init(hot: &Hot) {
 /// assert_eq!(first, again); // LIFO: the second frame reuses the memory
 /// # Ok::<(), memscope::Error>(())
 /// ```
+///
+/// A segment cannot leave its frame:
+///
+/// ```compile_fail
+/// use memscope::alloc::{SegmentAllocator, stack};
+/// let escaped = stack::frame(|f| f.allocate(8, 8).unwrap()); // error: borrowed data escapes
+/// ```
 #[inline]
 pub fn frame<R>(f: impl FnOnce(&Frame) -> R) -> R {
     #[cfg(loom)]
@@ -223,7 +240,13 @@ pub fn frame<R>(f: impl FnOnce(&Frame) -> R) -> R {
             run(h, f)
         });
     }
-    HOT.with(|h| run(h, f))
+    // Only the address goes through `with` (a tiny closure that inlines);
+    // the user's closure runs outside it.
+    let hot: *const Hot = HOT.with(|h| h as *const Hot);
+    // SAFETY: `HOT` is this thread's hot state; it lives as long as the
+    // thread (a destructor-free thread-local; under loom, until the model
+    // thread ends), which outlives this call.
+    run(unsafe { &*hot }, f)
 }
 
 #[inline(always)]
@@ -291,13 +314,9 @@ impl Frame {
         }
         let h = self.hot();
         if h.depth.get() == self.depth {
-            if let Some(start) = align_up(h.top.get(), align) {
-                if let Some(new) = start.checked_add(size) {
-                    if new <= h.end.get() {
-                        h.top.set(new);
-                        return Ok(start);
-                    }
-                }
+            if let Some((start, new)) = bump_in(h.top.get(), h.end.get(), size, align) {
+                h.top.set(new);
+                return Ok(start);
             }
         }
         self.bump_slow(size, align)
