@@ -828,3 +828,58 @@ fn stress_acquire_release_close_races() {
         assert!(total >= 100_000, "only {total} operations");
     }
 }
+
+// ----- recycled cores ----------------------------------------------------------
+
+#[test]
+fn a_new_session_never_inherits_state_from_a_dropped_one() {
+    for kind in [SessionKind::Confined, SessionKind::Shared] {
+        let make = || match kind {
+            SessionKind::Confined => Session::confined(),
+            _ => Session::shared(),
+        };
+        let mut ids = Vec::new();
+        let mut counters = Vec::new();
+        for round in 0..20 {
+            let s = make();
+            assert!(s.is_alive());
+            assert_eq!(s.acquired(), 0);
+            ids.push(s.id());
+            counters.push(counting_action(&s));
+            let g = s.acquire().unwrap();
+            match round % 3 {
+                0 => {
+                    drop(g);
+                    s.close().unwrap();
+                }
+                1 => drop(g), // dropped unclosed: closes on drop
+                // A leaked guard: the last handle's drop still closes it,
+                // and the reused core starts from zero.
+                _ => std::mem::forget(g),
+            }
+            drop(s);
+        }
+        for (i, c) in counters.iter().enumerate() {
+            assert_eq!(c.load(SeqCst), 1, "session {i}'s action");
+        }
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), n);
+    }
+}
+
+#[test]
+fn confined_core_dropped_on_another_thread_serves_that_thread() {
+    let s = Session::confined();
+    on_other_thread(move || {
+        drop(s);
+        let mine = Session::confined();
+        assert_eq!(mine.owner(), Some(current_thread()));
+        drop(mine.acquire().unwrap());
+        mine.close().unwrap();
+    });
+    let again = Session::confined();
+    assert_eq!(again.owner(), Some(current_thread()));
+    again.close().unwrap();
+}
