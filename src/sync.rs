@@ -161,9 +161,20 @@ pub(crate) fn current_thread_id() -> u64 {
     {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         std::thread_local! {
-            static ID: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+            // Const-initialised (0 = not yet assigned): reading it is one
+            // thread-relative load, with no lazy-init state to check.
+            static ID: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
         }
-        ID.with(|id| *id)
+        ID.with(|id| {
+            let v = id.get();
+            if v != 0 {
+                v
+            } else {
+                let v = NEXT.fetch_add(1, Ordering::Relaxed);
+                id.set(v);
+                v
+            }
+        })
     }
     #[cfg(loom)]
     {
