@@ -690,6 +690,11 @@ fn global_keeper_keeps_forever() {
 
 // ----- stress ----------------------------------------------------------------
 
+/// How many closes met a guard of the other thread (evidence of real races).
+static CONTENDED: AtomicUsize = AtomicUsize::new(0);
+/// How many acquires or plain accesses failed with Closed.
+static LATE: AtomicUsize = AtomicUsize::new(0);
+
 /// One short-lived session with probes for the invariants.
 struct Probe {
     session: Session,
@@ -748,6 +753,9 @@ impl Probe {
             !(ok && was_closed),
             "acquire succeeded after close returned Ok"
         );
+        if !ok {
+            LATE.fetch_add(1, SeqCst);
+        }
         ok
     }
 
@@ -767,9 +775,24 @@ impl Probe {
                 self.closed_ok.store(true, SeqCst);
                 self.oks.fetch_add(1, SeqCst);
             }
-            Err(Error::Busy { acquired }) => assert!(acquired > 0),
+            Err(Error::Busy { acquired }) => {
+                assert!(acquired > 0);
+                CONTENDED.fetch_add(1, SeqCst);
+            }
             Err(Error::Closed) => {}
             Err(e) => panic!("unexpected {e}"),
+        }
+    }
+}
+
+/// Aborts the process if dropped during a panic.
+struct AbortOnPanic;
+
+impl Drop for AbortOnPanic {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("stress worker panicked: aborting so the test does not hang");
+            std::process::abort();
         }
     }
 }
@@ -785,6 +808,9 @@ fn stress_acquire_release_close_races() {
         for me in 0..2usize {
             let (ops, barrier, batch) = (&ops, &barrier, &batch);
             sc.spawn(move || {
+                // A failed assertion on one side would leave the other waiting
+                // at a barrier forever: fail loudly instead of hanging.
+                let _abort = AbortOnPanic;
                 for round in 0..batches {
                     if me == 0 {
                         *batch.lock().unwrap() =
@@ -808,6 +834,12 @@ fn stress_acquire_release_close_races() {
                             p.use_once(k == 1 && i % 3 == 0);
                             n += 2;
                         }
+                        if me == 1 {
+                            // Both racing closes may have met the other's
+                            // guard (Busy): a waiting close settles it.
+                            p.close(true);
+                            n += 1;
+                        }
                     }
                     ops.fetch_add(n, SeqCst);
                     barrier.wait();
@@ -824,6 +856,11 @@ fn stress_acquire_release_close_races() {
         }
     });
     let total = ops.load(SeqCst);
+    println!(
+        "stress: {total} operations, {} closes met the other thread's guard, {} uses came after close",
+        CONTENDED.load(SeqCst),
+        LATE.load(SeqCst)
+    );
     if !cfg!(miri) {
         assert!(total >= 100_000, "only {total} operations");
     }

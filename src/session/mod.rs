@@ -84,6 +84,7 @@ pub fn current_thread() -> u64 {
 }
 
 impl Session {
+    #[inline]
     fn new(kind: SessionKind) -> Session {
         Session {
             core: Handle::new(kind),
@@ -103,6 +104,7 @@ impl Session {
     /// s.close()?;
     /// # Ok::<(), memscope::Error>(())
     /// ```
+    #[inline]
     pub fn confined() -> Session {
         Session::new(SessionKind::Confined)
     }
@@ -118,6 +120,7 @@ impl Session {
     /// assert!(!s.is_alive());
     /// # Ok::<(), memscope::Error>(())
     /// ```
+    #[inline]
     pub fn shared() -> Session {
         Session::new(SessionKind::Shared)
     }
@@ -256,7 +259,7 @@ impl Session {
     /// assert_eq!(s.acquire().unwrap_err(), Error::Closed);
     /// # Ok::<(), memscope::Error>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn acquire(&self) -> Result<AcquireGuard<'_>> {
         let shard = self.core.acquire()?;
         Ok(AcquireGuard {
@@ -347,6 +350,7 @@ impl Session {
     /// assert_eq!(s.close(), Err(Error::Closed));
     /// # Ok::<(), memscope::Error>(())
     /// ```
+    #[inline]
     pub fn close(&self) -> Result<()> {
         self.core.close()
     }
@@ -557,7 +561,7 @@ impl AcquireGuard<'_> {
 }
 
 impl Drop for AcquireGuard<'_> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         self.core.release(self.shard);
     }

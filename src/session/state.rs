@@ -220,6 +220,12 @@ const ID_LOCAL_BITS: u32 = 40;
 /// thread's id (unique for the process) above a per-thread count (unique
 /// until one thread has created 2^40 sessions).
 fn next_session_id() -> u64 {
+    session_id_for(current_thread_id())
+}
+
+/// [`next_session_id`] for a caller that already knows its thread id.
+#[inline]
+fn session_id_for(thread: u64) -> u64 {
     thread_local! {
         static NEXT: Cell<u64> = const { Cell::new(0) };
     }
@@ -228,7 +234,7 @@ fn next_session_id() -> u64 {
         c.set(n.wrapping_add(1));
         n
     });
-    (current_thread_id() << ID_LOCAL_BITS) | (n & ((1 << ID_LOCAL_BITS) - 1))
+    (thread << ID_LOCAL_BITS) | (n & ((1 << ID_LOCAL_BITS) - 1))
 }
 
 /// Which shard the calling thread uses.
@@ -328,7 +334,7 @@ impl Core {
     // ----- acquire / release -------------------------------------------------
 
     /// Takes one acquire; returns the shard to release through.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn acquire(&self) -> Result<usize> {
         match self.kind {
             SessionKind::Global => Ok(0),
@@ -350,7 +356,7 @@ impl Core {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn acquire_shared(&self) -> Result<usize> {
         let i = my_shard(self.shards.len());
         let s = &self.shards[i];
@@ -403,7 +409,7 @@ impl Core {
     /// Releases one acquire taken through shard `i`.
     ///
     /// Must be paired with a successful [`Core::acquire`] that returned `i`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn release(&self, i: usize) {
         match self.kind {
             SessionKind::Global => {}
@@ -417,7 +423,7 @@ impl Core {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn release_shard(&self, i: usize) {
         let s = &self.shards[i];
         let prev = if broken!(LoadStoreRelease) {
@@ -450,7 +456,7 @@ impl Core {
     // ----- plain access ------------------------------------------------------
 
     /// Starts a plain (unguarded) access. Returns the shard to exit through.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn enter(&self) -> Result<usize> {
         match self.kind {
             SessionKind::Global => Ok(0),
@@ -484,7 +490,7 @@ impl Core {
     }
 
     /// Ends a plain access started by a successful [`Core::enter`] that returned `i`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn exit(&self, i: usize) {
         if matches!(self.kind, SessionKind::Shared | SessionKind::Auto) {
             // Release: the access happens-before close's drain load.
@@ -721,16 +727,16 @@ impl Core {
     }
 
     /// Gives a recycled core its new owner and id.
+    #[inline]
     fn revive(&self) {
-        self.owner.store(
-            if self.kind == SessionKind::Confined {
-                current_thread_id()
-            } else {
-                0
-            },
-            Ordering::Relaxed,
-        );
-        self.id.store(next_session_id(), Ordering::Relaxed);
+        let me = current_thread_id();
+        let owner = if self.kind == SessionKind::Confined {
+            me
+        } else {
+            0
+        };
+        self.owner.store(owner, Ordering::Relaxed);
+        self.id.store(session_id_for(me), Ordering::Relaxed);
     }
 
     fn check_closeable(&self) -> Result<()> {
@@ -928,6 +934,7 @@ impl Drop for Handle {
 
 /// Closes a uniquely held core and keeps it for reuse on this thread (or
 /// frees it when the pool is full or the thread is exiting).
+#[inline]
 fn recycle(core: Arc<Core>) {
     // A failing twin model panics with loom objects in thread-locals, whose
     // destructors would then run outside the model and abort the test
