@@ -226,8 +226,14 @@ fn next_session_id() -> u64 {
 /// [`next_session_id`] for a caller that already knows its thread id.
 #[inline]
 fn session_id_for(thread: u64) -> u64 {
+    // loom's thread_local! (edition 2018 macro) takes no `const {}` init.
+    #[cfg(not(loom))]
     thread_local! {
         static NEXT: Cell<u64> = const { Cell::new(0) };
+    }
+    #[cfg(loom)]
+    thread_local! {
+        static NEXT: Cell<u64> = Cell::new(0);
     }
     let n = NEXT.with(|c| {
         let n = c.get();
@@ -854,13 +860,21 @@ impl Pool {
     }
 }
 
+const fn empty_pool() -> RefCell<Pool> {
+    RefCell::new(Pool {
+        confined: Vec::new(),
+        shared: Vec::new(),
+    })
+}
+
+// loom's thread_local! (edition 2018 macro) takes no `const {}` init.
+#[cfg(not(loom))]
 thread_local! {
-    static POOL: RefCell<Pool> = const {
-        RefCell::new(Pool {
-            confined: Vec::new(),
-            shared: Vec::new(),
-        })
-    };
+    static POOL: RefCell<Pool> = const { empty_pool() };
+}
+#[cfg(loom)]
+thread_local! {
+    static POOL: RefCell<Pool> = empty_pool();
 }
 
 /// A counted reference to a [`Core`]: the `Arc` behind every `Session`.
