@@ -36,6 +36,15 @@ mod imp {
         }
     }
 
+    /// Loom: takes the lock (loom still checks the caller's exclusivity).
+    ///
+    /// # Safety
+    ///
+    /// As the std version: no concurrent access to `m`.
+    pub(crate) unsafe fn with_unlocked<T, R>(m: &Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
+        f(&mut m.lock())
+    }
+
     /// `loom::sync::Condvar` with a guard-in, guard-out API shared with the std build.
     #[derive(Debug, Default)]
     pub(crate) struct Condvar(loom::sync::Condvar);
@@ -75,6 +84,21 @@ mod imp {
 
     pub(crate) type Mutex<T> = parking_lot::Mutex<T>;
     pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+
+    /// Runs `f` on `m`'s data without taking the lock (no atomic
+    /// read-modify-write: the confined-session fast path).
+    ///
+    /// # Safety
+    ///
+    /// No other thread may access `m` while `f` runs, every earlier access
+    /// by another thread must happen-before this call, and `f` must not touch
+    /// `m` itself.
+    #[inline(always)]
+    pub(crate) unsafe fn with_unlocked<T, R>(m: &Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
+        // SAFETY: the caller guarantees exclusive access (see above), so this
+        // is the only reference to the data while `f` runs.
+        f(unsafe { &mut *m.data_ptr() })
+    }
 
     /// parking_lot's condvar with a guard-in, guard-out API shared with the loom build.
     #[derive(Debug, Default)]
@@ -137,9 +161,20 @@ pub(crate) fn current_thread_id() -> u64 {
     {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         std::thread_local! {
-            static ID: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+            // Const-initialised (0 = not yet assigned): reading it is one
+            // thread-relative load, with no lazy-init state to check.
+            static ID: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
         }
-        ID.with(|id| *id)
+        ID.with(|id| {
+            let v = id.get();
+            if v != 0 {
+                v
+            } else {
+                let v = NEXT.fetch_add(1, Ordering::Relaxed);
+                id.set(v);
+                v
+            }
+        })
     }
     #[cfg(loom)]
     {

@@ -690,6 +690,11 @@ fn global_keeper_keeps_forever() {
 
 // ----- stress ----------------------------------------------------------------
 
+/// How many closes met a guard of the other thread (evidence of real races).
+static CONTENDED: AtomicUsize = AtomicUsize::new(0);
+/// How many acquires or plain accesses failed with Closed.
+static LATE: AtomicUsize = AtomicUsize::new(0);
+
 /// One short-lived session with probes for the invariants.
 struct Probe {
     session: Session,
@@ -748,6 +753,9 @@ impl Probe {
             !(ok && was_closed),
             "acquire succeeded after close returned Ok"
         );
+        if !ok {
+            LATE.fetch_add(1, SeqCst);
+        }
         ok
     }
 
@@ -767,9 +775,24 @@ impl Probe {
                 self.closed_ok.store(true, SeqCst);
                 self.oks.fetch_add(1, SeqCst);
             }
-            Err(Error::Busy { acquired }) => assert!(acquired > 0),
+            Err(Error::Busy { acquired }) => {
+                assert!(acquired > 0);
+                CONTENDED.fetch_add(1, SeqCst);
+            }
             Err(Error::Closed) => {}
             Err(e) => panic!("unexpected {e}"),
+        }
+    }
+}
+
+/// Aborts the process if dropped during a panic.
+struct AbortOnPanic;
+
+impl Drop for AbortOnPanic {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("stress worker panicked: aborting so the test does not hang");
+            std::process::abort();
         }
     }
 }
@@ -785,6 +808,9 @@ fn stress_acquire_release_close_races() {
         for me in 0..2usize {
             let (ops, barrier, batch) = (&ops, &barrier, &batch);
             sc.spawn(move || {
+                // A failed assertion on one side would leave the other waiting
+                // at a barrier forever: fail loudly instead of hanging.
+                let _abort = AbortOnPanic;
                 for round in 0..batches {
                     if me == 0 {
                         *batch.lock().unwrap() =
@@ -808,6 +834,12 @@ fn stress_acquire_release_close_races() {
                             p.use_once(k == 1 && i % 3 == 0);
                             n += 2;
                         }
+                        if me == 1 {
+                            // Both racing closes may have met the other's
+                            // guard (Busy): a waiting close settles it.
+                            p.close(true);
+                            n += 1;
+                        }
                     }
                     ops.fetch_add(n, SeqCst);
                     barrier.wait();
@@ -824,7 +856,67 @@ fn stress_acquire_release_close_races() {
         }
     });
     let total = ops.load(SeqCst);
+    println!(
+        "stress: {total} operations, {} closes met the other thread's guard, {} uses came after close",
+        CONTENDED.load(SeqCst),
+        LATE.load(SeqCst)
+    );
     if !cfg!(miri) {
         assert!(total >= 100_000, "only {total} operations");
     }
+}
+
+// ----- recycled cores ----------------------------------------------------------
+
+#[test]
+fn a_new_session_never_inherits_state_from_a_dropped_one() {
+    for kind in [SessionKind::Confined, SessionKind::Shared] {
+        let make = || match kind {
+            SessionKind::Confined => Session::confined(),
+            _ => Session::shared(),
+        };
+        let mut ids = Vec::new();
+        let mut counters = Vec::new();
+        for round in 0..20 {
+            let s = make();
+            assert!(s.is_alive());
+            assert_eq!(s.acquired(), 0);
+            ids.push(s.id());
+            counters.push(counting_action(&s));
+            let g = s.acquire().unwrap();
+            match round % 3 {
+                0 => {
+                    drop(g);
+                    s.close().unwrap();
+                }
+                1 => drop(g), // dropped unclosed: closes on drop
+                // A leaked guard: the last handle's drop still closes it,
+                // and the reused core starts from zero.
+                _ => std::mem::forget(g),
+            }
+            drop(s);
+        }
+        for (i, c) in counters.iter().enumerate() {
+            assert_eq!(c.load(SeqCst), 1, "session {i}'s action");
+        }
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), n);
+    }
+}
+
+#[test]
+fn confined_core_dropped_on_another_thread_serves_that_thread() {
+    let s = Session::confined();
+    on_other_thread(move || {
+        drop(s);
+        let mine = Session::confined();
+        assert_eq!(mine.owner(), Some(current_thread()));
+        drop(mine.acquire().unwrap());
+        mine.close().unwrap();
+    });
+    let again = Session::confined();
+    assert_eq!(again.owner(), Some(current_thread()));
+    again.close().unwrap();
 }

@@ -479,3 +479,51 @@ fn busy_close_rolls_back() {
 fn loom_busy_close_rolls_back() {
     busy_close_rolls_back();
 }
+
+// ----- 11. the last handles drop at once; cores are recycled -----------------------------
+
+/// Two threads drop their handles (after a plain access) while main drops
+/// its own: whichever drop is last closes the session, exactly once, after
+/// every access; then a new session on main (maybe a recycled core) starts
+/// open and empty.
+fn last_handles_drop_at_once() {
+    model("last_handles_drop_at_once", || {
+        let (s, m) = session_with_memory();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let r = runs.clone();
+        s.add_close_action(move || {
+            r.fetch_add(1, Ordering::Relaxed);
+        })
+        .unwrap();
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let (s, m) = (s.clone(), m.clone());
+                thread::spawn(move || {
+                    if let Ok(a) = s.enter() {
+                        m.read();
+                        drop(a);
+                    }
+                    drop(s);
+                })
+            })
+            .collect();
+        drop(s);
+        for t in ts {
+            t.join().unwrap();
+        }
+        assert_eq!(runs.load(Ordering::Relaxed), 1, "drop-close ran != once");
+        assert!(!m.live.load(Ordering::Relaxed));
+        // Sessions made after a recycle start fresh.
+        for _ in 0..2 {
+            let n = Session::shared();
+            assert!(n.is_alive());
+            assert_eq!(n.acquired(), 0);
+            n.close().unwrap();
+        }
+    });
+}
+
+#[test]
+fn loom_last_handles_drop_at_once() {
+    last_handles_drop_at_once();
+}

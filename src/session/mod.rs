@@ -22,12 +22,12 @@ pub(crate) mod state;
 pub use state::broken;
 
 use crate::error::{Error, Result};
-use crate::sync::Arc;
 use core::fmt;
 use core::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 pub(crate) use state::Core;
+use state::Handle;
 
 /// The kind of a [`Session`].
 ///
@@ -66,7 +66,7 @@ pub enum SessionKind {
 /// ```
 #[derive(Clone)]
 pub struct Session {
-    core: Arc<Core>,
+    core: Handle,
 }
 
 /// A memscope thread id, as reported by [`Session::owner`] and
@@ -84,9 +84,10 @@ pub fn current_thread() -> u64 {
 }
 
 impl Session {
+    #[inline]
     fn new(kind: SessionKind) -> Session {
         Session {
-            core: Arc::new(Core::new(kind)),
+            core: Handle::new(kind),
         }
     }
 
@@ -103,6 +104,7 @@ impl Session {
     /// s.close()?;
     /// # Ok::<(), memscope::Error>(())
     /// ```
+    #[inline]
     pub fn confined() -> Session {
         Session::new(SessionKind::Confined)
     }
@@ -118,6 +120,7 @@ impl Session {
     /// assert!(!s.is_alive());
     /// # Ok::<(), memscope::Error>(())
     /// ```
+    #[inline]
     pub fn shared() -> Session {
         Session::new(SessionKind::Shared)
     }
@@ -189,7 +192,7 @@ impl Session {
     /// assert_eq!(Session::shared().owner(), None);
     /// ```
     pub fn owner(&self) -> Option<u64> {
-        (self.core.kind == SessionKind::Confined).then_some(self.core.owner)
+        (self.core.kind == SessionKind::Confined).then_some(self.core.owner())
     }
 
     /// A process-unique number naming this session (for logs).
@@ -201,7 +204,7 @@ impl Session {
     /// assert_ne!(a.id(), b.id());
     /// ```
     pub fn id(&self) -> u64 {
-        self.core.id
+        self.core.id()
     }
 
     /// Whether the session is open. For a shared session this is a snapshot:
@@ -256,7 +259,7 @@ impl Session {
     /// assert_eq!(s.acquire().unwrap_err(), Error::Closed);
     /// # Ok::<(), memscope::Error>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn acquire(&self) -> Result<AcquireGuard<'_>> {
         let shard = self.core.acquire()?;
         Ok(AcquireGuard {
@@ -347,6 +350,7 @@ impl Session {
     /// assert_eq!(s.close(), Err(Error::Closed));
     /// # Ok::<(), memscope::Error>(())
     /// ```
+    #[inline]
     pub fn close(&self) -> Result<()> {
         self.core.close()
     }
@@ -458,18 +462,18 @@ impl Session {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn keep_alive(&self, other: &Session) -> Result<()> {
-        if Arc::ptr_eq(&self.core, &other.core) {
+        if self.core.ptr_eq(&other.core) {
             return Err(Error::InvalidArgument {
                 reason: "a session cannot keep itself alive".into(),
             });
         }
         if other.kind() == SessionKind::Confined
-            && (self.kind() != SessionKind::Confined || self.core.owner != other.core.owner)
+            && (self.kind() != SessionKind::Confined || self.core.owner() != other.core.owner())
         {
             return Err(Error::WrongThread {
-                owner: other.core.owner,
+                owner: other.core.owner(),
                 current: if self.kind() == SessionKind::Confined {
-                    self.core.owner
+                    self.core.owner()
                 } else {
                     current_thread()
                 },
@@ -509,7 +513,7 @@ impl fmt::Debug for Session {
 impl PartialEq for Session {
     /// Two handles are equal when they name the same session.
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.core, &other.core)
+        self.core.ptr_eq(&other.core)
     }
 }
 impl Eq for Session {}
@@ -547,7 +551,7 @@ impl AcquireGuard<'_> {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn session_id(&self) -> u64 {
-        self.core.id
+        self.core.id()
     }
 
     #[allow(dead_code)]
@@ -557,7 +561,7 @@ impl AcquireGuard<'_> {
 }
 
 impl Drop for AcquireGuard<'_> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         self.core.release(self.shard);
     }
@@ -566,7 +570,7 @@ impl Drop for AcquireGuard<'_> {
 impl fmt::Debug for AcquireGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AcquireGuard")
-            .field("session", &self.core.id)
+            .field("session", &self.core.id())
             .finish()
     }
 }
@@ -599,7 +603,7 @@ impl Drop for Access<'_> {
 impl fmt::Debug for Access<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Access")
-            .field("session", &self.core.id)
+            .field("session", &self.core.id())
             .finish()
     }
 }

@@ -41,11 +41,31 @@
 //! thing another thread may release is a `keep_alive` hold (the keeper's last
 //! handle can drop anywhere), so holds live in a separate atomic `kept`.
 //! A confined `close_blocking` cannot wait (the waiter is the only thread
-//! that could release): it is `close`.
+//! that could release): it is `close`. A confined session's `ctl` is only
+//! ever touched by its owner thread (close and add_close_action check the
+//! thread first) or while uniquely held, so the owner reads and writes it
+//! without taking the lock: confined open + close costs no atomic
+//! read-modify-write at all.
+//!
+//! # Handles and recycling
+//!
+//! `Session` holds a [`Handle`] (an `Arc<Core>`). When the last handle of a
+//! confined or shared session drops — seen as a strong count of 1 plus an
+//! Acquire fence; no `Weak<Core>` is ever made — the core is closed if it
+//! was not (its actions run), reset to zero and kept in a per-thread pool
+//! (the shim's `thread_local!`, so loom sees it) of at most 8 per kind; the
+//! next `Session::confined()`/`shared()` on that thread takes it with a new
+//! owner and id. Ids are the thread id above a per-thread count, so making
+//! one touches no shared counter.
+
+use core::mem::ManuallyDrop;
+use core::ops::Deref;
+use std::cell::{Cell, RefCell};
 
 use crate::error::{Error, Result};
 use crate::sync::{
-    AtomicU64, CachePadded, Condvar, Mutex, MutexGuard, Ordering, current_thread_id, yield_now,
+    Arc, AtomicU64, CachePadded, Condvar, Mutex, MutexGuard, Ordering, current_thread_id, fence,
+    thread_local, with_unlocked, yield_now,
 };
 
 use super::SessionKind;
@@ -173,9 +193,11 @@ struct Control {
 /// The state behind every `Session` handle.
 pub(crate) struct Core {
     pub(crate) kind: SessionKind,
-    /// Owner thread id (confined) or 0.
-    pub(crate) owner: u64,
-    pub(crate) id: u64,
+    /// Owner thread id (confined) or 0. Atomic only so that a recycled core
+    /// can be re-owned through `&Core`; written only while uniquely held.
+    owner: AtomicU64,
+    /// The session id (for logs), renewed when the core is recycled.
+    id: AtomicU64,
     shards: Box<[CachePadded<AtomicU64>]>,
     /// Confined only: `keep_alive` holds on this session. Kept apart from the
     /// shard word because the keeper's close action may run on another
@@ -204,19 +226,34 @@ fn shard_count() -> usize {
     2
 }
 
+/// Bits of a session id that count sessions within one thread.
+const ID_LOCAL_BITS: u32 = 40;
+
+/// A process-unique session id without a shared counter: the creating
+/// thread's id (unique for the process) above a per-thread count (unique
+/// until one thread has created 2^40 sessions).
 fn next_session_id() -> u64 {
+    session_id_for(current_thread_id())
+}
+
+/// [`next_session_id`] for a caller that already knows its thread id.
+#[inline]
+fn session_id_for(thread: u64) -> u64 {
+    // loom's thread_local! (edition 2018 macro) takes no `const {}` init.
     #[cfg(not(loom))]
-    {
-        static NEXT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
-        NEXT.fetch_add(1, core::sync::atomic::Ordering::Relaxed)
+    thread_local! {
+        static NEXT: Cell<u64> = const { Cell::new(0) };
     }
     #[cfg(loom)]
-    {
-        loom::lazy_static! {
-            static ref NEXT: AtomicU64 = AtomicU64::new(1);
-        }
-        NEXT.fetch_add(1, Ordering::Relaxed)
+    thread_local! {
+        static NEXT: Cell<u64> = Cell::new(0);
     }
+    let n = NEXT.with(|c| {
+        let n = c.get();
+        c.set(n.wrapping_add(1));
+        n
+    });
+    (thread << ID_LOCAL_BITS) | (n & ((1 << ID_LOCAL_BITS) - 1))
 }
 
 /// Which shard the calling thread uses.
@@ -233,12 +270,12 @@ impl Core {
         };
         Core {
             kind,
-            owner: if kind == SessionKind::Confined {
+            owner: AtomicU64::new(if kind == SessionKind::Confined {
                 current_thread_id()
             } else {
                 0
-            },
-            id: next_session_id(),
+            }),
+            id: AtomicU64::new(next_session_id()),
             shards: (0..n).map(|_| CachePadded(AtomicU64::new(0))).collect(),
             kept: AtomicU64::new(0),
             ctl: Mutex::new(Control {
@@ -250,17 +287,27 @@ impl Core {
         }
     }
 
+    /// The owner thread (confined) or 0.
+    #[inline(always)]
+    pub(crate) fn owner(&self) -> u64 {
+        self.owner.load(Ordering::Relaxed)
+    }
+
+    /// The session id.
+    #[inline(always)]
+    pub(crate) fn id(&self) -> u64 {
+        self.id.load(Ordering::Relaxed)
+    }
+
     /// Fails with `WrongThread` unless this is a non-confined session or the
     /// caller is its owner.
     #[inline(always)]
     pub(crate) fn check_thread(&self) -> Result<()> {
         if self.kind == SessionKind::Confined && !broken!(NoOwnerCheck) {
             let current = current_thread_id();
-            if current != self.owner {
-                return Err(Error::WrongThread {
-                    owner: self.owner,
-                    current,
-                });
+            let owner = self.owner();
+            if current != owner {
+                return Err(Error::WrongThread { owner, current });
             }
         }
         Ok(())
@@ -306,7 +353,7 @@ impl Core {
     // ----- acquire / release -------------------------------------------------
 
     /// Takes one acquire; returns the shard to release through.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn acquire(&self) -> Result<usize> {
         match self.kind {
             SessionKind::Global => Ok(0),
@@ -328,7 +375,7 @@ impl Core {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn acquire_shared(&self) -> Result<usize> {
         let i = my_shard(self.shards.len());
         let s = &self.shards[i];
@@ -381,7 +428,7 @@ impl Core {
     /// Releases one acquire taken through shard `i`.
     ///
     /// Must be paired with a successful [`Core::acquire`] that returned `i`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn release(&self, i: usize) {
         match self.kind {
             SessionKind::Global => {}
@@ -395,7 +442,7 @@ impl Core {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn release_shard(&self, i: usize) {
         let s = &self.shards[i];
         let prev = if broken!(LoadStoreRelease) {
@@ -428,7 +475,7 @@ impl Core {
     // ----- plain access ------------------------------------------------------
 
     /// Starts a plain (unguarded) access. Returns the shard to exit through.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn enter(&self) -> Result<usize> {
         match self.kind {
             SessionKind::Global => Ok(0),
@@ -462,7 +509,7 @@ impl Core {
     }
 
     /// Ends a plain access started by a successful [`Core::enter`] that returned `i`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn exit(&self, i: usize) {
         if matches!(self.kind, SessionKind::Shared | SessionKind::Auto) {
             // Release: the access happens-before close's drain load.
@@ -474,17 +521,7 @@ impl Core {
 
     /// Phase 1 and 2 of close, with `ctl` held. `Err(n)`: `n` guards are held.
     fn try_close_locked(&self, ctl: &mut Control) -> core::result::Result<(), usize> {
-        if self.kind == SessionKind::Confined {
-            let s = &self.shards[0];
-            let w = s.load(Ordering::Relaxed);
-            let held = guards(w) + self.kept.load(Ordering::Acquire) as usize;
-            if held > 0 {
-                return Err(held);
-            }
-            s.store(w | CLOSED, Ordering::Release);
-            ctl.closed = true;
-            return Ok(());
-        }
+        debug_assert_ne!(self.kind, SessionKind::Confined);
         // Phase 1: mark every shard CLOSING and count the guards displaced.
         let mut busy = 0usize;
         for s in self.shards.iter() {
@@ -521,6 +558,9 @@ impl Core {
     /// `close()`: fails at once with `Busy` while guards are held.
     pub(crate) fn close(&self) -> Result<()> {
         self.check_closeable()?;
+        if self.kind == SessionKind::Confined {
+            return self.close_confined();
+        }
         if broken!(NonExclusiveClose) {
             // Check-then-act: the "already closed" check and the close are
             // not one critical section, so two closers can both succeed.
@@ -603,6 +643,121 @@ impl Core {
         }
     }
 
+    /// `close()` of a confined session, on its owner thread (checked by the
+    /// caller): no lock and no read-modify-write.
+    fn close_confined(&self) -> Result<()> {
+        let s = &self.shards[0];
+        let w = s.load(Ordering::Relaxed);
+        if w & CLOSED != 0 {
+            return Err(Error::Closed);
+        }
+        // Acquire: pairs with `unkeep`'s Release (a keeper on another thread).
+        let held = guards(w) + self.kept.load(Ordering::Acquire) as usize;
+        if held > 0 {
+            return Err(Error::Busy { acquired: held });
+        }
+        s.store(w | CLOSED, Ordering::Release);
+        // SAFETY: a confined core's `ctl` is touched only by its owner thread
+        // (this one: check_closeable ran) or while uniquely held (recycle,
+        // drop), which happens-before/after through the Arc. See `Core`.
+        unsafe { with_unlocked(&self.ctl, |c| c.closed = true) };
+        // SAFETY: as above.
+        unsafe { self.run_actions_unlocked() }
+    }
+
+    /// Pops and runs the registered actions newest first without the lock,
+    /// keeping the vector's capacity for a recycled core.
+    ///
+    /// # Safety
+    ///
+    /// `ctl` must be exclusively this thread's (a confined core on its owner
+    /// thread, or a uniquely held core), and `closed` already set, so that an
+    /// action registering another one runs it at once instead of pushing.
+    unsafe fn run_actions_unlocked(&self) -> Result<()> {
+        let mut count = 0usize;
+        let mut first = String::new();
+        loop {
+            // SAFETY: exclusivity is the caller's contract; the borrow ends
+            // before the action (user code) runs.
+            let Some(a) = (unsafe { with_unlocked(&self.ctl, |c| c.actions.pop()) }) else {
+                break;
+            };
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(a)) {
+                if count == 0 {
+                    first = crate::error::panic_message(&*p);
+                }
+                count += 1;
+            }
+        }
+        if count == 0 {
+            Ok(())
+        } else {
+            Err(Error::CloseActionPanicked { count, first })
+        }
+    }
+
+    /// Closes a session whose last handle is gone (no guard or access can
+    /// exist: each borrows a handle) and reports a panicking action.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the only reference to this core.
+    unsafe fn close_unique(&self) {
+        if self.kind == SessionKind::Global {
+            return;
+        }
+        // SAFETY: unique (the caller's contract).
+        let was_closed =
+            unsafe { with_unlocked(&self.ctl, |c| core::mem::replace(&mut c.closed, true)) };
+        if was_closed {
+            return;
+        }
+        for s in self.shards.iter() {
+            // Unique: a plain load/store pair is enough.
+            s.store(s.load(Ordering::Relaxed) | CLOSED, Ordering::Relaxed);
+        }
+        // SAFETY: unique, and `closed` is set.
+        if let Err(e) = unsafe { self.run_actions_unlocked() } {
+            #[cfg(not(loom))]
+            eprintln!("memscope: while dropping session {}: {e}", self.id());
+            #[cfg(loom)]
+            let _ = e;
+        }
+    }
+
+    /// Makes a closed, uniquely held core like new for the calling thread.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the only reference to this core.
+    unsafe fn reset(&self) {
+        for s in self.shards.iter() {
+            s.store(0, Ordering::Relaxed);
+        }
+        self.kept.store(0, Ordering::Relaxed);
+        // SAFETY: unique (the caller's contract).
+        unsafe {
+            with_unlocked(&self.ctl, |c| {
+                debug_assert!(c.actions.is_empty());
+                c.closed = false;
+                c.waiters = 0;
+            })
+        };
+    }
+
+    /// Gives a recycled core its new owner and id.
+    #[inline]
+    fn revive(&self) {
+        let me = current_thread_id();
+        let owner = if self.kind == SessionKind::Confined {
+            me
+        } else {
+            0
+        };
+        self.owner.store(owner, Ordering::Relaxed);
+        self.id.store(session_id_for(me), Ordering::Relaxed);
+    }
+
     fn check_closeable(&self) -> Result<()> {
         match self.kind {
             SessionKind::Global | SessionKind::Auto => Err(Error::NotCloseable { kind: self.kind }),
@@ -625,6 +780,26 @@ impl Core {
     /// runs `f` now and returns `Err(Closed)`.
     pub(crate) fn add_close_action(&self, f: Action) -> Result<()> {
         self.check_thread()?;
+        if self.kind == SessionKind::Confined {
+            // SAFETY: the owner thread (checked above): see `close_confined`.
+            let ran = unsafe {
+                with_unlocked(&self.ctl, |c| {
+                    if c.closed {
+                        Some(f)
+                    } else {
+                        c.actions.push(f);
+                        None
+                    }
+                })
+            };
+            return match ran {
+                None => Ok(()),
+                Some(f) => {
+                    f();
+                    Err(Error::Closed)
+                }
+            };
+        }
         if broken!(UnlockedAddAction) {
             let closed = self.ctl.lock().closed;
             yield_now();
@@ -670,32 +845,155 @@ fn run_actions(actions: Vec<Action>) -> Result<()> {
 
 impl Drop for Core {
     /// The last handle is gone: an auto session (or a shared/confined one that
-    /// was never closed) closes now. No guard or access can exist: each
-    /// borrows a handle.
+    /// was never closed) closes now.
     fn drop(&mut self) {
-        let mut ctl = self.ctl.lock();
-        if ctl.closed || self.kind == SessionKind::Global {
-            return;
-        }
-        ctl.closed = true;
-        let actions = std::mem::take(&mut ctl.actions);
-        drop(ctl);
-        for s in self.shards.iter() {
-            s.fetch_or(CLOSED, Ordering::Relaxed);
-        }
-        if let Err(e) = run_actions(actions) {
-            #[cfg(not(loom))]
-            eprintln!("memscope: while dropping session {}: {e}", self.id);
-            #[cfg(loom)]
-            let _ = e;
+        // SAFETY: `&mut self` is the only reference.
+        unsafe { self.close_unique() };
+    }
+}
+
+// ----- handles and the per-thread pool of cores ---------------------------------
+
+/// How many closed cores each thread keeps per kind for reuse.
+const POOL_CAP: usize = 8;
+
+/// Closed cores waiting to be reused by `Session::confined()` / `shared()`.
+struct Pool {
+    confined: Vec<Arc<Core>>,
+    shared: Vec<Arc<Core>>,
+}
+
+impl Pool {
+    fn of(&mut self, kind: SessionKind) -> &mut Vec<Arc<Core>> {
+        if kind == SessionKind::Confined {
+            &mut self.confined
+        } else {
+            &mut self.shared
         }
     }
+}
+
+const fn empty_pool() -> RefCell<Pool> {
+    RefCell::new(Pool {
+        confined: Vec::new(),
+        shared: Vec::new(),
+    })
+}
+
+// loom's thread_local! (edition 2018 macro) takes no `const {}` init.
+#[cfg(not(loom))]
+thread_local! {
+    static POOL: RefCell<Pool> = const { empty_pool() };
+}
+#[cfg(loom)]
+thread_local! {
+    static POOL: RefCell<Pool> = empty_pool();
+}
+
+/// A counted reference to a [`Core`]: the `Arc` behind every `Session`.
+///
+/// When the last handle of a confined or shared session drops, the core is
+/// closed (if it was not), reset and kept in a small per-thread pool, so the
+/// next session opened on that thread costs no allocation and no atomic
+/// read-modify-write. "Last" is read from the strong count: no `Weak<Core>`
+/// is ever made, so a count of 1 held by us cannot grow behind our back.
+pub(crate) struct Handle(ManuallyDrop<Arc<Core>>);
+
+impl Handle {
+    /// A new (or recycled) core of `kind`.
+    #[inline]
+    pub(crate) fn new(kind: SessionKind) -> Handle {
+        let pooled = if matches!(kind, SessionKind::Confined | SessionKind::Shared) {
+            POOL.try_with(|p| p.borrow_mut().of(kind).pop())
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        let core = match pooled {
+            Some(core) => {
+                core.revive();
+                core
+            }
+            None => Arc::new(Core::new(kind)),
+        };
+        Handle(ManuallyDrop::new(core))
+    }
+
+    /// Whether two handles name the same session.
+    #[inline]
+    pub(crate) fn ptr_eq(&self, other: &Handle) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Deref for Handle {
+    type Target = Core;
+    #[inline(always)]
+    fn deref(&self) -> &Core {
+        &self.0
+    }
+}
+
+impl Clone for Handle {
+    #[inline]
+    fn clone(&self) -> Handle {
+        Handle(ManuallyDrop::new(Arc::clone(&self.0)))
+    }
+}
+
+impl Drop for Handle {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: this is drop; the field is never used again.
+        let core = unsafe { ManuallyDrop::take(&mut self.0) };
+        if matches!(core.kind, SessionKind::Confined | SessionKind::Shared)
+            && Arc::strong_count(&core) == 1
+        {
+            // Pairs with the Release decrement of every other handle's drop
+            // (the value 1 was written by the last of them): their uses of
+            // the core happen-before its reuse.
+            fence(Ordering::Acquire);
+            recycle(core);
+        }
+    }
+}
+
+/// Closes a uniquely held core and keeps it for reuse on this thread (or
+/// frees it when the pool is full or the thread is exiting).
+#[inline]
+fn recycle(core: Arc<Core>) {
+    // A failing twin model panics with loom objects in thread-locals, whose
+    // destructors would then run outside the model and abort the test
+    // binary: broken twins run without the pool.
+    #[cfg(loom)]
+    if broken::current().is_some() {
+        return; // `core` drops (and closes) the ordinary way
+    }
+    // SAFETY: the caller saw a strong count of 1 on its own handle, no Weak
+    // exists, and the Acquire fence ordered every other handle's last use
+    // before this point: this is the only reference.
+    unsafe {
+        core.close_unique();
+        core.reset();
+    }
+    let kind = core.kind;
+    let mut spare = Some(core);
+    let _ = POOL.try_with(|p| {
+        let mut p = p.borrow_mut();
+        let v = p.of(kind);
+        if v.len() < POOL_CAP {
+            v.extend(spare.take());
+        }
+    });
+    // A full pool (or an exiting thread): free it, outside the pool borrow.
+    drop(spare);
 }
 
 impl core::fmt::Debug for Core {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Session")
-            .field("id", &self.id)
+            .field("id", &self.id())
             .field("kind", &self.kind)
             .field("alive", &self.is_alive())
             .field("acquired", &self.acquired())
