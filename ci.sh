@@ -34,7 +34,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
 step "loom models (LOOM_MAX_PREEMPTIONS=3, release, own target dir)"
 export LOOM_MAX_PREEMPTIONS=3
 LOOM_ENV=(env RUSTFLAGS="--cfg loom -C debug-assertions" CARGO_TARGET_DIR=target/loom)
-"${LOOM_ENV[@]}" cargo test --release -p loom-tests -- loom_ --test-threads=2 2>&1 | tee target/loom-models.log | grep -E "^(test |loom model|test result)" || { echo "loom models FAILED"; exit 1; }
+"${LOOM_ENV[@]}" cargo test --release -p loom-tests -- loom_ --test-threads=2 --nocapture 2>&1 | tee target/loom-models.log | grep -E "^(test |loom model|test result)" || { echo "loom models FAILED"; exit 1; }
 grep -q "test result: ok" target/loom-models.log || { echo "loom models FAILED"; exit 1; }
 
 step "loom broken twins (each must be caught: a twin that passes fails CI)"
