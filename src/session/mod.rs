@@ -303,6 +303,10 @@ impl Session {
     /// `close()` fail — close waits for the token instead. Keep it short (one
     /// read or write): segments use it around each unguarded access.
     ///
+    /// Never leak the token (`mem::forget`) and never close a shared session
+    /// from the thread that holds one: close would wait for it forever. Use
+    /// [`acquire`](Self::acquire) for anything longer than one access.
+    ///
     /// # Errors
     ///
     /// [`Error::Closed`] after close (or once a close has begun freeing);
