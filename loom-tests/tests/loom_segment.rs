@@ -45,7 +45,19 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
     if b.preemption_bound.is_none() {
         b.preemption_bound = Some(3);
     }
-    b.check(f);
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = count.clone();
+    b.check(move || {
+        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        f()
+    });
+    // Named after the running test (libtest names its threads so).
+    let name = std::thread::current().name().unwrap_or("?").to_string();
+    println!(
+        "loom model {}: {} iterations",
+        name.trim_start_matches("loom_"),
+        count.load(std::sync::atomic::Ordering::Relaxed)
+    );
 }
 
 /// A shared session whose close action frees the loom memory, and the
