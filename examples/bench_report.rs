@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// One PERFORMANCE.md row: the criterion ids of the memscope side and the
-/// peer side, and the target for `memscope / peer` (time ratio).
+/// peer side, and the target for `memscope / peer` (time ratio). An empty
+/// `peer` makes the target an absolute time in nanoseconds.
 struct Row {
     row: &'static str,
     workload: &'static str,
@@ -28,105 +29,217 @@ struct Row {
 const ROWS: &[Row] = &[
     Row {
         row: "1",
-        workload: "arena 10,007 x 16 B + reset, 1 thread",
-        ours: "alloc/row1/memscope_local",
-        peer: "alloc/row1/blink_alloc",
+        workload: "arena 10,007 x 16 B + reset, 1 thread: per-thread handle of a shared arena",
+        ours: "row1_arena_10007x16B_1t/memscope_shared_arena_local",
+        peer: "row1_arena_10007x16B_1t/blink_alloc",
         peer_name: "BlinkAlloc",
         target: 1.0,
     },
     Row {
-        row: "1b",
-        workload: "arena 10,007 x 16 B (confined arena)",
-        ours: "alloc/row1/memscope_confined",
-        peer: "alloc/row1/bumpalo",
+        row: "1",
+        workload: "same, confined arena (&Arena)",
+        ours: "row1_arena_10007x16B_1t/memscope_confined_arena",
+        peer: "row1_arena_10007x16B_1t/blink_alloc",
+        peer_name: "BlinkAlloc",
+        target: 1.0,
+    },
+    Row {
+        row: "1",
+        workload: "same, confined arena's local handle",
+        ours: "row1_arena_10007x16B_1t/memscope_confined_arena_local",
+        peer: "row1_arena_10007x16B_1t/blink_alloc",
+        peer_name: "BlinkAlloc",
+        target: 1.0,
+    },
+    Row {
+        row: "1",
+        workload: "same, vs bumpalo",
+        ours: "row1_arena_10007x16B_1t/memscope_shared_arena_local",
+        peer: "row1_arena_10007x16B_1t/bumpalo",
         peer_name: "bumpalo",
         target: 1.0,
     },
     Row {
         row: "2",
-        workload: "one arena, 2 threads, shared &Arena",
-        ours: "alloc/row2/memscope_shared",
-        peer: "alloc/row2/mutex_bump",
+        workload: "one arena, 2 threads, shared &Arena (time ratio; >= 3x throughput)",
+        ours: "row2_arena_2_threads_x10000x16B/memscope_shared_arena",
+        peer: "row2_arena_2_threads_x10000x16B/mutex_bumpalo",
         peer_name: "Mutex<Bump>",
         target: 1.0 / 3.0,
     },
     Row {
-        row: "2b",
+        row: "2",
         workload: "one arena, 2 threads, per-thread handle",
-        ours: "alloc/row2/memscope_local",
-        peer: "alloc/row2/sync_blink_local",
+        ours: "row2_arena_2_threads_x10000x16B/memscope_local",
+        peer: "row2_arena_2_threads_x10000x16B/sync_blink_alloc_local",
         peer_name: "SyncBlinkAlloc::local",
         target: 1.0,
     },
     Row {
         row: "3",
-        workload: "stack frame + 4 allocations",
-        ours: "alloc/row3/memscope_stack",
-        peer: "alloc/row3/bumpalo",
+        workload: "stack frame + 4 x 16 B (zeroed)",
+        ours: "row3_frame_4x16B/memscope_stack_frame",
+        peer: "row3_frame_4x16B/bumpalo_4_allocs_reset",
         peer_name: "bumpalo",
         target: 1.2,
     },
     Row {
+        row: "3",
+        workload: "stack frame + 4 x 16 B (uninit, like bumpalo)",
+        ours: "row3_frame_4x16B/memscope_stack_frame_uninit",
+        peer: "row3_frame_4x16B/bumpalo_4_allocs_reset",
+        peer_name: "bumpalo",
+        target: 1.2,
+    },
+    Row {
+        row: "4",
+        workload: "confined session: open + allocate 16 B + close",
+        ours: "row4_5_open_alloc16_close/memscope_confined_arena",
+        peer: "",
+        peer_name: "(absolute, ns)",
+        target: 15.0,
+    },
+    Row {
+        row: "5",
+        workload: "shared session: open + allocate 16 B + close",
+        ours: "row4_5_open_alloc16_close/memscope_shared_arena",
+        peer: "",
+        peer_name: "(absolute, ns)",
+        target: 500.0,
+    },
+    Row {
         row: "6",
         workload: "acquire + release, 1 thread",
-        ours: "session/row6/memscope",
-        peer: "session/row6/raw_atomic_pair",
+        ours: "session/acquire_release/1t/shared",
+        peer: "session/acquire_release/1t/peer/raw_fetch_add_sub",
         peer_name: "fetch_add+fetch_sub",
         target: 1.0,
     },
     Row {
         row: "7",
-        workload: "acquire + release, 2 threads",
-        ours: "session/row7/memscope",
-        peer: "session/row7/sharded_lock",
+        workload: "acquire + release, 2 threads (wall / all pairs)",
+        ours: "session/acquire_release/2t/shared",
+        peer: "session/acquire_release/2t/peer/sharded_lock_read",
         peer_name: "ShardedLock read",
         target: 1.0,
     },
     Row {
         row: "8",
         workload: "sum 1 Mi i32 under a guard",
-        ours: "segment/row8/memscope_guarded",
-        peer: "segment/row8/plain_slice",
+        ours: "segment/sum_1Mi_i32/guarded_as_slice_of/shared",
+        peer: "segment/sum_1Mi_i32/plain_slice",
         peer_name: "&[i32] sum",
         target: 1.1,
     },
     Row {
         row: "9",
-        workload: "sum 1 Mi i32, checked get per element",
-        ours: "segment/row9/memscope_get",
-        peer: "segment/row8/plain_slice",
+        workload: "sum 1 Mi i32, checked get per element, global session",
+        ours: "segment/sum_1Mi_i32/get_per_element/global",
+        peer: "segment/sum_1Mi_i32/plain_slice",
         peer_name: "&[i32] sum",
         target: 3.0,
     },
     Row {
+        row: "9",
+        workload: "same, confined session",
+        ours: "segment/sum_1Mi_i32/get_per_element/confined",
+        peer: "segment/sum_1Mi_i32/plain_slice",
+        peer_name: "&[i32] sum",
+        target: 3.0,
+    },
+    Row {
+        row: "9",
+        workload: "same, shared session",
+        ours: "segment/sum_1Mi_i32/get_per_element/shared",
+        peer: "segment/sum_1Mi_i32/plain_slice",
+        peer_name: "&[i32] sum",
+        target: 3.0,
+    },
+    Row {
+        row: "9",
+        workload: "checked bulk reads (elements().next_chunk), shared",
+        ours: "segment/sum_1Mi_i32/elements_next_chunk/shared",
+        peer: "segment/sum_1Mi_i32/plain_slice",
+        peer_name: "&[i32] sum",
+        target: 3.0,
+    },
+    Row {
+        row: "-",
+        workload: "fill 1 MiB",
+        ours: "segment/1MiB/fill/segment",
+        peer: "segment/1MiB/fill/ptr_write_bytes",
+        peer_name: "memset",
+        target: 1.1,
+    },
+    Row {
+        row: "-",
+        workload: "copy 1 MiB",
+        ours: "segment/1MiB/copy/segment",
+        peer: "segment/1MiB/copy/ptr_copy_nonoverlapping",
+        peer_name: "memcpy",
+        target: 1.1,
+    },
+    Row {
+        row: "-",
+        workload: "marshal a 5-field c_struct! in and out",
+        ours: "marshal/rec5_one_at_a_time_x64/marshal_global",
+        peer: "marshal/rec5_one_at_a_time_x64/ptr_write_read",
+        peer_name: "ptr::write/read",
+        target: 1.2,
+    },
+    Row {
         row: "10",
         workload: "typed downcall add(int,int)",
-        ours: "linker/row10/memscope_typed",
-        peer: "linker/row10/direct",
+        ours: "row10_add_typed/memscope_typed",
+        peer: "row10_add_typed/direct_fn_pointer",
         peer_name: "direct extern \"C\"",
         target: 1.3,
     },
     Row {
         row: "11",
-        workload: "dynamic downcall (libffi)",
-        ours: "linker/row11/memscope_dynamic",
-        peer: "linker/row11/raw_libffi",
+        workload: "dynamic downcall (Downcall::call)",
+        ours: "row11_add_dynamic/memscope_downcall_call",
+        peer: "row11_add_dynamic/raw_libffi_cif_call",
+        peer_name: "libffi Cif::call",
+        target: 1.5,
+    },
+    Row {
+        row: "11",
+        workload: "bind! downcall",
+        ours: "row11_add_dynamic/memscope_bind_macro",
+        peer: "row11_add_dynamic/raw_libffi_cif_call",
         peer_name: "libffi Cif::call",
         target: 1.5,
     },
     Row {
         row: "12",
+        workload: "struct by value, typed",
+        ours: "row12_struct_by_value/memscope_typed",
+        peer: "row12_struct_by_value/direct_fn_pointer",
+        peer_name: "direct extern \"C\"",
+        target: 2.0,
+    },
+    Row {
+        row: "12",
         workload: "struct by value, dynamic",
-        ours: "linker/row12/memscope_dynamic",
-        peer: "linker/row12/raw_libffi",
+        ours: "row12_struct_by_value/memscope_downcall_call",
+        peer: "row12_struct_by_value/raw_libffi_cif_call",
         peer_name: "libffi Cif::call",
         target: 1.5,
     },
     Row {
         row: "13",
-        workload: "qsort 1,000 ints, Rust upcall comparator",
-        ours: "linker/row13/memscope_upcall",
-        peer: "linker/row13/c_comparator",
+        workload: "qsort 1,000 ints, capturing Rust comparator",
+        ours: "row13_qsort_1000/rust_typed_capturing_libffi_closure_shared",
+        peer: "row13_qsort_1000/c_comparator",
+        peer_name: "C comparator",
+        target: 3.0,
+    },
+    Row {
+        row: "13",
+        workload: "qsort 1,000 ints, stateless Rust comparator",
+        ours: "row13_qsort_1000/rust_typed_upcall_shared",
+        peer: "row13_qsort_1000/c_comparator",
         peer_name: "C comparator",
         target: 3.0,
     },
@@ -189,6 +302,26 @@ fn main() {
     println!("|---|---|---|---|---|---|---|");
     let mut plotted = Vec::new();
     for r in ROWS {
+        if r.peer.is_empty() {
+            match results.get(r.ours) {
+                Some(&a) => {
+                    let met = if a <= r.target { "yes" } else { "no" };
+                    println!(
+                        "| {} | {} | {} | – | – | <= {} ns | {} |",
+                        r.row,
+                        r.workload,
+                        fmt_ns(a),
+                        r.target,
+                        met
+                    );
+                }
+                None => println!(
+                    "| {} | {} | – | – | – | <= {} ns | not measured in this run |",
+                    r.row, r.workload, r.target
+                ),
+            }
+            continue;
+        }
         match (results.get(r.ours), results.get(r.peer)) {
             (Some(&a), Some(&b)) => {
                 let ratio = a / b;
@@ -204,7 +337,11 @@ fn main() {
                     r.target,
                     met
                 );
-                plotted.push((format!("{} {}", r.row, r.peer_name), ratio, r.target));
+                let mut label = format!("{} {}", r.row, r.workload);
+                if label.chars().count() > 46 {
+                    label = label.chars().take(45).collect::<String>() + "…";
+                }
+                plotted.push((label, ratio, r.target));
             }
             _ => println!(
                 "| {} | {} | – | – | – | <= {:.2}x | not measured in this run |",
@@ -249,7 +386,7 @@ fn plot(rows: &[(String, f64, f64)], out: &Path) -> Result<(), Box<dyn std::erro
         std::fs::create_dir_all(d)?;
     }
     let h = 60 + 40 * rows.len() as u32;
-    let area = BitMapBackend::new(out, (900, h)).into_drawing_area();
+    let area = BitMapBackend::new(out, (1200, h)).into_drawing_area();
     area.fill(&WHITE)?;
     let cap = 4.0f64;
     let n = rows.len();
@@ -260,7 +397,7 @@ fn plot(rows: &[(String, f64, f64)], out: &Path) -> Result<(), Box<dyn std::erro
         )
         .margin(10)
         .x_label_area_size(30)
-        .y_label_area_size(220)
+        .y_label_area_size(380)
         .build_cartesian_2d(0.0..cap, (0..n).into_segmented())?;
     chart
         .configure_mesh()
