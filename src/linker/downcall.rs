@@ -295,21 +295,7 @@ impl Downcall {
     /// zero-extended into a word (see [`word_value`]).
     #[inline(never)]
     fn call_word(&self, args: &[Value]) -> Result<u64> {
-        // One load of the value's exact size (a variable-length copy into
-        // a word, then a wide load of it, stalled store forwarding).
-        self.call_values_then(args, |ret| {
-            Ok(if let Ok(b) = <[u8; 8]>::try_from(ret) {
-                u64::from_ne_bytes(b)
-            } else if let Ok(b) = <[u8; 4]>::try_from(ret) {
-                u64::from(u32::from_ne_bytes(b))
-            } else if let Ok(b) = <[u8; 2]>::try_from(ret) {
-                u64::from(u16::from_ne_bytes(b))
-            } else if let [b] = *ret {
-                u64::from(b)
-            } else {
-                0
-            })
-        })
+        self.call_values_then(args, |ret| Ok(read_word(ret)))
     }
 
     /// `call` for aggregate returns.
@@ -372,7 +358,24 @@ impl Downcall {
     /// assert_eq!(f.call_with(&[Arg::CStr(c"hello")])?, Some(Value::U64(5)));
     /// # Ok::<(), memscope::Error>(())
     /// ```
+    #[inline(always)]
     pub fn call_with(&self, args: &[Arg<'_, '_>]) -> Result<Option<Value>> {
+        // As in `call`: scalars come back as a word, the `Value` is built
+        // in the caller.
+        match self.ret {
+            RetEnc::Aggregate => self.call_with_values(args),
+            RetEnc::Void => self.call_with_word(args).map(|_| None),
+            RetEnc::Scalar(s) => self.call_with_word(args).map(|w| Some(word_value(s, w))),
+        }
+    }
+
+    #[inline(never)]
+    fn call_with_word(&self, args: &[Arg<'_, '_>]) -> Result<u64> {
+        self.call_args(args, |ret| Ok(read_word(ret)))
+    }
+
+    #[inline(never)]
+    fn call_with_values(&self, args: &[Arg<'_, '_>]) -> Result<Option<Value>> {
         self.call_args(args, |ret| self.decode_ret(ret))
     }
 
@@ -749,6 +752,25 @@ pub(crate) fn put_scalar(buf: &mut [u8], off: usize, s: Scalar, v: &Value) -> Op
         (Scalar::F64, Value::F64(x)) => put!(x),
         (Scalar::Address, Value::Address(a)) => put!(a.0),
         _ => None,
+    }
+}
+
+/// A scalar return value's bytes (1, 2, 4 or 8; none for `void`),
+/// zero-extended into a word with one load of the value's exact size (a
+/// variable-length copy into a word, then a wide load of it, stalled store
+/// forwarding).
+#[inline(always)]
+fn read_word(ret: &[u8]) -> u64 {
+    if let Ok(b) = <[u8; 8]>::try_from(ret) {
+        u64::from_ne_bytes(b)
+    } else if let Ok(b) = <[u8; 4]>::try_from(ret) {
+        u64::from(u32::from_ne_bytes(b))
+    } else if let Ok(b) = <[u8; 2]>::try_from(ret) {
+        u64::from(u16::from_ne_bytes(b))
+    } else if let [b] = *ret {
+        u64::from(b)
+    } else {
+        0
     }
 }
 
