@@ -1446,3 +1446,48 @@ fn a_struct_return_into_a_closed_segment_is_an_error() {
     );
     assert_eq!(buf[0], 0);
 }
+
+#[test]
+fn large_calls_work_from_thread_local_destructors_after_the_thread_stack_is_gone() {
+    use std::cell::RefCell;
+    use std::sync::mpsc;
+    struct OnExit(mpsc::Sender<Option<Value>>);
+    impl Drop for OnExit {
+        fn drop(&mut self) {
+            let f = link(
+                &testlib(),
+                "big320_scale",
+                Some(big320()),
+                &[big320(), c::ULONG],
+            );
+            let r = f
+                .call_with(&[Arg::Bytes(&big320_bytes(1)), Value::U64(2).into()])
+                .unwrap();
+            self.0.send(r).unwrap();
+        }
+    }
+    thread_local! {
+        static ON_EXIT: RefCell<Option<OnExit>> = const { RefCell::new(None) };
+    }
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Registered first, so destroyed after the thread's stack allocator
+        // (set up by the large call below): the destructor's call cannot
+        // use it and must still work.
+        ON_EXIT.with(|o| *o.borrow_mut() = Some(OnExit(tx)));
+        let f = link(
+            &testlib(),
+            "big320_scale",
+            Some(big320()),
+            &[big320(), c::ULONG],
+        );
+        f.call_with(&[Arg::Bytes(&big320_bytes(1)), Value::U64(1).into()])
+            .unwrap();
+    })
+    .join()
+    .unwrap();
+    let want = Value::Struct(vec![Value::Array(
+        (0..40).map(|i| Value::U64(2 * i)).collect(),
+    )]);
+    assert_eq!(rx.recv().unwrap(), Some(want));
+}

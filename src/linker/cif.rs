@@ -275,16 +275,26 @@ impl CallPlan {
     ) -> Result<R> {
         crate::alloc::stack::frame(|f| {
             let n = self.offsets.len();
-            let a = f.bump(self.arg_bytes, 16)?;
-            let r = f.bump(self.ret_bytes, 16)?;
-            let p = f.bump(
-                n.checked_mul(size_of::<*mut c_void>())
-                    .ok_or(Error::OutOfMemory {
-                        size: usize::MAX,
-                        align: 8,
-                    })?,
-                align_of::<*mut c_void>(),
-            )?;
+            let bumped = (|| {
+                let ptr_bytes =
+                    n.checked_mul(size_of::<*mut c_void>())
+                        .ok_or(Error::OutOfMemory {
+                            size: usize::MAX,
+                            align: align_of::<*mut c_void>(),
+                        })?;
+                Ok::<_, Error>((
+                    f.bump(self.arg_bytes, 16)?,
+                    f.bump(self.ret_bytes, 16)?,
+                    f.bump(ptr_bytes, align_of::<*mut c_void>())?,
+                ))
+            })();
+            let (a, r, p) = match bumped {
+                Ok(b) => b,
+                // The thread's stack is gone (a downcall from a thread-local
+                // destructor at thread exit): heap buffers instead.
+                Err(Error::Closed) => return self.invoke_on_heap(fill, read, capture_errno),
+                Err(e) => return Err(e),
+            };
             // SAFETY: `Frame::bump` returned three disjoint ranges of this
             // thread's stack chunk (or heap blocks of this frame), exposed
             // when the chunk was made, 16- (pointer-) aligned, of exactly the
@@ -309,6 +319,22 @@ impl CallPlan {
             };
             self.run(args, ret, ptrs, fill, read, capture_errno)
         })
+    }
+
+    /// Large calls when the thread's stack allocator is unavailable.
+    #[cold]
+    #[inline(never)]
+    fn invoke_on_heap<R>(
+        &self,
+        fill: impl FnOnce(&mut [u8]) -> Result<()>,
+        read: impl FnOnce(&mut [u8], i32) -> Result<R>,
+        capture_errno: bool,
+    ) -> Result<R> {
+        let mut args = vec![0u128; self.arg_bytes.div_ceil(16)];
+        let mut ret = vec![MaybeUninit::<u128>::uninit(); self.ret_bytes.div_ceil(16)];
+        let mut ptrs = vec![MaybeUninit::<*mut c_void>::uninit(); self.offsets.len()];
+        let args = &mut as_bytes(&mut args)[..self.arg_bytes];
+        self.run(args, &mut ret, &mut ptrs, fill, read, capture_errno)
     }
 
     #[inline(always)]
