@@ -104,12 +104,23 @@ fn linker(c: &mut Criterion) {
             unsafe { cif.call::<i32>(code, &[arg(&x), arg(&y)]) }
         })
     });
+    // The result handed on as the `Option<Value>` itself (black-boxed in
+    // memory) ...
     g.bench_function("memscope_downcall_call", |b| {
         b.iter(|| {
             dyn_add
                 .call(&[Value::I32(black_box(1)), Value::I32(black_box(2))])
                 .unwrap()
         })
+    });
+    // ... and consumed as the i32 it is, like the raw libffi and bind! rows.
+    g.bench_function("memscope_downcall_call_i32", |b| {
+        b.iter(
+            || match dyn_add.call(&[Value::I32(black_box(1)), Value::I32(black_box(2))]) {
+                Ok(Some(Value::I32(r))) => r,
+                _ => unreachable!(),
+            },
+        )
     });
     g.bench_function("memscope_bind_macro", |b| {
         b.iter(|| bound.add(black_box(1), black_box(2)).unwrap())
@@ -147,6 +158,35 @@ fn linker(c: &mut Criterion) {
         b.iter(|| {
             let v = Value::Struct(vec![Value::F64(black_box(1.0)), Value::F64(2.0)]);
             dyn_swap.call(&[v]).unwrap()
+        })
+    });
+    // The allocation-free dynamic path: the argument as raw bytes, the
+    // struct returned straight into a caller segment.
+    let mut out_h = memscope::segment::HeapSegment::new(16, 8).unwrap();
+    let mut out = out_h.as_segment_mut();
+    g.bench_function("memscope_downcall_bytes_call_into", |b| {
+        b.iter(|| {
+            let x = black_box(Complex { re: 1.0, im: 2.0 });
+            let mut bytes = [0u8; 16];
+            bytes[..8].copy_from_slice(&x.re.to_ne_bytes());
+            bytes[8..].copy_from_slice(&x.im.to_ne_bytes());
+            dyn_swap
+                .call_into(&[memscope::linker::Arg::Bytes(&bytes)], &mut out)
+                .unwrap();
+            black_box(out.get::<f64>(0).unwrap())
+        })
+    });
+    g.bench_function("memscope_downcall_call_with_frame", |b| {
+        b.iter(|| {
+            let x = black_box(Complex { re: 1.0, im: 2.0 });
+            let mut bytes = [0u8; 16];
+            bytes[..8].copy_from_slice(&x.re.to_ne_bytes());
+            bytes[8..].copy_from_slice(&x.im.to_ne_bytes());
+            dyn_swap
+                .call_with_frame(&[memscope::linker::Arg::Bytes(&bytes)], |_, r| {
+                    r.unwrap().get::<f64>(0).unwrap()
+                })
+                .unwrap()
         })
     });
     g.bench_function("memscope_bind_macro", |b| {

@@ -1300,3 +1300,194 @@ fn linker_handles_are_send_and_sync() {
         h.join().unwrap();
     }
 }
+
+fn big320() -> MemoryLayout {
+    MemoryLayout::c_struct([MemoryLayout::sequence(40, c::ULONG).unwrap()]).unwrap()
+}
+
+fn big320_bytes(scale: u64) -> Vec<u8> {
+    (0..40u64).flat_map(|i| (i * scale).to_ne_bytes()).collect()
+}
+
+#[test]
+fn calls_too_large_for_the_native_stack_marshal_on_the_thread_stack() {
+    use memscope::alloc::{SegmentAllocator, stack};
+    let f = link(
+        &testlib(),
+        "big320_scale",
+        Some(big320()),
+        &[big320(), c::ULONG],
+    );
+    let arg = big320_bytes(1);
+    let want = big320_bytes(3);
+    // Through Values.
+    let vals = Value::Struct(vec![Value::Array((0..40).map(Value::U64).collect())]);
+    let r = f.call(&[vals, Value::U64(3)]).unwrap();
+    assert_eq!(
+        r,
+        Some(Value::Struct(vec![Value::Array(
+            (0..40).map(|i| Value::U64(3 * i)).collect()
+        )]))
+    );
+    // Inside an open frame: the call's temporaries come and go above it,
+    // and a segment the frame allocated before the call is untouched.
+    stack::frame(|outer| {
+        let mut mine = outer.allocate(16, 8).unwrap();
+        mine.set::<u64>(8, 77).unwrap();
+        let used = outer.used();
+        let mut out = outer.allocate(320, 8).unwrap();
+        f.call_into(&[Arg::Bytes(&arg), Value::U64(3).into()], &mut out)
+            .unwrap();
+        let mut got = vec![0u8; 320];
+        out.copy_to_slice(0, &mut got).unwrap();
+        assert_eq!(got, want);
+        assert_eq!(outer.used(), used + 320);
+        assert_eq!(mine.get::<u64>(8).unwrap(), 77);
+        // The frame is a fine allocator for `call_in` too (the segment is
+        // allocated before the call opens its own frame).
+        let seg = f
+            .call_in(&[Arg::Contents(&out), Value::U64(2).into()], outer)
+            .unwrap()
+            .unwrap();
+        assert_eq!(seg.get::<u64>(8 * 39).unwrap(), 39 * 6);
+    });
+    // The default: the struct return materialised on the thread's stack.
+    let last = f
+        .call_with_frame(&[Arg::Bytes(&arg), Value::U64(5).into()], |fr, r| {
+            assert!(fr.used() >= 320);
+            r.unwrap().get::<u64>(8 * 39).unwrap()
+        })
+        .unwrap();
+    assert_eq!(last, 39 * 5);
+}
+
+#[test]
+fn struct_arguments_and_returns_as_raw_bytes() {
+    let f = link(&testlib(), "cmul", Some(complex()), &[complex(), complex()]);
+    let bytes = |re: f64, im: f64| [re.to_ne_bytes(), im.to_ne_bytes()].concat();
+    let (a, b) = (bytes(1.0, 2.0), bytes(3.0, -1.0));
+    let mut h = memscope::segment::HeapSegment::new(16, 8).unwrap();
+    let mut out = h.as_segment_mut();
+    f.call_into(&[Arg::Bytes(&a), Arg::Bytes(&b)], &mut out)
+        .unwrap();
+    assert_eq!(
+        (out.get::<f64>(0).unwrap(), out.get::<f64>(8).unwrap()),
+        (5.0, 5.0)
+    );
+    // A returned struct goes straight back in as an argument.
+    let mut h2 = memscope::segment::HeapSegment::new(24, 8).unwrap();
+    let mut out2 = h2.as_segment_mut();
+    f.call_into(&[Arg::Contents(&out), Arg::Bytes(&b)], &mut out2)
+        .unwrap();
+    assert_eq!(
+        (out2.get::<f64>(0).unwrap(), out2.get::<f64>(8).unwrap()),
+        (20.0, 10.0)
+    );
+    assert_eq!(
+        out2.get::<f64>(16).unwrap(),
+        0.0,
+        "only the struct's bytes are written"
+    );
+    // Mixed with Values, and read back as a Value.
+    assert_eq!(
+        f.call_with(&[
+            Arg::Bytes(&a),
+            Value::Struct(vec![Value::F64(3.0), Value::F64(-1.0)]).into()
+        ])
+        .unwrap(),
+        Some(Value::Struct(vec![Value::F64(5.0), Value::F64(5.0)]))
+    );
+    // Wrong sizes are errors, not reads past the bytes.
+    assert!(matches!(
+        f.call_into(&[Arg::Bytes(&a[..8]), Arg::Bytes(&b)], &mut out),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let h3 = memscope::segment::HeapSegment::new(8, 8).unwrap();
+    let small = h3.as_segment();
+    assert!(matches!(
+        f.call_with(&[Arg::Contents(&small), Arg::Bytes(&b)]),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let mut h4 = memscope::segment::HeapSegment::new(8, 8).unwrap();
+    let mut short = h4.as_segment_mut();
+    assert!(matches!(
+        f.call_into(&[Arg::Bytes(&a), Arg::Bytes(&b)], &mut short),
+        Err(Error::OutOfBounds { .. })
+    ));
+    assert!(matches!(
+        f.call_into(&[Arg::Bytes(&a)], &mut out),
+        Err(Error::InvalidArgument { .. })
+    ));
+    // void: nothing to write into; call_with_frame gives None.
+    let free = link(&testlib(), "c_free", None, &[c::POINTER]);
+    assert!(matches!(
+        free.call_into(&[Value::Address(Address::NULL).into()], &mut out),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(
+        free.call_with_frame(&[Value::Address(Address::NULL).into()], |_, r| r.is_none())
+            .unwrap()
+    );
+}
+
+#[test]
+fn a_struct_return_into_a_closed_segment_is_an_error() {
+    let f = link(&testlib(), "cmul", Some(complex()), &[complex(), complex()]);
+    let one = [1.0f64.to_ne_bytes(), 0.0f64.to_ne_bytes()].concat();
+    let s = Session::shared();
+    let mut buf = [0u128; 1];
+    // SAFETY: `buf` outlives the segment; 16 bytes, 16-aligned.
+    let mut out =
+        unsafe { Segment::from_raw(Address::from_ptr(buf.as_mut_ptr()), 16, &s) }.unwrap();
+    s.close().unwrap();
+    assert_eq!(
+        f.call_into(&[Arg::Bytes(&one), Arg::Bytes(&one)], &mut out),
+        Err(Error::Closed)
+    );
+    assert_eq!(buf[0], 0);
+}
+
+#[test]
+fn large_calls_work_from_thread_local_destructors_after_the_thread_stack_is_gone() {
+    use std::cell::RefCell;
+    use std::sync::mpsc;
+    struct OnExit(mpsc::Sender<Option<Value>>);
+    impl Drop for OnExit {
+        fn drop(&mut self) {
+            let f = link(
+                &testlib(),
+                "big320_scale",
+                Some(big320()),
+                &[big320(), c::ULONG],
+            );
+            let r = f
+                .call_with(&[Arg::Bytes(&big320_bytes(1)), Value::U64(2).into()])
+                .unwrap();
+            self.0.send(r).unwrap();
+        }
+    }
+    thread_local! {
+        static ON_EXIT: RefCell<Option<OnExit>> = const { RefCell::new(None) };
+    }
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Registered first, so destroyed after the thread's stack allocator
+        // (set up by the large call below): the destructor's call cannot
+        // use it and must still work.
+        ON_EXIT.with(|o| *o.borrow_mut() = Some(OnExit(tx)));
+        let f = link(
+            &testlib(),
+            "big320_scale",
+            Some(big320()),
+            &[big320(), c::ULONG],
+        );
+        f.call_with(&[Arg::Bytes(&big320_bytes(1)), Value::U64(1).into()])
+            .unwrap();
+    })
+    .join()
+    .unwrap();
+    let want = Value::Struct(vec![Value::Array(
+        (0..40).map(|i| Value::U64(2 * i)).collect(),
+    )]);
+    assert_eq!(rx.recv().unwrap(), Some(want));
+}

@@ -128,8 +128,14 @@ pub(crate) fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
-/// Arguments up to this many bytes (and this many arguments) are marshaled
-/// in buffers on the native stack; larger calls use heap buffers.
+/// Calls whose arguments fit this many bytes (and this many arguments, and
+/// whose return value fits `SMALL_RET_BYTES`) marshal in small buffers on
+/// the native stack; the rest in the calling thread's stack allocator
+/// ([`crate::alloc::stack`]).
+const SMALL_ARG_BYTES: usize = 64;
+const SMALL_ARGS: usize = 4;
+const SMALL_RET_BYTES: usize = 32;
+/// The larger native-stack tier (up to 256 bytes of arguments).
 const INLINE_ARG_BYTES: usize = 256;
 const INLINE_ARGS: usize = 32;
 const INLINE_RET_BYTES: usize = 128;
@@ -141,12 +147,25 @@ pub(crate) struct CallPlan {
     cif: PreparedCif,
     fun: usize,
     /// Offset of each argument in the argument buffer (16-aligned slots).
-    offsets: Vec<usize>,
+    offsets: Box<[usize]>,
     arg_bytes: usize,
     /// Bytes of the return buffer (≥ 8: libffi widens small integers).
     ret_bytes: usize,
     /// The return value's size (0 for `void`).
     ret_size: usize,
+    /// Where the temporaries live, fixed by the sizes above.
+    tier: Tier,
+}
+
+/// Where a call's temporaries live (see `CallPlan::tier`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tier {
+    /// 64 bytes of arguments, 4 arguments, 32 bytes of return on the native stack.
+    Small,
+    /// 256 bytes of arguments, 32 arguments, 128 bytes of return on the native stack.
+    Inline,
+    /// The thread's stack allocator (`alloc::stack::frame`).
+    Frame,
 }
 
 impl CallPlan {
@@ -173,13 +192,23 @@ impl CallPlan {
                     reason: "arguments too large".into(),
                 })?;
         }
+        let ret_bytes = ret_size.max(8).next_multiple_of(16);
+        let n = offsets.len();
+        let tier = if off <= SMALL_ARG_BYTES && n <= SMALL_ARGS && ret_bytes <= SMALL_RET_BYTES {
+            Tier::Small
+        } else if off <= INLINE_ARG_BYTES && n <= INLINE_ARGS && ret_bytes <= INLINE_RET_BYTES {
+            Tier::Inline
+        } else {
+            Tier::Frame
+        };
         Ok(CallPlan {
             cif,
             fun,
-            offsets,
+            offsets: offsets.into_boxed_slice(),
             arg_bytes: off,
-            ret_bytes: ret_size.max(8).next_multiple_of(16),
+            ret_bytes,
             ret_size,
+            tier,
         })
     }
 
@@ -194,6 +223,9 @@ impl CallPlan {
     /// value's bytes (exactly its size; empty for `void`). The `i32` given to
     /// `read` is `errno` right after the call when `capture_errno` is set
     /// (else 0).
+    ///
+    /// `fill` and `read` run inside a stack frame when the plan's tier is
+    /// [`Tier::Frame`]: they must not allocate from an outer frame.
     #[inline(always)]
     pub(crate) fn invoke<R>(
         &self,
@@ -201,24 +233,108 @@ impl CallPlan {
         read: impl FnOnce(&mut [u8], i32) -> Result<R>,
         capture_errno: bool,
     ) -> Result<R> {
-        if self.arg_bytes <= INLINE_ARG_BYTES
-            && self.offsets.len() <= INLINE_ARGS
-            && self.ret_bytes <= INLINE_RET_BYTES
-        {
-            // Constant-size zeroing compiles to a few vector stores; the
-            // return buffer and pointer array need no initialisation.
-            let mut args = [0u128; INLINE_ARG_BYTES / 16];
-            let mut ret = [MaybeUninit::<u128>::uninit(); INLINE_RET_BYTES / 16];
-            let mut ptrs = [MaybeUninit::<*mut c_void>::uninit(); INLINE_ARGS];
-            let args = &mut as_bytes(&mut args)[..self.arg_bytes];
-            self.run(args, &mut ret, &mut ptrs, fill, read, capture_errno)
-        } else {
-            let mut args = vec![0u128; self.arg_bytes.div_ceil(16)];
-            let mut ret = vec![MaybeUninit::<u128>::uninit(); self.ret_bytes.div_ceil(16)];
-            let mut ptrs = vec![MaybeUninit::<*mut c_void>::uninit(); self.offsets.len()];
-            let args = as_bytes(&mut args);
-            self.run(args, &mut ret, &mut ptrs, fill, read, capture_errno)
+        match self.tier {
+            Tier::Small => {
+                // Constant-size zeroing compiles to a few vector stores; the
+                // return buffer and pointer array need no initialisation.
+                let mut args = [0u128; SMALL_ARG_BYTES / 16];
+                let mut ret = [MaybeUninit::<u128>::uninit(); SMALL_RET_BYTES / 16];
+                let mut ptrs = [MaybeUninit::<*mut c_void>::uninit(); SMALL_ARGS];
+                let args = &mut as_bytes(&mut args)[..self.arg_bytes];
+                self.run(args, &mut ret, &mut ptrs, fill, read, capture_errno)
+            }
+            Tier::Inline => self.invoke_inline(fill, read, capture_errno),
+            Tier::Frame => self.invoke_in_frame(fill, read, capture_errno),
         }
+    }
+
+    /// The middle tier, out of line so that the small tier's stack frame
+    /// stays small.
+    #[inline(never)]
+    fn invoke_inline<R>(
+        &self,
+        fill: impl FnOnce(&mut [u8]) -> Result<()>,
+        read: impl FnOnce(&mut [u8], i32) -> Result<R>,
+        capture_errno: bool,
+    ) -> Result<R> {
+        let mut args = [0u128; INLINE_ARG_BYTES / 16];
+        let mut ret = [MaybeUninit::<u128>::uninit(); INLINE_RET_BYTES / 16];
+        let mut ptrs = [MaybeUninit::<*mut c_void>::uninit(); INLINE_ARGS];
+        let args = &mut as_bytes(&mut args)[..self.arg_bytes];
+        self.run(args, &mut ret, &mut ptrs, fill, read, capture_errno)
+    }
+
+    /// The large-call path: argument, return and pointer buffers bumped from
+    /// the thread's stack allocator, released when the call returns.
+    #[inline(never)]
+    fn invoke_in_frame<R>(
+        &self,
+        fill: impl FnOnce(&mut [u8]) -> Result<()>,
+        read: impl FnOnce(&mut [u8], i32) -> Result<R>,
+        capture_errno: bool,
+    ) -> Result<R> {
+        crate::alloc::stack::frame(|f| {
+            let n = self.offsets.len();
+            let bumped = (|| {
+                let ptr_bytes =
+                    n.checked_mul(size_of::<*mut c_void>())
+                        .ok_or(Error::OutOfMemory {
+                            size: usize::MAX,
+                            align: align_of::<*mut c_void>(),
+                        })?;
+                Ok::<_, Error>((
+                    f.bump(self.arg_bytes, 16)?,
+                    f.bump(self.ret_bytes, 16)?,
+                    f.bump(ptr_bytes, align_of::<*mut c_void>())?,
+                ))
+            })();
+            let (a, r, p) = match bumped {
+                Ok(b) => b,
+                // The thread's stack is gone (a downcall from a thread-local
+                // destructor at thread exit): heap buffers instead.
+                Err(Error::Closed) => return self.invoke_on_heap(fill, read, capture_errno),
+                Err(e) => return Err(e),
+            };
+            // SAFETY: `Frame::bump` returned three disjoint ranges of this
+            // thread's stack chunk (or heap blocks of this frame), exposed
+            // when the chunk was made, 16- (pointer-) aligned, of exactly the
+            // requested sizes, owned by this frame until the closure returns
+            // (the slices do not escape it). Zero-sized requests give an
+            // aligned dangling address, valid for empty slices. The argument
+            // bytes are zeroed before use; the other two are `MaybeUninit`.
+            let (args, ret, ptrs) = unsafe {
+                let a = std::ptr::with_exposed_provenance_mut::<u8>(a);
+                a.write_bytes(0, self.arg_bytes);
+                (
+                    std::slice::from_raw_parts_mut(a, self.arg_bytes),
+                    std::slice::from_raw_parts_mut(
+                        std::ptr::with_exposed_provenance_mut::<MaybeUninit<u128>>(r),
+                        self.ret_bytes / 16,
+                    ),
+                    std::slice::from_raw_parts_mut(
+                        std::ptr::with_exposed_provenance_mut::<MaybeUninit<*mut c_void>>(p),
+                        n,
+                    ),
+                )
+            };
+            self.run(args, ret, ptrs, fill, read, capture_errno)
+        })
+    }
+
+    /// Large calls when the thread's stack allocator is unavailable.
+    #[cold]
+    #[inline(never)]
+    fn invoke_on_heap<R>(
+        &self,
+        fill: impl FnOnce(&mut [u8]) -> Result<()>,
+        read: impl FnOnce(&mut [u8], i32) -> Result<R>,
+        capture_errno: bool,
+    ) -> Result<R> {
+        let mut args = vec![0u128; self.arg_bytes.div_ceil(16)];
+        let mut ret = vec![MaybeUninit::<u128>::uninit(); self.ret_bytes.div_ceil(16)];
+        let mut ptrs = vec![MaybeUninit::<*mut c_void>::uninit(); self.offsets.len()];
+        let args = &mut as_bytes(&mut args)[..self.arg_bytes];
+        self.run(args, &mut ret, &mut ptrs, fill, read, capture_errno)
     }
 
     #[inline(always)]

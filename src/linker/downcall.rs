@@ -7,6 +7,7 @@ use super::cif::{CallPlan, PreparedCif};
 use super::descriptor::{ArgSpec, Checked, FunctionDescriptor};
 use super::library::Symbol;
 use super::ty::{Scalar, Shape};
+use crate::alloc::Frame;
 use crate::alloc::SegmentAllocator;
 use crate::marshal::Value;
 use crate::session::AcquireGuard;
@@ -71,6 +72,28 @@ pub enum Arg<'a, 's> {
     Segment(&'a Segment<'s>),
     /// A pointer argument: a NUL-terminated string borrowed for the call.
     CStr(&'a CStr),
+    /// Any argument passed by value from its raw bytes (native byte order):
+    /// a struct or union without building a [`Value::Struct`]. The length
+    /// must be the layout's size.
+    ///
+    /// ```
+    /// use memscope::linker::Arg;
+    /// let pair = [1.0f64.to_ne_bytes(), 2.0f64.to_ne_bytes()].concat();
+    /// assert!(matches!(Arg::Bytes(&pair), Arg::Bytes(b) if b.len() == 16));
+    /// ```
+    Bytes(&'a [u8]),
+    /// Any argument passed by value from the first bytes of a segment (a
+    /// struct returned by [`Downcall::call_into`], say). The segment must
+    /// be at least the layout's size; its bytes are copied before the call.
+    ///
+    /// ```
+    /// use memscope::{linker::Arg, segment::HeapSegment};
+    /// let h = HeapSegment::new(16, 8)?;
+    /// let seg = h.as_segment();
+    /// assert!(matches!(Arg::Contents(&seg), Arg::Contents(s) if s.len() == 16));
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    Contents(&'a Segment<'s>),
 }
 
 impl From<Value> for Arg<'_, '_> {
@@ -117,6 +140,12 @@ impl<'a> From<&'a CStr> for Arg<'a, '_> {
 /// ```
 pub struct Downcall {
     plan: CallPlan,
+    /// Per-argument encoders, precomputed at link time: offset, size and
+    /// scalar kind in one small entry each, so a call reads one cache line
+    /// instead of walking the (large) `ArgSpec`s.
+    enc: Box<[Enc]>,
+    /// How the return value is read (precomputed at link time).
+    ret: RetEnc,
     sig: Checked,
     descriptor: FunctionDescriptor,
     options: DowncallOptions,
@@ -131,6 +160,23 @@ impl fmt::Debug for Downcall {
             .field("options", &self.options)
             .finish()
     }
+}
+
+/// How one argument is written into the argument buffer.
+#[derive(Debug, Clone, Copy)]
+struct Enc {
+    off: usize,
+    size: usize,
+    /// `None` for an aggregate (encoded through its `ArgSpec`).
+    scalar: Option<Scalar>,
+}
+
+/// How the return value is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RetEnc {
+    Void,
+    Scalar(Scalar),
+    Aggregate,
 }
 
 // Not `const { }`: loom's thread_local! (the shim's, under cfg(loom)) has no const form.
@@ -161,8 +207,24 @@ impl Downcall {
         let sig = descriptor.check()?;
         let cif = PreparedCif::new(&sig.arg_ffi(), sig.ret.as_ref().map(|r| &r.ffi), sig.fixed)?;
         let plan = make(cif, &sig)?;
+        let enc = sig
+            .args
+            .iter()
+            .zip(plan.offsets())
+            .map(|(a, &off)| Enc {
+                off,
+                size: a.size,
+                scalar: a.scalar,
+            })
+            .collect();
+        let ret = match &sig.ret {
+            None => RetEnc::Void,
+            Some(r) => r.scalar.map_or(RetEnc::Aggregate, RetEnc::Scalar),
+        };
         Ok(Downcall {
             plan,
+            enc,
+            ret,
             sig,
             descriptor: descriptor.clone(),
             options,
@@ -215,20 +277,60 @@ impl Downcall {
     /// # Examples
     ///
     /// See [`Downcall`].
-    #[inline]
+    #[inline(always)]
     pub fn call(&self, args: &[Value]) -> Result<Option<Value>> {
+        // The call itself stays out of line and hands a scalar result back
+        // as a plain word; the `Value` is built here, in the caller, so it
+        // never round-trips through memory (returning it from the
+        // out-of-line part stalled store forwarding: one wide load of many
+        // narrow stores).
+        match self.ret {
+            RetEnc::Aggregate => self.call_values(args),
+            RetEnc::Void => self.call_word(args).map(|_| None),
+            RetEnc::Scalar(s) => self.call_word(args).map(|w| Some(word_value(s, w))),
+        }
+    }
+
+    /// `call` for scalar and `void` returns: the result's bits,
+    /// zero-extended into a word (see [`word_value`]).
+    #[inline(never)]
+    fn call_word(&self, args: &[Value]) -> Result<u64> {
+        self.call_values_then(args, |ret| Ok(read_word(ret)))
+    }
+
+    /// `call` for aggregate returns.
+    #[inline(never)]
+    fn call_values(&self, args: &[Value]) -> Result<Option<Value>> {
+        self.call_values_then(args, |ret| self.decode_ret(ret))
+    }
+
+    #[inline(always)]
+    fn call_values_then<R>(
+        &self,
+        args: &[Value],
+        read: impl FnOnce(&[u8]) -> Result<R>,
+    ) -> Result<R> {
         self.check_count(args.len())?;
         self.plan.invoke(
             #[inline(always)]
             |buf| {
-                let specs = self.sig.args.iter().zip(self.plan.offsets());
-                for (i, (v, (spec, &off))) in args.iter().zip(specs).enumerate() {
-                    write_arg(buf, off, spec, i, v)?;
+                for (i, (v, e)) in args.iter().zip(&*self.enc).enumerate() {
+                    match e.scalar {
+                        Some(s) => {
+                            if put_scalar(buf, e.off, s, v).is_none() {
+                                return Err(mismatch(i, &self.sig.args[i], v));
+                            }
+                        }
+                        None => write_arg(buf, e.off, &self.sig.args[i], i, v)?,
+                    }
                 }
                 Ok(())
             },
             #[inline(always)]
-            |ret, e| self.finish(ret, e),
+            |ret, e| {
+                self.set_errno(e);
+                read(ret)
+            },
             self.options.capture_errno,
         )
     }
@@ -256,10 +358,40 @@ impl Downcall {
     /// assert_eq!(f.call_with(&[Arg::CStr(c"hello")])?, Some(Value::U64(5)));
     /// # Ok::<(), memscope::Error>(())
     /// ```
+    #[inline(always)]
     pub fn call_with(&self, args: &[Arg<'_, '_>]) -> Result<Option<Value>> {
+        // As in `call`: scalars come back as a word, the `Value` is built
+        // in the caller.
+        match self.ret {
+            RetEnc::Aggregate => self.call_with_values(args),
+            RetEnc::Void => self.call_with_word(args).map(|_| None),
+            RetEnc::Scalar(s) => self.call_with_word(args).map(|w| Some(word_value(s, w))),
+        }
+    }
+
+    #[inline(never)]
+    fn call_with_word(&self, args: &[Arg<'_, '_>]) -> Result<u64> {
+        self.call_args(args, |ret| Ok(read_word(ret)))
+    }
+
+    #[inline(never)]
+    fn call_with_values(&self, args: &[Arg<'_, '_>]) -> Result<Option<Value>> {
+        self.call_args(args, |ret| self.decode_ret(ret))
+    }
+
+    /// The shared path of the `Arg` calls: checks the count, acquires
+    /// every segment argument's session for the call, writes the arguments
+    /// and hands the return bytes to `read`.
+    #[inline]
+    fn call_args<R>(
+        &self,
+        args: &[Arg<'_, '_>],
+        read: impl FnOnce(&mut [u8]) -> Result<R>,
+    ) -> Result<R> {
         self.check_count(args.len())?;
         // Acquire every segment's session first: they stay acquired (their
-        // sessions cannot close) until the call has returned.
+        // sessions cannot close) until the call has returned. No vector
+        // (and no allocation) unless there is a segment argument.
         let mut guards: Vec<Option<AcquireGuard<'_>>> = Vec::new();
         for a in args {
             if let Arg::Segment(s) = a {
@@ -268,24 +400,142 @@ impl Downcall {
         }
         let r = self.plan.invoke(
             |buf| {
-                for (i, a) in args.iter().enumerate() {
-                    let off = self.plan.offsets()[i];
+                for (i, (a, e)) in args.iter().zip(&*self.enc).enumerate() {
                     let spec = &self.sig.args[i];
                     match a {
-                        Arg::Value(v) => write_arg(buf, off, spec, i, v)?,
-                        Arg::Segment(s) => write_address(buf, off, spec, i, s.address())?,
+                        Arg::Value(v) => match e.scalar {
+                            Some(s) => {
+                                put_scalar(buf, e.off, s, v).ok_or_else(|| mismatch(i, spec, v))?
+                            }
+                            None => write_arg(buf, e.off, spec, i, v)?,
+                        },
+                        Arg::Segment(s) => write_address(buf, e.off, spec, i, s.address())?,
                         Arg::CStr(s) => {
-                            write_address(buf, off, spec, i, Address::from_ptr(s.as_ptr()))?
+                            write_address(buf, e.off, spec, i, Address::from_ptr(s.as_ptr()))?
+                        }
+                        Arg::Bytes(b) => {
+                            if b.len() != e.size {
+                                return Err(mismatch(i, spec, &format_args!("{} bytes", b.len())));
+                            }
+                            copy_small(&mut buf[e.off..e.off + e.size], b);
+                        }
+                        Arg::Contents(s) => {
+                            if s.len() < e.size {
+                                return Err(mismatch(
+                                    i,
+                                    spec,
+                                    &format_args!("a segment of {} bytes", s.len()),
+                                ));
+                            }
+                            s.copy_to_slice::<u8>(0, &mut buf[e.off..e.off + e.size])?;
                         }
                     }
                 }
                 Ok(())
             },
-            |ret, e| self.finish(ret, e),
+            |ret, e| {
+                self.set_errno(e);
+                read(ret)
+            },
             self.options.capture_errno,
         );
         drop(guards);
         r
+    }
+
+    /// Calls with [`Arg`]s and writes the return value's bytes (a struct
+    /// returned by value, typically) into the first bytes of `out`: no
+    /// [`Value`], no allocation. Pair it with [`Arg::Bytes`] /
+    /// [`Arg::Contents`] for an allocation-free struct-by-value call.
+    ///
+    /// # Errors
+    ///
+    /// As [`call_with`](Self::call_with); [`Error::InvalidArgument`] for a
+    /// `void` function; [`Error::OutOfBounds`] if `out` is shorter than the
+    /// return value; `out`'s own errors ([`Error::ReadOnly`],
+    /// [`Error::Closed`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::layout::c;
+    /// use memscope::linker::*;
+    /// use memscope::segment::HeapSegment;
+    /// let div = Library::libc()?.lookup("ldiv")?;
+    /// let ldiv_t = memscope::MemoryLayout::c_struct([c::LONG, c::LONG])?;
+    /// let d = FunctionDescriptor::of(Some(ldiv_t), &[c::LONG, c::LONG]);
+    /// // SAFETY: `ldiv_t ldiv(long, long)`.
+    /// let f = unsafe { Linker::native().downcall(&div, &d, DowncallOptions::default()) }?;
+    /// let mut h = HeapSegment::new(16, 8)?;
+    /// let mut out = h.as_segment_mut();
+    /// f.call_into(&[Arg::Bytes(&17i64.to_ne_bytes()), Arg::Bytes(&5i64.to_ne_bytes())], &mut out)?;
+    /// assert_eq!((out.get::<i64>(0)?, out.get::<i64>(8)?), (3, 2));
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[inline]
+    pub fn call_into(&self, args: &[Arg<'_, '_>], out: &mut Segment<'_>) -> Result<()> {
+        let size = self.ret_size()?;
+        if out.len() < size {
+            return Err(Error::OutOfBounds {
+                offset: 0,
+                len: size,
+                size: out.len(),
+            });
+        }
+        self.call_args(args, |ret| match ret.len() {
+            // Common struct sizes as one store (no memmove call).
+            8 => out.set_unaligned(0, u64::from_ne_bytes(ret.try_into().unwrap_or([0; 8]))),
+            16 => out.set_unaligned(0, u128::from_ne_bytes(ret.try_into().unwrap_or([0; 16]))),
+            _ => out.copy_from_slice::<u8>(0, ret),
+        })
+    }
+
+    /// Calls with [`Arg`]s, materialising the return value (a struct, say)
+    /// as a segment on the calling thread's stack allocator
+    /// ([`alloc::stack`](crate::alloc::stack)), and runs `f` with the frame
+    /// and that segment (`None` for `void`). Everything is released when
+    /// `f` returns; `f` may allocate more from the frame.
+    ///
+    /// # Errors
+    ///
+    /// As [`call_into`](Self::call_into) (but `void` is fine).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::layout::c;
+    /// use memscope::linker::*;
+    /// use memscope::marshal::Value;
+    /// let div = Library::libc()?.lookup("ldiv")?;
+    /// let ldiv_t = memscope::MemoryLayout::c_struct([c::LONG, c::LONG])?;
+    /// let d = FunctionDescriptor::of(Some(ldiv_t), &[c::LONG, c::LONG]);
+    /// // SAFETY: `ldiv_t ldiv(long, long)`.
+    /// let f = unsafe { Linker::native().downcall(&div, &d, DowncallOptions::default()) }?;
+    /// let args = [Value::I64(17).into(), Value::I64(5).into()];
+    /// let q = f.call_with_frame(&args, |_frame, r| r.unwrap().get::<i64>(0))??;
+    /// assert_eq!(q, 3);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn call_with_frame<R>(
+        &self,
+        args: &[Arg<'_, '_>],
+        f: impl for<'f> FnOnce(&'f Frame, Option<Segment<'f>>) -> R,
+    ) -> Result<R> {
+        crate::alloc::stack::frame(|fr| {
+            let seg = match &self.sig.ret {
+                None => {
+                    self.call_with(args)?;
+                    None
+                }
+                Some(spec) => {
+                    self.check_count(args.len())?;
+                    let mut seg = fr.allocate_uninit(spec.size, spec.layout.align())?;
+                    self.call_into(args, &mut seg)?;
+                    Some(seg)
+                }
+            };
+            Ok(f(fr, seg))
+        })
     }
 
     /// Like [`call_with`](Self::call_with), but the return value (a struct
@@ -293,8 +543,11 @@ impl Downcall {
     /// `alloc` instead of being decoded into a [`Value`]: the caller picks
     /// where results live (an arena, a stack frame). `None` for `void`.
     ///
-    /// The call itself still returns into a temporary buffer on the native
-    /// stack, which is then copied into the segment.
+    /// The segment is allocated first; the call returns into a temporary
+    /// buffer (native stack, or the thread's stack allocator for large
+    /// calls) whose bytes are then copied into it, with no [`Value`] in
+    /// between. [`call_with_frame`](Self::call_with_frame) is the same with
+    /// the thread's stack allocator.
     ///
     /// # Errors
     ///
@@ -337,13 +590,11 @@ impl Downcall {
             self.call_with(args)?;
             return Ok(None);
         };
-        let v = self
-            .call_with(args)?
-            .ok_or_else(|| Error::InvalidSignature {
-                reason: "no return value for a non-void descriptor".into(),
-            })?;
+        // Allocate before the call (a large call marshals in a stack frame
+        // of its own, inside which an outer frame cannot allocate).
+        self.check_count(args.len())?;
         let mut seg = alloc.allocate_uninit(spec.size, spec.layout.align())?;
-        v.write(&spec.layout, &mut seg, 0)?;
+        self.call_into(args, &mut seg)?;
         Ok(Some(seg))
     }
 
@@ -393,9 +644,7 @@ impl Downcall {
         self.plan.invoke(
             |buf| fill(buf, self.plan.offsets()),
             |ret, e| {
-                if self.options.capture_errno {
-                    LAST_ERRNO.with(|c| c.set(e));
-                }
+                self.set_errno(e);
                 read(ret)
             },
             self.options.capture_errno,
@@ -417,14 +666,46 @@ impl Downcall {
     }
 
     #[inline(always)]
-    fn finish(&self, ret: &mut [u8], e: i32) -> Result<Option<Value>> {
+    fn set_errno(&self, e: i32) {
         if self.options.capture_errno {
             LAST_ERRNO.with(|c| c.set(e));
         }
-        match &self.sig.ret {
-            None => Ok(None),
-            Some(spec) => read_value(ret, 0, spec).map(Some),
+    }
+
+    #[inline(always)]
+    fn decode_ret(&self, ret: &[u8]) -> Result<Option<Value>> {
+        match self.ret {
+            RetEnc::Void => Ok(None),
+            RetEnc::Scalar(s) => Ok(Some(get_scalar(ret, 0, s))),
+            RetEnc::Aggregate => match &self.sig.ret {
+                Some(spec) => read_value(ret, 0, spec).map(Some),
+                None => Ok(None),
+            },
         }
+    }
+
+    fn ret_size(&self) -> Result<usize> {
+        match &self.sig.ret {
+            Some(spec) => Ok(spec.size),
+            None => Err(Error::InvalidArgument {
+                reason: format!("{} returns void: nothing to write", self.symbol.name()),
+            }),
+        }
+    }
+}
+
+/// `dst.copy_from_slice(src)` (equal lengths), the common argument sizes
+/// as constant-size copies instead of a `memmove` call.
+#[inline(always)]
+fn copy_small(dst: &mut [u8], src: &[u8]) {
+    match (
+        dst.len(),
+        <&mut [u8; 16]>::try_from(&mut *dst),
+        <&[u8; 16]>::try_from(src),
+    ) {
+        (_, Ok(d), Ok(s)) => *d = *s,
+        (8, ..) => dst.copy_from_slice(&src[..8]),
+        _ => dst.copy_from_slice(src),
     }
 }
 
@@ -471,6 +752,45 @@ pub(crate) fn put_scalar(buf: &mut [u8], off: usize, s: Scalar, v: &Value) -> Op
         (Scalar::F64, Value::F64(x)) => put!(x),
         (Scalar::Address, Value::Address(a)) => put!(a.0),
         _ => None,
+    }
+}
+
+/// A scalar return value's bytes (1, 2, 4 or 8; none for `void`),
+/// zero-extended into a word with one load of the value's exact size (a
+/// variable-length copy into a word, then a wide load of it, stalled store
+/// forwarding).
+#[inline(always)]
+fn read_word(ret: &[u8]) -> u64 {
+    if let Ok(b) = <[u8; 8]>::try_from(ret) {
+        u64::from_ne_bytes(b)
+    } else if let Ok(b) = <[u8; 4]>::try_from(ret) {
+        u64::from(u32::from_ne_bytes(b))
+    } else if let Ok(b) = <[u8; 2]>::try_from(ret) {
+        u64::from(u16::from_ne_bytes(b))
+    } else if let [b] = *ret {
+        u64::from(b)
+    } else {
+        0
+    }
+}
+
+/// The scalar of kind `s` whose bits, zero-extended, are `w`.
+#[inline(always)]
+#[allow(clippy::cast_possible_truncation)] // truncating back to the scalar's own width
+fn word_value(s: Scalar, w: u64) -> Value {
+    match s {
+        Scalar::Bool => Value::Bool(w as u8 != 0),
+        Scalar::I8 => Value::I8(w as u8 as i8),
+        Scalar::U8 => Value::U8(w as u8),
+        Scalar::I16 => Value::I16(w as u16 as i16),
+        Scalar::U16 => Value::U16(w as u16),
+        Scalar::I32 => Value::I32(w as u32 as i32),
+        Scalar::U32 => Value::U32(w as u32),
+        Scalar::I64 => Value::I64(w as i64),
+        Scalar::U64 => Value::U64(w),
+        Scalar::F32 => Value::F32(f32::from_bits(w as u32)),
+        Scalar::F64 => Value::F64(f64::from_bits(w)),
+        Scalar::Address => Value::Address(Address(w as usize)),
     }
 }
 

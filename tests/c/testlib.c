@@ -74,6 +74,12 @@ uint64_t big_sum(Big17 b, int32_t extra) {
     for (int i = 0; i < 17; i++) s += b.v[i];
     return s + extra;
 }
+/* 320 bytes: larger than the linker's native-stack buffers */
+typedef struct { uint64_t v[40]; } Big320;
+Big320 big320_scale(Big320 b, uint64_t k) {
+    for (int i = 0; i < 40; i++) b.v[i] *= k;
+    return b;
+}
 
 typedef struct { float x, y; } Vec2;
 typedef struct { Vec2 pos; int16_t id; char tag; } Nested;
