@@ -5,71 +5,15 @@
 //! the session's close action "frees" (a `with_mut` write plus a live flag).
 #![cfg(loom)]
 
-use loom::cell::UnsafeCell;
-use loom::sync::Arc;
-use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
+use loom_tests::{Memory, model, session_with_memory};
 use memscope::linker::protocol::hooks;
 use memscope::session::broken::{Twin, with_twin};
-use memscope::{Address, Error, Segment, Session};
-
-/// Memory owned by a session (a segment's bytes, or a stub's closure data).
-struct Memory {
-    cell: UnsafeCell<u64>,
-    live: AtomicBool,
-}
-
-// SAFETY: every access to `cell` goes through loom's UnsafeCell, which
-// reports unsynchronised concurrent accesses: that is what is checked.
-unsafe impl Sync for Memory {}
-// SAFETY: as above; the cell holds a plain u64.
-unsafe impl Send for Memory {}
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(3);
-    }
-    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let c = count.clone();
-    b.check(move || {
-        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        f()
-    });
-    // Named after the running test (libtest names its threads so).
-    let name = std::thread::current().name().unwrap_or("?").to_string();
-    println!(
-        "loom model {}: {} iterations",
-        name.trim_start_matches("loom_"),
-        count.load(std::sync::atomic::Ordering::Relaxed)
-    );
-}
-
-/// A session whose close action frees `Memory`.
-fn session_with_memory() -> (Session, Arc<Memory>) {
-    let s = Session::shared();
-    let m = Arc::new(Memory {
-        cell: UnsafeCell::new(7),
-        live: AtomicBool::new(true),
-    });
-    let m2 = m.clone();
-    s.add_close_action(move || {
-        m2.live.store(false, Ordering::Relaxed);
-        // SAFETY: loom checks this write against concurrent reads.
-        m2.cell.with_mut(|p| unsafe { *p = 0xdead });
-    })
-    .unwrap();
-    (s, m)
-}
+use memscope::{Address, Error, Segment};
 
 /// What C does with memory it was handed: read it (it must be live).
 fn touch(m: &Memory) {
-    assert!(
-        m.live.load(Ordering::Relaxed),
-        "memory freed during the call"
-    );
-    // SAFETY: loom checks this read against the close action's write.
-    m.cell.with(|p| assert_eq!(unsafe { *p }, 7));
+    m.read();
 }
 
 fn must_close_or_busy(r: Result<(), Error>) -> bool {
@@ -103,7 +47,7 @@ fn segment_argument_vs_close() {
         if !closed {
             s.close().unwrap();
         }
-        assert!(!m.live.load(Ordering::Relaxed));
+        assert!(!m.is_live());
     });
 }
 

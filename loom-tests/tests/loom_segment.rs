@@ -10,70 +10,19 @@
 //! catch it.
 #![cfg(loom)]
 
-use loom::cell::UnsafeCell;
 use loom::sync::Arc;
-use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
+use loom_tests::{Memory, free_on_close, model};
 use memscope::segment::{Address, loom_hook};
 use memscope::session::broken::{Twin, with_twin};
 use memscope::{Error, Segment, Session};
-
-/// "Memory" owned by a session: freed by a close action.
-struct Memory {
-    cell: UnsafeCell<u64>,
-    live: AtomicBool,
-}
-
-// SAFETY: every access to `cell` goes through loom's UnsafeCell, which
-// reports unsynchronised concurrent access: that is the point of the model.
-unsafe impl Sync for Memory {}
-// SAFETY: as above; the cell holds a plain u64.
-unsafe impl Send for Memory {}
-
-impl Memory {
-    fn read(&self) {
-        assert!(
-            self.live.load(Ordering::Relaxed),
-            "memory freed under an access"
-        );
-        self.cell.with(|p| assert_eq!(unsafe { *p }, 7));
-    }
-}
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(3);
-    }
-    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let c = count.clone();
-    b.check(move || {
-        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        f()
-    });
-    // Named after the running test (libtest names its threads so).
-    let name = std::thread::current().name().unwrap_or("?").to_string();
-    println!(
-        "loom model {}: {} iterations",
-        name.trim_start_matches("loom_"),
-        count.load(std::sync::atomic::Ordering::Relaxed)
-    );
-}
 
 /// A shared session whose close action frees the loom memory, and the
 /// address of an 8-byte buffer for the segment itself.
 fn setup() -> (Session, Arc<Memory>, Address) {
     let s = Session::shared();
-    let m = Arc::new(Memory {
-        cell: UnsafeCell::new(7),
-        live: AtomicBool::new(true),
-    });
-    let m2 = m.clone();
-    s.add_close_action(move || {
-        m2.live.store(false, Ordering::Relaxed);
-        m2.cell.with_mut(|p| unsafe { *p = 0xdead });
-    })
-    .unwrap();
+    let m = Memory::new();
+    free_on_close(&s, &m);
     let buf: &'static mut [u64; 1] = Box::leak(Box::new([7u64]));
     (s, m, Address::from_ptr(buf.as_mut_ptr()))
 }

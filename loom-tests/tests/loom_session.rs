@@ -7,74 +7,12 @@
 //! `--nocapture` to see them).
 #![cfg(loom)]
 
-use loom::cell::UnsafeCell;
 use loom::sync::Arc;
-use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
+use loom_tests::{model_named as model, session_with_memory};
 use memscope::session::broken::{Twin, with_twin};
 use memscope::{Error, Session};
-
-/// "Memory" owned by a session: a loom cell that the close action frees
-/// (a `with_mut` write, so loom sees a race with any unsynchronised read),
-/// plus a flag that readers assert on.
-struct Memory {
-    cell: UnsafeCell<u64>,
-    live: AtomicBool,
-}
-
-// SAFETY: every access to `cell` goes through loom's UnsafeCell, which
-// reports any unsynchronised concurrent access: that is the point of the model.
-unsafe impl Sync for Memory {}
-// SAFETY: as above; the cell holds a plain u64.
-unsafe impl Send for Memory {}
-
-impl Memory {
-    /// Reads the memory as a user would under a guard or a plain access.
-    fn read(&self) {
-        assert!(self.live.load(Ordering::Relaxed), "memory freed under use");
-        // SAFETY: loom checks this read against the free in the close action.
-        self.cell
-            .with(|p| assert_eq!(unsafe { *p }, 7, "read freed memory"));
-    }
-}
-
-/// Runs `f` under loom (preemption bound 3 unless LOOM_MAX_PREEMPTIONS says
-/// otherwise) and prints how many executions it took.
-fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
-    use std::sync::atomic::{AtomicUsize as StdCount, Ordering::Relaxed};
-    let count = std::sync::Arc::new(StdCount::new(0));
-    let c = count.clone();
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(3);
-    }
-    b.check(move || {
-        c.fetch_add(1, Relaxed);
-        f()
-    });
-    println!("loom model {name}: {} iterations", count.load(Relaxed));
-}
-
-/// A shared session whose close action frees `Memory`.
-fn session_with_memory() -> (Session, Arc<Memory>) {
-    let s = Session::shared();
-    let m = Arc::new(Memory {
-        cell: UnsafeCell::new(7),
-        live: AtomicBool::new(true),
-    });
-    free_on_close(&s, &m);
-    (s, m)
-}
-
-fn free_on_close(s: &Session, m: &Arc<Memory>) {
-    let m2 = m.clone();
-    s.add_close_action(move || {
-        m2.live.store(false, Ordering::Relaxed);
-        // SAFETY: loom checks this write against every read of the cell.
-        m2.cell.with_mut(|p| unsafe { *p = 0xdead });
-    })
-    .unwrap();
-}
 
 /// Close must be `Ok` or `Busy` (nothing else may happen to it here).
 fn ok_or_busy(r: Result<(), Error>) {
@@ -260,7 +198,7 @@ fn close_blocking_waits_then_frees() {
             })
             .collect();
         s.close_blocking().unwrap();
-        assert!(!m.live.load(Ordering::Relaxed));
+        assert!(!m.is_live());
         for t in ts {
             t.join().unwrap();
         }
@@ -346,7 +284,7 @@ fn keep_alive_vs_close() {
         if rb.is_err() {
             b.close().unwrap();
         }
-        assert!(!mb.live.load(Ordering::Relaxed));
+        assert!(!mb.is_live());
     });
 }
 
@@ -428,7 +366,7 @@ fn close_vs_close_blocking() {
         let plain = thread::spawn(move || {
             let r = s2.close();
             if r.is_ok() {
-                assert!(!m2.live.load(Ordering::Relaxed));
+                assert!(!m2.is_live());
             }
             r
         });
@@ -512,7 +450,7 @@ fn last_handles_drop_at_once() {
             t.join().unwrap();
         }
         assert_eq!(runs.load(Ordering::Relaxed), 1, "drop-close ran != once");
-        assert!(!m.live.load(Ordering::Relaxed));
+        assert!(!m.is_live());
         // Sessions made after a recycle start fresh.
         for _ in 0..2 {
             let n = Session::shared();
