@@ -119,6 +119,9 @@ enum Where {
     Confined,
     /// Handed to a LocalArena, or a huge allocation's own chunk.
     Other,
+    /// A confined arena's unused first chunk, detached from the cursor by
+    /// `set_allocation_limit`: held until release, counted nowhere.
+    Spare,
 }
 
 #[derive(Debug)]
@@ -236,7 +239,7 @@ const SPARE_CAP: usize = 4;
 
 /// A spare state for a new arena of `kind`, owned by `owner`.
 #[cfg(not(loom))]
-fn spare_take(kind: SessionKind, owner: u64) -> Option<Arc<Inner>> {
+fn spare_take(kind: SessionKind, owner: u64) -> Option<(Arc<Inner>, Cursor)> {
     let confined = kind == SessionKind::Confined;
     let mut inner = SPARE
         .try_with(|v| {
@@ -247,16 +250,18 @@ fn spare_take(kind: SessionKind, owner: u64) -> Option<Arc<Inner>> {
         .ok()
         .flatten()?;
     let i = Arc::get_mut(&mut inner)?;
-    if confined {
+    let cur = if confined {
         i.owner = Some(owner);
+        i.attach_standby()
     } else {
         *i.id.get_mut() = next_arena_id();
-    }
-    Some(inner)
+        NO_CURSOR
+    };
+    Some((inner, cur))
 }
 
 #[cfg(loom)]
-fn spare_take(_kind: SessionKind, _owner: u64) -> Option<Arc<Inner>> {
+fn spare_take(_kind: SessionKind, _owner: u64) -> Option<(Arc<Inner>, Cursor)> {
     None
 }
 
@@ -408,6 +413,42 @@ impl Inner {
                 bridged: false,
             }),
         }
+    }
+
+    /// A confined arena's first chunk, taken from this thread's pool while
+    /// the state is still unshared (no lock), so that a new arena's first
+    /// allocation is a plain bump. Counted in `reserved` (the limit sees
+    /// it) but reported by the statistics only once the cursor moved.
+    /// `NO_CURSOR` if the pool has no small chunk (the first allocation
+    /// then takes the slow path, as before).
+    #[cfg(not(loom))]
+    fn attach_standby(&mut self) -> Cursor {
+        let s = self.slow.get_mut();
+        if self.owner.is_none() || !s.chunks.is_empty() || s.limit.is_some() {
+            return NO_CURSOR;
+        }
+        let Some(chunk) = pool::take_local(MIN_CHUNK, CHUNK_ALIGN) else {
+            return NO_CURSOR;
+        };
+        let cur = Cursor {
+            ptr: chunk.addr(),
+            end: chunk.end(),
+        };
+        s.reserved += chunk.len();
+        s.next_size = (chunk.len().max(MIN_CHUNK) * 2).min(MAX_TABLE_CHUNK);
+        s.confined_rec = Some(s.chunks.len());
+        s.chunks.push(Rec {
+            chunk,
+            dirty: LIVE,
+            at: Where::Confined,
+        });
+        cur
+    }
+
+    /// The session closed: every chunk goes back to the pool (the close
+    /// action an arena registers on its session, see `session::state::Action`).
+    pub(crate) fn on_close(&self) {
+        self.release(false);
     }
 
     /// Resets a released, unshared state to "new" (keeping allocations);
@@ -888,7 +929,23 @@ impl Inner {
     fn stats(&self, confined_used: Option<usize>) -> (usize, usize, usize) {
         let s = self.slow.lock();
         let mut used = 0usize;
+        let (mut hidden, mut hidden_bytes) = (0usize, 0usize);
         for r in &s.chunks {
+            // Not in use: a detached first chunk, or the cursor's chunk
+            // before its first byte (the standby a new confined arena
+            // starts with) is reported as not reserved yet.
+            let unused = match r.at {
+                Where::Spare => true,
+                Where::Confined => confined_used == Some(r.chunk.addr()),
+                _ => false,
+            };
+            if unused {
+                hidden += 1;
+                if !matches!(r.at, Where::Spare) {
+                    hidden_bytes += r.chunk.len();
+                }
+                continue;
+            }
             used += if r.dirty != LIVE {
                 r.dirty
             } else {
@@ -903,10 +960,11 @@ impl Inner {
                         confined_used.map_or(r.chunk.len(), |p| p.saturating_sub(r.chunk.addr()))
                     }
                     Where::Other => r.chunk.len(),
+                    Where::Spare => 0,
                 }
             };
         }
-        (used, s.reserved, s.chunks.len())
+        (used, s.reserved - hidden_bytes, s.chunks.len() - hidden)
     }
 }
 
@@ -967,17 +1025,25 @@ impl Arena {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn new(session: Session) -> Arena {
+        let kind = session.kind();
         let owner = session.owner().unwrap_or(0);
-        let inner = spare_take(session.kind(), owner)
-            .unwrap_or_else(|| Arc::new(Inner::new(session.kind(), owner)));
-        let i2 = inner.clone();
+        let (inner, cursor) = spare_take(kind, owner).unwrap_or_else(|| {
+            #[allow(unused_mut)] // no standby under loom
+            let mut i = Inner::new(kind, owner);
+            #[cfg(not(loom))]
+            let c = i.attach_standby();
+            #[cfg(loom)]
+            let c = NO_CURSOR;
+            (Arc::new(i), c)
+        });
+        // No boxed closure: the action is the state itself (one Arc clone).
         // Err(Closed) means the session was already closed and the action
         // ran at once: the arena is then closed from the start.
-        let _ = session.add_close_action(move || i2.release(false));
+        let _ = session
+            .core()
+            .add_close_action(crate::session::state::Action::Arena(inner.clone()));
         Arena {
-            cur: session
-                .owner()
-                .map(|owner| OwnerCell::new(owner, NO_CURSOR)),
+            cur: session.owner().map(|owner| OwnerCell::new(owner, cursor)),
             session,
             inner: Some(inner),
         }
@@ -1117,7 +1183,34 @@ impl Arena {
     /// assert!(arena.allocate(1024, 8).is_ok());
     /// ```
     pub fn set_allocation_limit(&self, limit: Option<usize>) {
-        self.inner().slow.lock().limit = limit;
+        let mut s = self.inner().slow.lock();
+        s.limit = limit;
+        // A confined arena's standby first chunk (see `attach_standby`) that
+        // is still unused must not let allocations past a smaller limit:
+        // detach it (only its owner thread can see the cursor; from another
+        // thread the standby stays usable, as documented on `reserved_bytes`).
+        let Some(l) = limit else { return };
+        if l >= s.reserved {
+            return;
+        }
+        let (Some(cur), Some(r)) = (&self.cur, s.confined_rec) else {
+            return;
+        };
+        let base = s.chunks[r].chunk.addr();
+        let detached = cur.with(|c| {
+            if c.ptr == base {
+                *c = NO_CURSOR;
+                true
+            } else {
+                false
+            }
+        });
+        if detached == Ok(true) {
+            s.confined_rec = None;
+            s.chunks[r].at = Where::Spare;
+            s.chunks[r].dirty = 0;
+            s.reserved -= s.chunks[r].chunk.len();
+        }
     }
 
     /// The cap set by [`set_allocation_limit`](Self::set_allocation_limit).
