@@ -241,20 +241,23 @@ const SPARE_CAP: usize = 4;
 #[cfg(not(loom))]
 fn spare_take(kind: SessionKind, owner: u64) -> Option<(Arc<Inner>, Cursor)> {
     let confined = kind == SessionKind::Confined;
-    let mut inner = SPARE
+    let inner = SPARE
         .try_with(|v| {
             let mut v = v.borrow_mut();
-            let i = v.iter().rposition(|i| i.owner.is_some() == confined)?;
+            let i = v.iter().rposition(|i| i.confined == confined)?;
             Some(v.swap_remove(i))
         })
         .ok()
         .flatten()?;
-    let i = Arc::get_mut(&mut inner)?;
+    // No `Arc::get_mut` (a read-modify-write): a spare state is unique by
+    // construction (`spare_give` keeps only unique ones, and nothing clones
+    // out of the spare list), so plain stores through `&` suffice.
     let cur = if confined {
-        i.owner = Some(owner);
-        i.attach_standby()
+        inner.owner.store(owner, Ordering::Relaxed);
+        // SAFETY: `inner` is the only reference to this state (above).
+        unsafe { inner.attach_standby() }
     } else {
-        *i.id.get_mut() = next_arena_id();
+        inner.id.store(next_arena_id(), Ordering::Relaxed);
         NO_CURSOR
     };
     Some((inner, cur))
@@ -268,11 +271,17 @@ fn spare_take(_kind: SessionKind, _owner: u64) -> Option<(Arc<Inner>, Cursor)> {
 /// Keeps `inner` for reuse if nothing else refers to it (its session's
 /// close action ran and was dropped) and the spare list has room.
 #[cfg(not(loom))]
-fn spare_give(mut inner: Arc<Inner>) {
-    let Some(i) = Arc::get_mut(&mut inner) else {
+fn spare_give(inner: Arc<Inner>) {
+    // Unique without `Arc::get_mut`'s read-modify-write: no `Weak<Inner>` is
+    // ever made, so a strong count of 1 (ours) cannot grow behind our back;
+    // the Acquire fence pairs with the Release decrement of the other
+    // holder's drop (the close action), ordering its uses before ours.
+    if Arc::strong_count(&inner) != 1 {
         return;
-    };
-    if !i.clean() {
+    }
+    crate::sync::fence(Ordering::Acquire);
+    // SAFETY: the only reference (above).
+    if !unsafe { inner.clean() } {
         return;
     }
     let _ = SPARE.try_with(|v| {
@@ -314,9 +323,12 @@ fn next_arena_id() -> u64 {
 }
 
 pub(crate) struct Inner {
+    /// A confined arena's state (never changes for a state, recycled or not).
+    confined: bool,
     /// Confined arenas: the owner thread (the cursor itself is in `Arena`,
-    /// one pointer hop closer). Shared: `None`.
-    owner: Option<u64>,
+    /// one pointer hop closer); atomic only so a recycled state can be
+    /// re-owned through `&` while unique. Shared: 0.
+    owner: AtomicU64,
     /// Confined arenas: the cursor's address, recorded by the arena just
     /// before it closes or drops, so release clears only what was used
     /// (`LIVE`: unknown, clear the whole chunk).
@@ -380,7 +392,8 @@ impl Inner {
     fn new(kind: SessionKind, owner: u64) -> Inner {
         let confined = kind == SessionKind::Confined;
         Inner {
-            owner: confined.then_some(owner),
+            confined,
+            owner: AtomicU64::new(if confined { owner } else { 0 }),
             confined_used: AtomicUsize::new(LIVE),
             slots: if confined {
                 Box::new([])
@@ -421,10 +434,21 @@ impl Inner {
     /// it) but reported by the statistics only once the cursor moved.
     /// `NO_CURSOR` if the pool has no small chunk (the first allocation
     /// then takes the slow path, as before).
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the only reference to this state.
     #[cfg(not(loom))]
-    fn attach_standby(&mut self) -> Cursor {
-        let s = self.slow.get_mut();
-        if self.owner.is_none() || !s.chunks.is_empty() || s.limit.is_some() {
+    unsafe fn attach_standby(&self) -> Cursor {
+        // SAFETY: unique (the caller's contract): nobody else reaches `slow`.
+        unsafe {
+            crate::sync::with_unlocked(&self.slow, |s| Inner::attach_standby_in(self.confined, s))
+        }
+    }
+
+    #[cfg(not(loom))]
+    fn attach_standby_in(confined: bool, s: &mut Slow) -> Cursor {
+        if !confined || !s.chunks.is_empty() || s.limit.is_some() {
             return NO_CURSOR;
         }
         let Some(chunk) = pool::take_local(MIN_CHUNK, CHUNK_ALIGN) else {
@@ -453,25 +477,37 @@ impl Inner {
 
     /// Resets a released, unshared state to "new" (keeping allocations);
     /// false if it cannot be reused.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the only reference to this state.
     #[cfg(not(loom))]
-    fn clean(&mut self) -> bool {
-        let s = self.slow.get_mut();
-        if !s.released || !s.chunks.is_empty() {
+    unsafe fn clean(&self) -> bool {
+        // SAFETY: unique (the caller's contract): nobody else reaches `slow`.
+        let ok = unsafe {
+            crate::sync::with_unlocked(&self.slow, |s| {
+                if !s.released || !s.chunks.is_empty() {
+                    return false;
+                }
+                s.released = false;
+                s.bridged = false;
+                s.limit = None;
+                s.next_size = MIN_CHUNK;
+                s.table_len = 1;
+                s.reserved = 0;
+                s.confined_rec = None;
+                true
+            })
+        };
+        if !ok {
             return false;
         }
-        s.released = false;
-        s.bridged = false;
-        s.limit = None;
-        s.next_size = MIN_CHUNK;
-        s.table_len = 1;
-        s.reserved = 0;
-        s.confined_rec = None;
-        *self.closed.get_mut() = false;
-        *self.bridged.get_mut() = false;
-        *self.confined_used.get_mut() = LIVE;
-        *self.id.get_mut() = 0;
-        for slot in self.slots.iter_mut() {
-            *slot.0.get_mut() = 0;
+        self.closed.store(false, Ordering::Relaxed);
+        self.bridged.store(false, Ordering::Relaxed);
+        self.confined_used.store(LIVE, Ordering::Relaxed);
+        self.id.store(0, Ordering::Relaxed);
+        for slot in self.slots.iter() {
+            slot.0.store(0, Ordering::Relaxed);
         }
         true
     }
@@ -784,7 +820,8 @@ impl Inner {
         if s.released {
             return Err(Error::Closed);
         }
-        if let Some(owner) = self.owner {
+        if self.confined {
+            let owner = self.owner.load(Ordering::Relaxed);
             if me() != owner {
                 return Err(Error::WrongThread {
                     owner,
@@ -864,7 +901,10 @@ impl Inner {
                 // The arena recorded its cursor just before closing or
                 // dropping; anything else (a `session().close()`) leaves
                 // `LIVE`, and the whole chunk is cleared on reuse.
-                let p = self.confined_used.swap(LIVE, Ordering::Relaxed);
+                // A load and a store, not a swap: under the lock, and only
+                // the owner thread (or a unique holder) writes it.
+                let p = self.confined_used.load(Ordering::Relaxed);
+                self.confined_used.store(LIVE, Ordering::Relaxed);
                 let rec = &mut s.chunks[r];
                 rec.dirty = if p >= rec.chunk.addr() && p <= rec.chunk.end() {
                     p - rec.chunk.addr()
@@ -1028,10 +1068,9 @@ impl Arena {
         let kind = session.kind();
         let owner = session.owner().unwrap_or(0);
         let (inner, cursor) = spare_take(kind, owner).unwrap_or_else(|| {
-            #[allow(unused_mut)] // no standby under loom
             let mut i = Inner::new(kind, owner);
             #[cfg(not(loom))]
-            let c = i.attach_standby();
+            let c = Inner::attach_standby_in(i.confined, i.slow.get_mut());
             #[cfg(loom)]
             let c = NO_CURSOR;
             (Arc::new(i), c)
