@@ -28,6 +28,18 @@
 //! Refills (a new chunk), huge allocations (their own chunk), limits and
 //! statistics are the cold slow path, serialised by one mutex.
 //!
+//! # Opening and closing cheaply
+//!
+//! The close action an arena registers is its state itself
+//! (`session::state::Action::Arena`: one `Arc` clone, no boxed closure).
+//! A dropped arena's state goes to a per-thread spare list when its strong
+//! count is 1 (no `Weak` is ever made, so the count cannot grow; an Acquire
+//! fence orders the close action's last use before the reuse), and the next
+//! arena of the same kind on that thread takes it. A new confined arena,
+//! while its state is still unshared, takes a small chunk from the thread's
+//! pool cache (clearing only the prefix its last user dirtied) and starts
+//! its cursor there: no lock on the first allocation.
+//!
 //! # Zeroed memory without memset
 //!
 //! Chunks are all-zero past their used prefix (`chunk.rs`), and memory is
@@ -1210,7 +1222,10 @@ impl Arena {
     }
 
     /// Caps the bytes of chunks this arena may reserve; requests past it
-    /// fail with [`Error::OutOfMemory`]. `None` removes the cap.
+    /// fail with [`Error::OutOfMemory`]. `None` removes the cap. On a
+    /// confined arena, call it from the owner thread before allocating to
+    /// keep the recycled first chunk (see [`reserved_bytes`](Self::reserved_bytes))
+    /// from being used when it is larger than the cap.
     ///
     /// # Examples
     ///
@@ -1282,7 +1297,11 @@ impl Arena {
         self.inner().stats(self.cursor()).0
     }
 
-    /// Bytes of chunks reserved from the system (or the pool).
+    /// Bytes of chunks reserved from the system (or the pool). A confined
+    /// arena may start with a small recycled chunk already attached (its
+    /// first allocation is then a plain bump); that chunk is counted here,
+    /// and by [`chunks`](Self::chunks), once something was allocated in it
+    /// (the allocation limit counts it from the start).
     ///
     /// # Examples
     ///
