@@ -59,10 +59,14 @@
 //!   reloads, sees `CLOSED` and returns [`Error::Closed`]. The bump touches
 //!   only the slot word and the table, which live in the arena's state (kept
 //!   alive by `&Arena`), never the chunk memory.
-//! * A confined arena's cursor lives in the `Arena` (one pointer hop from
-//!   `&Arena`), out of the close action's reach: a bump checks the `closed`
-//!   flag (relaxed). Only the owner thread bumps and only it can close a
-//!   confined session, so the close is sequenced before that load.
+//! * A confined arena's cursor lives in its state, and release (under the
+//!   lock) resets it to "no chunk": a bump reads no `closed` flag. Only the
+//!   owner thread bumps, and while the arena lives only it can close a
+//!   confined session (a last-handle close needs the arena's handle gone),
+//!   so the reset is sequenced before the next bump, which then falls to
+//!   the slow path and gets [`Error::Closed`]. Release, reset and refill
+//!   touch the cursor under the lock, on the owner thread or with the arena
+//!   held exclusively (`&mut Arena`, its drop), when no bump can run.
 //! * A [`LocalArena`] checks a `closed` flag with a relaxed load per
 //!   allocation. A stale `false` can hand out one more range in a chunk that
 //!   is being recycled; that is harmless for the same reason: handing out
@@ -265,7 +269,7 @@ fn spare_take(kind: SessionKind, owner: u64) -> Option<(Arc<Inner>, Cursor)> {
     // construction (`spare_give` keeps only unique ones, and nothing clones
     // out of the spare list), so plain stores through `&` suffice.
     let cur = if confined {
-        inner.owner.store(owner, Ordering::Relaxed);
+        inner.cur.set_owner(owner);
         // SAFETY: `inner` is the only reference to this state (above).
         unsafe { inner.attach_standby() }
     } else {
@@ -337,14 +341,15 @@ fn next_arena_id() -> u64 {
 pub(crate) struct Inner {
     /// A confined arena's state (never changes for a state, recycled or not).
     confined: bool,
-    /// Confined arenas: the owner thread (the cursor itself is in `Arena`,
-    /// one pointer hop closer); atomic only so a recycled state can be
-    /// re-owned through `&` while unique. Shared: 0.
-    owner: AtomicU64,
-    /// Confined arenas: the cursor's address, recorded by the arena just
-    /// before it closes or drops, so release clears only what was used
-    /// (`LIVE`: unknown, clear the whole chunk).
-    confined_used: AtomicUsize,
+    /// Confined arenas: the cursor and its owner thread. Bumped without a
+    /// lock by the owner thread only (`OwnerCell::with`); everything else
+    /// (refill, release, reset) touches it under `slow`, and only on the
+    /// owner thread or with the arena held exclusively (`&mut Arena`, its
+    /// drop, or the session's last handle gone), when no bump can run.
+    /// Release sets it to `NO_CURSOR`, so a bump after close falls to the
+    /// slow path (which returns `Closed`): the fast path reads no flag.
+    /// Shared arenas: owner 0 (never a thread id), unused.
+    cur: OwnerCell<Cursor>,
     /// Shared arenas: the slot words. Confined: empty.
     slots: Box<[CachePadded<AtomicU64>]>,
     /// Shared arenas: chunk index -> (base, len), written once before
@@ -405,8 +410,7 @@ impl Inner {
         let confined = kind == SessionKind::Confined;
         Inner {
             confined,
-            owner: AtomicU64::new(if confined { owner } else { 0 }),
-            confined_used: AtomicUsize::new(LIVE),
+            cur: OwnerCell::new(if confined { owner } else { 0 }, NO_CURSOR),
             slots: if confined {
                 Box::new([])
             } else {
@@ -516,7 +520,6 @@ impl Inner {
         }
         self.closed.store(false, Ordering::Relaxed);
         self.bridged.store(false, Ordering::Relaxed);
-        self.confined_used.store(LIVE, Ordering::Relaxed);
         self.id.store(0, Ordering::Relaxed);
         for slot in self.slots.iter() {
             slot.0.store(0, Ordering::Relaxed);
@@ -833,7 +836,7 @@ impl Inner {
             return Err(Error::Closed);
         }
         if self.confined {
-            let owner = self.owner.load(Ordering::Relaxed);
+            let owner = self.cur.owner();
             if me() != owner {
                 return Err(Error::WrongThread {
                     owner,
@@ -909,20 +912,18 @@ impl Inner {
                     Self::retire(&mut s, old);
                 }
             }
-            if let Some(r) = s.confined_rec.take() {
-                // The arena recorded its cursor just before closing or
-                // dropping; anything else (a `session().close()`) leaves
-                // `LIVE`, and the whole chunk is cleared on reuse.
-                // A load and a store, not a swap: under the lock, and only
-                // the owner thread (or a unique holder) writes it.
-                let p = self.confined_used.load(Ordering::Relaxed);
-                self.confined_used.store(LIVE, Ordering::Relaxed);
-                let rec = &mut s.chunks[r];
-                rec.dirty = if p >= rec.chunk.addr() && p <= rec.chunk.end() {
-                    p - rec.chunk.addr()
-                } else {
-                    LIVE
+            if self.confined {
+                // SAFETY: release runs on the owner thread (a confined
+                // session closes only there while the arena lives), or with
+                // the arena held exclusively (its drop elsewhere, or the
+                // session's last handle gone, which outlives the arena): no
+                // bump is inside the cell, and the other writers hold `slow`
+                // (see `Inner::cur`).
+                let c = unsafe {
+                    self.cur
+                        .with_unchecked(|c| core::mem::replace(c, NO_CURSOR))
                 };
+                Self::retire_cursor(&mut s, c.ptr);
             }
         }
         if s.bridged && !dropping {
@@ -940,9 +941,22 @@ impl Inner {
         }
     }
 
+    /// Records how much of the confined cursor's chunk was used (the cursor
+    /// stood at `p`) and forgets which chunk it was.
+    fn retire_cursor(s: &mut Slow, p: usize) {
+        if let Some(r) = s.confined_rec.take() {
+            let rec = &mut s.chunks[r];
+            rec.dirty = if p >= rec.chunk.addr() && p <= rec.chunk.end() {
+                p - rec.chunk.addr()
+            } else {
+                LIVE
+            };
+        }
+    }
+
     /// `reset`: every allocation is gone; chunks go back to the pool.
-    /// `cur_ptr`: a confined arena's cursor (which it has just reset).
-    fn reset(&self, cur_ptr: Option<usize>) {
+    /// The caller holds the arena exclusively (`&mut Arena`).
+    fn reset(&self) {
         let mut s = self.slow.lock();
         if s.released {
             return;
@@ -952,12 +966,14 @@ impl Inner {
             let old = slot.swap(0, Ordering::AcqRel);
             Self::retire(&mut s, old);
         }
-        if let Some(r) = s.confined_rec.take() {
-            let rec = &mut s.chunks[r];
-            rec.dirty = match cur_ptr {
-                Some(p) if p >= rec.chunk.addr() && p <= rec.chunk.end() => p - rec.chunk.addr(),
-                _ => LIVE,
+        if self.confined {
+            // SAFETY: the caller holds the arena exclusively (`&mut Arena`):
+            // no bump is inside the cell; other writers hold `slow`.
+            let c = unsafe {
+                self.cur
+                    .with_unchecked(|c| core::mem::replace(c, NO_CURSOR))
             };
+            Self::retire_cursor(&mut s, c.ptr);
         }
         s.table_len = 1;
         s.reserved = 0;
@@ -1054,9 +1070,6 @@ impl Inner {
 /// ```
 pub struct Arena {
     session: Session,
-    /// Confined arenas: the cursor, owner-thread only, kept here (not in
-    /// `Inner`) so a bump is one pointer hop from `&Arena`.
-    cur: Option<OwnerCell<Cursor>>,
     /// Always `Some` until `drop` takes it (to recycle it).
     inner: Option<Arc<Inner>>,
 }
@@ -1090,11 +1103,15 @@ impl Arena {
         // No boxed closure: the action is the state itself (one Arc clone).
         // Err(Closed) means the session was already closed and the action
         // ran at once: the arena is then closed from the start.
+        if cursor.end != 0 {
+            // SAFETY: not shared yet (the clone below is made after): nobody
+            // else is inside the cell.
+            unsafe { inner.cur.with_unchecked(|c| *c = cursor) };
+        }
         let _ = session
             .core()
             .add_close_action(crate::session::state::Action::Arena(inner.clone()));
         Arena {
-            cur: session.owner().map(|owner| OwnerCell::new(owner, cursor)),
             session,
             inner: Some(inner),
         }
@@ -1153,15 +1170,11 @@ impl Arena {
 
     /// A confined arena's cursor address, if this thread may read it.
     fn cursor(&self) -> Option<usize> {
-        self.cur.as_ref().and_then(|c| c.with(|c| c.ptr).ok())
-    }
-
-    /// Records the confined cursor for the release that follows (so it
-    /// clears only the used part of the current chunk).
-    fn record_cursor(&self) {
-        if let Some(p) = self.cursor() {
-            self.inner().confined_used.store(p, Ordering::Relaxed);
+        let i = self.inner();
+        if !i.confined {
+            return None;
         }
+        i.cur.with(|c| c.ptr).ok()
     }
 
     /// Closes the arena's session: every allocation is freed at once.
@@ -1181,12 +1194,7 @@ impl Arena {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn close(&self) -> Result<()> {
-        self.record_cursor();
-        let r = self.session.close();
-        // Consumed by the release if the close went through; otherwise
-        // forget it (more may be allocated before the real close).
-        self.inner().confined_used.store(LIVE, Ordering::Relaxed);
-        r
+        self.session.close()
     }
 
     /// A per-thread handle that bumps without atomics in a chunk of its own
@@ -1247,9 +1255,10 @@ impl Arena {
         if l >= s.reserved {
             return;
         }
-        let (Some(cur), Some(r)) = (&self.cur, s.confined_rec) else {
+        let Some(r) = s.confined_rec else {
             return;
         };
+        let cur = &self.inner().cur;
         let base = s.chunks[r].chunk.addr();
         let detached = cur.with(|c| {
             if c.ptr == base {
@@ -1347,12 +1356,7 @@ impl Arena {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn reset(&mut self) {
-        let cur = self.cur.as_ref().map(|c| {
-            // SAFETY: `&mut self`: no other thread (nor this one) is inside
-            // the cell.
-            unsafe { c.with_unchecked(|c| core::mem::replace(c, NO_CURSOR)).ptr }
-        });
-        self.inner().reset(cur);
+        self.inner().reset();
     }
 
     /// Marks the arena as used by the allocator-api2 bridge: from now on
@@ -1385,9 +1389,11 @@ impl Arena {
     /// Bumps and returns the start address.
     #[inline(always)]
     pub(crate) fn bump(&self, size: usize, align: usize) -> Result<usize> {
-        let Some(cur) = &self.cur else {
-            return self.inner().bump(size, align);
-        };
+        let inner = self.inner();
+        if !inner.confined {
+            return inner.bump(size, align);
+        }
+        let cur = &inner.cur;
         if !layout_ok(size, align) {
             return Err(layout_error(size, align));
         }
@@ -1399,13 +1405,13 @@ impl Arena {
             }
             None => 0,
         })?;
-        // Only the owner thread gets here, and only it can close a confined
-        // session: a close is sequenced before this load, which then sees
-        // it (the cursor itself is not reset by close).
-        if hit != 0 && !self.inner().closed.load(Ordering::Relaxed) {
+        // No `closed` check: release resets the cursor (on this thread, the
+        // only one that can close a confined session while the arena
+        // lives), so after a close nothing fits and the slow path answers.
+        if hit != 0 {
             return Ok(hit);
         }
-        self.inner().bump_slow(Some(cur), size, align)
+        inner.bump_slow(Some(cur), size, align)
     }
 }
 
@@ -1434,7 +1440,6 @@ impl Drop for Arena {
         // Skipped when the close action already released everything (it
         // sets `closed` under the lock after draining the chunks, unless the
         // bridge made it keep them).
-        self.record_cursor();
         let i = self.inner();
         if !i.closed.load(Ordering::Acquire) || i.bridged.load(Ordering::Relaxed) {
             i.release(true);
