@@ -902,6 +902,13 @@ impl Inner {
     /// Marks the arena closed and (unless the bridge was used and `dropping`
     /// is false) returns every chunk to the pool. Idempotent.
     fn release(&self, dropping: bool) {
+        if crate::session::state::twin_on("ArenaCursorOutsideLock") && self.confined {
+            // SAFETY: none: this is the deliberately broken twin, compiled in
+            // but only ever switched on under loom, whose cell reports the
+            // unsynchronised access instead of performing it.
+            let _ = unsafe { self.cur.with_unchecked(|c| *c) };
+            crate::sync::yield_now();
+        }
         let mut s = self.slow.lock();
         if !s.released {
             s.released = true;

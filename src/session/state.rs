@@ -138,6 +138,8 @@ pub mod broken {
         UpcallNoEnter,
         /// A downcall does not acquire the sessions of its segment arguments.
         DowncallNoAcquire,
+        /// Arena release touches a confined arena's cursor before taking its lock.
+        ArenaCursorOutsideLock,
     }
 
     std::thread_local! {
