@@ -666,3 +666,61 @@ fn recycled_chunks_are_zero_after_a_failed_close_and_a_session_close() {
         assert_eq!(s.get::<u64>(off).unwrap(), 0, "offset {off}");
     }
 }
+
+#[test]
+fn a_confined_arena_reuses_a_pooled_chunk_without_reporting_it_until_used() {
+    // Warm this thread's pool with a small chunk.
+    let warm = Arena::confined();
+    warm.allocate(16, 8).unwrap();
+    warm.close().unwrap();
+    drop(warm);
+
+    let a = Arena::confined();
+    assert_eq!(
+        (a.chunks(), a.reserved_bytes(), a.allocated_bytes()),
+        (0, 0, 0)
+    );
+    let s = a.allocate(16, 8).unwrap();
+    assert_eq!(s.get::<u64>(8).unwrap(), 0);
+    assert_eq!(a.chunks(), 1);
+    assert_eq!(a.allocated_bytes(), 16);
+    assert!(a.reserved_bytes() >= 16);
+    a.close().unwrap();
+    assert_eq!(a.allocate(16, 8).unwrap_err(), Error::Closed);
+    assert_eq!(a.session().close(), Err(Error::Closed));
+}
+
+#[test]
+fn a_small_limit_set_before_the_first_allocation_is_honoured() {
+    let warm = Arena::confined();
+    warm.allocate(16, 8).unwrap();
+    warm.close().unwrap();
+    drop(warm);
+
+    let a = Arena::confined();
+    a.set_allocation_limit(Some(64));
+    assert!(matches!(a.allocate(16, 8), Err(Error::OutOfMemory { .. })));
+    assert_eq!((a.chunks(), a.reserved_bytes()), (0, 0));
+    a.set_allocation_limit(None);
+    assert_eq!(a.allocate(16, 8).unwrap().get::<u64>(0).unwrap(), 0);
+    a.close().unwrap();
+}
+
+#[test]
+fn closing_an_arena_session_directly_frees_its_chunks_and_fails_allocations() {
+    let a = Arena::confined();
+    let mut s = a.allocate(32, 8).unwrap();
+    s.set(24, u64::MAX).unwrap();
+    a.session().close().unwrap();
+    assert_eq!(s.get::<u64>(24), Err(Error::Closed));
+    assert_eq!(a.allocate(16, 8).unwrap_err(), Error::Closed);
+    assert_eq!(a.chunks(), 0);
+    drop(a);
+    // The next arena's memory (possibly the same recycled state and chunk)
+    // is zero.
+    let b = Arena::confined();
+    let s = b.allocate(32, 8).unwrap();
+    for off in (0..32).step_by(8) {
+        assert_eq!(s.get::<u64>(off).unwrap(), 0);
+    }
+}

@@ -1,6 +1,7 @@
 //! Loom models of the allocators (DESIGN.md semantics 10–11): two threads
 //! bumping one arena, chunk growth racing a bump, close racing a bump, the
-//! chunk pool hand-off between a closing and an opening arena, and
+//! chunk pool hand-off between a closing and an opening arena, a confined
+//! arena dropped on another thread while its session closes, and
 //! per-thread stack frames. Each has a broken twin that loom must catch.
 #![cfg(loom)]
 
@@ -154,6 +155,35 @@ fn loom_arena_close_races_bump() {
 #[should_panic]
 fn twin_close_without_marking_slots_is_caught() {
     with_twin(Twin::ArenaNoCloseMark, close_races_bump);
+}
+
+/// A confined arena moved to another thread and dropped there while its
+/// owner closes the session through a clone: release runs once, and the
+/// cursor (which release resets) is touched by one thread at a time, under
+/// the arena's lock.
+fn confined_drop_races_close() {
+    model(|| {
+        let arena = Arena::confined();
+        arena.allocate(16, 8).unwrap().set(0, 7u64).unwrap();
+        let session = arena.session().clone();
+        let t = thread::spawn(move || drop(arena));
+        let r = session.close();
+        assert_eq!(r, Ok(()));
+        assert_eq!(session.close(), Err(Error::Closed));
+        t.join().unwrap();
+        memscope::alloc::trim_pool();
+    });
+}
+
+#[test]
+fn loom_confined_arena_drop_races_its_session_close() {
+    confined_drop_races_close();
+}
+
+#[test]
+#[should_panic]
+fn twin_cursor_touched_outside_the_lock_is_caught() {
+    with_twin(Twin::ArenaCursorOutsideLock, confined_drop_races_close);
 }
 
 /// One arena closes (its dirty chunk goes to the global pool) while another

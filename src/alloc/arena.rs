@@ -28,6 +28,18 @@
 //! Refills (a new chunk), huge allocations (their own chunk), limits and
 //! statistics are the cold slow path, serialised by one mutex.
 //!
+//! # Opening and closing cheaply
+//!
+//! The close action an arena registers is its state itself
+//! (`session::state::Action::Arena`: one `Arc` clone, no boxed closure).
+//! A dropped arena's state goes to a per-thread spare list when its strong
+//! count is 1 (no `Weak` is ever made, so the count cannot grow; an Acquire
+//! fence orders the close action's last use before the reuse), and the next
+//! arena of the same kind on that thread takes it. A new confined arena,
+//! while its state is still unshared, takes a small chunk from the thread's
+//! pool cache (clearing only the prefix its last user dirtied) and starts
+//! its cursor there: no lock on the first allocation.
+//!
 //! # Zeroed memory without memset
 //!
 //! Chunks are all-zero past their used prefix (`chunk.rs`), and memory is
@@ -47,10 +59,14 @@
 //!   reloads, sees `CLOSED` and returns [`Error::Closed`]. The bump touches
 //!   only the slot word and the table, which live in the arena's state (kept
 //!   alive by `&Arena`), never the chunk memory.
-//! * A confined arena's cursor lives in the `Arena` (one pointer hop from
-//!   `&Arena`), out of the close action's reach: a bump checks the `closed`
-//!   flag (relaxed). Only the owner thread bumps and only it can close a
-//!   confined session, so the close is sequenced before that load.
+//! * A confined arena's cursor lives in its state, and release (under the
+//!   lock) resets it to "no chunk": a bump reads no `closed` flag. Only the
+//!   owner thread bumps, and while the arena lives only it can close a
+//!   confined session (a last-handle close needs the arena's handle gone),
+//!   so the reset is sequenced before the next bump, which then falls to
+//!   the slow path and gets [`Error::Closed`]. Release, reset and refill
+//!   touch the cursor under the lock, on the owner thread or with the arena
+//!   held exclusively (`&mut Arena`, its drop), when no bump can run.
 //! * A [`LocalArena`] checks a `closed` flag with a relaxed load per
 //!   allocation. A stale `false` can hand out one more range in a chunk that
 //!   is being recycled; that is harmless for the same reason: handing out
@@ -119,6 +135,9 @@ enum Where {
     Confined,
     /// Handed to a LocalArena, or a huge allocation's own chunk.
     Other,
+    /// A confined arena's unused first chunk, detached from the cursor by
+    /// `set_allocation_limit`: held until release, counted nowhere.
+    Spare,
 }
 
 #[derive(Debug)]
@@ -236,38 +255,49 @@ const SPARE_CAP: usize = 4;
 
 /// A spare state for a new arena of `kind`, owned by `owner`.
 #[cfg(not(loom))]
-fn spare_take(kind: SessionKind, owner: u64) -> Option<Arc<Inner>> {
+fn spare_take(kind: SessionKind, owner: u64) -> Option<(Arc<Inner>, Cursor)> {
     let confined = kind == SessionKind::Confined;
-    let mut inner = SPARE
+    let inner = SPARE
         .try_with(|v| {
             let mut v = v.borrow_mut();
-            let i = v.iter().rposition(|i| i.owner.is_some() == confined)?;
+            let i = v.iter().rposition(|i| i.confined == confined)?;
             Some(v.swap_remove(i))
         })
         .ok()
         .flatten()?;
-    let i = Arc::get_mut(&mut inner)?;
-    if confined {
-        i.owner = Some(owner);
+    // No `Arc::get_mut` (a read-modify-write): a spare state is unique by
+    // construction (`spare_give` keeps only unique ones, and nothing clones
+    // out of the spare list), so plain stores through `&` suffice.
+    let cur = if confined {
+        inner.cur.set_owner(owner);
+        // SAFETY: `inner` is the only reference to this state (above).
+        unsafe { inner.attach_standby() }
     } else {
-        *i.id.get_mut() = next_arena_id();
-    }
-    Some(inner)
+        inner.id.store(next_arena_id(), Ordering::Relaxed);
+        NO_CURSOR
+    };
+    Some((inner, cur))
 }
 
 #[cfg(loom)]
-fn spare_take(_kind: SessionKind, _owner: u64) -> Option<Arc<Inner>> {
+fn spare_take(_kind: SessionKind, _owner: u64) -> Option<(Arc<Inner>, Cursor)> {
     None
 }
 
 /// Keeps `inner` for reuse if nothing else refers to it (its session's
 /// close action ran and was dropped) and the spare list has room.
 #[cfg(not(loom))]
-fn spare_give(mut inner: Arc<Inner>) {
-    let Some(i) = Arc::get_mut(&mut inner) else {
+fn spare_give(inner: Arc<Inner>) {
+    // Unique without `Arc::get_mut`'s read-modify-write: no `Weak<Inner>` is
+    // ever made, so a strong count of 1 (ours) cannot grow behind our back;
+    // the Acquire fence pairs with the Release decrement of the other
+    // holder's drop (the close action), ordering its uses before ours.
+    if Arc::strong_count(&inner) != 1 {
         return;
-    };
-    if !i.clean() {
+    }
+    crate::sync::fence(Ordering::Acquire);
+    // SAFETY: the only reference (above).
+    if !unsafe { inner.clean() } {
         return;
     }
     let _ = SPARE.try_with(|v| {
@@ -309,13 +339,17 @@ fn next_arena_id() -> u64 {
 }
 
 pub(crate) struct Inner {
-    /// Confined arenas: the owner thread (the cursor itself is in `Arena`,
-    /// one pointer hop closer). Shared: `None`.
-    owner: Option<u64>,
-    /// Confined arenas: the cursor's address, recorded by the arena just
-    /// before it closes or drops, so release clears only what was used
-    /// (`LIVE`: unknown, clear the whole chunk).
-    confined_used: AtomicUsize,
+    /// A confined arena's state (never changes for a state, recycled or not).
+    confined: bool,
+    /// Confined arenas: the cursor and its owner thread. Bumped without a
+    /// lock by the owner thread only (`OwnerCell::with`); everything else
+    /// (refill, release, reset) touches it under `slow`, and only on the
+    /// owner thread or with the arena held exclusively (`&mut Arena`, its
+    /// drop, or the session's last handle gone), when no bump can run.
+    /// Release sets it to `NO_CURSOR`, so a bump after close falls to the
+    /// slow path (which returns `Closed`): the fast path reads no flag.
+    /// Shared arenas: owner 0 (never a thread id), unused.
+    cur: OwnerCell<Cursor>,
     /// Shared arenas: the slot words. Confined: empty.
     slots: Box<[CachePadded<AtomicU64>]>,
     /// Shared arenas: chunk index -> (base, len), written once before
@@ -375,8 +409,8 @@ impl Inner {
     fn new(kind: SessionKind, owner: u64) -> Inner {
         let confined = kind == SessionKind::Confined;
         Inner {
-            owner: confined.then_some(owner),
-            confined_used: AtomicUsize::new(LIVE),
+            confined,
+            cur: OwnerCell::new(if confined { owner } else { 0 }, NO_CURSOR),
             slots: if confined {
                 Box::new([])
             } else {
@@ -410,27 +444,85 @@ impl Inner {
         }
     }
 
+    /// A confined arena's first chunk, taken from this thread's pool while
+    /// the state is still unshared (no lock), so that a new arena's first
+    /// allocation is a plain bump. Counted in `reserved` (the limit sees
+    /// it) but reported by the statistics only once the cursor moved.
+    /// `NO_CURSOR` if the pool has no small chunk (the first allocation
+    /// then takes the slow path, as before).
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the only reference to this state.
+    #[cfg(not(loom))]
+    unsafe fn attach_standby(&self) -> Cursor {
+        // SAFETY: unique (the caller's contract): nobody else reaches `slow`.
+        unsafe {
+            crate::sync::with_unlocked(&self.slow, |s| Inner::attach_standby_in(self.confined, s))
+        }
+    }
+
+    #[cfg(not(loom))]
+    fn attach_standby_in(confined: bool, s: &mut Slow) -> Cursor {
+        if !confined || !s.chunks.is_empty() || s.limit.is_some() {
+            return NO_CURSOR;
+        }
+        let Some(chunk) = pool::take_local(MIN_CHUNK, CHUNK_ALIGN) else {
+            return NO_CURSOR;
+        };
+        let cur = Cursor {
+            ptr: chunk.addr(),
+            end: chunk.end(),
+        };
+        s.reserved += chunk.len();
+        s.next_size = (chunk.len().max(MIN_CHUNK) * 2).min(MAX_TABLE_CHUNK);
+        s.confined_rec = Some(s.chunks.len());
+        s.chunks.push(Rec {
+            chunk,
+            dirty: LIVE,
+            at: Where::Confined,
+        });
+        cur
+    }
+
+    /// The session closed: every chunk goes back to the pool (the close
+    /// action an arena registers on its session, see `session::state::Action`).
+    pub(crate) fn on_close(&self) {
+        self.release(false);
+    }
+
     /// Resets a released, unshared state to "new" (keeping allocations);
     /// false if it cannot be reused.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the only reference to this state.
     #[cfg(not(loom))]
-    fn clean(&mut self) -> bool {
-        let s = self.slow.get_mut();
-        if !s.released || !s.chunks.is_empty() {
+    unsafe fn clean(&self) -> bool {
+        // SAFETY: unique (the caller's contract): nobody else reaches `slow`.
+        let ok = unsafe {
+            crate::sync::with_unlocked(&self.slow, |s| {
+                if !s.released || !s.chunks.is_empty() {
+                    return false;
+                }
+                s.released = false;
+                s.bridged = false;
+                s.limit = None;
+                s.next_size = MIN_CHUNK;
+                s.table_len = 1;
+                s.reserved = 0;
+                s.confined_rec = None;
+                true
+            })
+        };
+        if !ok {
             return false;
         }
-        s.released = false;
-        s.bridged = false;
-        s.limit = None;
-        s.next_size = MIN_CHUNK;
-        s.table_len = 1;
-        s.reserved = 0;
-        s.confined_rec = None;
-        *self.closed.get_mut() = false;
-        *self.bridged.get_mut() = false;
-        *self.confined_used.get_mut() = LIVE;
-        *self.id.get_mut() = 0;
-        for slot in self.slots.iter_mut() {
-            *slot.0.get_mut() = 0;
+        self.closed.store(false, Ordering::Relaxed);
+        self.bridged.store(false, Ordering::Relaxed);
+        self.id.store(0, Ordering::Relaxed);
+        for slot in self.slots.iter() {
+            slot.0.store(0, Ordering::Relaxed);
         }
         true
     }
@@ -743,7 +835,8 @@ impl Inner {
         if s.released {
             return Err(Error::Closed);
         }
-        if let Some(owner) = self.owner {
+        if self.confined {
+            let owner = self.cur.owner();
             if me() != owner {
                 return Err(Error::WrongThread {
                     owner,
@@ -809,6 +902,13 @@ impl Inner {
     /// Marks the arena closed and (unless the bridge was used and `dropping`
     /// is false) returns every chunk to the pool. Idempotent.
     fn release(&self, dropping: bool) {
+        if crate::session::state::twin_on("ArenaCursorOutsideLock") && self.confined {
+            // SAFETY: none: this is the deliberately broken twin, compiled in
+            // but only ever switched on under loom, whose cell reports the
+            // unsynchronised access instead of performing it.
+            let _ = unsafe { self.cur.with_unchecked(|c| *c) };
+            crate::sync::yield_now();
+        }
         let mut s = self.slow.lock();
         if !s.released {
             s.released = true;
@@ -819,17 +919,18 @@ impl Inner {
                     Self::retire(&mut s, old);
                 }
             }
-            if let Some(r) = s.confined_rec.take() {
-                // The arena recorded its cursor just before closing or
-                // dropping; anything else (a `session().close()`) leaves
-                // `LIVE`, and the whole chunk is cleared on reuse.
-                let p = self.confined_used.swap(LIVE, Ordering::Relaxed);
-                let rec = &mut s.chunks[r];
-                rec.dirty = if p >= rec.chunk.addr() && p <= rec.chunk.end() {
-                    p - rec.chunk.addr()
-                } else {
-                    LIVE
+            if self.confined {
+                // SAFETY: release runs on the owner thread (a confined
+                // session closes only there while the arena lives), or with
+                // the arena held exclusively (its drop elsewhere, or the
+                // session's last handle gone, which outlives the arena): no
+                // bump is inside the cell, and the other writers hold `slow`
+                // (see `Inner::cur`).
+                let c = unsafe {
+                    self.cur
+                        .with_unchecked(|c| core::mem::replace(c, NO_CURSOR))
                 };
+                Self::retire_cursor(&mut s, c.ptr);
             }
         }
         if s.bridged && !dropping {
@@ -847,9 +948,22 @@ impl Inner {
         }
     }
 
+    /// Records how much of the confined cursor's chunk was used (the cursor
+    /// stood at `p`) and forgets which chunk it was.
+    fn retire_cursor(s: &mut Slow, p: usize) {
+        if let Some(r) = s.confined_rec.take() {
+            let rec = &mut s.chunks[r];
+            rec.dirty = if p >= rec.chunk.addr() && p <= rec.chunk.end() {
+                p - rec.chunk.addr()
+            } else {
+                LIVE
+            };
+        }
+    }
+
     /// `reset`: every allocation is gone; chunks go back to the pool.
-    /// `cur_ptr`: a confined arena's cursor (which it has just reset).
-    fn reset(&self, cur_ptr: Option<usize>) {
+    /// The caller holds the arena exclusively (`&mut Arena`).
+    fn reset(&self) {
         let mut s = self.slow.lock();
         if s.released {
             return;
@@ -859,12 +973,14 @@ impl Inner {
             let old = slot.swap(0, Ordering::AcqRel);
             Self::retire(&mut s, old);
         }
-        if let Some(r) = s.confined_rec.take() {
-            let rec = &mut s.chunks[r];
-            rec.dirty = match cur_ptr {
-                Some(p) if p >= rec.chunk.addr() && p <= rec.chunk.end() => p - rec.chunk.addr(),
-                _ => LIVE,
+        if self.confined {
+            // SAFETY: the caller holds the arena exclusively (`&mut Arena`):
+            // no bump is inside the cell; other writers hold `slow`.
+            let c = unsafe {
+                self.cur
+                    .with_unchecked(|c| core::mem::replace(c, NO_CURSOR))
             };
+            Self::retire_cursor(&mut s, c.ptr);
         }
         s.table_len = 1;
         s.reserved = 0;
@@ -888,7 +1004,23 @@ impl Inner {
     fn stats(&self, confined_used: Option<usize>) -> (usize, usize, usize) {
         let s = self.slow.lock();
         let mut used = 0usize;
+        let (mut hidden, mut hidden_bytes) = (0usize, 0usize);
         for r in &s.chunks {
+            // Not in use: a detached first chunk, or the cursor's chunk
+            // before its first byte (the standby a new confined arena
+            // starts with) is reported as not reserved yet.
+            let unused = match r.at {
+                Where::Spare => true,
+                Where::Confined => confined_used == Some(r.chunk.addr()),
+                _ => false,
+            };
+            if unused {
+                hidden += 1;
+                if !matches!(r.at, Where::Spare) {
+                    hidden_bytes += r.chunk.len();
+                }
+                continue;
+            }
             used += if r.dirty != LIVE {
                 r.dirty
             } else {
@@ -903,10 +1035,11 @@ impl Inner {
                         confined_used.map_or(r.chunk.len(), |p| p.saturating_sub(r.chunk.addr()))
                     }
                     Where::Other => r.chunk.len(),
+                    Where::Spare => 0,
                 }
             };
         }
-        (used, s.reserved, s.chunks.len())
+        (used, s.reserved - hidden_bytes, s.chunks.len() - hidden)
     }
 }
 
@@ -944,9 +1077,6 @@ impl Inner {
 /// ```
 pub struct Arena {
     session: Session,
-    /// Confined arenas: the cursor, owner-thread only, kept here (not in
-    /// `Inner`) so a bump is one pointer hop from `&Arena`.
-    cur: Option<OwnerCell<Cursor>>,
     /// Always `Some` until `drop` takes it (to recycle it).
     inner: Option<Arc<Inner>>,
 }
@@ -967,17 +1097,28 @@ impl Arena {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn new(session: Session) -> Arena {
+        let kind = session.kind();
         let owner = session.owner().unwrap_or(0);
-        let inner = spare_take(session.kind(), owner)
-            .unwrap_or_else(|| Arc::new(Inner::new(session.kind(), owner)));
-        let i2 = inner.clone();
+        let (inner, cursor) = spare_take(kind, owner).unwrap_or_else(|| {
+            let mut i = Inner::new(kind, owner);
+            #[cfg(not(loom))]
+            let c = Inner::attach_standby_in(i.confined, i.slow.get_mut());
+            #[cfg(loom)]
+            let c = NO_CURSOR;
+            (Arc::new(i), c)
+        });
+        // No boxed closure: the action is the state itself (one Arc clone).
         // Err(Closed) means the session was already closed and the action
         // ran at once: the arena is then closed from the start.
-        let _ = session.add_close_action(move || i2.release(false));
+        if cursor.end != 0 {
+            // SAFETY: not shared yet (the clone below is made after): nobody
+            // else is inside the cell.
+            unsafe { inner.cur.with_unchecked(|c| *c = cursor) };
+        }
+        let _ = session
+            .core()
+            .add_close_action(crate::session::state::Action::Arena(inner.clone()));
         Arena {
-            cur: session
-                .owner()
-                .map(|owner| OwnerCell::new(owner, NO_CURSOR)),
             session,
             inner: Some(inner),
         }
@@ -1036,15 +1177,11 @@ impl Arena {
 
     /// A confined arena's cursor address, if this thread may read it.
     fn cursor(&self) -> Option<usize> {
-        self.cur.as_ref().and_then(|c| c.with(|c| c.ptr).ok())
-    }
-
-    /// Records the confined cursor for the release that follows (so it
-    /// clears only the used part of the current chunk).
-    fn record_cursor(&self) {
-        if let Some(p) = self.cursor() {
-            self.inner().confined_used.store(p, Ordering::Relaxed);
+        let i = self.inner();
+        if !i.confined {
+            return None;
         }
+        i.cur.with(|c| c.ptr).ok()
     }
 
     /// Closes the arena's session: every allocation is freed at once.
@@ -1064,12 +1201,7 @@ impl Arena {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn close(&self) -> Result<()> {
-        self.record_cursor();
-        let r = self.session.close();
-        // Consumed by the release if the close went through; otherwise
-        // forget it (more may be allocated before the real close).
-        self.inner().confined_used.store(LIVE, Ordering::Relaxed);
-        r
+        self.session.close()
     }
 
     /// A per-thread handle that bumps without atomics in a chunk of its own
@@ -1105,7 +1237,10 @@ impl Arena {
     }
 
     /// Caps the bytes of chunks this arena may reserve; requests past it
-    /// fail with [`Error::OutOfMemory`]. `None` removes the cap.
+    /// fail with [`Error::OutOfMemory`]. `None` removes the cap. On a
+    /// confined arena, call it from the owner thread before allocating to
+    /// keep the recycled first chunk (see [`reserved_bytes`](Self::reserved_bytes))
+    /// from being used when it is larger than the cap.
     ///
     /// # Examples
     ///
@@ -1117,7 +1252,35 @@ impl Arena {
     /// assert!(arena.allocate(1024, 8).is_ok());
     /// ```
     pub fn set_allocation_limit(&self, limit: Option<usize>) {
-        self.inner().slow.lock().limit = limit;
+        let mut s = self.inner().slow.lock();
+        s.limit = limit;
+        // A confined arena's standby first chunk (see `attach_standby`) that
+        // is still unused must not let allocations past a smaller limit:
+        // detach it (only its owner thread can see the cursor; from another
+        // thread the standby stays usable, as documented on `reserved_bytes`).
+        let Some(l) = limit else { return };
+        if l >= s.reserved {
+            return;
+        }
+        let Some(r) = s.confined_rec else {
+            return;
+        };
+        let cur = &self.inner().cur;
+        let base = s.chunks[r].chunk.addr();
+        let detached = cur.with(|c| {
+            if c.ptr == base {
+                *c = NO_CURSOR;
+                true
+            } else {
+                false
+            }
+        });
+        if detached == Ok(true) {
+            s.confined_rec = None;
+            s.chunks[r].at = Where::Spare;
+            s.chunks[r].dirty = 0;
+            s.reserved -= s.chunks[r].chunk.len();
+        }
     }
 
     /// The cap set by [`set_allocation_limit`](Self::set_allocation_limit).
@@ -1150,7 +1313,11 @@ impl Arena {
         self.inner().stats(self.cursor()).0
     }
 
-    /// Bytes of chunks reserved from the system (or the pool).
+    /// Bytes of chunks reserved from the system (or the pool). A confined
+    /// arena may start with a small recycled chunk already attached (its
+    /// first allocation is then a plain bump); that chunk is counted here,
+    /// and by [`chunks`](Self::chunks), once something was allocated in it
+    /// (the allocation limit counts it from the start).
     ///
     /// # Examples
     ///
@@ -1196,12 +1363,7 @@ impl Arena {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn reset(&mut self) {
-        let cur = self.cur.as_ref().map(|c| {
-            // SAFETY: `&mut self`: no other thread (nor this one) is inside
-            // the cell.
-            unsafe { c.with_unchecked(|c| core::mem::replace(c, NO_CURSOR)).ptr }
-        });
-        self.inner().reset(cur);
+        self.inner().reset();
     }
 
     /// Marks the arena as used by the allocator-api2 bridge: from now on
@@ -1234,9 +1396,11 @@ impl Arena {
     /// Bumps and returns the start address.
     #[inline(always)]
     pub(crate) fn bump(&self, size: usize, align: usize) -> Result<usize> {
-        let Some(cur) = &self.cur else {
-            return self.inner().bump(size, align);
-        };
+        let inner = self.inner();
+        if !inner.confined {
+            return inner.bump(size, align);
+        }
+        let cur = &inner.cur;
         if !layout_ok(size, align) {
             return Err(layout_error(size, align));
         }
@@ -1248,13 +1412,13 @@ impl Arena {
             }
             None => 0,
         })?;
-        // Only the owner thread gets here, and only it can close a confined
-        // session: a close is sequenced before this load, which then sees
-        // it (the cursor itself is not reset by close).
-        if hit != 0 && !self.inner().closed.load(Ordering::Relaxed) {
+        // No `closed` check: release resets the cursor (on this thread, the
+        // only one that can close a confined session while the arena
+        // lives), so after a close nothing fits and the slow path answers.
+        if hit != 0 {
             return Ok(hit);
         }
-        self.inner().bump_slow(Some(cur), size, align)
+        inner.bump_slow(Some(cur), size, align)
     }
 }
 
@@ -1283,7 +1447,6 @@ impl Drop for Arena {
         // Skipped when the close action already released everything (it
         // sets `closed` under the lock after draining the chunks, unless the
         // bridge made it keep them).
-        self.record_cursor();
         let i = self.inner();
         if !i.closed.load(Ordering::Acquire) || i.bridged.load(Ordering::Relaxed) {
             i.release(true);

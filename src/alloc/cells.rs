@@ -34,7 +34,10 @@ pub(crate) fn me() -> u64 {
 
 /// A value only its owner thread may touch.
 pub(crate) struct OwnerCell<T> {
-    owner: u64,
+    /// Atomic only so that a recycled arena state can be re-owned through
+    /// `&` while it is unshared (a relaxed load is a plain load). A std
+    /// atomic even under loom: it is never written while shared.
+    owner: core::sync::atomic::AtomicU64,
     value: UnsafeCell<T>,
 }
 
@@ -49,9 +52,22 @@ unsafe impl<T: Send> Send for OwnerCell<T> {}
 impl<T> OwnerCell<T> {
     pub(crate) fn new(owner: u64, value: T) -> OwnerCell<T> {
         OwnerCell {
-            owner,
+            owner: core::sync::atomic::AtomicU64::new(owner),
             value: UnsafeCell::new(value),
         }
+    }
+
+    /// The owner thread's id.
+    #[inline(always)]
+    pub(crate) fn owner(&self) -> u64 {
+        self.owner.load(core::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Gives the cell a new owner. Only while the cell is unshared (a
+    /// recycled arena state, before it is handed out).
+    pub(crate) fn set_owner(&self, owner: u64) {
+        self.owner
+            .store(owner, core::sync::atomic::Ordering::Relaxed);
     }
 
     /// Runs `f` on the value if the caller is the owner thread.
@@ -60,8 +76,9 @@ impl<T> OwnerCell<T> {
     #[inline(always)]
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R> {
         let me = me();
-        if me != self.owner {
-            return Err(wrong_thread(self.owner, me));
+        let owner = self.owner();
+        if me != owner {
+            return Err(wrong_thread(owner, me));
         }
         // SAFETY: only the owner thread gets here (checked above), and `f`
         // does not re-enter, so this `&mut` is the only reference.

@@ -5,7 +5,7 @@
 //! is a provided method on top of it. Returned memory is zeroed unless
 //! [`SegmentAllocator::allocate_uninit`] is asked for.
 
-mod arena;
+pub(crate) mod arena;
 mod bridge;
 mod cells;
 mod chunk;

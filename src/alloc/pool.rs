@@ -101,6 +101,18 @@ pub(crate) fn take(min: usize, align: usize) -> Option<Chunk> {
     Some(chunk)
 }
 
+/// Like [`take`], from this thread's cache only (no lock): `None` if it has
+/// no fitting chunk.
+#[cfg(not(loom))]
+pub(crate) fn take_local(min: usize, align: usize) -> Option<Chunk> {
+    let Pooled { mut chunk, dirty } = LOCAL
+        .try_with(|l| pick(&mut l.borrow_mut().0, min, align))
+        .ok()
+        .flatten()?;
+    chunk.clear(dirty);
+    Some(chunk)
+}
+
 #[cold]
 #[inline(never)]
 fn take_global(min: usize, align: usize) -> Option<Pooled> {

@@ -441,7 +441,8 @@ impl Session {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn add_close_action(&self, action: impl FnOnce() + Send + 'static) -> Result<()> {
-        self.core.add_close_action(Box::new(action))
+        self.core
+            .add_close_action(state::Action::Boxed(Box::new(action)))
     }
 
     /// Keeps `other` open until this session closes (this session holds an
@@ -497,7 +498,7 @@ impl Session {
         };
         // If this session is already closed the action runs at once (and
         // releases the hold) and `Err(Closed)` comes back.
-        self.core.add_close_action(action)
+        self.core.add_close_action(state::Action::Boxed(action))
     }
 
     /// Crate-internal: the state behind the handle.

@@ -138,6 +138,8 @@ pub mod broken {
         UpcallNoEnter,
         /// A downcall does not acquire the sessions of its segment arguments.
         DowncallNoAcquire,
+        /// Arena release touches a confined arena's cursor before taking its lock.
+        ArenaCursorOutsideLock,
     }
 
     std::thread_local! {
@@ -181,7 +183,24 @@ pub(crate) fn twin_on(name: &str) -> bool {
     broken::current().is_some_and(|t| format!("{t:?}") == name)
 }
 
-type Action = Box<dyn FnOnce() + Send + 'static>;
+/// A close action: a boxed closure, or an arena's release (which needs no
+/// allocation: opening an arena on a session must not cost a `Box`).
+pub(crate) enum Action {
+    /// Any `FnOnce`.
+    Boxed(Box<dyn FnOnce() + Send + 'static>),
+    /// [`crate::alloc::Arena`]'s state: its chunks go back to the pool.
+    Arena(Arc<crate::alloc::arena::Inner>),
+}
+
+impl Action {
+    #[inline]
+    fn run(self) {
+        match self {
+            Action::Boxed(f) => f(),
+            Action::Arena(i) => i.on_close(),
+        }
+    }
+}
 
 /// What closers serialise on.
 struct Control {
@@ -682,7 +701,7 @@ impl Core {
             let Some(a) = (unsafe { with_unlocked(&self.ctl, |c| c.actions.pop()) }) else {
                 break;
             };
-            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(a)) {
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.run())) {
                 if count == 0 {
                     first = crate::error::panic_message(&*p);
                 }
@@ -795,7 +814,7 @@ impl Core {
             return match ran {
                 None => Ok(()),
                 Some(f) => {
-                    f();
+                    f.run();
                     Err(Error::Closed)
                 }
             };
@@ -804,7 +823,7 @@ impl Core {
             let closed = self.ctl.lock().closed;
             yield_now();
             if closed {
-                f();
+                f.run();
                 return Err(Error::Closed);
             }
             self.ctl.lock().actions.push(f);
@@ -815,7 +834,7 @@ impl Core {
             drop(ctl);
             // Runs at once rather than being lost; a panic propagates to the
             // caller, who is the one that can handle it.
-            f();
+            f.run();
             return Err(Error::Closed);
         }
         ctl.actions.push(f);
@@ -829,7 +848,7 @@ fn run_actions(actions: Vec<Action>) -> Result<()> {
     let mut count = 0usize;
     let mut first = String::new();
     for a in actions.into_iter().rev() {
-        if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(a)) {
+        if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.run())) {
             if count == 0 {
                 first = crate::error::panic_message(&*p);
             }
