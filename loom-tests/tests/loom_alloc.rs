@@ -8,29 +8,10 @@
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
+use loom_tests::model;
 use memscope::alloc::{Arena, SegmentAllocator, stack};
 use memscope::session::broken::{Twin, with_twin};
 use memscope::{Error, Segment};
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(3);
-    }
-    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let c = count.clone();
-    b.check(move || {
-        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        f()
-    });
-    // Named after the running test (libtest names its threads so).
-    let name = std::thread::current().name().unwrap_or("?").to_string();
-    println!(
-        "loom model {}: {} iterations",
-        name.trim_start_matches("loom_"),
-        count.load(std::sync::atomic::Ordering::Relaxed)
-    );
-}
 
 fn range(s: &Segment<'_>) -> (usize, usize) {
     (s.address().get(), s.address().get() + s.len())
