@@ -1100,9 +1100,12 @@ impl Arena {
         let kind = session.kind();
         let owner = session.owner().unwrap_or(0);
         let (inner, cursor) = spare_take(kind, owner).unwrap_or_else(|| {
+            #[cfg(not(loom))]
             let mut i = Inner::new(kind, owner);
             #[cfg(not(loom))]
             let c = Inner::attach_standby_in(i.confined, i.slow.get_mut());
+            #[cfg(loom)]
+            let i = Inner::new(kind, owner);
             #[cfg(loom)]
             let c = NO_CURSOR;
             (Arc::new(i), c)

@@ -64,7 +64,9 @@ impl<T> OwnerCell<T> {
     }
 
     /// Gives the cell a new owner. Only while the cell is unshared (a
-    /// recycled arena state, before it is handed out).
+    /// recycled arena state, before it is handed out; recycling is compiled
+    /// out under loom).
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn set_owner(&self, owner: u64) {
         self.owner
             .store(owner, core::sync::atomic::Ordering::Relaxed);
