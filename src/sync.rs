@@ -202,3 +202,17 @@ impl<T> core::ops::Deref for CachePadded<T> {
         &self.0
     }
 }
+
+/// How many per-core slots a sharded structure should have: available
+/// parallelism rounded up to a power of two, at most 64 (computed once).
+#[cfg(not(loom))]
+pub(crate) fn per_core_slots() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .next_power_of_two()
+            .min(64)
+    })
+}

@@ -367,14 +367,7 @@ pub(crate) struct Inner {
 
 #[cfg(not(loom))]
 fn slot_count() -> usize {
-    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *N.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .next_power_of_two()
-            .min(64)
-    })
+    crate::sync::per_core_slots()
 }
 
 /// One slot under loom, so the models' threads race on the same word (the

@@ -14,8 +14,9 @@
 use super::{MemoryLayout, ValueKind};
 use core::mem::size_of;
 
-/// The integer kind of a given size and signedness.
-const fn int_kind(size: usize, signed: bool) -> ValueKind {
+/// The integer kind of a given size and signedness (1, 2, 4 or 8 bytes;
+/// used in constant contexts only, where another size is a compile error).
+pub(crate) const fn int_kind(size: usize, signed: bool) -> ValueKind {
     match (size, signed) {
         (1, true) => ValueKind::I8,
         (1, false) => ValueKind::U8,

@@ -208,20 +208,6 @@ pub fn fixed_mut<const N: usize>(bytes: &mut [u8]) -> Result<&mut [u8; N]> {
     bytes.try_into().map_err(|_| length_error(N, len))
 }
 
-/// The integer kind of a Rust integer of `size` bytes.
-const fn int_kind(size: usize, signed: bool) -> ValueKind {
-    match (size, signed) {
-        (1, true) => ValueKind::I8,
-        (1, false) => ValueKind::U8,
-        (2, true) => ValueKind::I16,
-        (2, false) => ValueKind::U16,
-        (4, true) => ValueKind::I32,
-        (4, false) => ValueKind::U32,
-        (8, true) => ValueKind::I64,
-        _ => ValueKind::U64,
-    }
-}
-
 macro_rules! scalar_marshal {
     ($($t:ty => $kind:expr),* $(,)?) => {$(
         impl Marshal for $t {
@@ -254,8 +240,8 @@ scalar_marshal!(
     u64 => ValueKind::U64,
     f32 => ValueKind::F32,
     f64 => ValueKind::F64,
-    usize => int_kind(core::mem::size_of::<usize>(), false),
-    isize => int_kind(core::mem::size_of::<isize>(), true),
+    usize => crate::layout::c::int_kind(core::mem::size_of::<usize>(), false),
+    isize => crate::layout::c::int_kind(core::mem::size_of::<isize>(), true),
 );
 
 impl Marshal for bool {

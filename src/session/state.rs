@@ -230,14 +230,7 @@ pub(crate) struct Core {
 
 #[cfg(not(loom))]
 fn shard_count() -> usize {
-    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *N.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .next_power_of_two()
-            .min(64)
-    })
+    crate::sync::per_core_slots()
 }
 
 #[cfg(loom)]
