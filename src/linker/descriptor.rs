@@ -225,21 +225,9 @@ impl Checked {
     }
 }
 
+/// The linker's scalar for a layout's value kind (they are one type).
 pub(crate) fn scalar_of(k: ValueKind) -> Scalar {
-    match k {
-        ValueKind::Bool => Scalar::Bool,
-        ValueKind::I8 => Scalar::I8,
-        ValueKind::U8 => Scalar::U8,
-        ValueKind::I16 => Scalar::I16,
-        ValueKind::U16 => Scalar::U16,
-        ValueKind::I32 => Scalar::I32,
-        ValueKind::U32 => Scalar::U32,
-        ValueKind::I64 => Scalar::I64,
-        ValueKind::U64 => Scalar::U64,
-        ValueKind::F32 => Scalar::F32,
-        ValueKind::F64 => Scalar::F64,
-        ValueKind::Address => Scalar::Address,
-    }
+    k
 }
 
 /// The linker's view of a layout.

@@ -5,40 +5,12 @@
 
 use crate::{Error, Result};
 
-/// A C scalar the linker can pass (hidden: reached only through `CScalar`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[doc(hidden)]
-#[allow(missing_docs)]
-pub enum Scalar {
-    Bool,
-    I8,
-    U8,
-    I16,
-    U16,
-    I32,
-    U32,
-    I64,
-    U64,
-    F32,
-    F64,
-    Address,
-}
+/// A C scalar the linker can pass: the layout module's [`ValueKind`], under
+/// the name the linker's code uses.
+pub(crate) use crate::layout::ValueKind as Scalar;
 
+/// What the linker needs to know about a scalar beyond `size`/`is_float`.
 impl Scalar {
-    pub(crate) fn size(self) -> usize {
-        match self {
-            Scalar::Bool | Scalar::I8 | Scalar::U8 => 1,
-            Scalar::I16 | Scalar::U16 => 2,
-            Scalar::I32 | Scalar::U32 | Scalar::F32 => 4,
-            Scalar::I64 | Scalar::U64 | Scalar::F64 => 8,
-            Scalar::Address => size_of::<usize>(),
-        }
-    }
-
-    pub(crate) fn is_float(self) -> bool {
-        matches!(self, Scalar::F32 | Scalar::F64)
-    }
-
     /// Types C's default argument promotions change in a variadic position.
     pub(crate) fn promoted_in_varargs(self) -> bool {
         matches!(
