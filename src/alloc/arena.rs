@@ -906,31 +906,56 @@ impl Inner {
         if !s.released {
             s.released = true;
             self.closed.store(true, Ordering::Release);
-            if !crate::session::state::twin_on("ArenaNoCloseMark") {
-                for slot in self.slots.iter() {
-                    let old = slot.swap(CLOSED_WORD, Ordering::AcqRel);
-                    Self::retire(&mut s, old);
-                }
-            }
-            if self.confined {
-                // SAFETY: release runs on the owner thread (a confined
-                // session closes only there while the arena lives), or with
-                // the arena held exclusively (its drop elsewhere, or the
-                // session's last handle gone, which outlives the arena): no
-                // bump is inside the cell, and the other writers hold `slow`
-                // (see `Inner::cur`).
-                let c = unsafe {
-                    self.cur
-                        .with_unchecked(|c| core::mem::replace(c, NO_CURSOR))
-                };
-                Self::retire_cursor(&mut s, c.ptr);
-            }
+            let word = if crate::session::state::twin_on("ArenaNoCloseMark") {
+                None
+            } else {
+                Some(CLOSED_WORD)
+            };
+            // SAFETY: release runs on the owner thread (a confined session
+            // closes only there while the arena lives), or with the arena
+            // held exclusively (its drop elsewhere, or the session's last
+            // handle gone, which outlives the arena): no bump is inside the
+            // cursor cell.
+            unsafe { self.retire_bump_state(&mut s, word) };
         }
         if s.bridged && !dropping {
             return;
         }
         self.drop_thread_cache(&mut s);
         s.reserved = 0;
+        Self::return_chunks(&mut s);
+    }
+
+    /// Swaps every slot word to `word` (`None`: leave the slots alone, the
+    /// `ArenaNoCloseMark` twin) and retires what they and the confined
+    /// cursor pointed into, so the chunks' dirty prefixes are known.
+    ///
+    /// # Safety
+    ///
+    /// No bump may be running in the confined cursor cell: the caller is the
+    /// owner thread, or holds the arena exclusively. Other writers of the
+    /// cell hold `slow`, which the caller holds as `s`.
+    unsafe fn retire_bump_state(&self, s: &mut Slow, word: Option<u64>) {
+        if let Some(word) = word {
+            for slot in self.slots.iter() {
+                let old = slot.swap(word, Ordering::AcqRel);
+                Self::retire(s, old);
+            }
+        }
+        if self.confined {
+            // SAFETY: no bump is inside the cell (this function's contract);
+            // the other writers hold `slow`, which our caller holds.
+            let c = unsafe {
+                self.cur
+                    .with_unchecked(|c| core::mem::replace(c, NO_CURSOR))
+            };
+            Self::retire_cursor(s, c.ptr);
+        }
+    }
+
+    /// Gives every chunk back to the pool with its dirty prefix (a chunk
+    /// still `LIVE` is dirty all through).
+    fn return_chunks(s: &mut Slow) {
         for r in s.chunks.drain(..) {
             let dirty = if r.dirty == LIVE {
                 r.chunk.len()
@@ -962,19 +987,9 @@ impl Inner {
             return;
         }
         self.drop_thread_cache(&mut s);
-        for slot in self.slots.iter() {
-            let old = slot.swap(0, Ordering::AcqRel);
-            Self::retire(&mut s, old);
-        }
-        if self.confined {
-            // SAFETY: the caller holds the arena exclusively (`&mut Arena`):
-            // no bump is inside the cell; other writers hold `slow`.
-            let c = unsafe {
-                self.cur
-                    .with_unchecked(|c| core::mem::replace(c, NO_CURSOR))
-            };
-            Self::retire_cursor(&mut s, c.ptr);
-        }
+        // SAFETY: the caller holds the arena exclusively (`&mut Arena`): no
+        // bump is inside the cursor cell.
+        unsafe { self.retire_bump_state(&mut s, Some(0)) };
         s.table_len = 1;
         s.reserved = 0;
         s.next_size = MIN_CHUNK;
@@ -982,14 +997,7 @@ impl Inner {
             // Threads' caches name the old id: they no longer match.
             self.id.store(next_arena_id(), Ordering::Relaxed);
         }
-        for r in s.chunks.drain(..) {
-            let dirty = if r.dirty == LIVE {
-                r.chunk.len()
-            } else {
-                r.dirty
-            };
-            pool::give(r.chunk, dirty);
-        }
+        Self::return_chunks(&mut s);
     }
 
     /// `(allocated, reserved, chunks)`; `confined_used`: a confined arena's
