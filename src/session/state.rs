@@ -686,26 +686,16 @@ impl Core {
     /// thread, or a uniquely held core), and `closed` already set, so that an
     /// action registering another one runs it at once instead of pushing.
     unsafe fn run_actions_unlocked(&self) -> Result<()> {
-        let mut count = 0usize;
-        let mut first = String::new();
+        let mut tally = PanicTally::default();
         loop {
             // SAFETY: exclusivity is the caller's contract; the borrow ends
             // before the action (user code) runs.
             let Some(a) = (unsafe { with_unlocked(&self.ctl, |c| c.actions.pop()) }) else {
                 break;
             };
-            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.run())) {
-                if count == 0 {
-                    first = crate::error::panic_message(&*p);
-                }
-                count += 1;
-            }
+            tally.run(a);
         }
-        if count == 0 {
-            Ok(())
-        } else {
-            Err(Error::CloseActionPanicked { count, first })
-        }
+        tally.finish()
     }
 
     /// Closes a session whose last handle is gone (no guard or access can
@@ -838,20 +828,40 @@ impl Core {
 /// Runs close actions newest first; a panicking action does not stop the
 /// others, and the panics are reported in the result.
 fn run_actions(actions: Vec<Action>) -> Result<()> {
-    let mut count = 0usize;
-    let mut first = String::new();
+    let mut tally = PanicTally::default();
     for a in actions.into_iter().rev() {
+        tally.run(a);
+    }
+    tally.finish()
+}
+
+/// Runs close actions one by one, each under `catch_unwind`, counting the
+/// panics and keeping the first one's message.
+#[derive(Default)]
+struct PanicTally {
+    count: usize,
+    first: String,
+}
+
+impl PanicTally {
+    fn run(&mut self, a: Action) {
         if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.run())) {
-            if count == 0 {
-                first = crate::error::panic_message(&*p);
+            if self.count == 0 {
+                self.first = crate::error::panic_message(&*p);
             }
-            count += 1;
+            self.count += 1;
         }
     }
-    if count == 0 {
-        Ok(())
-    } else {
-        Err(Error::CloseActionPanicked { count, first })
+
+    fn finish(self) -> Result<()> {
+        if self.count == 0 {
+            Ok(())
+        } else {
+            Err(Error::CloseActionPanicked {
+                count: self.count,
+                first: self.first,
+            })
+        }
     }
 }
 
