@@ -290,8 +290,12 @@ pub const fn align_up(offset: usize, align: usize) -> Option<usize> {
 /// Used by [`c_struct!`](crate::c_struct) in compile-time assertions; the
 /// run-time [`MemoryLayout::c_struct`] applies the same rule.
 ///
-/// Panics (at compile time, in a `const` context) on overflow or a
-/// non-power-of-two alignment; prefer [`MemoryLayout::c_struct`] at run time.
+/// # Panics
+///
+/// On a size that overflows or an alignment that is not a power of two. In
+/// the `const` context the macros use, that is a compile error; at run time
+/// use [`MemoryLayout::c_struct`], which returns [`Error::InvalidLayout`]
+/// instead.
 ///
 /// # Examples
 ///
@@ -334,6 +338,14 @@ pub const fn c_struct_placement<const N: usize>(
 
 /// The C compiler's size and alignment of a union of members given as
 /// `(size, align)`: the largest size rounded up to the largest alignment.
+/// Used by [`c_union!`](crate::c_union) in compile-time assertions.
+///
+/// # Panics
+///
+/// On a size that overflows or an alignment that is not a power of two. In
+/// the `const` context the macros use, that is a compile error; at run time
+/// use [`MemoryLayout::union_of`], which returns [`Error::InvalidLayout`]
+/// instead.
 ///
 /// # Examples
 ///
