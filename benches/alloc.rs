@@ -35,6 +35,41 @@ fn row1(c: &mut Criterion) {
             confined.reset();
         })
     });
+    // What the peers do: hand out recycled bytes as they are.
+    let mut shared_u = Arena::shared();
+    g.bench_function("memscope_shared_arena_local_uninit", |b| {
+        b.iter(|| {
+            {
+                let local = shared_u.local();
+                for _ in 0..ROW1_N {
+                    black_box(local.allocate_uninit(16, 8).unwrap().address());
+                }
+            }
+            shared_u.reset();
+        })
+    });
+    let mut confined_lu = Arena::confined();
+    g.bench_function("memscope_confined_arena_local_uninit", |b| {
+        b.iter(|| {
+            {
+                let local = confined_lu.local();
+                for _ in 0..ROW1_N {
+                    black_box(local.allocate_uninit(16, 8).unwrap().address());
+                }
+            }
+            confined_lu.reset();
+        })
+    });
+    let mut confined_u = Arena::confined();
+    g.bench_function("memscope_confined_arena_uninit", |b| {
+        b.iter(|| {
+            for _ in 0..ROW1_N {
+                black_box(confined_u.allocate_uninit(16, 8).unwrap().address());
+            }
+            confined_u.reset();
+        })
+    });
+    // Zeroed (`allocate`, Java's contract) from here on.
     let mut shared = Arena::shared();
     g.bench_function("memscope_shared_arena_local", |b| {
         b.iter(|| {
@@ -104,6 +139,29 @@ fn row1(c: &mut Criterion) {
         b.iter(|| {
             for _ in 0..ROW1_N {
                 let _ = black_box(blink.allocate(L16));
+            }
+            blink.reset();
+        })
+    });
+    // The peers asked for zeroed memory, to compare with `allocate`.
+    g.bench_function("bumpalo_zeroed", |b| {
+        b.iter(|| {
+            for _ in 0..ROW1_N {
+                let p = bump.alloc_layout(L16);
+                // SAFETY: `p` is a fresh 16-byte block.
+                unsafe { p.as_ptr().write_bytes(0, 16) };
+                black_box(p);
+            }
+            bump.reset();
+        })
+    });
+    g.bench_function("blink_alloc_zeroed", |b| {
+        b.iter(|| {
+            for _ in 0..ROW1_N {
+                let p = blink.allocate(L16).unwrap().cast::<u8>();
+                // SAFETY: `p` is a fresh 16-byte block.
+                unsafe { p.as_ptr().write_bytes(0, 16) };
+                black_box(p);
             }
             blink.reset();
         })

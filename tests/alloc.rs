@@ -724,3 +724,85 @@ fn closing_an_arena_session_directly_frees_its_chunks_and_fails_allocations() {
         assert_eq!(s.get::<u64>(off).unwrap(), 0);
     }
 }
+
+/// One step of a zeroing scenario: an allocation (size, align, zeroed?).
+fn zero_steps() -> impl Strategy<Value = Vec<(usize, usize, bool)>> {
+    let n = if cfg!(miri) { 12 } else { 400 };
+    prop::collection::vec((0usize..3000, 0u32..7, any::<bool>()), 1..n)
+        .prop_map(|v| v.into_iter().map(|(s, a, z)| (s, 1usize << a, z)).collect())
+}
+
+/// Runs `steps` on `a`: every zeroing allocation must be all zero when
+/// handed out; every allocation is then dirtied (0xAB).
+fn run_zero_steps(a: &impl SegmentAllocator, steps: &[(usize, usize, bool)]) {
+    for (i, &(size, align, zeroed)) in steps.iter().enumerate() {
+        let mut s = if zeroed {
+            a.allocate(size, align).unwrap()
+        } else {
+            a.allocate_uninit(size, align).unwrap()
+        };
+        assert_eq!(s.len(), size);
+        if zeroed {
+            let bytes = s.to_vec().unwrap();
+            assert!(
+                bytes.iter().all(|&b| b == 0),
+                "step {i}: {size} B zeroed allocation has a non-zero byte"
+            );
+        }
+        s.fill(0xAB).unwrap();
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: if cfg!(miri) { 2 } else { 24 },
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Recycled chunks are handed out dirty (a reset keeps its largest
+    /// chunk, the pool gives chunks back uncleared to single-owner cursors):
+    /// `allocate` must still zero exactly what it hands out, on every path.
+    #[test]
+    fn zeroing_allocations_are_zero_after_resets_and_recycling(
+        rounds in prop::collection::vec(zero_steps(), 1..4)
+    ) {
+        let mut confined = Arena::confined();
+        let mut shared = Arena::shared();
+        let mut handle = Arena::shared();
+        for steps in &rounds {
+            run_zero_steps(&confined, steps);
+            run_zero_steps(&shared, steps); // the thread's chunk cache after a streak
+            run_zero_steps(&handle.local(), steps);
+            confined.reset();
+            shared.reset();
+            handle.reset();
+            // A new arena from the pool's dirty chunks.
+            let fresh = Arena::confined();
+            run_zero_steps(&fresh, steps);
+            fresh.close().unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_reset_arena_keeps_its_largest_chunk_for_the_next_round() {
+    let mut arena = Arena::confined();
+    let round = |arena: &Arena| {
+        for _ in 0..10_007 {
+            arena.allocate(16, 8).unwrap();
+        }
+        arena.chunks()
+    };
+    let first = round(&arena);
+    assert!(first >= 5, "chunks grow geometrically from 4 KiB: {first}");
+    arena.reset();
+    assert_eq!((arena.chunks(), arena.reserved_bytes()), (0, 0));
+    round(&arena);
+    arena.reset();
+    // From the third round on, the kept chunk holds a whole round.
+    assert_eq!(round(&arena), 1);
+    arena.reset();
+    assert_eq!(round(&arena), 1);
+    assert!(arena.allocated_bytes() >= 10_007 * 16);
+}

@@ -203,6 +203,41 @@ fn twin_pool_without_clearing_is_caught() {
     });
 }
 
+/// A confined arena closes on its thread (its dirty chunk goes to the global
+/// pool, uncleared) while a confined arena on another thread opens: its
+/// cursor takes whichever chunk with its clean mark, and a zeroing
+/// allocation below the mark is zeroed on the spot.
+fn pool_lazy_zero() {
+    model(|| {
+        let t = thread::spawn(|| {
+            let arena = Arena::confined();
+            let mut s = arena.allocate(16, 8).unwrap();
+            s.set(0, u64::MAX).unwrap();
+            s.set(8, u64::MAX).unwrap();
+            arena.close().unwrap();
+        });
+        let arena = Arena::confined();
+        let s = arena.allocate(16, 8).unwrap();
+        assert_eq!(s.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
+        assert_eq!(s.get::<u64>(8).unwrap(), 0, "dirty bytes handed out");
+        drop(s);
+        t.join().unwrap();
+        drop(arena);
+        memscope::alloc::trim_pool();
+    });
+}
+
+#[test]
+fn loom_confined_arena_zeroes_a_dirty_pooled_chunk_on_demand() {
+    pool_lazy_zero();
+}
+
+#[test]
+#[should_panic]
+fn twin_lazy_zero_skipped_is_caught() {
+    with_twin(Twin::ArenaNoLazyZero, pool_lazy_zero);
+}
+
 /// Two threads open frames (nested) on their own stacks at once.
 fn stack_frames() {
     model(|| {

@@ -40,10 +40,21 @@
 //! pool cache (clearing only the prefix its last user dirtied) and starts
 //! its cursor there: no lock on the first allocation.
 //!
-//! # Zeroed memory without memset
+//! # Zeroed memory without a bulk memset
 //!
-//! Chunks are all-zero past their used prefix (`chunk.rs`), and memory is
-//! handed out only once per open arena, so `allocate` is `allocate_uninit`.
+//! Fresh chunks are all-zero. A recycled chunk (from the pool, or the one a
+//! `reset` keeps) comes with its dirty prefix: the table chunks of a shared
+//! arena (bumped by many threads) are cleared when taken; the single-owner
+//! cursors (a confined arena's cursor, a `LocalArena`, a thread's chunk
+//! cache) keep a *clean mark* instead. `allocate` zeroes an allocation only
+//! where it lies below the mark (a few inline stores for a small constant
+//! size), and `allocate_uninit` never zeroes: recycled bytes are handed out
+//! as they are (always initialised: chunks start zeroed and are only ever
+//! written with initialised bytes).
+//!
+//! `reset` keeps the largest chunk (dirty) for the next refill, as bumpalo
+//! keeps its last chunk: an arena reset in a loop settles on one chunk and
+//! stops going through the pool.
 //!
 //! # What close can race with
 //!
@@ -82,8 +93,8 @@
 
 use super::SegmentAllocator;
 use super::cells::{OwnerCell, me};
-use super::chunk::{CHUNK_ALIGN, Chunk, align_up, bump_in, carve};
-use super::pool;
+use super::chunk::{CHUNK_ALIGN, Chunk, align_up, bump_in, carve, zero_below};
+use super::pool::{self, Pooled};
 use crate::error::{Error, Result};
 use crate::segment::Segment;
 use crate::session::{Session, SessionKind};
@@ -117,15 +128,22 @@ fn word(idx: usize, off: usize) -> u64 {
     ((idx as u64) << IDX_SHIFT) | off as u64
 }
 
-/// The confined cursor: next free address and end of the current chunk.
-/// `(1, 0)` (nothing fits, not even size 0) means "no chunk".
+/// The confined cursor: next free address and end of the current chunk,
+/// and the chunk's clean mark (bytes below it may be dirty: a zeroing
+/// allocation there zeroes its own bytes). `(1, 0)` (nothing fits, not even
+/// size 0) means "no chunk".
 #[derive(Clone, Copy, Debug)]
 struct Cursor {
     ptr: usize,
     end: usize,
+    clean: usize,
 }
 
-const NO_CURSOR: Cursor = Cursor { ptr: 1, end: 0 };
+const NO_CURSOR: Cursor = Cursor {
+    ptr: 1,
+    end: 0,
+    clean: 0,
+};
 
 #[derive(Debug)]
 enum Where {
@@ -143,9 +161,33 @@ enum Where {
 #[derive(Debug)]
 struct Rec {
     chunk: Chunk,
-    /// Length of the possibly non-zero prefix, or `LIVE`.
+    /// Length of the prefix handed out, or `LIVE`.
     dirty: usize,
+    /// Length of the prefix that was already dirty when the chunk came to
+    /// this arena (recycled and not cleared: the cursor zeroes on demand).
+    stale: usize,
     at: Where,
+}
+
+impl Rec {
+    fn new(chunk: Chunk, stale: usize, at: Where) -> Rec {
+        Rec {
+            chunk,
+            dirty: LIVE,
+            stale,
+            at,
+        }
+    }
+
+    /// How many leading bytes may be non-zero.
+    fn dirty_prefix(&self) -> usize {
+        let used = if self.dirty == LIVE {
+            self.chunk.len()
+        } else {
+            self.dirty
+        };
+        used.max(self.stale)
+    }
 }
 
 #[derive(Debug)]
@@ -162,6 +204,10 @@ struct Slow {
     released: bool,
     /// The allocator-api2 bridge was used: close keeps the chunks.
     bridged: bool,
+    /// The largest chunk of the last `reset`, kept (dirty) for the next
+    /// refill, as bumpalo keeps its last chunk: a reset arena reuses one
+    /// chunk without a trip through the pool or a bulk clear.
+    kept: Option<Pooled>,
 }
 
 /// A chunk handed to a LocalArena: its record, base, cursor and end.
@@ -170,6 +216,7 @@ struct LocalChunk {
     base: usize,
     cur: usize,
     end: usize,
+    clean: usize,
 }
 
 struct Entry {
@@ -184,6 +231,8 @@ struct TCache {
     cur: Cell<usize>,
     end: Cell<usize>,
     base: Cell<usize>,
+    /// The chunk's clean mark (see `Cursor`).
+    clean: Cell<usize>,
     /// The chunk's record in its arena, and its size.
     rec: Cell<usize>,
     size: Cell<usize>,
@@ -208,6 +257,7 @@ impl TCache {
             cur: Cell::new(1),
             end: Cell::new(0),
             base: Cell::new(0),
+            clean: Cell::new(0),
             rec: Cell::new(0),
             size: Cell::new(0),
             streak_arena: Cell::new(0),
@@ -433,6 +483,7 @@ impl Inner {
                 reserved: 0,
                 released: false,
                 bridged: false,
+                kept: None,
             }),
         }
     }
@@ -460,21 +511,18 @@ impl Inner {
         if !confined || !s.chunks.is_empty() || s.limit.is_some() {
             return NO_CURSOR;
         }
-        let Some(chunk) = pool::take_local(MIN_CHUNK, CHUNK_ALIGN) else {
+        let Some(Pooled { chunk, dirty }) = pool::take_local(MIN_CHUNK, CHUNK_ALIGN) else {
             return NO_CURSOR;
         };
         let cur = Cursor {
             ptr: chunk.addr(),
             end: chunk.end(),
+            clean: chunk.addr() + dirty.min(chunk.len()),
         };
         s.reserved += chunk.len();
         s.next_size = (chunk.len().max(MIN_CHUNK) * 2).min(MAX_TABLE_CHUNK);
         s.confined_rec = Some(s.chunks.len());
-        s.chunks.push(Rec {
-            chunk,
-            dirty: LIVE,
-            at: Where::Confined,
-        });
+        s.chunks.push(Rec::new(chunk, dirty, Where::Confined));
         cur
     }
 
@@ -495,7 +543,7 @@ impl Inner {
         // SAFETY: unique (the caller's contract): nobody else reaches `slow`.
         let ok = unsafe {
             crate::sync::with_unlocked(&self.slow, |s| {
-                if !s.released || !s.chunks.is_empty() {
+                if !s.released || !s.chunks.is_empty() || s.kept.is_some() {
                     return false;
                 }
                 s.released = false;
@@ -523,8 +571,10 @@ impl Inner {
     // ----- fast paths --------------------------------------------------------
 
     /// Bumps `size` bytes aligned to `align`; returns the start address.
+    /// `Z`: the bytes must be zero (they are zeroed if they lie below the
+    /// chunk's clean mark).
     #[inline(always)]
-    fn bump(&self, size: usize, align: usize) -> Result<usize> {
+    fn bump<const Z: bool>(&self, size: usize, align: usize) -> Result<usize> {
         if !layout_ok(size, align) {
             return Err(layout_error(size, align));
         }
@@ -540,11 +590,16 @@ impl Inner {
                 }
                 let (start, new) = bump_in(c.cur.get(), c.end.get(), size, align)?;
                 c.cur.set(new);
+                if Z {
+                    // SAFETY: `start .. new` was just bumped past in this
+                    // thread's private chunk of the arena (cache_refill).
+                    unsafe { zero_below(start, new, c.clean.get()) };
+                }
                 Some(Ok(start))
             });
             match hit {
                 Some(r) => r,
-                None => self.bump_miss(size, align, id),
+                None => self.bump_miss(size, align, id, Z),
             }
         }
     }
@@ -555,16 +610,16 @@ impl Inner {
     /// atomic per allocation, while one that alternates between arenas
     /// does not grab a chunk per switch).
     #[inline]
-    fn bump_miss(&self, size: usize, align: usize, id: u64) -> Result<usize> {
+    fn bump_miss(&self, size: usize, align: usize, id: u64, zero: bool) -> Result<usize> {
         let mine = TCACHE.with(|c| c.arena.get() == id);
         if mine || TCACHE.with(|c| c.streak(id)) {
-            if let Some(r) = self.cache_refill(size, align, id) {
+            if let Some(r) = self.cache_refill(size, align, id, zero) {
                 return r;
             }
         }
         match self.bump_shared(size, align) {
             Some(a) => Ok(a),
-            None => self.bump_slow(None, size, align),
+            None => self.bump_slow(None, size, align, zero),
         }
     }
 
@@ -572,7 +627,13 @@ impl Inner {
     /// `None` to fall back to the slot word (huge request, limit reached).
     #[cold]
     #[inline(never)]
-    fn cache_refill(&self, size: usize, align: usize, id: u64) -> Option<Result<usize>> {
+    fn cache_refill(
+        &self,
+        size: usize,
+        align: usize,
+        id: u64,
+        zero: bool,
+    ) -> Option<Result<usize>> {
         let mut s = self.slow.lock();
         if s.released {
             return Some(Err(Error::Closed));
@@ -594,7 +655,7 @@ impl Inner {
         if needed > want / 2 {
             return None;
         }
-        let chunk = Self::new_chunk(&mut s, want, CHUNK_ALIGN, false).ok()?;
+        let (chunk, stale) = Self::new_chunk(&mut s, want, CHUNK_ALIGN, false, true).ok()?;
         if same {
             if let Some(r) = s.chunks.get_mut(old_rec) {
                 r.dirty = old_used;
@@ -602,19 +663,22 @@ impl Inner {
         }
         let base = chunk.addr();
         let end = chunk.end();
+        let clean = base + stale;
         let rec = s.chunks.len();
-        s.chunks.push(Rec {
-            chunk,
-            dirty: LIVE,
-            at: Where::Other,
-        });
+        s.chunks.push(Rec::new(chunk, stale, Where::Other));
         let start = align_up(base, align)?;
+        if zero {
+            // SAFETY: `start .. start + size` fits the chunk (`needed <=
+            // want / 2`) that was just given to this thread alone.
+            unsafe { zero_below(start, start + size, clean) };
+        }
         TCACHE.with(|c| {
             c.arena.set(id);
             c.rec.set(rec);
             c.base.set(base);
             c.cur.set(start + size);
             c.end.set(end);
+            c.clean.set(clean);
             c.size.set(want);
         });
         Some(Ok(start))
@@ -676,6 +740,7 @@ impl Inner {
         cur: Option<&OwnerCell<Cursor>>,
         size: usize,
         align: usize,
+        zero: bool,
     ) -> Result<usize> {
         let mut s = self.slow.lock();
         if s.released {
@@ -697,18 +762,18 @@ impl Inner {
         let table_full = !self.slots.is_empty() && s.table_len >= TABLE;
         if needed > s.next_size / 2 || needed > MAX_TABLE_CHUNK || table_full {
             // Huge: its own chunk, the current one stays current.
-            let chunk = Self::new_chunk(&mut s, size, align, true).map_err(|_| oom(size, align))?;
+            let (chunk, _) =
+                Self::new_chunk(&mut s, size, align, true, false).map_err(|_| oom(size, align))?;
             let a = chunk.addr();
-            s.chunks.push(Rec {
-                chunk,
-                dirty: LIVE,
-                at: Where::Other,
-            });
+            s.chunks.push(Rec::new(chunk, 0, Where::Other));
             return Ok(a);
         }
         let want = s.next_size;
-        let chunk = Self::new_chunk(&mut s, want.max(needed), CHUNK_ALIGN, false)
-            .map_err(|_| oom(size, align))?;
+        // The confined cursor zeroes on demand; the table's chunks are
+        // bumped by many threads at once, so they are cleared now.
+        let (chunk, stale) =
+            Self::new_chunk(&mut s, want.max(needed), CHUNK_ALIGN, false, cur.is_some())
+                .map_err(|_| oom(size, align))?;
         s.next_size = (chunk.len().max(want) * 2).min(MAX_TABLE_CHUNK);
         let base = chunk.addr();
         let len = chunk.len();
@@ -718,34 +783,34 @@ impl Inner {
         if let Some(cur) = cur {
             // Retire the confined chunk and install the new one.
             let rec = s.chunks.len();
+            let clean = base + stale;
             let old = cur.with(|c| {
                 let old = *c;
                 *c = Cursor {
                     ptr: start + size,
                     end: base + len,
+                    clean,
                 };
                 old
             })?;
+            if zero {
+                // SAFETY: `start .. start + size` lies in the chunk just
+                // installed as this owner thread's cursor chunk (`used <=
+                // len`), handed out to nobody else.
+                unsafe { zero_below(start, start + size, clean) };
+            }
             if let Some(r) = s.confined_rec.replace(rec) {
                 let b = s.chunks[r].chunk.addr();
                 s.chunks[r].dirty = old.ptr.saturating_sub(b);
             }
-            s.chunks.push(Rec {
-                chunk,
-                dirty: LIVE,
-                at: Where::Confined,
-            });
+            s.chunks.push(Rec::new(chunk, stale, Where::Confined));
         } else {
             let idx = s.table_len;
             s.table_len += 1;
             let e = &self.table[idx];
             e.base.store(base, Ordering::Relaxed);
             e.len.store(len, Ordering::Relaxed);
-            s.chunks.push(Rec {
-                chunk,
-                dirty: LIVE,
-                at: Where::Table(idx),
-            });
+            s.chunks.push(Rec::new(chunk, stale, Where::Table(idx)));
             // Release: publishes the table entry written above to every
             // bumper that loads this word (or a later one) with Acquire.
             let old = self.slot().swap(word(idx, used), Ordering::AcqRel);
@@ -789,10 +854,19 @@ impl Inner {
         }
     }
 
-    /// A zeroed chunk of at least `len` bytes: from the pool, else fresh;
-    /// honours the limit (for non-exact requests, a smaller chunk that still
+    /// A chunk of at least `len` bytes and how much of its prefix may be
+    /// dirty: the chunk kept by the last reset, else one from the pool, else
+    /// a fresh one. `lazy`: the taker zeroes on demand below its clean mark;
+    /// otherwise the chunk is cleared now (and the dirty length is 0).
+    /// Honours the limit (for non-exact requests, a smaller chunk that still
     /// fits is tried before giving up).
-    fn new_chunk(s: &mut Slow, len: usize, align: usize, exact: bool) -> Result<Chunk> {
+    fn new_chunk(
+        s: &mut Slow,
+        len: usize,
+        align: usize,
+        exact: bool,
+        lazy: bool,
+    ) -> Result<(Chunk, usize)> {
         let oom = || Error::OutOfMemory { size: len, align };
         let len = len.checked_next_multiple_of(CHUNK_ALIGN).ok_or_else(oom)?;
         let room = match s.limit {
@@ -802,17 +876,48 @@ impl Inner {
         if len > room {
             return Err(oom());
         }
-        let pooled = if exact { None } else { pool::take(len, align) };
-        let chunk = match pooled {
-            Some(c) if c.len() <= room => c,
-            Some(c) => {
-                pool::give(c, 0);
-                Chunk::new(len, align).ok_or_else(oom)?
+        let kept = match s.kept.take() {
+            Some(k)
+                if !exact
+                    && k.chunk.len() >= len
+                    && k.chunk.len() <= room
+                    && k.chunk.align() >= align =>
+            {
+                Some(k)
             }
-            None => Chunk::new(len, align).ok_or_else(oom)?,
+            Some(k) => {
+                s.kept = Some(k);
+                None
+            }
+            None => None,
+        };
+        let pooled = match kept {
+            Some(k) => Some(k),
+            None if exact => None,
+            None => pool::take_dirty(len, align),
+        };
+        let (chunk, dirty) = match pooled {
+            Some(p) if p.chunk.len() <= room => {
+                let d = p.dirty.min(p.chunk.len());
+                (p.chunk, d)
+            }
+            Some(p) => {
+                pool::give(p.chunk, p.dirty);
+                (Chunk::new(len, align).ok_or_else(oom)?, 0)
+            }
+            None => (Chunk::new(len, align).ok_or_else(oom)?, 0),
+        };
+        let mut chunk = chunk;
+        let dirty = if lazy || dirty == 0 {
+            dirty
+        } else {
+            if !crate::session::state::twin_on("PoolNoClear") {
+                chunk.clear(dirty);
+            }
+            0
         };
         s.reserved += chunk.len();
-        Ok(chunk)
+        Ok((chunk, dirty))
     }
 
     /// A whole chunk for a LocalArena (or its huge allocation).
@@ -823,6 +928,7 @@ impl Inner {
         size: usize,
         align: usize,
         old: Option<(usize, usize)>,
+        zero: bool,
     ) -> Result<(usize, Option<LocalChunk>)> {
         let mut s = self.slow.lock();
         if s.released {
@@ -844,31 +950,30 @@ impl Inner {
             .checked_add(align.saturating_sub(CHUNK_ALIGN))
             .ok_or(Error::OutOfMemory { size, align })?;
         if needed > s.next_size / 2 {
-            let chunk = Self::new_chunk(&mut s, size, align, true).map_err(|_| oom(size, align))?;
+            let (chunk, _) =
+                Self::new_chunk(&mut s, size, align, true, false).map_err(|_| oom(size, align))?;
             let a = chunk.addr();
-            s.chunks.push(Rec {
-                chunk,
-                dirty: LIVE,
-                at: Where::Other,
-            });
+            s.chunks.push(Rec::new(chunk, 0, Where::Other));
             return Ok((a, None));
         }
         if let Some((rec, used)) = old {
             s.chunks[rec].dirty = used;
         }
         let want = s.next_size;
-        let chunk =
-            Self::new_chunk(&mut s, want, CHUNK_ALIGN, false).map_err(|_| oom(size, align))?;
+        let (chunk, stale) = Self::new_chunk(&mut s, want, CHUNK_ALIGN, false, true)
+            .map_err(|_| oom(size, align))?;
         s.next_size = (chunk.len().max(want) * 2).min(MAX_TABLE_CHUNK);
         let base = chunk.addr();
         let end = chunk.end();
+        let clean = base + stale;
         let rec = s.chunks.len();
-        s.chunks.push(Rec {
-            chunk,
-            dirty: LIVE,
-            at: Where::Other,
-        });
+        s.chunks.push(Rec::new(chunk, stale, Where::Other));
         let start = align_up(base, align).ok_or(Error::OutOfMemory { size, align })?;
+        if zero {
+            // SAFETY: `start .. start + size` fits the chunk (`needed <=
+            // want / 2`), which was just given to the calling handle alone.
+            unsafe { zero_below(start, start + size, clean) };
+        }
         Ok((
             start,
             Some(LocalChunk {
@@ -876,6 +981,7 @@ impl Inner {
                 base,
                 cur: start + size,
                 end,
+                clean,
             }),
         ))
     }
@@ -954,16 +1060,22 @@ impl Inner {
     }
 
     /// Gives every chunk back to the pool with its dirty prefix (a chunk
-    /// still `LIVE` is dirty all through).
+    /// still `LIVE` is dirty all through), and the one kept by `reset`.
     fn return_chunks(s: &mut Slow) {
         for r in s.chunks.drain(..) {
-            let dirty = if r.dirty == LIVE {
-                r.chunk.len()
-            } else {
-                r.dirty
-            };
+            let dirty = r.dirty_prefix();
             pool::give(r.chunk, dirty);
         }
+        if let Some(k) = s.kept.take() {
+            pool::give(k.chunk, k.dirty);
+        }
+    }
+
+    /// Gives every chunk back to the pool, except the one kept by `reset`.
+    fn return_chunks_but_kept(s: &mut Slow) {
+        let kept = s.kept.take();
+        Self::return_chunks(s);
+        s.kept = kept;
     }
 
     /// Records how much of the confined cursor's chunk was used (the cursor
@@ -997,7 +1109,33 @@ impl Inner {
             // Threads' caches name the old id: they no longer match.
             self.id.store(next_arena_id(), Ordering::Relaxed);
         }
-        Self::return_chunks(&mut s);
+        // Keep the largest pool-sized chunk (dirty) for the next refill; the
+        // rest goes back to the pool.
+        let largest = s
+            .chunks
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.chunk.len() <= pool::POOL_MAX_CHUNK && !matches!(r.at, Where::Spare))
+            .max_by_key(|(_, r)| r.chunk.len())
+            .map(|(i, _)| i);
+        if let Some(i) = largest {
+            let r = s.chunks.swap_remove(i);
+            let dirty = r.dirty_prefix();
+            let mut keep = Pooled {
+                chunk: r.chunk,
+                dirty,
+            };
+            if let Some(mut k) = s.kept.take() {
+                // The previous one was not needed by this round: keep the
+                // larger of the two, pool the other.
+                if k.chunk.len() > keep.chunk.len() {
+                    core::mem::swap(&mut k, &mut keep);
+                }
+                pool::give(k.chunk, k.dirty);
+            }
+            s.kept = Some(keep);
+        }
+        Self::return_chunks_but_kept(&mut s);
     }
 
     /// `(allocated, reserved, chunks)`; `confined_used`: a confined arena's
@@ -1047,8 +1185,9 @@ impl Inner {
 /// A bump allocator whose memory is freed, all at once, when its session
 /// closes. `Send + Sync`: many threads may allocate from one `&Arena` (no
 /// lock on the fast path); [`Arena::local`] gives a thread an even cheaper
-/// handle. Memory is zeroed (chunks are kept zeroed, so this costs no
-/// per-allocation `memset`), and allocations carry no header.
+/// handle. `allocate` zeroes (fresh chunks are zero already; only recycled
+/// bytes are zeroed, per allocation), `allocate_uninit` hands recycled bytes
+/// out as they are, and allocations carry no header.
 ///
 /// Zero-size requests succeed with an empty segment whose address is the
 /// alignment (no memory is used).
@@ -1235,6 +1374,7 @@ impl Arena {
             cur: Cell::new(1),
             end: Cell::new(0),
             base: Cell::new(0),
+            clean: Cell::new(0),
             rec: Cell::new(None),
             _not_send: PhantomData,
         }
@@ -1397,50 +1537,70 @@ impl Arena {
         Ok(())
     }
 
-    /// Bumps and returns the start address.
+    /// Bumps and returns the start address (contents unspecified).
     #[inline(always)]
     pub(crate) fn bump(&self, size: usize, align: usize) -> Result<usize> {
+        self.bump_z::<false>(size, align)
+    }
+
+    /// Bumps and returns the start address; `Z`: the bytes are zero.
+    #[inline(always)]
+    fn bump_z<const Z: bool>(&self, size: usize, align: usize) -> Result<usize> {
         let inner = self.inner();
         if !inner.confined {
-            return inner.bump(size, align);
+            return inner.bump::<Z>(size, align);
         }
         let cur = &inner.cur;
         if !layout_ok(size, align) {
             return Err(layout_error(size, align));
         }
-        // 0 is "did not fit" (no chunk starts at address 0).
-        let hit = cur.with(|c| match bump_in(c.ptr, c.end, size, align) {
-            Some((start, new)) => {
-                c.ptr = new;
-                start
+        let hit = cur.with_mine(|c| {
+            let (start, new) = bump_in(c.ptr, c.end, size, align)?;
+            c.ptr = new;
+            if Z {
+                // SAFETY: `start .. new` was just bumped past in the
+                // cursor's chunk, which only this owner thread bumps.
+                unsafe { zero_below(start, new, c.clean) };
             }
-            None => 0,
-        })?;
+            Some(start)
+        });
         // No `closed` check: release resets the cursor (on this thread, the
         // only one that can close a confined session while the arena
         // lives), so after a close nothing fits and the slow path answers.
-        if hit != 0 {
-            return Ok(hit);
+        if let Some(a) = hit {
+            return Ok(a);
         }
-        inner.bump_slow(Some(cur), size, align)
+        if let Some(e) = cur.not_mine() {
+            return Err(e);
+        }
+        inner.bump_slow(Some(cur), size, align, Z)
     }
 }
 
-impl SegmentAllocator for Arena {
+impl Arena {
     #[inline(always)]
-    fn allocate_uninit(&self, size: usize, align: usize) -> Result<Segment<'_>> {
-        let a = self.bump(size, align)?;
+    fn carve_z<const Z: bool>(&self, size: usize, align: usize) -> Result<Segment<'_>> {
+        let a = self.bump_z::<Z>(size, align)?;
         // SAFETY: `a .. a + size` was bumped past in a chunk this arena owns
         // (or `size == 0` and `a == align != 0`); no other allocation gets
         // it; the chunk stays allocated until the session's close action or
         // the arena's drop, and the segment borrows the arena.
         Ok(unsafe { carve(a, size, &self.session) })
     }
+}
 
-    /// Same as `allocate_uninit`: arena memory is always zero when handed out.
+impl SegmentAllocator for Arena {
+    /// Recycled bytes are handed out as they are (no zeroing at all).
+    #[inline(always)]
+    fn allocate_uninit(&self, size: usize, align: usize) -> Result<Segment<'_>> {
+        self.carve_z::<false>(size, align)
+    }
+
+    /// Zeroed: fresh chunk memory is zero already; recycled bytes below a
+    /// chunk's clean mark are zeroed per allocation (no bulk clear).
     #[inline(always)]
     fn allocate(&self, size: usize, align: usize) -> Result<Segment<'_>> {
-        self.allocate_uninit(size, align)
+        self.carve_z::<true>(size, align)
     }
 }
 
@@ -1503,6 +1663,8 @@ pub struct LocalArena<'a> {
     cur: Cell<usize>,
     end: Cell<usize>,
     base: Cell<usize>,
+    /// The chunk's clean mark (see `Cursor`).
+    clean: Cell<usize>,
     /// The chunk record this handle bumps in.
     rec: Cell<Option<usize>>,
     _not_send: PhantomData<*const ()>,
@@ -1522,8 +1684,15 @@ impl<'a> LocalArena<'a> {
         self.arena
     }
 
+    /// Bumps and returns the start address (contents unspecified).
     #[inline(always)]
     pub(crate) fn bump(&self, size: usize, align: usize) -> Result<usize> {
+        self.bump_z::<false>(size, align)
+    }
+
+    /// Bumps and returns the start address; `Z`: the bytes are zero.
+    #[inline(always)]
+    fn bump_z<const Z: bool>(&self, size: usize, align: usize) -> Result<usize> {
         if !layout_ok(size, align) {
             return Err(layout_error(size, align));
         }
@@ -1533,39 +1702,44 @@ impl<'a> LocalArena<'a> {
         }
         if let Some((start, new)) = bump_in(self.cur.get(), self.end.get(), size, align) {
             self.cur.set(new);
+            if Z {
+                // SAFETY: `start .. new` was just bumped past in the chunk
+                // the arena gave to this (not `Send`) handle alone.
+                unsafe { zero_below(start, new, self.clean.get()) };
+            }
             return Ok(start);
         }
-        self.refill(size, align)
+        self.refill(size, align, Z)
     }
 
     #[cold]
     #[inline(never)]
-    fn refill(&self, size: usize, align: usize) -> Result<usize> {
+    fn refill(&self, size: usize, align: usize, zero: bool) -> Result<usize> {
         let old = self
             .rec
             .get()
             .map(|r| (r, self.cur.get().saturating_sub(self.base.get())));
-        let (start, new) = self.inner.local_refill(size, align, old)?;
+        let (start, new) = self.inner.local_refill(size, align, old, zero)?;
         if let Some(LocalChunk {
             rec,
             base,
             cur,
             end,
+            clean,
         }) = new
         {
             self.rec.set(Some(rec));
             self.base.set(base);
             self.cur.set(cur);
             self.end.set(end);
+            self.clean.set(clean);
         }
         Ok(start)
     }
-}
 
-impl SegmentAllocator for LocalArena<'_> {
     #[inline(always)]
-    fn allocate_uninit(&self, size: usize, align: usize) -> Result<Segment<'_>> {
-        let a = self.bump(size, align)?;
+    fn carve_z<const Z: bool>(&self, size: usize, align: usize) -> Result<Segment<'_>> {
+        let a = self.bump_z::<Z>(size, align)?;
         // SAFETY: `a .. a + size` lies in a chunk the arena gave to this
         // handle alone (or its own huge chunk, or `size == 0`); the cursor
         // only moves forward; the chunk stays allocated until the session's
@@ -1573,11 +1747,19 @@ impl SegmentAllocator for LocalArena<'_> {
         // which borrows the arena.
         Ok(unsafe { carve(a, size, &self.arena.session) })
     }
+}
 
-    /// Same as `allocate_uninit`: arena memory is always zero when handed out.
+impl SegmentAllocator for LocalArena<'_> {
+    /// Recycled bytes are handed out as they are (no zeroing at all).
+    #[inline(always)]
+    fn allocate_uninit(&self, size: usize, align: usize) -> Result<Segment<'_>> {
+        self.carve_z::<false>(size, align)
+    }
+
+    /// Zeroed, as [`Arena`]'s `allocate`.
     #[inline(always)]
     fn allocate(&self, size: usize, align: usize) -> Result<Segment<'_>> {
-        self.allocate_uninit(size, align)
+        self.carve_z::<true>(size, align)
     }
 }
 

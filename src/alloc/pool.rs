@@ -4,8 +4,9 @@
 //!
 //! Two levels: a small per-thread cache (no atomics, no lock) and a bounded
 //! global pool behind a mutex. A chunk goes back with its `dirty` length (how
-//! many leading bytes may be non-zero); the taker clears that prefix in bulk
-//! before use, which keeps the all-zero invariant of `chunk.rs`.
+//! many leading bytes may be non-zero); the taker either clears that prefix
+//! in bulk before use or keeps it as its clean mark and zeroes on
+//! demand, which keeps the all-zero invariant of `chunk.rs`.
 
 use super::chunk::Chunk;
 use crate::sync::Mutex;
@@ -84,33 +85,28 @@ fn pick(v: &mut Vec<Pooled>, min: usize, align: usize) -> Option<Pooled> {
     Some(v.swap_remove(i))
 }
 
-/// Takes a zeroed chunk of `min ..= 4 * min` bytes from the pool, if any.
-pub(crate) fn take(min: usize, align: usize) -> Option<Chunk> {
+/// Takes a chunk of `min ..= 4 * min` bytes from the pool, if any, with its
+/// dirty length: the taker clears it (`Chunk::clear`) or zeroes on demand
+/// below its clean mark (see `chunk.rs`).
+pub(crate) fn take_dirty(min: usize, align: usize) -> Option<Pooled> {
     let local = LOCAL
         .try_with(|l| pick(&mut l.borrow_mut().0, min, align))
         .ok()
         .flatten();
-    let p = match local {
-        Some(p) => p,
-        None => take_global(min, align)?,
-    };
-    let Pooled { mut chunk, dirty } = p;
-    if !crate::session::state::twin_on("PoolNoClear") {
-        chunk.clear(dirty);
+    match local {
+        Some(p) => Some(p),
+        None => take_global(min, align),
     }
-    Some(chunk)
 }
 
-/// Like [`take`], from this thread's cache only (no lock): `None` if it has
-/// no fitting chunk.
+/// Like [`take_dirty`], from this thread's cache only (no lock): `None` if
+/// it has no fitting chunk.
 #[cfg(not(loom))]
-pub(crate) fn take_local(min: usize, align: usize) -> Option<Chunk> {
-    let Pooled { mut chunk, dirty } = LOCAL
+pub(crate) fn take_local(min: usize, align: usize) -> Option<Pooled> {
+    LOCAL
         .try_with(|l| pick(&mut l.borrow_mut().0, min, align))
         .ok()
-        .flatten()?;
-    chunk.clear(dirty);
-    Some(chunk)
+        .flatten()
 }
 
 #[cold]

@@ -140,6 +140,8 @@ pub mod broken {
         DowncallNoAcquire,
         /// Arena release touches a confined arena's cursor before taking its lock.
         ArenaCursorOutsideLock,
+        /// A zeroing allocation below a recycled chunk's clean mark is not zeroed.
+        ArenaNoLazyZero,
     }
 
     std::thread_local! {
