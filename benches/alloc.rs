@@ -352,6 +352,17 @@ fn row3(c: &mut Criterion) {
             bump.reset();
         })
     });
+    g.bench_function("bumpalo_4_allocs_zeroed_reset", |b| {
+        b.iter(|| {
+            for _ in 0..4 {
+                let p = bump.alloc_layout(L16);
+                // SAFETY: `p` is a fresh 16-byte block.
+                unsafe { p.as_ptr().write_bytes(0, 16) };
+                black_box(p);
+            }
+            bump.reset();
+        })
+    });
     g.bench_function("bumpalo_4_allocs_no_reset", |b| {
         b.iter_custom(|iters| {
             // Only as long as the chunk lasts: reset outside the timing.
