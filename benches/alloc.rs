@@ -21,88 +21,65 @@ const L16: Layout = match Layout::from_size_align(16, 8) {
     Err(_) => panic!(),
 };
 
+/// One round of row 1 on `a`: `allocate` (zeroed) or `allocate_uninit`.
+#[inline(always)]
+fn row1_loop(a: &impl SegmentAllocator, zeroed: bool) {
+    if zeroed {
+        for _ in 0..ROW1_N {
+            black_box(a.allocate(16, 8).unwrap().address());
+        }
+    } else {
+        for _ in 0..ROW1_N {
+            black_box(a.allocate_uninit(16, 8).unwrap().address());
+        }
+    }
+}
+
 /// Row 1: 10,007 allocations of 16 B, then reset, one thread.
 fn row1(c: &mut Criterion) {
     let mut g = c.benchmark_group("row1_arena_10007x16B_1t");
     g.throughput(Throughput::Elements(ROW1_N as u64));
 
-    let mut confined = Arena::confined();
-    g.bench_function("memscope_confined_arena", |b| {
-        b.iter(|| {
-            for _ in 0..ROW1_N {
-                black_box(confined.allocate(16, 8).unwrap().address());
-            }
-            confined.reset();
-        })
-    });
-    // What the peers do: hand out recycled bytes as they are.
-    let mut shared_u = Arena::shared();
-    g.bench_function("memscope_shared_arena_local_uninit", |b| {
-        b.iter(|| {
-            {
-                let local = shared_u.local();
-                for _ in 0..ROW1_N {
-                    black_box(local.allocate_uninit(16, 8).unwrap().address());
+    // memscope's cases: which arena, through which handle, zeroed or not
+    // (`allocate_uninit` is what the peers do: recycled bytes as they are;
+    // `allocate` zeroes, Java's contract). Each round ends with a reset.
+    type Case = (&'static str, fn() -> Arena, bool, bool);
+    let cases: [Case; 7] = [
+        ("memscope_confined_arena", Arena::confined, false, true),
+        (
+            "memscope_shared_arena_local_uninit",
+            Arena::shared,
+            true,
+            false,
+        ),
+        (
+            "memscope_confined_arena_local_uninit",
+            Arena::confined,
+            true,
+            false,
+        ),
+        (
+            "memscope_confined_arena_uninit",
+            Arena::confined,
+            false,
+            false,
+        ),
+        ("memscope_shared_arena_local", Arena::shared, true, true),
+        ("memscope_confined_arena_local", Arena::confined, true, true),
+        ("memscope_shared_arena", Arena::shared, false, true),
+    ];
+    for (name, make, local, zeroed) in cases {
+        let mut arena = make();
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                match (local, zeroed) {
+                    (true, z) => row1_loop(&arena.local(), z),
+                    (false, z) => row1_loop(&arena, z),
                 }
-            }
-            shared_u.reset();
-        })
-    });
-    let mut confined_lu = Arena::confined();
-    g.bench_function("memscope_confined_arena_local_uninit", |b| {
-        b.iter(|| {
-            {
-                let local = confined_lu.local();
-                for _ in 0..ROW1_N {
-                    black_box(local.allocate_uninit(16, 8).unwrap().address());
-                }
-            }
-            confined_lu.reset();
-        })
-    });
-    let mut confined_u = Arena::confined();
-    g.bench_function("memscope_confined_arena_uninit", |b| {
-        b.iter(|| {
-            for _ in 0..ROW1_N {
-                black_box(confined_u.allocate_uninit(16, 8).unwrap().address());
-            }
-            confined_u.reset();
-        })
-    });
-    // Zeroed (`allocate`, Java's contract) from here on.
-    let mut shared = Arena::shared();
-    g.bench_function("memscope_shared_arena_local", |b| {
-        b.iter(|| {
-            {
-                let local = shared.local();
-                for _ in 0..ROW1_N {
-                    black_box(local.allocate(16, 8).unwrap().address());
-                }
-            }
-            shared.reset();
-        })
-    });
-    let mut confined_local = Arena::confined();
-    g.bench_function("memscope_confined_arena_local", |b| {
-        b.iter(|| {
-            {
-                let local = confined_local.local();
-                for _ in 0..ROW1_N {
-                    black_box(local.allocate(16, 8).unwrap().address());
-                }
-            }
-            confined_local.reset();
-        })
-    });
-    let mut shared2 = Arena::shared();
-    g.bench_function("memscope_shared_arena", |b| {
-        b.iter(|| {
-            for _ in 0..ROW1_N {
-                black_box(shared2.allocate(16, 8).unwrap().address());
-            }
-            shared2.reset();
-        })
-    });
+                arena.reset();
+            })
+        });
+    }
     // Two arenas alternating: the thread never settles on one, so every
     // allocation is the slot word's compare-and-swap.
     let (mut x, mut y) = (Arena::shared(), Arena::shared());

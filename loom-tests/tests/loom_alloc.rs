@@ -169,54 +169,19 @@ fn twin_cursor_touched_outside_the_lock_is_caught() {
 
 /// One arena closes (its dirty chunk goes to the global pool) while another
 /// opens and allocates: whichever chunk it gets, the memory is zero.
-fn pool_hand_off() {
-    model(|| {
-        let t = thread::spawn(|| {
-            let arena = Arena::shared();
+/// `make`: shared arenas take pooled chunks for their slot table and clear
+/// them at once; confined arenas take them dirty with a clean mark and
+/// zero each allocation below it on demand.
+fn pool_hand_off(make: fn() -> Arena) {
+    model(move || {
+        let t = thread::spawn(move || {
+            let arena = make();
             let mut s = arena.allocate(16, 8).unwrap();
             s.set(0, u64::MAX).unwrap();
             s.set(8, u64::MAX).unwrap();
             arena.close().unwrap();
         });
-        let arena = Arena::shared();
-        let s = arena.allocate(16, 8).unwrap();
-        assert_eq!(s.get::<u64>(0).unwrap(), 0, "recycled chunk not cleared");
-        assert_eq!(s.get::<u64>(8).unwrap(), 0, "recycled chunk not cleared");
-        drop(s);
-        t.join().unwrap();
-        drop(arena);
-        memscope::alloc::trim_pool();
-    });
-}
-
-#[test]
-fn loom_pool_hand_off_between_closing_and_opening_arenas() {
-    pool_hand_off();
-}
-
-#[test]
-#[should_panic]
-fn twin_pool_without_clearing_is_caught() {
-    with_twin(Twin::PoolNoClear, || {
-        // Run until the opening arena gets the closed one's chunk.
-        pool_hand_off()
-    });
-}
-
-/// A confined arena closes on its thread (its dirty chunk goes to the global
-/// pool, uncleared) while a confined arena on another thread opens: its
-/// cursor takes whichever chunk with its clean mark, and a zeroing
-/// allocation below the mark is zeroed on the spot.
-fn pool_lazy_zero() {
-    model(|| {
-        let t = thread::spawn(|| {
-            let arena = Arena::confined();
-            let mut s = arena.allocate(16, 8).unwrap();
-            s.set(0, u64::MAX).unwrap();
-            s.set(8, u64::MAX).unwrap();
-            arena.close().unwrap();
-        });
-        let arena = Arena::confined();
+        let arena = make();
         let s = arena.allocate(16, 8).unwrap();
         assert_eq!(s.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
         assert_eq!(s.get::<u64>(8).unwrap(), 0, "dirty bytes handed out");
@@ -228,14 +193,26 @@ fn pool_lazy_zero() {
 }
 
 #[test]
+fn loom_pool_hand_off_between_closing_and_opening_arenas() {
+    pool_hand_off(Arena::shared);
+}
+
+#[test]
+#[should_panic]
+fn twin_pool_without_clearing_is_caught() {
+    // Runs until the opening arena gets the closed one's chunk.
+    with_twin(Twin::PoolNoClear, || pool_hand_off(Arena::shared));
+}
+
+#[test]
 fn loom_confined_arena_zeroes_a_dirty_pooled_chunk_on_demand() {
-    pool_lazy_zero();
+    pool_hand_off(Arena::confined);
 }
 
 #[test]
 #[should_panic]
 fn twin_lazy_zero_skipped_is_caught() {
-    with_twin(Twin::ArenaNoLazyZero, pool_lazy_zero);
+    with_twin(Twin::ArenaNoLazyZero, || pool_hand_off(Arena::confined));
 }
 
 /// Two threads open frames (nested) on their own stacks at once.
