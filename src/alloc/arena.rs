@@ -30,7 +30,12 @@
 //!
 //! # Opening and closing cheaply
 //!
-//! The close action an arena registers is its state itself
+//! A confined session's first arena (made on its owner thread) uses a
+//! state embedded in the session core (`Core::arena`): it lives as long as
+//! the core, which the arena keeps alive through its session handle, so
+//! neither the arena nor its close action (`Action::Embedded`, run in LIFO
+//! order like any other) holds an `Arc`; the recycled core cleans the state
+//! for the next session. Any other arena's close action is its state itself
 //! (`session::state::Action::Arena`: one `Arc` clone, no boxed closure).
 //! A dropped arena's state goes to a per-thread spare list when its strong
 //! count is 1 (no `Weak` is ever made, so the count cannot grow; an Acquire
@@ -507,6 +512,7 @@ impl Inner {
     }
 
     #[cfg(not(loom))]
+    #[inline(always)]
     fn attach_standby_in(confined: bool, s: &mut Slow) -> Cursor {
         if !confined || !s.chunks.is_empty() || s.limit.is_some() {
             return NO_CURSOR;
@@ -532,14 +538,41 @@ impl Inner {
         self.release(false);
     }
 
+    /// A confined state to embed in a session core (owner set when an arena
+    /// claims it: `prepare_embedded`). Allocates nothing.
+    pub(crate) fn embedded() -> Inner {
+        Inner::new(SessionKind::Confined, 0)
+    }
+
+    /// Readies a clean embedded state for the arena that just claimed it
+    /// (`Core::claim_arena`) on thread `owner`: owner, and a standby first
+    /// chunk from the thread's pool as in `spare_take`.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the only reference to this state (it just claimed
+    /// it, and has not handed the arena out yet).
+    unsafe fn prepare_embedded(&self, owner: u64) {
+        self.cur.set_owner(owner);
+        #[cfg(not(loom))]
+        {
+            // SAFETY: unique (the caller's contract).
+            let cursor = unsafe { self.attach_standby() };
+            if cursor.end != 0 {
+                // SAFETY: unique (the caller's contract): nobody else is
+                // inside the cell.
+                unsafe { self.cur.with_unchecked(|c| *c = cursor) };
+            }
+        }
+    }
+
     /// Resets a released, unshared state to "new" (keeping allocations);
     /// false if it cannot be reused.
     ///
     /// # Safety
     ///
     /// The caller holds the only reference to this state.
-    #[cfg(not(loom))]
-    unsafe fn clean(&self) -> bool {
+    pub(crate) unsafe fn clean(&self) -> bool {
         // SAFETY: unique (the caller's contract): nobody else reaches `slow`.
         let ok = unsafe {
             crate::sync::with_unlocked(&self.slow, |s| {
@@ -1217,7 +1250,9 @@ impl Inner {
 /// ```
 pub struct Arena {
     session: Session,
-    /// Always `Some` until `drop` takes it (to recycle it).
+    /// The arena's own state, or `None`: the state embedded in the session's
+    /// core (`Core::arena`, claimed by this arena), kept alive by `session`.
+    /// `drop` takes an own state (to recycle it).
     inner: Option<Arc<Inner>>,
 }
 
@@ -1239,6 +1274,18 @@ impl Arena {
     pub fn new(session: Session) -> Arena {
         let kind = session.kind();
         let owner = session.owner().unwrap_or(0);
+        // A confined session's first arena (on its owner thread) uses the
+        // state embedded in the session core: no `Arc`, and a close action
+        // without one.
+        if let Some(inner) = session.core().claim_arena() {
+            // SAFETY: just claimed: no other arena is given this state while
+            // the core lives, and this one is not handed out yet.
+            unsafe { inner.prepare_embedded(owner) };
+            return Arena {
+                session,
+                inner: None,
+            };
+        }
         let (inner, cursor) = spare_take(kind, owner).unwrap_or_else(|| {
             #[cfg(not(loom))]
             let mut i = Inner::new(kind, owner);
@@ -1314,7 +1361,7 @@ impl Arena {
     fn inner(&self) -> &Inner {
         match &self.inner {
             Some(i) => i,
-            None => unreachable!("the arena state is only taken by drop"),
+            None => &self.session.core().arena,
         }
     }
 
