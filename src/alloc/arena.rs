@@ -554,15 +554,19 @@ impl Inner {
     /// it, and has not handed the arena out yet).
     unsafe fn prepare_embedded(&self, owner: u64) {
         self.cur.set_owner(owner);
+        // All inline, so the cursor goes to the cell from registers (a
+        // returned `Cursor` copied out of memory costs a store-forwarding
+        // stall here).
         #[cfg(not(loom))]
-        {
-            // SAFETY: unique (the caller's contract).
-            let cursor = unsafe { self.attach_standby() };
-            if cursor.end != 0 {
-                // SAFETY: unique (the caller's contract): nobody else is
-                // inside the cell.
-                unsafe { self.cur.with_unchecked(|c| *c = cursor) };
-            }
+        // SAFETY: unique (the caller's contract): nobody else reaches `slow`
+        // or is inside the cursor cell.
+        unsafe {
+            crate::sync::with_unlocked(&self.slow, |s| {
+                let c = Inner::attach_standby_in(true, s);
+                if c.end != 0 {
+                    self.cur.with_unchecked(|p| *p = c);
+                }
+            })
         }
     }
 
