@@ -26,7 +26,9 @@
 //!   `Cell`s in a chunk it took from the arena: no atomic read-modify-write.
 //!
 //! Refills (a new chunk), huge allocations (their own chunk), limits and
-//! statistics are the cold slow path, serialised by one mutex.
+//! statistics are the cold slow path, serialised by one lock (a spin lock,
+//! `spin.rs`: uncontended, it costs one atomic read-modify-write where a
+//! parking mutex costs two).
 //!
 //! # Opening and closing cheaply
 //!
@@ -100,10 +102,11 @@ use super::SegmentAllocator;
 use super::cells::{OwnerCell, me};
 use super::chunk::{CHUNK_ALIGN, Chunk, align_up, bump_in, carve, zero_below};
 use super::pool::{self, Pooled};
+use super::spin::SpinMutex;
 use crate::error::{Error, Result};
 use crate::segment::Segment;
 use crate::session::{Session, SessionKind};
-use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, CachePadded, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, CachePadded, Ordering};
 use core::cell::Cell;
 use core::fmt;
 use core::marker::PhantomData;
@@ -417,7 +420,7 @@ pub(crate) struct Inner {
     id: AtomicU64,
     /// Mirrors `Slow::bridged` for a lock-free check (set under `slow`).
     bridged: AtomicBool,
-    slow: Mutex<Slow>,
+    slow: SpinMutex<Slow>,
 }
 
 #[cfg(not(loom))]
@@ -479,7 +482,7 @@ impl Inner {
             closed: AtomicBool::new(false),
             id: AtomicU64::new(if confined { 0 } else { next_arena_id() }),
             bridged: AtomicBool::new(false),
-            slow: Mutex::new(Slow {
+            slow: SpinMutex::new(Slow {
                 chunks: Vec::new(),
                 table_len: 1,
                 confined_rec: None,
@@ -507,7 +510,8 @@ impl Inner {
     unsafe fn attach_standby(&self) -> Cursor {
         // SAFETY: unique (the caller's contract): nobody else reaches `slow`.
         unsafe {
-            crate::sync::with_unlocked(&self.slow, |s| Inner::attach_standby_in(self.confined, s))
+            self.slow
+                .with_unlocked(|s| Inner::attach_standby_in(self.confined, s))
         }
     }
 
@@ -561,7 +565,7 @@ impl Inner {
         // SAFETY: unique (the caller's contract): nobody else reaches `slow`
         // or is inside the cursor cell.
         unsafe {
-            crate::sync::with_unlocked(&self.slow, |s| {
+            self.slow.with_unlocked(|s| {
                 let c = Inner::attach_standby_in(true, s);
                 if c.end != 0 {
                     self.cur.with_unchecked(|p| *p = c);
@@ -579,7 +583,7 @@ impl Inner {
     pub(crate) unsafe fn clean(&self) -> bool {
         // SAFETY: unique (the caller's contract): nobody else reaches `slow`.
         let ok = unsafe {
-            crate::sync::with_unlocked(&self.slow, |s| {
+            self.slow.with_unlocked(|s| {
                 if !s.released || !s.chunks.is_empty() || s.kept.is_some() {
                     return false;
                 }

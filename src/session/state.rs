@@ -142,6 +142,9 @@ pub mod broken {
         ArenaCursorOutsideLock,
         /// A zeroing allocation below a recycled chunk's clean mark is not zeroed.
         ArenaNoLazyZero,
+        /// The arena's spin lock unlocks with a Relaxed store (no happens-before
+        /// to the next holder).
+        SpinRelaxedUnlock,
     }
 
     std::thread_local! {
