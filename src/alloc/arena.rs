@@ -67,7 +67,7 @@
 //!
 //! The arena registers a close action on its session. When it runs (after
 //! the session is marked closed and in-flight plain accesses drained), it
-//! takes the mutex, marks the arena released, swaps every slot word to
+//! takes the lock, marks the arena released, swaps every slot word to
 //! `CLOSED` (reading each slot's final offset, so it knows how much of each
 //! chunk to clear) and returns the chunks to the pool.
 //!
@@ -302,7 +302,7 @@ crate::sync::thread_local! {
 }
 
 // Spare arena states of this thread: a closed and dropped arena's state
-// (slots, table, mutex, chunk list capacity) is reused by the next
+// (slots, table, lock, chunk list capacity) is reused by the next
 // `Arena::new` on this thread, saving its allocations.
 #[cfg(not(loom))]
 crate::sync::thread_local! {
