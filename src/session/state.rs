@@ -57,6 +57,11 @@
 //! next `Session::confined()`/`shared()` on that thread takes it with a new
 //! owner and id. Ids are the thread id above a per-thread count, so making
 //! one touches no shared counter.
+//!
+//! A core also carries the state of its session's first confined arena
+//! (`Core::arena`, handed out by `claim_arena`): the arena needs no `Arc`
+//! and its close action none (`Control::arena_at` keeps its LIFO place
+//! without pushing an action); recycling cleans it with the core.
 
 use core::mem::ManuallyDrop;
 use core::ops::Deref;
