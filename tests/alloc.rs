@@ -856,3 +856,80 @@ proptest! {
         assert_disjoint(ranges);
     }
 }
+
+/// A confined session's first arena uses the state embedded in the session;
+/// a second arena on it gets a state of its own. Both close with it, and the
+/// recycled session (with its embedded state) serves the next arenas.
+#[test]
+fn two_arenas_on_one_confined_session_both_close_with_it() {
+    for round in 0..3 {
+        let session = Session::confined();
+        let a = Arena::new(session.clone());
+        let b = Arena::new(session.clone());
+        let mut x = a.allocate(16, 8).unwrap();
+        let mut y = b.allocate(16, 8).unwrap();
+        assert_eq!(x.get::<u64>(8).unwrap(), 0, "round {round}");
+        assert_eq!(y.get::<u64>(0).unwrap(), 0, "round {round}");
+        x.set(8, u64::MAX).unwrap();
+        y.set(0, u64::MAX).unwrap();
+        assert_disjoint(vec![range(&x), range(&y)]);
+        assert_eq!((a.allocated_bytes(), b.allocated_bytes()), (16, 16));
+        session.close().unwrap();
+        assert_eq!(a.allocate(8, 8).unwrap_err(), Error::Closed);
+        assert_eq!(b.allocate(8, 8).unwrap_err(), Error::Closed);
+        assert_eq!((a.chunks(), b.chunks()), (0, 0));
+    }
+}
+
+/// Close actions (the arena's release among them) run newest first and
+/// exactly once, also for the state embedded in a confined session.
+#[test]
+fn a_confined_arena_release_runs_in_close_action_order() {
+    use std::sync::{Arc, Mutex};
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let session = Session::confined();
+    let l = log.clone();
+    session
+        .add_close_action(move || l.lock().unwrap().push("before"))
+        .unwrap();
+    let arena = Arena::new(session.clone());
+    arena.allocate(16, 8).unwrap();
+    let l = log.clone();
+    session
+        .add_close_action(move || l.lock().unwrap().push("after"))
+        .unwrap();
+    arena.close().unwrap();
+    assert_eq!(*log.lock().unwrap(), ["after", "before"]);
+    assert_eq!(arena.chunks(), 0);
+    assert_eq!(arena.close(), Err(Error::Closed));
+    drop(arena);
+    drop(session);
+    assert_eq!(log.lock().unwrap().len(), 2);
+}
+
+/// A confined arena dropped on another thread while its session is still
+/// open frees its chunks there; the session then closes and is reused.
+#[test]
+fn a_confined_arena_dropped_on_another_thread_frees_and_its_session_is_reused() {
+    for _ in 0..3 {
+        let session = Session::confined();
+        let arena = Arena::new(session.clone());
+        let mut seg = arena.allocate(64, 8).unwrap();
+        seg.set(0, 7u64).unwrap();
+        std::thread::spawn(move || {
+            assert!(matches!(
+                arena.allocate(8, 8),
+                Err(Error::WrongThread { .. })
+            ));
+            assert_eq!(arena.chunks(), 1);
+            drop(arena);
+        })
+        .join()
+        .unwrap();
+        session.close().unwrap();
+        drop(session);
+        let next = Arena::confined();
+        assert_eq!(next.allocate(64, 8).unwrap().get::<u64>(0).unwrap(), 0);
+        next.close().unwrap();
+    }
+}

@@ -1,7 +1,8 @@
 //! Loom models of the allocators (DESIGN.md semantics 10–11): two threads
 //! bumping one arena, chunk growth racing a bump, close racing a bump, the
 //! chunk pool hand-off between a closing and an opening arena, a confined
-//! arena dropped on another thread while its session closes, and
+//! arena dropped on another thread while its session closes, a confined
+//! arena refilled while another thread reads its statistics (the spin lock), and
 //! per-thread stack frames. Each has a broken twin that loom must catch.
 #![cfg(loom)]
 
@@ -247,4 +248,40 @@ fn loom_stack_frames_on_two_threads() {
 #[should_panic]
 fn twin_stack_not_per_thread_is_caught() {
     with_twin(Twin::StackNotPerThread, stack_frames);
+}
+
+/// The owner of a confined arena refills it (its cursor moves to a new chunk
+/// under the arena's spin lock) and closes it, while another thread reads
+/// its statistics and sets its limit (under the same lock): the lock's
+/// Acquire/Release pair orders every access to the arena's cold state.
+fn spin_lock_orders_stats_and_refill() {
+    model(|| {
+        let arena = Arc::new(Arena::confined());
+        let other = arena.clone();
+        let t = thread::spawn(move || {
+            other.set_allocation_limit(Some(1 << 20));
+            let chunks = other.chunks();
+            assert!(chunks <= 2, "{chunks} chunks");
+            assert_eq!(other.allocation_limit(), Some(1 << 20));
+        });
+        // 48 + 48 B do not fit one 64 B loom chunk: the second refills.
+        arena.allocate(48, 8).unwrap().set(0, 1u64).unwrap();
+        arena.allocate(48, 8).unwrap().set(0, 2u64).unwrap();
+        assert_eq!(arena.allocated_bytes(), 96);
+        t.join().unwrap();
+        assert_eq!(arena.close(), Ok(()));
+        assert_eq!(arena.chunks(), 0);
+        memscope::alloc::trim_pool();
+    });
+}
+
+#[test]
+fn loom_spin_lock_orders_stats_and_refill() {
+    spin_lock_orders_stats_and_refill();
+}
+
+#[test]
+#[should_panic]
+fn twin_spin_lock_relaxed_unlock_is_caught() {
+    with_twin(Twin::SpinRelaxedUnlock, spin_lock_orders_stats_and_refill);
 }

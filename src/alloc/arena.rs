@@ -26,11 +26,18 @@
 //!   `Cell`s in a chunk it took from the arena: no atomic read-modify-write.
 //!
 //! Refills (a new chunk), huge allocations (their own chunk), limits and
-//! statistics are the cold slow path, serialised by one mutex.
+//! statistics are the cold slow path, serialised by one lock (a spin lock,
+//! `spin.rs`: uncontended, it costs one atomic read-modify-write where a
+//! parking mutex costs two).
 //!
 //! # Opening and closing cheaply
 //!
-//! The close action an arena registers is its state itself
+//! A confined session's first arena (made on its owner thread) uses a
+//! state embedded in the session core (`Core::arena`): it lives as long as
+//! the core, which the arena keeps alive through its session handle, so
+//! neither the arena nor its close action (`Action::Embedded`, run in LIFO
+//! order like any other) holds an `Arc`; the recycled core cleans the state
+//! for the next session. Any other arena's close action is its state itself
 //! (`session::state::Action::Arena`: one `Arc` clone, no boxed closure).
 //! A dropped arena's state goes to a per-thread spare list when its strong
 //! count is 1 (no `Weak` is ever made, so the count cannot grow; an Acquire
@@ -60,7 +67,7 @@
 //!
 //! The arena registers a close action on its session. When it runs (after
 //! the session is marked closed and in-flight plain accesses drained), it
-//! takes the mutex, marks the arena released, swaps every slot word to
+//! takes the lock, marks the arena released, swaps every slot word to
 //! `CLOSED` (reading each slot's final offset, so it knows how much of each
 //! chunk to clear) and returns the chunks to the pool.
 //!
@@ -95,10 +102,11 @@ use super::SegmentAllocator;
 use super::cells::{OwnerCell, me};
 use super::chunk::{CHUNK_ALIGN, Chunk, align_up, bump_in, carve, zero_below};
 use super::pool::{self, Pooled};
+use super::spin::SpinMutex;
 use crate::error::{Error, Result};
 use crate::segment::Segment;
 use crate::session::{Session, SessionKind};
-use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, CachePadded, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, CachePadded, Ordering};
 use core::cell::Cell;
 use core::fmt;
 use core::marker::PhantomData;
@@ -294,7 +302,7 @@ crate::sync::thread_local! {
 }
 
 // Spare arena states of this thread: a closed and dropped arena's state
-// (slots, table, mutex, chunk list capacity) is reused by the next
+// (slots, table, lock, chunk list capacity) is reused by the next
 // `Arena::new` on this thread, saving its allocations.
 #[cfg(not(loom))]
 crate::sync::thread_local! {
@@ -412,7 +420,7 @@ pub(crate) struct Inner {
     id: AtomicU64,
     /// Mirrors `Slow::bridged` for a lock-free check (set under `slow`).
     bridged: AtomicBool,
-    slow: Mutex<Slow>,
+    slow: SpinMutex<Slow>,
 }
 
 #[cfg(not(loom))]
@@ -474,7 +482,7 @@ impl Inner {
             closed: AtomicBool::new(false),
             id: AtomicU64::new(if confined { 0 } else { next_arena_id() }),
             bridged: AtomicBool::new(false),
-            slow: Mutex::new(Slow {
+            slow: SpinMutex::new(Slow {
                 chunks: Vec::new(),
                 table_len: 1,
                 confined_rec: None,
@@ -502,11 +510,13 @@ impl Inner {
     unsafe fn attach_standby(&self) -> Cursor {
         // SAFETY: unique (the caller's contract): nobody else reaches `slow`.
         unsafe {
-            crate::sync::with_unlocked(&self.slow, |s| Inner::attach_standby_in(self.confined, s))
+            self.slow
+                .with_unlocked(|s| Inner::attach_standby_in(self.confined, s))
         }
     }
 
     #[cfg(not(loom))]
+    #[inline(always)]
     fn attach_standby_in(confined: bool, s: &mut Slow) -> Cursor {
         if !confined || !s.chunks.is_empty() || s.limit.is_some() {
             return NO_CURSOR;
@@ -532,17 +542,48 @@ impl Inner {
         self.release(false);
     }
 
+    /// A confined state to embed in a session core (owner set when an arena
+    /// claims it: `prepare_embedded`). Allocates nothing.
+    pub(crate) fn embedded() -> Inner {
+        Inner::new(SessionKind::Confined, 0)
+    }
+
+    /// Readies a clean embedded state for the arena that just claimed it
+    /// (`Core::claim_arena`) on thread `owner`: owner, and a standby first
+    /// chunk from the thread's pool as in `spare_take`.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the only reference to this state (it just claimed
+    /// it, and has not handed the arena out yet).
+    unsafe fn prepare_embedded(&self, owner: u64) {
+        self.cur.set_owner(owner);
+        // All inline, so the cursor goes to the cell from registers (a
+        // returned `Cursor` copied out of memory costs a store-forwarding
+        // stall here).
+        #[cfg(not(loom))]
+        // SAFETY: unique (the caller's contract): nobody else reaches `slow`
+        // or is inside the cursor cell.
+        unsafe {
+            self.slow.with_unlocked(|s| {
+                let c = Inner::attach_standby_in(true, s);
+                if c.end != 0 {
+                    self.cur.with_unchecked(|p| *p = c);
+                }
+            })
+        }
+    }
+
     /// Resets a released, unshared state to "new" (keeping allocations);
     /// false if it cannot be reused.
     ///
     /// # Safety
     ///
     /// The caller holds the only reference to this state.
-    #[cfg(not(loom))]
-    unsafe fn clean(&self) -> bool {
+    pub(crate) unsafe fn clean(&self) -> bool {
         // SAFETY: unique (the caller's contract): nobody else reaches `slow`.
         let ok = unsafe {
-            crate::sync::with_unlocked(&self.slow, |s| {
+            self.slow.with_unlocked(|s| {
                 if !s.released || !s.chunks.is_empty() || s.kept.is_some() {
                     return false;
                 }
@@ -1217,7 +1258,9 @@ impl Inner {
 /// ```
 pub struct Arena {
     session: Session,
-    /// Always `Some` until `drop` takes it (to recycle it).
+    /// The arena's own state, or `None`: the state embedded in the session's
+    /// core (`Core::arena`, claimed by this arena), kept alive by `session`.
+    /// `drop` takes an own state (to recycle it).
     inner: Option<Arc<Inner>>,
 }
 
@@ -1239,6 +1282,18 @@ impl Arena {
     pub fn new(session: Session) -> Arena {
         let kind = session.kind();
         let owner = session.owner().unwrap_or(0);
+        // A confined session's first arena (on its owner thread) uses the
+        // state embedded in the session core: no `Arc`, and a close action
+        // without one.
+        if let Some(inner) = session.core().claim_arena() {
+            // SAFETY: just claimed: no other arena is given this state while
+            // the core lives, and this one is not handed out yet.
+            unsafe { inner.prepare_embedded(owner) };
+            return Arena {
+                session,
+                inner: None,
+            };
+        }
         let (inner, cursor) = spare_take(kind, owner).unwrap_or_else(|| {
             #[cfg(not(loom))]
             let mut i = Inner::new(kind, owner);
@@ -1314,7 +1369,7 @@ impl Arena {
     fn inner(&self) -> &Inner {
         match &self.inner {
             Some(i) => i,
-            None => unreachable!("the arena state is only taken by drop"),
+            None => &self.session.core().arena,
         }
     }
 

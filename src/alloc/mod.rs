@@ -12,6 +12,7 @@ mod chunk;
 mod malloc;
 mod pool;
 mod slicing;
+mod spin;
 pub mod stack;
 
 pub use arena::{Arena, LocalArena};

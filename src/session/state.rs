@@ -57,6 +57,11 @@
 //! next `Session::confined()`/`shared()` on that thread takes it with a new
 //! owner and id. Ids are the thread id above a per-thread count, so making
 //! one touches no shared counter.
+//!
+//! A core also carries the state of its session's first confined arena
+//! (`Core::arena`, handed out by `claim_arena`): the arena needs no `Arc`
+//! and its close action none (`Control::arena_at` keeps its LIFO place
+//! without pushing an action); recycling cleans it with the core.
 
 use core::mem::ManuallyDrop;
 use core::ops::Deref;
@@ -142,6 +147,9 @@ pub mod broken {
         ArenaCursorOutsideLock,
         /// A zeroing allocation below a recycled chunk's clean mark is not zeroed.
         ArenaNoLazyZero,
+        /// The arena's spin lock unlocks with a Relaxed store (no happens-before
+        /// to the next holder).
+        SpinRelaxedUnlock,
     }
 
     std::thread_local! {
@@ -192,14 +200,19 @@ pub(crate) enum Action {
     Boxed(Box<dyn FnOnce() + Send + 'static>),
     /// [`crate::alloc::Arena`]'s state: its chunks go back to the pool.
     Arena(Arc<crate::alloc::arena::Inner>),
+    /// The arena state embedded in the session's own core (see
+    /// [`Core::claim_arena`]): no `Arc` to clone or drop.
+    Embedded,
 }
 
 impl Action {
+    /// Runs the action; `core` is the session it was registered on.
     #[inline]
-    fn run(self) {
+    fn run(self, core: &Core) {
         match self {
             Action::Boxed(f) => f(),
             Action::Arena(i) => i.on_close(),
+            Action::Embedded => core.arena.on_close(),
         }
     }
 }
@@ -209,6 +222,14 @@ struct Control {
     closed: bool,
     waiters: usize,
     actions: Vec<Action>,
+    /// The embedded arena state was handed out (at most once per session:
+    /// a later arena on the same session takes an `Arc` state).
+    arena_claimed: bool,
+    /// The embedded arena's close action, not run yet: its place in
+    /// `actions` (the length of `actions` when it was registered). It runs
+    /// when the actions registered after it have run, so the order is LIFO
+    /// as if it were in `actions`, without pushing one (PERFORMANCE.md row 4).
+    arena_at: Option<usize>,
 }
 
 /// The state behind every `Session` handle.
@@ -228,6 +249,12 @@ pub(crate) struct Core {
     kept: AtomicU64,
     ctl: Mutex<Control>,
     cv: Condvar,
+    /// The state of a confined session's first arena (see
+    /// [`Core::claim_arena`]): it lives as long as the core, which every
+    /// arena keeps alive through its session handle, so the arena needs no
+    /// `Arc` of its own and its close action ([`Action::Embedded`]) none
+    /// either (PERFORMANCE.md row 4). Unused by other kinds.
+    pub(crate) arena: crate::alloc::arena::Inner,
 }
 
 #[cfg(not(loom))]
@@ -296,9 +323,42 @@ impl Core {
                 closed: false,
                 waiters: 0,
                 actions: Vec::new(),
+                arena_claimed: false,
+                arena_at: None,
             }),
             cv: Condvar::new(),
+            arena: crate::alloc::arena::Inner::embedded(),
         }
+    }
+
+    /// Hands the embedded arena state to a new arena of this confined
+    /// session, registering its close action ([`Action::Embedded`], kept
+    /// as `Control::arena_at`): `None`
+    /// if this is not a confined session owned by the caller, the session
+    /// is closed, or the state was already handed out since the core was
+    /// made or recycled (the caller then makes a state of its own).
+    ///
+    /// Every caller that gets `Some` holds a handle of this session (the
+    /// core, and so the state, outlives it) and must treat the state as
+    /// its own: nobody else is given it until the core is recycled, which
+    /// needs every handle gone.
+    #[inline]
+    pub(crate) fn claim_arena(&self) -> Option<&crate::alloc::arena::Inner> {
+        if self.kind != SessionKind::Confined || self.check_thread().is_err() {
+            return None;
+        }
+        // SAFETY: the owner thread (checked above): see `close_confined`.
+        let claimed = unsafe {
+            with_unlocked(&self.ctl, |c| {
+                if c.closed || c.arena_claimed {
+                    return false;
+                }
+                c.arena_claimed = true;
+                c.arena_at = Some(c.actions.len());
+                true
+            })
+        };
+        claimed.then_some(&self.arena)
     }
 
     /// The owner thread (confined) or 0.
@@ -692,10 +752,20 @@ impl Core {
         loop {
             // SAFETY: exclusivity is the caller's contract; the borrow ends
             // before the action (user code) runs.
-            let Some(a) = (unsafe { with_unlocked(&self.ctl, |c| c.actions.pop()) }) else {
+            let next = unsafe {
+                with_unlocked(&self.ctl, |c| {
+                    if c.arena_at == Some(c.actions.len()) {
+                        c.arena_at = None;
+                        Some(Action::Embedded)
+                    } else {
+                        c.actions.pop()
+                    }
+                })
+            };
+            let Some(a) = next else {
                 break;
             };
-            tally.run(a);
+            tally.run(a, self);
         }
         tally.finish()
     }
@@ -729,12 +799,21 @@ impl Core {
         }
     }
 
-    /// Makes a closed, uniquely held core like new for the calling thread.
+    /// Makes a closed, uniquely held core like new for the calling thread;
+    /// false if it cannot be reused (its embedded arena state did not come
+    /// back clean).
     ///
     /// # Safety
     ///
     /// The caller holds the only reference to this core.
-    unsafe fn reset(&self) {
+    unsafe fn reset(&self) -> bool {
+        // SAFETY: unique (the caller's contract).
+        let claimed = unsafe { with_unlocked(&self.ctl, |c| c.arena_claimed) };
+        // SAFETY: the core is unique, so no arena refers to its state (each
+        // holds a handle).
+        if claimed && !unsafe { self.arena.clean() } {
+            return false;
+        }
         for s in self.shards.iter() {
             s.store(0, Ordering::Relaxed);
         }
@@ -742,11 +821,13 @@ impl Core {
         // SAFETY: unique (the caller's contract).
         unsafe {
             with_unlocked(&self.ctl, |c| {
-                debug_assert!(c.actions.is_empty());
+                debug_assert!(c.actions.is_empty() && c.arena_at.is_none());
                 c.closed = false;
                 c.waiters = 0;
+                c.arena_claimed = false;
             })
         };
+        true
     }
 
     /// Gives a recycled core its new owner and id.
@@ -777,7 +858,7 @@ impl Core {
         drop(ctl);
         // Wake any other close_blocking callers: they will see `closed`.
         self.cv.notify_all();
-        run_actions(actions)
+        run_actions(actions, self)
     }
 
     /// Registers `f` to run when the session closes. If it is already closed,
@@ -799,7 +880,7 @@ impl Core {
             return match ran {
                 None => Ok(()),
                 Some(f) => {
-                    f.run();
+                    f.run(self);
                     Err(Error::Closed)
                 }
             };
@@ -808,7 +889,7 @@ impl Core {
             let closed = self.ctl.lock().closed;
             yield_now();
             if closed {
-                f.run();
+                f.run(self);
                 return Err(Error::Closed);
             }
             self.ctl.lock().actions.push(f);
@@ -819,7 +900,7 @@ impl Core {
             drop(ctl);
             // Runs at once rather than being lost; a panic propagates to the
             // caller, who is the one that can handle it.
-            f.run();
+            f.run(self);
             return Err(Error::Closed);
         }
         ctl.actions.push(f);
@@ -829,10 +910,10 @@ impl Core {
 
 /// Runs close actions newest first; a panicking action does not stop the
 /// others, and the panics are reported in the result.
-fn run_actions(actions: Vec<Action>) -> Result<()> {
+fn run_actions(actions: Vec<Action>, core: &Core) -> Result<()> {
     let mut tally = PanicTally::default();
     for a in actions.into_iter().rev() {
-        tally.run(a);
+        tally.run(a, core);
     }
     tally.finish()
 }
@@ -846,8 +927,8 @@ struct PanicTally {
 }
 
 impl PanicTally {
-    fn run(&mut self, a: Action) {
-        if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.run())) {
+    fn run(&mut self, a: Action, core: &Core) {
+        if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.run(core))) {
             if self.count == 0 {
                 self.first = crate::error::panic_message(&*p);
             }
@@ -997,9 +1078,12 @@ fn recycle(core: Arc<Core>) {
     // SAFETY: the caller saw a strong count of 1 on its own handle, no Weak
     // exists, and the Acquire fence ordered every other handle's last use
     // before this point: this is the only reference.
-    unsafe {
+    let reusable = unsafe {
         core.close_unique();
-        core.reset();
+        core.reset()
+    };
+    if !reusable {
+        return; // `core` drops (already closed)
     }
     let kind = core.kind;
     let mut spare = Some(core);
