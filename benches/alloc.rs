@@ -21,17 +21,49 @@ const L16: Layout = match Layout::from_size_align(16, 8) {
     Err(_) => panic!(),
 };
 
-/// One round of row 1 on `a`: `allocate` (zeroed) or `allocate_uninit`.
+/// One round of row 1 on `a`: `allocate` (`Z`) or `allocate_uninit`.
 #[inline(always)]
-fn row1_loop(a: &impl SegmentAllocator, zeroed: bool) {
-    if zeroed {
-        for _ in 0..ROW1_N {
-            black_box(a.allocate(16, 8).unwrap().address());
-        }
-    } else {
-        for _ in 0..ROW1_N {
-            black_box(a.allocate_uninit(16, 8).unwrap().address());
-        }
+fn row1_loop<const Z: bool>(a: &impl SegmentAllocator) {
+    for _ in 0..ROW1_N {
+        let s = if Z {
+            a.allocate(16, 8)
+        } else {
+            a.allocate_uninit(16, 8)
+        };
+        black_box(s.unwrap().address());
+    }
+}
+
+/// Benches row 1 on a new arena from `make`, through a `local()` handle
+/// (`LOCAL`) or `&Arena`, zeroed (`Z`) or not, with a reset per round.
+fn row1_case<const LOCAL: bool, const Z: bool>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    make: fn() -> Arena,
+) {
+    let mut arena = make();
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            if LOCAL {
+                row1_loop::<Z>(&arena.local());
+            } else {
+                row1_loop::<Z>(&arena);
+            }
+            arena.reset();
+        })
+    });
+}
+
+/// One thread's share of row 2 on `a`: `allocate` or `allocate_uninit`.
+#[inline(always)]
+fn row2_loop(a: &impl SegmentAllocator, zeroed: bool) {
+    for _ in 0..ROW2_N {
+        let s = if zeroed {
+            a.allocate(16, 8)
+        } else {
+            a.allocate_uninit(16, 8)
+        };
+        black_box(s.unwrap().address());
     }
 }
 
@@ -40,46 +72,21 @@ fn row1(c: &mut Criterion) {
     let mut g = c.benchmark_group("row1_arena_10007x16B_1t");
     g.throughput(Throughput::Elements(ROW1_N as u64));
 
-    // memscope's cases: which arena, through which handle, zeroed or not
-    // (`allocate_uninit` is what the peers do: recycled bytes as they are;
-    // `allocate` zeroes, Java's contract). Each round ends with a reset.
-    type Case = (&'static str, fn() -> Arena, bool, bool);
-    let cases: [Case; 7] = [
-        ("memscope_confined_arena", Arena::confined, false, true),
-        (
-            "memscope_shared_arena_local_uninit",
-            Arena::shared,
-            true,
-            false,
-        ),
-        (
-            "memscope_confined_arena_local_uninit",
-            Arena::confined,
-            true,
-            false,
-        ),
-        (
-            "memscope_confined_arena_uninit",
-            Arena::confined,
-            false,
-            false,
-        ),
-        ("memscope_shared_arena_local", Arena::shared, true, true),
-        ("memscope_confined_arena_local", Arena::confined, true, true),
-        ("memscope_shared_arena", Arena::shared, false, true),
-    ];
-    for (name, make, local, zeroed) in cases {
-        let mut arena = make();
-        g.bench_function(name, |b| {
-            b.iter(|| {
-                match (local, zeroed) {
-                    (true, z) => row1_loop(&arena.local(), z),
-                    (false, z) => row1_loop(&arena, z),
-                }
-                arena.reset();
-            })
-        });
-    }
+    // memscope's cases: which arena, through which handle (`LOCAL`), zeroed
+    // or not (`Z`; `allocate_uninit` is what the peers do: recycled bytes as
+    // they are; `allocate` zeroes, Java's contract). Each round ends with a
+    // reset. Each case is its own monomorphised loop.
+    row1_case::<false, true>(&mut g, "memscope_confined_arena", Arena::confined);
+    row1_case::<true, false>(&mut g, "memscope_shared_arena_local_uninit", Arena::shared);
+    row1_case::<true, false>(
+        &mut g,
+        "memscope_confined_arena_local_uninit",
+        Arena::confined,
+    );
+    row1_case::<false, false>(&mut g, "memscope_confined_arena_uninit", Arena::confined);
+    row1_case::<true, true>(&mut g, "memscope_shared_arena_local", Arena::shared);
+    row1_case::<true, true>(&mut g, "memscope_confined_arena_local", Arena::confined);
+    row1_case::<false, true>(&mut g, "memscope_shared_arena", Arena::shared);
     // Two arenas alternating: the thread never settles on one, so every
     // allocation is the slot word's compare-and-swap.
     let (mut x, mut y) = (Arena::shared(), Arena::shared());
@@ -244,10 +251,11 @@ fn row2(c: &mut Criterion) {
         },
     );
     two_threads(c, "memscope_local", Arena::shared, |a| {
-        let l = a.local();
-        for _ in 0..ROW2_N {
-            black_box(l.allocate(16, 8).unwrap().address());
-        }
+        row2_loop(&a.local(), true)
+    });
+    // What the peers hand out: recycled bytes as they are.
+    two_threads(c, "memscope_local_uninit", Arena::shared, |a| {
+        row2_loop(&a.local(), false)
     });
     two_threads(
         c,

@@ -92,6 +92,14 @@ const ROWS: &[Row] = &[
         target: 1.0,
     },
     Row {
+        row: "2",
+        workload: "one arena, 2 threads, per-thread handle, allocate_uninit (as the peer)",
+        ours: "row2_arena_2_threads_x10000x16B/memscope_local_uninit",
+        peer: "row2_arena_2_threads_x10000x16B/sync_blink_alloc_local",
+        peer_name: "SyncBlinkAlloc::local",
+        target: 1.0,
+    },
+    Row {
         row: "3",
         workload: "stack frame + 4 x 16 B (zeroed)",
         ours: "row3_frame_4x16B/memscope_stack_frame",
