@@ -29,7 +29,7 @@ struct Row {
 const ROWS: &[Row] = &[
     Row {
         row: "1",
-        workload: "arena 10,007 x 16 B + reset, 1 thread: per-thread handle of a shared arena, allocate_uninit (as the peers)",
+        workload: "arena 10,007 x 16 B + reset, 1 thread: per-thread handle of a shared arena, `allocate_uninit` (as the peers)",
         ours: "row1_arena_10007x16B_1t/memscope_shared_arena_local_uninit",
         peer: "row1_arena_10007x16B_1t/blink_alloc",
         peer_name: "BlinkAlloc",
@@ -53,7 +53,7 @@ const ROWS: &[Row] = &[
     },
     Row {
         row: "1",
-        workload: "same, confined arena (&Arena, owner check per allocation)",
+        workload: "same, confined arena (`&Arena`, owner check per allocation)",
         ours: "row1_arena_10007x16B_1t/memscope_confined_arena_uninit",
         peer: "row1_arena_10007x16B_1t/blink_alloc",
         peer_name: "BlinkAlloc",
@@ -69,7 +69,7 @@ const ROWS: &[Row] = &[
     },
     Row {
         row: "1",
-        workload: "confined &Arena, zeroing allocate",
+        workload: "confined `&Arena`, zeroing allocate",
         ours: "row1_arena_10007x16B_1t/memscope_confined_arena",
         peer: "row1_arena_10007x16B_1t/blink_alloc_zeroed",
         peer_name: "BlinkAlloc + zeroing",
@@ -77,10 +77,10 @@ const ROWS: &[Row] = &[
     },
     Row {
         row: "2",
-        workload: "one arena, 2 threads, shared &Arena (time ratio; >= 3x throughput)",
+        workload: "one arena, 2 threads, shared `&Arena` (time ratio; >= 3x throughput)",
         ours: "row2_arena_2_threads_x10000x16B/memscope_shared_arena",
         peer: "row2_arena_2_threads_x10000x16B/mutex_bumpalo",
-        peer_name: "Mutex<Bump>",
+        peer_name: "`Mutex<Bump>`",
         target: 1.0 / 3.0,
     },
     Row {
@@ -88,15 +88,15 @@ const ROWS: &[Row] = &[
         workload: "one arena, 2 threads, per-thread handle",
         ours: "row2_arena_2_threads_x10000x16B/memscope_local",
         peer: "row2_arena_2_threads_x10000x16B/sync_blink_alloc_local",
-        peer_name: "SyncBlinkAlloc::local",
+        peer_name: "`SyncBlinkAlloc::local`",
         target: 1.0,
     },
     Row {
         row: "2",
-        workload: "one arena, 2 threads, per-thread handle, allocate_uninit (as the peer)",
+        workload: "one arena, 2 threads, per-thread handle, `allocate_uninit` (as the peer)",
         ours: "row2_arena_2_threads_x10000x16B/memscope_local_uninit",
         peer: "row2_arena_2_threads_x10000x16B/sync_blink_alloc_local",
-        peer_name: "SyncBlinkAlloc::local",
+        peer_name: "`SyncBlinkAlloc::local`",
         target: 1.0,
     },
     Row {
@@ -160,7 +160,7 @@ const ROWS: &[Row] = &[
         workload: "sum 1 Mi i32 under a guard",
         ours: "segment/sum_1Mi_i32/guarded_as_slice_of/shared",
         peer: "segment/sum_1Mi_i32/plain_slice",
-        peer_name: "&[i32] sum",
+        peer_name: "`&[i32]` sum",
         target: 1.1,
     },
     Row {
@@ -168,7 +168,7 @@ const ROWS: &[Row] = &[
         workload: "sum 1 Mi i32, checked get per element, global session",
         ours: "segment/sum_1Mi_i32/get_per_element/global",
         peer: "segment/sum_1Mi_i32/plain_slice",
-        peer_name: "&[i32] sum",
+        peer_name: "`&[i32]` sum",
         target: 3.0,
     },
     Row {
@@ -176,7 +176,7 @@ const ROWS: &[Row] = &[
         workload: "same, confined session",
         ours: "segment/sum_1Mi_i32/get_per_element/confined",
         peer: "segment/sum_1Mi_i32/plain_slice",
-        peer_name: "&[i32] sum",
+        peer_name: "`&[i32]` sum",
         target: 3.0,
     },
     Row {
@@ -184,7 +184,7 @@ const ROWS: &[Row] = &[
         workload: "same, shared session",
         ours: "segment/sum_1Mi_i32/get_per_element/shared",
         peer: "segment/sum_1Mi_i32/plain_slice",
-        peer_name: "&[i32] sum",
+        peer_name: "`&[i32]` sum",
         target: 3.0,
     },
     Row {
@@ -192,7 +192,7 @@ const ROWS: &[Row] = &[
         workload: "checked bulk reads (elements().next_chunk), shared",
         ours: "segment/sum_1Mi_i32/elements_next_chunk/shared",
         peer: "segment/sum_1Mi_i32/plain_slice",
-        peer_name: "&[i32] sum",
+        peer_name: "`&[i32]` sum",
         target: 3.0,
     },
     Row {
@@ -213,10 +213,10 @@ const ROWS: &[Row] = &[
     },
     Row {
         row: "-",
-        workload: "marshal a 5-field c_struct! in and out",
+        workload: "marshal a 5-field `c_struct!` in and out",
         ours: "marshal/rec5_one_at_a_time_x64/marshal_global",
         peer: "marshal/rec5_one_at_a_time_x64/ptr_write_read",
-        peer_name: "ptr::write/read",
+        peer_name: "`ptr::write/read`",
         target: 1.2,
     },
     Row {
@@ -229,7 +229,7 @@ const ROWS: &[Row] = &[
     },
     Row {
         row: "11",
-        workload: "dynamic downcall, Option<Value> result",
+        workload: "dynamic downcall, `Option<Value>` result",
         ours: "row11_add_dynamic/memscope_downcall_call",
         peer: "row11_add_dynamic/raw_libffi_cif_call",
         peer_name: "libffi Cif::call",
@@ -245,7 +245,7 @@ const ROWS: &[Row] = &[
     },
     Row {
         row: "11",
-        workload: "bind! downcall",
+        workload: "`bind!` downcall",
         ours: "row11_add_dynamic/memscope_bind_macro",
         peer: "row11_add_dynamic/raw_libffi_cif_call",
         peer_name: "libffi Cif::call",
@@ -261,7 +261,7 @@ const ROWS: &[Row] = &[
     },
     Row {
         row: "12",
-        workload: "struct by value, dynamic, Value::Struct",
+        workload: "struct by value, dynamic, `Value::Struct`",
         ours: "row12_struct_by_value/memscope_downcall_call",
         peer: "row12_struct_by_value/raw_libffi_cif_call",
         peer_name: "libffi Cif::call",
@@ -269,7 +269,7 @@ const ROWS: &[Row] = &[
     },
     Row {
         row: "12",
-        workload: "struct by value, dynamic, Arg::Bytes + call_into",
+        workload: "struct by value, dynamic, `Arg::Bytes` + `call_into`",
         ours: "row12_struct_by_value/memscope_downcall_bytes_call_into",
         peer: "row12_struct_by_value/raw_libffi_cif_call",
         peer_name: "libffi Cif::call",
@@ -277,7 +277,7 @@ const ROWS: &[Row] = &[
     },
     Row {
         row: "12",
-        workload: "struct by value, dynamic, call_with_frame",
+        workload: "struct by value, dynamic, `call_with_frame`",
         ours: "row12_struct_by_value/memscope_downcall_call_with_frame",
         peer: "row12_struct_by_value/raw_libffi_cif_call",
         peer_name: "libffi Cif::call",
@@ -393,7 +393,7 @@ fn main() {
                     r.target,
                     met
                 );
-                let mut label = format!("{} {}", r.row, r.workload);
+                let mut label = format!("{} {}", r.row, r.workload.replace('`', ""));
                 if label.chars().count() > 46 {
                     label = label.chars().take(45).collect::<String>() + "…";
                 }
