@@ -9,8 +9,9 @@
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
-use loom_tests::model;
+use loom_tests::{model, session_with_memory};
 use memscope::alloc::{Arena, SegmentAllocator, stack};
+use memscope::segment::loom_hook;
 use memscope::session::broken::{Twin, with_twin};
 use memscope::{Error, Segment};
 
@@ -214,6 +215,54 @@ fn loom_confined_arena_zeroes_a_dirty_pooled_chunk_on_demand() {
 #[should_panic]
 fn twin_lazy_zero_skipped_is_caught() {
     with_twin(Twin::ArenaNoLazyZero, || pool_hand_off(Arena::confined));
+}
+
+/// A shared arena's per-thread handle holds a dirty recycled chunk (taken
+/// by an `allocate_uninit`, which zeroes nothing); its next zeroing
+/// allocation zeroes the dirty bytes ahead while another thread closes the
+/// session. The memset must sit inside an enter window, so that the close
+/// (which frees the session's memory and recycles the chunk) waits for it:
+/// the model's memory cell is read where the memset writes.
+fn local_zero_races_close() {
+    model(|| {
+        // A chunk with a dirty prefix goes to the (global, under loom) pool.
+        {
+            let a = Arena::shared();
+            let l = a.local();
+            l.allocate(16, 8).unwrap().set(0, u64::MAX).unwrap();
+            drop(l);
+            a.close().unwrap();
+        }
+        let (session, mem) = session_with_memory();
+        let arena = Arc::new(Arena::new(session.clone()));
+        let m2 = mem.clone();
+        loom_hook::set(move || m2.read());
+        let a2 = arena.clone();
+        let t = thread::spawn(move || {
+            let l = a2.local();
+            let _ = l.allocate_uninit(8, 8); // takes the dirty chunk
+            match l.allocate(8, 8) {
+                Ok(s) => assert_eq!(s.get::<u64>(0).unwrap_or(0), 0),
+                Err(e) => assert_eq!(e, Error::Closed),
+            }
+        });
+        session.close().unwrap();
+        t.join().unwrap();
+        loom_hook::clear();
+        drop(arena);
+        memscope::alloc::trim_pool();
+    });
+}
+
+#[test]
+fn loom_local_handle_zeroing_races_close() {
+    local_zero_races_close();
+}
+
+#[test]
+#[should_panic]
+fn twin_zeroing_outside_enter_is_caught() {
+    with_twin(Twin::ArenaZeroOutsideEnter, local_zero_races_close);
 }
 
 /// Two threads open frames (nested) on their own stacks at once.

@@ -53,11 +53,13 @@
 //! `reset` keeps) comes with its dirty prefix: the table chunks of a shared
 //! arena (bumped by many threads) are cleared when taken; the single-owner
 //! cursors (a confined arena's cursor, a `LocalArena`, a thread's chunk
-//! cache) keep a *clean mark* instead. `allocate` zeroes an allocation only
-//! where it lies below the mark (a few inline stores for a small constant
-//! size), and `allocate_uninit` never zeroes: recycled bytes are handed out
-//! as they are (always initialised: chunks start zeroed and are only ever
-//! written with initialised bytes).
+//! cache) keep a *clean mark* instead. The first `allocate` that lands below
+//! the mark zeroes everything dirty ahead of it in one memset (never more
+//! than the chunk's previous user dirtied) and drops the mark; an
+//! `allocate_uninit` never zeroes: recycled bytes are handed out as they are
+//! (always initialised: chunks start zeroed and are only ever written with
+//! initialised bytes). A chunk only ever used through `allocate_uninit` is
+//! never cleared at all.
 //!
 //! `reset` keeps the largest chunk (dirty) for the next refill, as bumpalo
 //! keeps its last chunk: an arena reset in a loop settles on one chunk and
@@ -85,10 +87,16 @@
 //!   the slow path and gets [`Error::Closed`]. Release, reset and refill
 //!   touch the cursor under the lock, on the owner thread or with the arena
 //!   held exclusively (`&mut Arena`, its drop), when no bump can run.
-//! * A [`LocalArena`] checks a `closed` flag with a relaxed load per
-//!   allocation. A stale `false` can hand out one more range in a chunk that
-//!   is being recycled; that is harmless for the same reason: handing out
-//!   touches no memory, and the segment belongs to the closed session.
+//! * A [`LocalArena`] (and a thread's chunk cache) checks a `closed` flag
+//!   with a relaxed load per allocation. A stale `false` can hand out one
+//!   more range in a chunk that is being recycled; that is harmless for the
+//!   same reason: handing out touches no memory, and the segment belongs to
+//!   the closed session. The one write an allocation can make, zeroing
+//!   dirty recycled bytes for `allocate`, runs inside a `Session::enter`
+//!   window (`zero_entered`): close waits for it before recycling, and once
+//!   the session is closed the allocation fails with `Closed` (loom model
+//!   `local_handle_zeroing_races_close`, twin `ArenaZeroOutsideEnter`).
+//!   Refills zero under the arena's lock, which release also takes.
 //! * Segment reads and writes are protected by the session protocol (close
 //!   waits for them; later ones fail).
 //!
@@ -100,7 +108,7 @@
 
 use super::SegmentAllocator;
 use super::cells::{OwnerCell, me};
-use super::chunk::{CHUNK_ALIGN, Chunk, align_up, bump_in, carve, zero_below};
+use super::chunk::{CHUNK_ALIGN, Chunk, align_up, bump_in, carve, zero_ahead};
 use super::pool::{self, Pooled};
 use super::spin::SpinMutex;
 use crate::error::{Error, Result};
@@ -456,6 +464,34 @@ fn layout_ok(size: usize, align: usize) -> bool {
     align.is_power_of_two() && size <= isize::MAX as usize - (align - 1)
 }
 
+/// Zeroes the dirty bytes `start .. clean` ahead of a shared-arena cursor
+/// (a `LocalArena`, a thread's chunk cache) inside a plain-access window of
+/// the arena's session: close marks the session closed and waits for such
+/// windows before its action recycles the chunks, so the memset never
+/// writes into a chunk that is already someone else's; once the session is
+/// closed the allocation fails with [`Error::Closed`] instead.
+#[cold]
+#[inline(never)]
+fn zero_entered(session: &Session, start: usize, clean: usize) -> Result<()> {
+    let core = session.core();
+    let window = if crate::session::state::twin_on("ArenaZeroOutsideEnter") {
+        None
+    } else {
+        Some(core.enter()?)
+    };
+    #[cfg(loom)]
+    crate::segment::loom_hook::run();
+    // SAFETY: `start .. clean` lies in a chunk the calling cursor owns,
+    // ahead of everything it handed out; the enter window above keeps
+    // close from recycling the chunk until `exit`, and release by drop or
+    // `reset` needs the arena, which the caller borrows.
+    unsafe { zero_ahead(start, clean) };
+    if let Some(i) = window {
+        core.exit(i);
+    }
+    Ok(())
+}
+
 impl Inner {
     fn new(kind: SessionKind, owner: u64) -> Inner {
         let confined = kind == SessionKind::Confined;
@@ -612,10 +648,10 @@ impl Inner {
     // ----- fast paths --------------------------------------------------------
 
     /// Bumps `size` bytes aligned to `align`; returns the start address.
-    /// `Z`: the bytes must be zero (they are zeroed if they lie below the
-    /// chunk's clean mark).
+    /// `Z`: the bytes must be zero (dirty bytes below the chunk's clean mark
+    /// are zeroed inside an enter window of `session`, the arena's).
     #[inline(always)]
-    fn bump<const Z: bool>(&self, size: usize, align: usize) -> Result<usize> {
+    fn bump<const Z: bool>(&self, size: usize, align: usize, session: &Session) -> Result<usize> {
         if !layout_ok(size, align) {
             return Err(layout_error(size, align));
         }
@@ -631,10 +667,15 @@ impl Inner {
                 }
                 let (start, new) = bump_in(c.cur.get(), c.end.get(), size, align)?;
                 c.cur.set(new);
-                if Z {
-                    // SAFETY: `start .. new` was just bumped past in this
-                    // thread's private chunk of the arena (cache_refill).
-                    unsafe { zero_below(start, new, c.clean.get()) };
+                if Z && start < c.clean.get() {
+                    // `start .. clean` lies ahead of everything this thread
+                    // handed out, in its private chunk of the arena
+                    // (cache_refill); a close on another thread could
+                    // recycle that chunk, hence the enter window.
+                    if let Err(e) = zero_entered(session, start, c.clean.get()) {
+                        return Some(Err(e));
+                    }
+                    c.clean.set(start);
                 }
                 Some(Ok(start))
             });
@@ -708,11 +749,14 @@ impl Inner {
         let rec = s.chunks.len();
         s.chunks.push(Rec::new(chunk, stale, Where::Other));
         let start = align_up(base, align)?;
-        if zero {
-            // SAFETY: `start .. start + size` fits the chunk (`needed <=
-            // want / 2`) that was just given to this thread alone.
-            unsafe { zero_below(start, start + size, clean) };
-        }
+        let clean = if zero {
+            // SAFETY: `start .. clean` lies in the chunk just given to this
+            // thread alone; we hold the lock and the arena is not released,
+            // so nothing recycles the chunk meanwhile.
+            unsafe { zero_ahead(start, clean) }
+        } else {
+            clean
+        };
         TCACHE.with(|c| {
             c.arena.set(id);
             c.rec.set(rec);
@@ -824,7 +868,14 @@ impl Inner {
         if let Some(cur) = cur {
             // Retire the confined chunk and install the new one.
             let rec = s.chunks.len();
-            let clean = base + stale;
+            let clean = if zero {
+                // SAFETY: `start .. base + stale` lies in the chunk being
+                // installed as this owner thread's cursor chunk, handed out
+                // to nobody; we hold the lock and the arena is not released.
+                unsafe { zero_ahead(start, base + stale) }
+            } else {
+                base + stale
+            };
             let old = cur.with(|c| {
                 let old = *c;
                 *c = Cursor {
@@ -834,12 +885,6 @@ impl Inner {
                 };
                 old
             })?;
-            if zero {
-                // SAFETY: `start .. start + size` lies in the chunk just
-                // installed as this owner thread's cursor chunk (`used <=
-                // len`), handed out to nobody else.
-                unsafe { zero_below(start, start + size, clean) };
-            }
             if let Some(r) = s.confined_rec.replace(rec) {
                 let b = s.chunks[r].chunk.addr();
                 s.chunks[r].dirty = old.ptr.saturating_sub(b);
@@ -1010,11 +1055,14 @@ impl Inner {
         let rec = s.chunks.len();
         s.chunks.push(Rec::new(chunk, stale, Where::Other));
         let start = align_up(base, align).ok_or(Error::OutOfMemory { size, align })?;
-        if zero {
-            // SAFETY: `start .. start + size` fits the chunk (`needed <=
-            // want / 2`), which was just given to the calling handle alone.
-            unsafe { zero_below(start, start + size, clean) };
-        }
+        let clean = if zero {
+            // SAFETY: `start .. clean` lies in the chunk just given to the
+            // calling handle alone; we hold the lock and the arena is not
+            // released, so nothing recycles the chunk meanwhile.
+            unsafe { zero_ahead(start, clean) }
+        } else {
+            clean
+        };
         Ok((
             start,
             Some(LocalChunk {
@@ -1226,9 +1274,10 @@ impl Inner {
 /// A bump allocator whose memory is freed, all at once, when its session
 /// closes. `Send + Sync`: many threads may allocate from one `&Arena` (no
 /// lock on the fast path); [`Arena::local`] gives a thread an even cheaper
-/// handle. `allocate` zeroes (fresh chunks are zero already; only recycled
-/// bytes are zeroed, per allocation), `allocate_uninit` hands recycled bytes
-/// out as they are, and allocations carry no header.
+/// handle. `allocate` zeroes (fresh chunks are zero already; recycled bytes
+/// are zeroed in one memset when the first zeroing allocation reaches
+/// them), `allocate_uninit` hands recycled bytes out as they are, and
+/// allocations carry no header.
 ///
 /// Zero-size requests succeed with an empty segment whose address is the
 /// alignment (no memory is used).
@@ -1603,7 +1652,7 @@ impl Arena {
     fn bump_z<const Z: bool>(&self, size: usize, align: usize) -> Result<usize> {
         let inner = self.inner();
         if !inner.confined {
-            return inner.bump::<Z>(size, align);
+            return inner.bump::<Z>(size, align, &self.session);
         }
         let cur = &inner.cur;
         if !layout_ok(size, align) {
@@ -1612,10 +1661,12 @@ impl Arena {
         let hit = cur.with_mine(|c| {
             let (start, new) = bump_in(c.ptr, c.end, size, align)?;
             c.ptr = new;
-            if Z {
-                // SAFETY: `start .. new` was just bumped past in the
-                // cursor's chunk, which only this owner thread bumps.
-                unsafe { zero_below(start, new, c.clean) };
+            if Z && start < c.clean {
+                // SAFETY: `start .. clean` lies ahead of everything handed
+                // out from the cursor's chunk, which only this owner thread
+                // bumps; only this thread (or one holding the arena
+                // exclusively) can release it, and it is here.
+                c.clean = unsafe { zero_ahead(start, c.clean) };
             }
             Some(start)
         });
@@ -1652,7 +1703,7 @@ impl SegmentAllocator for Arena {
     }
 
     /// Zeroed: fresh chunk memory is zero already; recycled bytes below a
-    /// chunk's clean mark are zeroed per allocation (no bulk clear).
+    /// chunk's clean mark are zeroed (in one memset) when first reached.
     #[inline(always)]
     fn allocate(&self, size: usize, align: usize) -> Result<Segment<'_>> {
         self.carve_z::<true>(size, align)
@@ -1757,10 +1808,11 @@ impl<'a> LocalArena<'a> {
         }
         if let Some((start, new)) = bump_in(self.cur.get(), self.end.get(), size, align) {
             self.cur.set(new);
-            if Z {
-                // SAFETY: `start .. new` was just bumped past in the chunk
-                // the arena gave to this (not `Send`) handle alone.
-                unsafe { zero_below(start, new, self.clean.get()) };
+            if Z && start < self.clean.get() {
+                // The chunk is this handle's alone, but a close on another
+                // thread could recycle it: zero inside an enter window.
+                zero_entered(&self.arena.session, start, self.clean.get())?;
+                self.clean.set(start);
             }
             return Ok(start);
         }

@@ -6,9 +6,10 @@
 //! `dirty` prefix are zero (fresh chunks come from `alloc_zeroed`), and its
 //! dirty prefix travels with it. A recycled chunk is either cleared in bulk
 //! by [`Chunk::clear`] before reuse, or (for the single-owner cursors of an
-//! arena) kept dirty with a *clean mark*: a zeroing allocation below the
-//! mark zeroes just its own bytes ([`zero_below`]), one above it costs
-//! nothing, and an `allocate_uninit` never pays for zeroing at all.
+//! arena) kept dirty with a *clean mark*: the first zeroing allocation
+//! below the mark zeroes what is dirty ahead of it in one go
+//! ([`zero_ahead`]), one above it costs nothing, and an `allocate_uninit`
+//! never pays for zeroing at all.
 //!
 //! Chunk addresses are exposed (`expose_provenance`) when the chunk is made,
 //! so the bump pointers elsewhere can be plain `usize` addresses and be turned
@@ -125,54 +126,42 @@ pub(crate) unsafe fn carve<'s>(addr: usize, len: usize, session: &'s Session) ->
     unsafe { Segment::from_raw_parts(RawSegment { ptr, len }, session) }
 }
 
-/// Zeroes `addr .. addr + len` (a recycled range handed out by a zeroing
-/// `allocate`). Inlined with a constant `len` it is a few stores.
+/// Zeroes `addr .. addr + len` (recycled bytes a zeroing `allocate` is
+/// about to hand out).
 ///
 /// # Safety
 ///
 /// Unless `len == 0`, `addr .. addr + len` must lie inside one live, exposed
-/// [`Chunk`] that the calling allocator has just handed out to its caller
-/// alone (bumped past it) and that no other thread can reach yet.
-#[inline(always)]
+/// [`Chunk`] that the calling allocator owns and has handed out to nobody
+/// else (it lies at or past its cursor's last allocation), and the chunk
+/// must stay the allocator's for the duration: no close or release may
+/// recycle it meanwhile (the caller holds the arena's lock, is the only
+/// thread that can release it, or is inside a `Session::enter` window of
+/// the session whose close releases it).
+#[inline]
 pub(crate) unsafe fn zero(addr: usize, len: usize) {
     let p: *mut u8 = core::ptr::with_exposed_provenance_mut(addr);
-    // SAFETY: the range is writable, exclusively ours and inside one
+    // SAFETY: the range is writable, nobody else's and inside one
     // allocation (this function's `# Safety`).
     unsafe { core::ptr::write_bytes(p, 0, len) }
 }
 
-/// After a bump to `start .. new` in a chunk whose bytes below `clean` may
-/// be dirty (recycled), zeroes the part of the range below `clean`.
-///
-/// # Safety
-///
-/// As [`zero`], for `start .. new`.
-#[inline(always)]
-pub(crate) unsafe fn zero_below(start: usize, new: usize, clean: usize) {
-    if start < clean && !crate::session::state::twin_on("ArenaNoLazyZero") {
-        if new <= clean {
-            // The whole allocation lies below the mark (the common case):
-            // with a constant size this inlines to a few stores.
-            // SAFETY: the caller's contract covers `start .. new`.
-            unsafe { zero(start, new - start) }
-        } else {
-            // SAFETY: `start .. clean` is within `start .. new`.
-            unsafe { zero_straddling(start, clean) }
-        }
-    }
-}
-
-/// The one allocation that straddles a clean mark (out of line, so that the
-/// common case keeps its constant length).
+/// A zeroing allocation at `start` met dirty bytes (`start < clean`):
+/// zeroes all of `start .. clean` in one bulk memset (a memset is cheaper
+/// than a store per allocation, and the mark then drops to `start`: later
+/// allocations of this cursor find nothing dirty). Returns the new mark.
 ///
 /// # Safety
 ///
 /// As [`zero`], for `start .. clean`.
 #[cold]
 #[inline(never)]
-unsafe fn zero_straddling(start: usize, clean: usize) {
-    // SAFETY: the caller's contract.
-    unsafe { zero(start, clean - start) }
+pub(crate) unsafe fn zero_ahead(start: usize, clean: usize) -> usize {
+    if start < clean && !crate::session::state::twin_on("ArenaNoLazyZero") {
+        // SAFETY: the caller's contract.
+        unsafe { zero(start, clean - start) };
+    }
+    start
 }
 
 /// Rounds `addr` up to `align` (a power of two), or `None` on overflow.

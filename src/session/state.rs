@@ -150,6 +150,9 @@ pub mod broken {
         /// The arena's spin lock unlocks with a Relaxed store (no happens-before
         /// to the next holder).
         SpinRelaxedUnlock,
+        /// A shared arena's cursor zeroes dirty recycled bytes outside a
+        /// `Session::enter` window (a racing close may recycle the chunk).
+        ArenaZeroOutsideEnter,
     }
 
     std::thread_local! {
