@@ -195,6 +195,15 @@ impl Rec {
         }
     }
 
+    /// A cursor is done with the chunk: it handed out `used` bytes, and its
+    /// clean mark stood at `clean` (lower than where it started if a zeroing
+    /// allocation zeroed the dirty bytes ahead: those are zero again, so the
+    /// chunk goes back to the pool with a shorter dirty prefix).
+    fn retire(&mut self, used: usize, clean: usize) {
+        self.dirty = used;
+        self.stale = self.stale.min(clean.saturating_sub(self.chunk.addr()));
+    }
+
     /// How many leading bytes may be non-zero.
     fn dirty_prefix(&self) -> usize {
         let used = if self.dirty == LIVE {
@@ -720,11 +729,12 @@ impl Inner {
         if s.released {
             return Some(Err(Error::Closed));
         }
-        let (same, old_rec, old_used, old_size) = TCACHE.with(|c| {
+        let (same, old_rec, old_used, old_clean, old_size) = TCACHE.with(|c| {
             (
                 c.arena.get() == id,
                 c.rec.get(),
                 c.cur.get().saturating_sub(c.base.get()),
+                c.clean.get(),
                 c.size.get(),
             )
         });
@@ -740,7 +750,7 @@ impl Inner {
         let (chunk, stale) = Self::new_chunk(&mut s, want, CHUNK_ALIGN, false, true).ok()?;
         if same {
             if let Some(r) = s.chunks.get_mut(old_rec) {
-                r.dirty = old_used;
+                r.retire(old_used, old_clean);
             }
         }
         let base = chunk.addr();
@@ -887,7 +897,7 @@ impl Inner {
             })?;
             if let Some(r) = s.confined_rec.replace(rec) {
                 let b = s.chunks[r].chunk.addr();
-                s.chunks[r].dirty = old.ptr.saturating_sub(b);
+                s.chunks[r].retire(old.ptr.saturating_sub(b), old.clean);
             }
             s.chunks.push(Rec::new(chunk, stale, Where::Confined));
         } else {
@@ -915,7 +925,7 @@ impl Inner {
         let _ = TCACHE.try_with(|c| {
             if c.arena.get() == id {
                 if let Some(r) = s.chunks.get_mut(c.rec.get()) {
-                    r.dirty = c.cur.get().saturating_sub(c.base.get());
+                    r.retire(c.cur.get().saturating_sub(c.base.get()), c.clean.get());
                 }
                 c.arena.set(0);
                 c.cur.set(1);
@@ -1013,7 +1023,7 @@ impl Inner {
         &self,
         size: usize,
         align: usize,
-        old: Option<(usize, usize)>,
+        old: Option<(usize, usize, usize)>,
         zero: bool,
     ) -> Result<(usize, Option<LocalChunk>)> {
         let mut s = self.slow.lock();
@@ -1042,8 +1052,8 @@ impl Inner {
             s.chunks.push(Rec::new(chunk, 0, Where::Other));
             return Ok((a, None));
         }
-        if let Some((rec, used)) = old {
-            s.chunks[rec].dirty = used;
+        if let Some((rec, used, clean)) = old {
+            s.chunks[rec].retire(used, clean);
         }
         let want = s.next_size;
         let (chunk, stale) = Self::new_chunk(&mut s, want, CHUNK_ALIGN, false, true)
@@ -1076,11 +1086,11 @@ impl Inner {
     }
 
     /// A LocalArena is done with its chunk: record how much it used.
-    fn local_done(&self, rec: usize, used: usize) {
+    fn local_done(&self, rec: usize, used: usize, clean: usize) {
         let mut s = self.slow.lock();
         if !s.released {
             if let Some(r) = s.chunks.get_mut(rec) {
-                r.dirty = used;
+                r.retire(used, clean);
             }
         }
     }
@@ -1144,7 +1154,7 @@ impl Inner {
                 self.cur
                     .with_unchecked(|c| core::mem::replace(c, NO_CURSOR))
             };
-            Self::retire_cursor(s, c.ptr);
+            Self::retire_cursor(s, c);
         }
     }
 
@@ -1168,15 +1178,16 @@ impl Inner {
     }
 
     /// Records how much of the confined cursor's chunk was used (the cursor
-    /// stood at `p`) and forgets which chunk it was.
-    fn retire_cursor(s: &mut Slow, p: usize) {
+    /// `c` stood there) and forgets which chunk it was.
+    fn retire_cursor(s: &mut Slow, c: Cursor) {
         if let Some(r) = s.confined_rec.take() {
             let rec = &mut s.chunks[r];
-            rec.dirty = if p >= rec.chunk.addr() && p <= rec.chunk.end() {
-                p - rec.chunk.addr()
+            let (base, end) = (rec.chunk.addr(), rec.chunk.end());
+            if c.ptr >= base && c.ptr <= end {
+                rec.retire(c.ptr - base, c.clean);
             } else {
-                LIVE
-            };
+                rec.dirty = LIVE;
+            }
         }
     }
 
@@ -1822,10 +1833,10 @@ impl<'a> LocalArena<'a> {
     #[cold]
     #[inline(never)]
     fn refill(&self, size: usize, align: usize, zero: bool) -> Result<usize> {
-        let old = self
-            .rec
-            .get()
-            .map(|r| (r, self.cur.get().saturating_sub(self.base.get())));
+        let old = self.rec.get().map(|r| {
+            let used = self.cur.get().saturating_sub(self.base.get());
+            (r, used, self.clean.get())
+        });
         let (start, new) = self.inner.local_refill(size, align, old, zero)?;
         if let Some(LocalChunk {
             rec,
@@ -1873,8 +1884,8 @@ impl SegmentAllocator for LocalArena<'_> {
 impl Drop for LocalArena<'_> {
     fn drop(&mut self) {
         if let Some(r) = self.rec.get() {
-            self.inner
-                .local_done(r, self.cur.get().saturating_sub(self.base.get()));
+            let used = self.cur.get().saturating_sub(self.base.get());
+            self.inner.local_done(r, used, self.clean.get());
         }
     }
 }
@@ -1885,5 +1896,28 @@ impl fmt::Debug for LocalArena<'_> {
             .field("session", &self.arena.session.id())
             .field("free", &self.end.get().saturating_sub(self.cur.get()))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Chunk, LIVE, Rec, Where};
+
+    #[test]
+    fn a_chunk_zeroed_ahead_goes_back_with_a_shorter_dirty_prefix() {
+        let chunk = Chunk::new(4096, 16).unwrap();
+        let base = chunk.addr();
+        // Came dirty for 4 KiB; the cursor zeroed ahead from 16 (mark at
+        // base + 16) and handed out 32 bytes: 32 bytes are dirty now.
+        let mut r = Rec::new(chunk, 4096, Where::Confined);
+        assert_eq!(r.dirty, LIVE);
+        assert_eq!(r.dirty_prefix(), 4096);
+        r.retire(32, base + 16);
+        assert_eq!(r.dirty_prefix(), 32);
+        // Never zeroed (the mark stayed at the top): still 4 KiB dirty.
+        let mut r = Rec::new(Chunk::new(4096, 16).unwrap(), 4096, Where::Confined);
+        let top = r.chunk.addr() + 4096;
+        r.retire(32, top);
+        assert_eq!(r.dirty_prefix(), 4096);
     }
 }
