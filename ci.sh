@@ -13,6 +13,11 @@ QUICK=0
 
 step() { printf '\n=== %s\n' "$*"; }
 t0=$(date +%s)
+# Works whether or not CARGO_TARGET_DIR is set: every path below hangs off
+# one base directory, created here, so `tee` never writes into a missing dir.
+TARGET_BASE="${CARGO_TARGET_DIR:-$PWD/target}"
+LOGS="$TARGET_BASE/ci-logs"
+mkdir -p "$LOGS"
 
 step "toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -33,18 +38,18 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
 
 step "loom models (LOOM_MAX_PREEMPTIONS=3, release, own target dir)"
 export LOOM_MAX_PREEMPTIONS=3
-LOOM_ENV=(env RUSTFLAGS="--cfg loom -C debug-assertions" CARGO_TARGET_DIR=target/loom)
-"${LOOM_ENV[@]}" cargo test --release -p loom-tests -- loom_ --test-threads=2 --nocapture 2>&1 | tee target/loom-models.log | grep -E "^(test |loom model|test result)" || { echo "loom models FAILED"; exit 1; }
-grep -q "test result: ok" target/loom-models.log || { echo "loom models FAILED"; exit 1; }
+LOOM_ENV=(env RUSTFLAGS="--cfg loom -C debug-assertions" CARGO_TARGET_DIR="$TARGET_BASE/loom")
+"${LOOM_ENV[@]}" cargo test --release -p loom-tests -- loom_ --test-threads=2 --nocapture 2>&1 | tee "$LOGS/loom-models.log" | grep -E "^(test |loom model|test result)" || { echo "loom models FAILED"; exit 1; }
+grep -q "test result: ok" "$LOGS/loom-models.log" || { echo "loom models FAILED"; exit 1; }
 
 step "loom broken twins (each must be caught: a twin that passes fails CI)"
 # Twins are #[should_panic] tests named twin_*: cargo reports a twin that
 # loom does NOT catch as a failure ("note: test did not panic as expected").
-"${LOOM_ENV[@]}" cargo test --release -p loom-tests -- twin_ --test-threads=2 2>&1 | tee target/loom-twins.log | grep -E "^(test |test result)" || true
-if grep -q "did not panic" target/loom-twins.log || ! grep -q "test result: ok" target/loom-twins.log; then
+"${LOOM_ENV[@]}" cargo test --release -p loom-tests -- twin_ --test-threads=2 2>&1 | tee "$LOGS/loom-twins.log" | grep -E "^(test |test result)" || true
+if grep -q "did not panic" "$LOGS/loom-twins.log" || ! grep -q "test result: ok" "$LOGS/loom-twins.log"; then
   echo "a broken twin was NOT caught by loom"; exit 1
 fi
-echo "twins caught: $(grep -c '^test twin_.* ok$' target/loom-twins.log)"
+echo "twins caught: $(grep -c '^test twin_.* ok$' "$LOGS/loom-twins.log")"
 
 step "miri (everything that does not call C)"
 if ! cargo +nightly miri --version >/dev/null 2>&1; then
@@ -56,12 +61,12 @@ fi
 # linker's call C.
 MIRI_TESTS=(--lib --test session --test markers --test segment --test segment_props
             --test alloc --test layout --test marshal)
-MIRIFLAGS="${MIRIFLAGS:--Zmiri-permissive-provenance}" CARGO_TARGET_DIR=target/miri \
-  cargo +nightly miri test -p memscope "${MIRI_TESTS[@]}" 2>&1 | tee target/miri.log | grep -E "^(test result|error|warning: unused)|panicked" || true
-if grep -qE "^error|test result: FAILED|panicked" target/miri.log || ! grep -q "test result: ok" target/miri.log; then
-  echo "miri FAILED"; tail -n 40 target/miri.log; exit 1
+MIRIFLAGS="${MIRIFLAGS:--Zmiri-permissive-provenance}" CARGO_TARGET_DIR="$TARGET_BASE/miri" \
+  cargo +nightly miri test -p memscope "${MIRI_TESTS[@]}" 2>&1 | tee "$LOGS/miri.log" | grep -E "^(test result|error|warning: unused)|panicked" || true
+if grep -qE "^error|test result: FAILED|panicked" "$LOGS/miri.log" || ! grep -q "test result: ok" "$LOGS/miri.log"; then
+  echo "miri FAILED"; tail -n 40 "$LOGS/miri.log"; exit 1
 fi
-echo "miri: $(grep -c '^test result: ok' target/miri.log) test binaries clean"
+echo "miri: $(grep -c '^test result: ok' "$LOGS/miri.log") test binaries clean"
 
 step "valgrind memcheck (the linker tests, which call C)"
 if ! command -v valgrind >/dev/null 2>&1; then

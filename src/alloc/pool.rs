@@ -38,7 +38,7 @@ struct Global {
 
 #[cfg(not(loom))]
 fn global() -> &'static Mutex<Global> {
-    static G: Mutex<Global> = parking_lot::const_mutex(Global {
+    static G: Mutex<Global> = Mutex::new(Global {
         chunks: Vec::new(),
         bytes: 0,
     });
