@@ -101,7 +101,7 @@ fn check_aligned(
 ) -> Result<(), Error> {
     check(off, len, size)?;
     let addr = base + off;
-    if addr % align != 0 {
+    if !addr.is_multiple_of(align) {
         return Err(Error::Misaligned { addr, align });
     }
     Ok(())

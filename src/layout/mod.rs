@@ -401,10 +401,10 @@ fn member_label(m: &MemoryLayout, i: usize) -> String {
 
 fn check_unique_names(members: &[MemoryLayout], what: &str) -> Result<()> {
     for (i, m) in members.iter().enumerate() {
-        if let Some(n) = &m.name {
-            if members[..i].iter().any(|o| o.name.as_deref() == Some(n)) {
-                return Err(invalid(format!("{what}: duplicate member name `{n}`")));
-            }
+        if let Some(n) = &m.name
+            && members[..i].iter().any(|o| o.name.as_deref() == Some(n))
+        {
+            return Err(invalid(format!("{what}: duplicate member name `{n}`")));
         }
     }
     Ok(())
@@ -571,7 +571,7 @@ impl MemoryLayout {
         let mut offset = 0usize;
         let mut align = 1usize;
         for (i, m) in members.iter().enumerate() {
-            if offset % m.align != 0 {
+            if !offset.is_multiple_of(m.align) {
                 return Err(invalid(format!(
                     "struct: member {} at offset {offset} is not aligned to its alignment {}",
                     member_label(m, i),
@@ -717,7 +717,7 @@ impl MemoryLayout {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn sequence(count: usize, element: MemoryLayout) -> Result<MemoryLayout> {
-        if element.size % element.align != 0 {
+        if !element.size.is_multiple_of(element.align) {
             return Err(invalid(format!(
                 "sequence: element size {} is not a multiple of its alignment {}",
                 element.size, element.align

@@ -372,7 +372,7 @@ impl<'s> Segment<'s> {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn elements<T: Primitive>(&self) -> Result<Elements<'_, T>> {
-        if self.len() % T::SIZE != 0 {
+        if !self.len().is_multiple_of(T::SIZE) {
             return Err(Error::InvalidArgument {
                 reason: format!(
                     "segment of {} byte(s) is not a whole number of {}-byte elements",
@@ -496,10 +496,10 @@ impl<T: Primitive> Elements<'_, T> {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn next_chunk(&mut self) -> Option<Result<&[T]>> {
-        if self.pos >= self.buf.len() {
-            if let Err(e) = self.refill()? {
-                return Some(Err(e));
-            }
+        if self.pos >= self.buf.len()
+            && let Err(e) = self.refill()?
+        {
+            return Some(Err(e));
         }
         let start = self.pos;
         self.pos = self.buf.len();

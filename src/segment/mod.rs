@@ -605,7 +605,7 @@ fn check_array<T: Numeric>(raw: &RawSegment) -> Result<usize> {
         return Ok(0);
     }
     raw.check_aligned(0, 0, T::ALIGN)?;
-    if raw.len % T::SIZE != 0 {
+    if !raw.len.is_multiple_of(T::SIZE) {
         return Err(Error::InvalidArgument {
             reason: format!(
                 "segment of {} byte(s) is not a whole number of {}-byte elements",

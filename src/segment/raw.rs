@@ -322,7 +322,7 @@ pub(crate) unsafe fn values<'a, T: Numeric>(p: *const u8, n: usize) -> &'a [T] {
         return &[];
     }
     debug_assert!(
-        p as usize % T::ALIGN == 0,
+        (p as usize).is_multiple_of(T::ALIGN),
         "{p:p} not aligned to {}",
         T::ALIGN
     );
@@ -342,7 +342,7 @@ pub(crate) unsafe fn values_mut<'a, T: Numeric>(p: *mut u8, n: usize) -> &'a mut
         return &mut [];
     }
     debug_assert!(
-        p as usize % T::ALIGN == 0,
+        (p as usize).is_multiple_of(T::ALIGN),
         "{p:p} not aligned to {}",
         T::ALIGN
     );
@@ -443,7 +443,7 @@ atomic_cell!(
 #[inline(always)]
 pub(crate) unsafe fn atomic<'a, A: AtomicCell>(p: *mut u8) -> &'a A {
     debug_assert!(
-        p as usize % A::ALIGN == 0,
+        (p as usize).is_multiple_of(A::ALIGN),
         "{p:p} not aligned to {}",
         A::ALIGN
     );
