@@ -18,7 +18,7 @@ fn build_testlib() -> String {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
     std::fs::create_dir_all(dir).unwrap();
     let out = dir.join(format!("libmemscope_bench_{}.so", std::process::id()));
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/c/testlib.c");
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/c/testlib.c");
     let st = std::process::Command::new("cc")
         .args(["-shared", "-fPIC", "-O2", "-pthread", "-o"])
         .arg(&out)
