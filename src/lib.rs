@@ -17,6 +17,12 @@ pub use layout::{ByteOrder, LayoutKind, MemoryLayout, PathElement, ValueKind};
 pub use marshal::{Marshal, Value};
 pub mod linker;
 
+/// Guides that are not about one item.
+pub mod guide {
+    #[doc = include_str!("../docs/coming_from.md")]
+    pub mod coming_from {}
+}
+
 // The types most programs name, at the root (Java's `Arena`, `Linker`,
 // `SymbolLookup`, `FunctionDescriptor` are top-level names there too).
 pub use alloc::{Arena, LocalArena, MallocAllocator, SegmentAllocator, stack};
