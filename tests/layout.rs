@@ -359,3 +359,146 @@ fn c_types_match_rust_ffi_types() {
     assert_eq!(c::POINTER.size(), size_of::<*const c_void>());
     assert_eq!(c::DOUBLE.align(), align_of::<c_double>());
 }
+
+// ------------------------------------------------- issue 12: bounds on bad input
+
+/// Runs `f` on a thread with a 2 MiB stack (the default for spawned
+/// threads), so a recursion that is not bounded overflows it.
+fn on_small_stack(f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+/// A layout `depth` levels deep alternating sequences, structs and unions.
+fn deep(depth: usize) -> memscope::Result<MemoryLayout> {
+    let mut l = c::INT.with_name("leaf");
+    for i in 1..depth {
+        l = match i % 3 {
+            0 => MemoryLayout::sequence(1, l)?,
+            1 => MemoryLayout::c_struct([c::CHAR.with_name("c"), l.with_name("m")])?,
+            _ => MemoryLayout::union_of([l.with_name("u"), c::SHORT.with_name("s")])?,
+        };
+    }
+    Ok(l)
+}
+
+#[test]
+fn layouts_deeper_than_max_depth_are_refused() {
+    use memscope::layout::MAX_DEPTH;
+    let l = deep(MAX_DEPTH).unwrap();
+    assert_eq!(l.depth(), MAX_DEPTH);
+    for r in [
+        MemoryLayout::sequence(1, l.clone()),
+        MemoryLayout::struct_of([l.clone()]),
+        MemoryLayout::c_struct([l.clone()]),
+        MemoryLayout::packed([l.clone()]),
+        MemoryLayout::union_of([l.clone()]),
+        MemoryLayout::__struct_at_offsets([(0, l.clone())], l.size(), l.align()),
+        MemoryLayout::__union_from_parts([l.clone()], l.size(), l.align()),
+    ] {
+        assert!(reason(r.unwrap_err()).contains("MAX_DEPTH"));
+    }
+    assert!(deep(MAX_DEPTH + 1).is_err());
+}
+
+#[test]
+fn walks_over_a_max_depth_layout_fit_a_small_stack() {
+    on_small_stack(|| {
+        let l = deep(memscope::layout::MAX_DEPTH).unwrap();
+        let l2 = l.clone();
+        assert_eq!(l, l2);
+        assert!(l.same_shape(&l2));
+        assert!(!format!("{l:?}").is_empty());
+        assert!(l.to_string().contains("int32_t"));
+        let _ = l.clone().unaligned().with_order(ByteOrder::Big);
+        let mut path = Vec::new();
+        let mut cur = &l;
+        while let Some(step) = match cur.kind() {
+            LayoutKind::Sequence { element, .. } => Some((PathElement::Index(0), &**element)),
+            LayoutKind::Struct(m) => Some((PathElement::Field("m"), &m[m.len() - 1])),
+            LayoutKind::Union(m) => Some((PathElement::Field("u"), &m[0])),
+            _ => None,
+        } {
+            path.push(step.0);
+            cur = step.1;
+        }
+        let (leaf, _) = l.select_path(&path).unwrap();
+        assert_eq!(leaf.value_kind(), Some(ValueKind::I32));
+        assert_eq!(path.len(), memscope::layout::MAX_DEPTH - 1);
+        drop(l2);
+    });
+}
+
+#[test]
+fn hidden_macro_constructors_check_their_input() {
+    let int = || c::INT.with_name("i");
+    // align 0, not a power of two
+    assert!(MemoryLayout::__struct_at_offsets([(0, int())], 4, 0).is_err());
+    assert!(MemoryLayout::__struct_at_offsets([(0, int())], 4, 3).is_err());
+    // a size too small for the members, or not a multiple of the alignment
+    assert!(MemoryLayout::__struct_at_offsets([(0, int())], 2, 4).is_err());
+    assert!(MemoryLayout::__struct_at_offsets([(4, int())], 6, 2).is_err());
+    assert!(MemoryLayout::__struct_at_offsets([(0, int())], 6, 4).is_err());
+    // overlapping, misaligned, over-aligned members; no members; overflow
+    assert!(
+        MemoryLayout::__struct_at_offsets([(0, int()), (2, c::INT.with_name("j"))], 8, 4).is_err()
+    );
+    assert!(MemoryLayout::__struct_at_offsets([(2, int())], 8, 4).is_err());
+    assert!(MemoryLayout::__struct_at_offsets([(0, c::DOUBLE)], 8, 4).is_err());
+    assert!(MemoryLayout::__struct_at_offsets([(usize::MAX - 1, c::CHAR)], usize::MAX, 1).is_err());
+    assert!(MemoryLayout::__struct_at_offsets([(0, int()), (4, int())], 8, 4).is_err());
+    let ok = MemoryLayout::__struct_at_offsets([(4, int())], 12, 4).unwrap();
+    assert_eq!(
+        (ok.size(), ok.align(), ok.byte_offset("i").unwrap()),
+        (12, 4, 4)
+    );
+    assert_eq!(ok.members().len(), 3); // padding, i, padding
+
+    assert!(MemoryLayout::__union_from_parts([int()], 4, 0).is_err());
+    assert!(MemoryLayout::__union_from_parts([int()], 2, 2).is_err());
+    assert!(MemoryLayout::__union_from_parts([int()], 4, 2).is_err());
+    assert!(MemoryLayout::__union_from_parts([int()], 6, 4).is_err());
+    assert!(MemoryLayout::__union_from_parts([], 4, 4).is_err());
+    assert!(MemoryLayout::__union_from_parts([int(), int()], 4, 4).is_err());
+    let u = MemoryLayout::__union_from_parts([int()], 8, 8).unwrap();
+    assert_eq!((u.size(), u.align()), (8, 8));
+
+    // the fallback the macros use never fails
+    let o = MemoryLayout::__opaque(usize::MAX, 0);
+    assert_eq!(o.align(), 1);
+    assert!(o.size() <= isize::MAX as usize);
+}
+
+#[test]
+fn placement_functions_return_none_on_bad_input() {
+    use memscope::layout::{c_struct_placement, c_union_placement};
+    assert_eq!(c_struct_placement([(4, 0)]), None);
+    assert_eq!(c_struct_placement([(4, 6)]), None);
+    assert_eq!(c_struct_placement([(usize::MAX, 1), (1, 1)]), None);
+    assert_eq!(c_struct_placement([(isize::MAX as usize, 1), (1, 2)]), None);
+    assert_eq!(c_struct_placement([(1, 1), (4, 4)]), Some(([0, 4], 8, 4)));
+    assert_eq!(c_union_placement([(4, 0)]), None);
+    assert_eq!(c_union_placement([(usize::MAX, 1)]), None);
+    assert_eq!(c_union_placement([(usize::MAX - 2, 4)]), None);
+    assert_eq!(c_union_placement([(5, 1), (4, 4)]), Some((8, 4)));
+}
+
+#[test]
+fn duplicate_names_are_found_among_a_hundred_thousand_members() {
+    let names: Vec<String> = (0..100_000).map(|i| format!("f{i}")).collect();
+    let members = || names.iter().map(|n| c::CHAR.with_name(n));
+    let s = MemoryLayout::struct_of(members()).unwrap();
+    assert_eq!(s.size(), 100_000);
+    assert_eq!(s.byte_offset("f99999").unwrap(), 99_999);
+    let dup = MemoryLayout::struct_of(members().chain([c::CHAR.with_name("f500")]));
+    assert!(reason(dup.unwrap_err()).contains("duplicate member name `f500`"));
+    let dup = MemoryLayout::union_of(members().chain([c::CHAR.with_name("f0")]));
+    assert!(reason(dup.unwrap_err()).contains("`f0`"));
+    // unnamed members never collide
+    let anon = MemoryLayout::c_struct((0..100_000).map(|_| c::CHAR)).unwrap();
+    assert_eq!(anon.members().len(), 100_000);
+}

@@ -1124,6 +1124,52 @@ fn globals_are_shared_between_c_and_rust() {
     ));
 }
 
+#[test]
+fn const_globals_are_read_only_and_refuse_writes() {
+    let lib = testlib();
+    let s = Session::global();
+    // SAFETY: `const int32_t const_answer` in the test library.
+    let mut ro = unsafe { lib.global("const_answer", 4, &s) }.unwrap();
+    assert!(ro.is_read_only());
+    assert_eq!(ro.get::<i32>(0).unwrap(), 42);
+    assert_eq!(ro.set::<i32>(0, 1).unwrap_err(), Error::ReadOnly);
+    // A relocated const pointer lives in RELRO: read-only after relocation.
+    // SAFETY: `const char *const const_ptr` in the test library.
+    let mut relro = unsafe { lib.global("const_ptr", 8, &s) }.unwrap();
+    assert!(relro.is_read_only());
+    assert!(!relro.get::<memscope::Address>(0).unwrap().is_null());
+    assert_eq!(relro.set::<u64>(0, 0).unwrap_err(), Error::ReadOnly);
+    // .data and .bss stay writable.
+    // SAFETY: `int32_t mutable_answer` / `zeroed_answer` in the test library.
+    let mut rw = unsafe { lib.global("mutable_answer", 4, &s) }.unwrap();
+    assert!(!rw.is_read_only());
+    rw.set::<i32>(0, 43).unwrap();
+    assert_eq!(rw.get::<i32>(0).unwrap(), 43);
+    // SAFETY: as above.
+    let mut bss = unsafe { lib.global("zeroed_answer", 4, &s) }.unwrap();
+    assert!(!bss.is_read_only());
+    bss.set::<i32>(0, 5).unwrap();
+    // A size that runs past a writable object's segment is not writable.
+    // SAFETY: nothing is read or written through it.
+    let huge = unsafe { lib.global("mutable_answer", 1 << 40, &s) }.unwrap();
+    assert!(huge.is_read_only());
+    // libc's `const struct in6_addr in6addr_any` is in .rodata.
+    let libc = Library::libc().unwrap();
+    // SAFETY: `in6addr_any` is a 16-byte const object of libc.
+    let mut any = unsafe { libc.global("in6addr_any", 16, libc.session()) }.unwrap();
+    assert!(any.is_read_only());
+    assert_eq!(any.get::<u64>(0).unwrap(), 0);
+    assert_eq!(any.set::<u8>(0, 1).unwrap_err(), Error::ReadOnly);
+}
+
+#[test]
+fn empty_library_path_is_an_error() {
+    let s = Session::shared();
+    // SAFETY: rejected before loading.
+    let r = unsafe { Library::open("", &s) };
+    assert!(matches!(r, Err(Error::LibraryLoad { .. })), "{r:?}");
+}
+
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn executable_segments_run_machine_code_until_closed() {

@@ -889,3 +889,118 @@ fn guarded_marshal_checks_the_guard_and_bounds() {
     assert!(matches!(s.close(), Err(Error::Busy { .. })));
     assert_eq!(Point::read_from(&seg, 8).unwrap(), Point { x: 1, y: 2 });
 }
+
+// ------------------------------------------------- issue 12: bounds on bad input
+
+/// Runs `f` on a thread with a 2 MiB stack (the default for spawned threads).
+fn on_small_stack(f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn reading_huge_sequences_of_zero_sized_elements_is_an_error() {
+    let s = Session::global();
+    let mut b = Buf::new(8);
+    let seg = b.seg(&s);
+    let zst = MemoryLayout::sequence(0, c::INT).unwrap();
+    for count in [usize::MAX, 1 << 40, 1 << 20] {
+        let l = MemoryLayout::sequence(count, zst.clone()).unwrap();
+        assert!(matches!(
+            Value::read(&l, &seg, 0),
+            Err(Error::InvalidLayout { .. })
+        ));
+        assert!(matches!(
+            Value::decode(&l, &[]),
+            Err(Error::InvalidLayout { .. })
+        ));
+    }
+    // nested: 2^16 * 2^16 zero-sized values overflow the bound too
+    let inner = MemoryLayout::sequence(1 << 16, zst.clone()).unwrap();
+    let outer = MemoryLayout::sequence(1 << 16, inner).unwrap();
+    assert!(Value::read(&outer, &seg, 0).is_err());
+    // a modest count still reads
+    let ok = MemoryLayout::sequence(3, zst).unwrap();
+    assert_eq!(
+        Value::read(&ok, &seg, 0).unwrap(),
+        Value::Array(vec![Value::Array(vec![]); 3])
+    );
+}
+
+#[test]
+fn reading_a_max_depth_layout_fits_a_small_stack() {
+    on_small_stack(|| {
+        let mut l = c::INT;
+        for _ in 1..memscope::layout::MAX_DEPTH {
+            l = MemoryLayout::c_struct([l]).unwrap();
+        }
+        let s = Session::global();
+        let mut b = Buf::new(4);
+        let mut seg = b.seg(&s);
+        seg.set::<i32>(0, 9).unwrap();
+        let v = Value::read(&l, &seg, 0).unwrap();
+        v.write(&l, &mut seg, 0).unwrap();
+        assert_eq!(Value::read(&l, &seg, 0).unwrap(), v);
+        let mut leaf = &v;
+        while let Value::Struct(m) = leaf {
+            leaf = &m[0];
+        }
+        assert_eq!(leaf, &Value::I32(9));
+    });
+}
+
+#[test]
+fn deep_values_drop_clone_compare_and_print_on_a_small_stack() {
+    on_small_stack(|| {
+        let mut v = Value::I32(1);
+        for i in 0..100_000 {
+            v = if i % 2 == 0 {
+                Value::Struct(vec![v, Value::U8(2)])
+            } else {
+                Value::Array(vec![v])
+            };
+        }
+        let w = v.clone();
+        assert_eq!(v, w);
+        let mut x = w.clone();
+        // change the innermost leaf: equality must look all the way down
+        let mut cur = &mut x;
+        loop {
+            match cur {
+                Value::Struct(m) | Value::Array(m) => cur = &mut m[0],
+                leaf => {
+                    *leaf = Value::I32(2);
+                    break;
+                }
+            }
+        }
+        assert_ne!(v, x);
+        let text = format!("{v:?}");
+        assert!(text.starts_with("Array([Struct([Array(["));
+        assert!(text.contains(".."));
+        drop((v, w, x));
+    });
+}
+
+#[test]
+fn value_debug_and_eq_match_the_derived_forms() {
+    let v = Value::Struct(vec![
+        Value::I8(7),
+        Value::Array(vec![Value::F64(2.5), Value::Bytes(vec![1, 2])]),
+    ]);
+    assert_eq!(
+        format!("{v:?}"),
+        "Struct([I8(7), Array([F64(2.5), Bytes([1, 2])])])"
+    );
+    assert_ne!(Value::F64(f64::NAN), Value::F64(f64::NAN));
+    assert_eq!(Value::F64(0.0), Value::F64(-0.0));
+    assert_ne!(Value::Struct(vec![]), Value::Array(vec![]));
+    assert_ne!(
+        Value::Struct(vec![Value::I8(1)]),
+        Value::Struct(vec![Value::I8(1), Value::I8(2)])
+    );
+}

@@ -21,8 +21,11 @@
 //! [`MemoryLayout::select`]) or typed [`PathElement`]s.
 //!
 //! Every constructor validates: zero or overflowing sizes, non-power-of-two
-//! alignments, duplicate names and misaligned members return
-//! [`Error::InvalidLayout`], never a panic.
+//! alignments, duplicate names, misaligned members and nesting deeper than
+//! [`MAX_DEPTH`] return [`Error::InvalidLayout`], never a panic. The depth
+//! bound is what keeps every recursive walk over a layout (reading, writing,
+//! printing, comparing, dropping, path resolution, the linker's C type
+//! checks) within a few hundred stack frames.
 
 pub mod c;
 mod display;
@@ -258,7 +261,29 @@ pub struct MemoryLayout {
     align: usize,
     name: Option<String>,
     order: ByteOrder,
+    /// Nesting depth: 1 for a scalar or padding, 1 + the deepest member for
+    /// a group or sequence; at most [`MAX_DEPTH`].
+    depth: usize,
 }
+
+/// The deepest nesting of structs, unions and sequences a layout may have
+/// (a scalar is depth 1, `struct { int x; }` depth 2). Constructors return
+/// [`Error::InvalidLayout`] beyond it, so recursive walks over a layout are
+/// bounded (512 frames of a few hundred bytes fit any thread's stack).
+///
+/// # Examples
+///
+/// ```
+/// use memscope::layout::{c, MemoryLayout, MAX_DEPTH};
+/// let mut l = c::INT;
+/// for _ in 1..MAX_DEPTH {
+///     l = MemoryLayout::sequence(1, l)?;
+/// }
+/// assert_eq!(l.depth(), MAX_DEPTH);
+/// assert!(MemoryLayout::sequence(1, l).is_err());
+/// # Ok::<(), memscope::Error>(())
+/// ```
+pub const MAX_DEPTH: usize = 512;
 
 fn invalid(reason: impl Into<String>) -> Error {
     Error::InvalidLayout {
@@ -286,81 +311,81 @@ pub const fn align_up(offset: usize, align: usize) -> Option<usize> {
 }
 
 /// The C compiler's placement of struct members given as `(size, align)`:
-/// their offsets, the struct's size (with trailing padding) and alignment.
-/// Used by [`c_struct!`](crate::c_struct) in compile-time assertions; the
+/// their offsets, the struct's size (with trailing padding) and alignment,
+/// or `None` for an alignment that is not a power of two or a size that
+/// overflows `isize::MAX`. Used by [`c_struct!`](crate::c_struct) in
+/// compile-time assertions (where `None` becomes a compile error); the
 /// run-time [`MemoryLayout::c_struct`] applies the same rule.
-///
-/// # Panics
-///
-/// On a size that overflows or an alignment that is not a power of two. In
-/// the `const` context the macros use, that is a compile error; at run time
-/// use [`MemoryLayout::c_struct`], which returns [`Error::InvalidLayout`]
-/// instead.
 ///
 /// # Examples
 ///
 /// ```
 /// use memscope::layout::c_struct_placement;
 /// // struct { char c; double d; short s; }
-/// const P: ([usize; 3], usize, usize) = c_struct_placement([(1, 1), (8, 8), (2, 2)]);
-/// assert_eq!(P, ([0, 8, 16], 24, 8));
+/// const P: Option<([usize; 3], usize, usize)> = c_struct_placement([(1, 1), (8, 8), (2, 2)]);
+/// assert_eq!(P, Some(([0, 8, 16], 24, 8)));
+/// assert_eq!(c_struct_placement([(1, 3)]), None);
+/// assert_eq!(c_struct_placement([(usize::MAX, 1)]), None);
 /// ```
 pub const fn c_struct_placement<const N: usize>(
     members: [(usize, usize); N],
-) -> ([usize; N], usize, usize) {
+) -> Option<([usize; N], usize, usize)> {
     let mut offsets = [0usize; N];
     let mut offset = 0usize;
     let mut max_align = 1usize;
     let mut i = 0;
     while i < N {
         let (size, align) = members[i];
-        assert!(align.is_power_of_two(), "alignment is not a power of two");
+        if !align.is_power_of_two() {
+            return None;
+        }
         offset = match align_up(offset, align) {
             Some(o) => o,
-            None => panic!("struct size overflows"),
+            None => return None,
         };
         offsets[i] = offset;
         offset = match offset.checked_add(size) {
             Some(o) => o,
-            None => panic!("struct size overflows"),
+            None => return None,
         };
         if align > max_align {
             max_align = align;
         }
         i += 1;
     }
-    let size = match align_up(offset, max_align) {
-        Some(o) => o,
-        None => panic!("struct size overflows"),
-    };
-    (offsets, size, max_align)
+    match align_up(offset, max_align) {
+        Some(size) if size <= isize::MAX as usize => Some((offsets, size, max_align)),
+        _ => None,
+    }
 }
 
 /// The C compiler's size and alignment of a union of members given as
-/// `(size, align)`: the largest size rounded up to the largest alignment.
-/// Used by [`c_union!`](crate::c_union) in compile-time assertions.
-///
-/// # Panics
-///
-/// On a size that overflows or an alignment that is not a power of two. In
-/// the `const` context the macros use, that is a compile error; at run time
-/// use [`MemoryLayout::union_of`], which returns [`Error::InvalidLayout`]
-/// instead.
+/// `(size, align)`: the largest size rounded up to the largest alignment,
+/// or `None` for an alignment that is not a power of two or a size that
+/// overflows `isize::MAX`. Used by [`c_union!`](crate::c_union) in
+/// compile-time assertions (where `None` becomes a compile error); at run
+/// time [`MemoryLayout::union_of`] applies the same rule.
 ///
 /// # Examples
 ///
 /// ```
 /// use memscope::layout::c_union_placement;
 /// // union { char c[5]; int i; }
-/// assert_eq!(c_union_placement([(5, 1), (4, 4)]), (8, 4));
+/// assert_eq!(c_union_placement([(5, 1), (4, 4)]), Some((8, 4)));
+/// assert_eq!(c_union_placement([(4, 0)]), None);
+/// assert_eq!(c_union_placement([(usize::MAX, 2)]), None);
 /// ```
-pub const fn c_union_placement<const N: usize>(members: [(usize, usize); N]) -> (usize, usize) {
+pub const fn c_union_placement<const N: usize>(
+    members: [(usize, usize); N],
+) -> Option<(usize, usize)> {
     let mut size = 0usize;
     let mut max_align = 1usize;
     let mut i = 0;
     while i < N {
         let (s, a) = members[i];
-        assert!(a.is_power_of_two(), "alignment is not a power of two");
+        if !a.is_power_of_two() {
+            return None;
+        }
         if s > size {
             size = s;
         }
@@ -370,8 +395,8 @@ pub const fn c_union_placement<const N: usize>(members: [(usize, usize); N]) -> 
         i += 1;
     }
     match align_up(size, max_align) {
-        Some(s) => (s, max_align),
-        None => panic!("union size overflows"),
+        Some(s) if s <= isize::MAX as usize => Some((s, max_align)),
+        _ => None,
     }
 }
 
@@ -399,10 +424,12 @@ fn member_label(m: &MemoryLayout, i: usize) -> String {
     }
 }
 
+/// Duplicate member names are an error; O(n) expected (one hash set).
 fn check_unique_names(members: &[MemoryLayout], what: &str) -> Result<()> {
-    for (i, m) in members.iter().enumerate() {
+    let mut seen = std::collections::HashSet::with_capacity(members.len());
+    for m in members {
         if let Some(n) = &m.name
-            && members[..i].iter().any(|o| o.name.as_deref() == Some(n))
+            && !seen.insert(n.as_str())
         {
             return Err(invalid(format!("{what}: duplicate member name `{n}`")));
         }
@@ -411,6 +438,7 @@ fn check_unique_names(members: &[MemoryLayout], what: &str) -> Result<()> {
 }
 
 impl MemoryLayout {
+    /// A leaf (scalar or padding: depth 1); groups go through [`nest`](Self::nest).
     const fn raw(kind: LayoutKind, size: usize, align: usize) -> MemoryLayout {
         MemoryLayout {
             kind,
@@ -418,7 +446,45 @@ impl MemoryLayout {
             align,
             name: None,
             order: ByteOrder::NATIVE,
+            depth: 1,
         }
+    }
+
+    /// A struct, union or sequence: its depth is one more than its deepest
+    /// member's, and must not exceed [`MAX_DEPTH`].
+    fn nest(kind: LayoutKind, size: usize, align: usize, what: &str) -> Result<MemoryLayout> {
+        let inner = match &kind {
+            LayoutKind::Struct(m) | LayoutKind::Union(m) => {
+                m.iter().map(|m| m.depth).max().unwrap_or(0)
+            }
+            LayoutKind::Sequence { element, .. } => element.depth,
+            LayoutKind::Value(_) | LayoutKind::Padding => 0,
+        };
+        if inner >= MAX_DEPTH {
+            return Err(invalid(format!(
+                "{what}: nesting deeper than MAX_DEPTH ({MAX_DEPTH})"
+            )));
+        }
+        let mut l = MemoryLayout::raw(kind, size, align);
+        l.depth = inner + 1;
+        Ok(l)
+    }
+
+    /// The nesting depth: 1 for a scalar or padding, one more than the
+    /// deepest member for a struct, union or sequence (at most
+    /// [`MAX_DEPTH`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::layout::{c, MemoryLayout};
+    /// assert_eq!(c::INT.depth(), 1);
+    /// let s = MemoryLayout::c_struct([MemoryLayout::sequence(2, c::INT)?])?;
+    /// assert_eq!(s.depth(), 3);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn depth(&self) -> usize {
+        self.depth
     }
 
     /// A scalar with its natural size and alignment, native byte order.
@@ -587,11 +653,7 @@ impl MemoryLayout {
             align = align.max(m.align);
         }
         check_size_align(offset, align, "struct")?;
-        Ok(MemoryLayout::raw(
-            LayoutKind::Struct(members),
-            offset,
-            align,
-        ))
+        MemoryLayout::nest(LayoutKind::Struct(members), offset, align, "struct")
     }
 
     /// A struct laid out as the platform C compiler does: padding before each
@@ -695,7 +757,7 @@ impl MemoryLayout {
         let align = members.iter().map(|m| m.align).max().unwrap_or(1);
         let size = align_up(size, align).ok_or_else(|| invalid("union: size overflows"))?;
         check_size_align(size, align, "union")?;
-        Ok(MemoryLayout::raw(LayoutKind::Union(members), size, align))
+        MemoryLayout::nest(LayoutKind::Union(members), size, align, "union")
     }
 
     /// `count` elements of `element` back to back (C `element[count]`).
@@ -731,75 +793,131 @@ impl MemoryLayout {
         })?;
         check_size_align(size, element.align, "sequence")?;
         let align = element.align;
-        Ok(MemoryLayout::raw(
+        MemoryLayout::nest(
             LayoutKind::Sequence {
                 count,
                 element: Box::new(element),
             },
             size,
             align,
-        ))
-    }
-
-    /// A sequence whose size the caller computed (`[T; N]`'s `Marshal`
-    /// impl, where `N * T::SIZE` was evaluated at compile time).
-    pub(crate) fn sequence_from_parts(
-        count: usize,
-        element: MemoryLayout,
-        size: usize,
-    ) -> MemoryLayout {
-        let align = element.align;
-        MemoryLayout::raw(
-            LayoutKind::Sequence {
-                count,
-                element: Box::new(element),
-            },
-            size,
-            align,
+            "sequence",
         )
     }
 
+    /// Opaque bytes of `size` and `align` (a padding layout): what a
+    /// [`Marshal`](crate::marshal::Marshal) impl made by a macro reports when
+    /// its members' layouts are inconsistent with its size (a hand-written
+    /// member impl whose `layout()` disagrees with its `SIZE`) or nest too
+    /// deep. Never fails: a bad alignment becomes 1 and the size is clamped
+    /// to what a layout may have.
+    #[doc(hidden)]
+    pub fn __opaque(size: usize, align: usize) -> MemoryLayout {
+        let align = if align.is_power_of_two() { align } else { 1 };
+        let size = size.min((isize::MAX as usize) & !(align - 1));
+        MemoryLayout::raw(LayoutKind::Padding, size, align)
+    }
+
     /// A struct from members at known offsets, with padding inserted in the
-    /// gaps and at the end up to `size`; never fails. Used by
-    /// [`c_struct!`](crate::c_struct), whose offsets, size and alignment come
-    /// from the Rust compiler (`offset_of!`, `size_of`, `align_of`) and are
-    /// asserted at compile time to be C's. Members that overlap or run past
-    /// `size` (an inconsistent `Marshal` impl) are clamped, not trusted.
+    /// gaps and at the end up to `size`. Used by [`c_struct!`](crate::c_struct),
+    /// whose offsets, size and alignment come from the Rust compiler
+    /// (`offset_of!`, `size_of`, `align_of`) and are asserted at compile
+    /// time to be C's.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidLayout`] for an alignment that is not a power of two,
+    /// members out of order, overlapping, misaligned, running past `size` or
+    /// aligned more than the struct, a `size` that is not a multiple of
+    /// `align` or overflows, duplicate names, nesting beyond [`MAX_DEPTH`].
     #[doc(hidden)]
     pub fn __struct_at_offsets(
         members: impl IntoIterator<Item = (usize, MemoryLayout)>,
         size: usize,
         align: usize,
-    ) -> MemoryLayout {
+    ) -> Result<MemoryLayout> {
+        check_size_align(size, align, "struct")?;
+        if size % align != 0 {
+            return Err(invalid(format!(
+                "struct: size {size} is not a multiple of its alignment {align}"
+            )));
+        }
         let mut out = Vec::new();
         let mut end = 0usize;
-        for (offset, m) in members {
+        for (i, (offset, m)) in members.into_iter().enumerate() {
+            let label = member_label(&m, i);
+            if offset < end {
+                return Err(invalid(format!(
+                    "struct: member {label} at offset {offset} overlaps the member before it"
+                )));
+            }
+            if m.align > align || offset % m.align != 0 {
+                return Err(invalid(format!(
+                    "struct: member {label} at offset {offset} with alignment {} does not fit a struct aligned to {align}",
+                    m.align
+                )));
+            }
+            let m_end = offset
+                .checked_add(m.size)
+                .filter(|e| *e <= size)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "struct: member {label} at offset {offset} runs past the struct's size {size}"
+                    ))
+                })?;
             if offset > end {
                 out.push(MemoryLayout::raw(LayoutKind::Padding, offset - end, 1));
             }
-            end = end.max(offset).saturating_add(m.size);
+            end = m_end;
             out.push(m);
         }
         if size > end {
             out.push(MemoryLayout::raw(LayoutKind::Padding, size - end, 1));
         }
-        MemoryLayout::raw(LayoutKind::Struct(out), end.max(size), align)
+        if out.is_empty() {
+            return Err(invalid("struct: a struct needs at least one member"));
+        }
+        check_unique_names(&out, "struct")?;
+        MemoryLayout::nest(LayoutKind::Struct(out), size, align, "struct")
     }
 
     /// A union from members and the size and alignment the Rust compiler
-    /// gave it; never fails. Used by [`c_union!`](crate::c_union), which
-    /// asserts at compile time that they equal C's.
+    /// gave it. Used by [`c_union!`](crate::c_union), which asserts at
+    /// compile time that they equal C's.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidLayout`] for an alignment that is not a power of two,
+    /// a member larger or more aligned than the union, a `size` that is not
+    /// a multiple of `align` or overflows, no members, duplicate names,
+    /// nesting beyond [`MAX_DEPTH`].
     #[doc(hidden)]
     pub fn __union_from_parts(
         members: impl IntoIterator<Item = MemoryLayout>,
         size: usize,
         align: usize,
-    ) -> MemoryLayout {
-        MemoryLayout::raw(
-            LayoutKind::Union(members.into_iter().collect()),
-            size,
-            align,
-        )
+    ) -> Result<MemoryLayout> {
+        check_size_align(size, align, "union")?;
+        if size % align != 0 {
+            return Err(invalid(format!(
+                "union: size {size} is not a multiple of its alignment {align}"
+            )));
+        }
+        let members: Vec<MemoryLayout> = members.into_iter().collect();
+        if members.is_empty() {
+            return Err(invalid("union: a union needs at least one member"));
+        }
+        for (i, m) in members.iter().enumerate() {
+            if m.size > size || m.align > align {
+                return Err(invalid(format!(
+                    "union: member {} ({} bytes, alignment {}) does not fit a union of {size} bytes aligned to {align}",
+                    member_label(m, i),
+                    m.size,
+                    m.align
+                )));
+            }
+        }
+        check_unique_names(&members, "union")?;
+        MemoryLayout::nest(LayoutKind::Union(members), size, align, "union")
     }
 
     /// `size` unused bytes, alignment 1.

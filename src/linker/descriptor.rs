@@ -275,10 +275,19 @@ pub(crate) fn shape_of(l: &MemoryLayout, what: &str) -> Result<Shape> {
                 .map(|m| shape_of(m, what))
                 .collect::<Result<_>>()?,
         },
-        LayoutKind::Sequence { count, element } => Shape::Array {
-            count: *count,
-            elem: Box::new(shape_of(element, what)?),
-        },
+        LayoutKind::Sequence { count, element } => {
+            if element.size() == 0 && *count > 1 {
+                // C has no zero-sized types; a huge count of them would
+                // only make the C type checks loop.
+                return Err(Error::InvalidSignature {
+                    reason: format!("{what}: an array of {count} zero-sized elements"),
+                });
+            }
+            Shape::Array {
+                count: *count,
+                elem: Box::new(shape_of(element, what)?),
+            }
+        }
         LayoutKind::Padding => {
             return Err(Error::InvalidSignature {
                 reason: format!("{what}: a padding layout is not a C type"),

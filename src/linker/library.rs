@@ -92,8 +92,10 @@ impl Library {
     /// # Errors
     ///
     /// [`Error::InvalidString`] if `path` contains a NUL byte;
-    /// [`Error::LibraryLoad`] if the loader fails (message from `dlerror`);
-    /// [`Error::Closed`] if `session` is closed.
+    /// [`Error::LibraryLoad`] if `path` is empty (`dlopen` would hand out
+    /// the running program: use [`Library::this_process`] for that) or the
+    /// loader fails (message from `dlerror`); [`Error::Closed`] if `session`
+    /// is closed.
     ///
     /// # Examples
     ///
@@ -105,12 +107,20 @@ impl Library {
     /// assert!(libm.lookup("cos").is_ok());
     /// let bad = unsafe { Library::open("/no/such/lib.so", &s) };
     /// assert!(matches!(bad, Err(Error::LibraryLoad { .. })));
+    /// assert!(matches!(unsafe { Library::open("", &s) }, Err(Error::LibraryLoad { .. })));
     /// s.close()?;
     /// assert_eq!(libm.lookup("cos").unwrap_err(), Error::Closed);
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub unsafe fn open(path: &str, session: &Session) -> Result<Library> {
         check_name("library name", path)?;
+        if path.is_empty() {
+            // dlopen("") is dlopen(NULL): the running program, not a library.
+            return Err(Error::LibraryLoad {
+                name: String::new(),
+                reason: "empty path (use Library::this_process for the running program)".into(),
+            });
+        }
         // Fail early (and load nothing) if the session is already closed.
         drop(session.enter()?);
         // SAFETY: the caller trusts the library's initialisers (# Safety).
@@ -259,6 +269,14 @@ impl Library {
     /// library's own storage. The segment keeps nothing alive by itself: tie
     /// it to this library's session (or one that closes before it).
     ///
+    /// The segment is writable only if the whole object lies in a writable
+    /// `PT_LOAD` segment of the ELF object that holds it and outside its
+    /// `PT_GNU_RELRO` range (made read-only after relocation); otherwise —
+    /// a `const` object in `.rodata`, a relocated `const` pointer, or an
+    /// address in no loaded object — it is [read-only](crate::Segment::is_read_only)
+    /// and `set` returns [`Error::ReadOnly`] instead of faulting. (On
+    /// platforms without `dl_iterate_phdr` every global is read-only.)
+    ///
     /// # Safety
     ///
     /// The symbol must name an object of at least `size` bytes that stays
@@ -277,6 +295,7 @@ impl Library {
     /// // SAFETY: `environ` is a pointer-sized global of libc, which stays loaded.
     /// let env = unsafe { libc.global("environ", 8, libc.session()) }?;
     /// assert!(!env.get::<memscope::Address>(0)?.is_null());
+    /// assert!(!env.is_read_only());
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub unsafe fn global<'s>(
@@ -286,9 +305,102 @@ impl Library {
         session: &'s Session,
     ) -> Result<crate::Segment<'s>> {
         let sym = self.lookup(name)?;
-        // SAFETY: the caller vouches for size and lifetime (# Safety).
-        unsafe { crate::Segment::from_raw(sym.address(), size, session) }
+        // SAFETY: the caller vouches for size and lifetime (# Safety); writes
+        // are only allowed where the mapping is writable (below).
+        let mut seg = unsafe { crate::Segment::from_raw(sym.address(), size, session) }?;
+        if !is_writable(sym.address().get(), size) {
+            seg.read_only = true;
+        }
+        Ok(seg)
     }
+}
+
+/// Whether `addr .. addr + size` lies in memory the dynamic loader mapped
+/// writable and leaves writable: inside one `PT_LOAD` segment with `PF_W` of
+/// a loaded object, and not overlapping that object's `PT_GNU_RELRO` range
+/// (which `ld.so` makes read-only after relocation; taken page-rounded
+/// downwards at its start, as `mprotect` applies it). Anything not found is
+/// not writable.
+#[cfg(target_os = "linux")]
+fn is_writable(addr: usize, size: usize) -> bool {
+    use std::ffi::c_int;
+
+    struct Query {
+        start: usize,
+        end: usize,
+        page: usize,
+        found: Option<bool>,
+    }
+
+    /// `dl_iterate_phdr` callback: returns non-zero (stop) at the object
+    /// whose `PT_LOAD` segments contain `start`.
+    unsafe extern "C" fn visit(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut c_void,
+    ) -> c_int {
+        // SAFETY: `data` is the `&mut Query` passed to `dl_iterate_phdr`
+        // below, alive and unaliased for the whole iteration; `info` points
+        // to a valid `dl_phdr_info` for the duration of this call (the
+        // function's contract).
+        let (q, info) = unsafe { (&mut *data.cast::<Query>(), &*info) };
+        if info.dlpi_phdr.is_null() || info.dlpi_phnum == 0 {
+            return 0;
+        }
+        // SAFETY: `dlpi_phdr` points to `dlpi_phnum` program headers of this
+        // object, valid during the callback.
+        let phdrs = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum.into()) };
+        let base = info.dlpi_addr as usize;
+        let range = |vaddr: usize, memsz: usize| {
+            let s = base.wrapping_add(vaddr);
+            (s, s.saturating_add(memsz))
+        };
+        let mut inside = false;
+        let mut writable = false;
+        for ph in phdrs.iter().filter(|p| p.p_type == libc::PT_LOAD) {
+            let (s, e) = range(ph.p_vaddr as usize, ph.p_memsz as usize);
+            if q.start >= s && q.start < e {
+                inside = true;
+                writable |= ph.p_flags & libc::PF_W != 0 && q.end <= e;
+            }
+        }
+        if !inside {
+            return 0;
+        }
+        for ph in phdrs.iter().filter(|p| p.p_type == libc::PT_GNU_RELRO) {
+            let (s, e) = range(ph.p_vaddr as usize, ph.p_memsz as usize);
+            let s = s & !(q.page - 1);
+            if q.start < e && q.end > s {
+                writable = false;
+            }
+        }
+        q.found = Some(writable);
+        1
+    }
+
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let page = if page > 0 && (page as usize).is_power_of_two() {
+        page as usize
+    } else {
+        4096
+    };
+    let mut q = Query {
+        start: addr,
+        end: addr.saturating_add(size.max(1)),
+        page,
+        found: None,
+    };
+    // SAFETY: `visit` matches the callback type and only uses `data` as the
+    // `Query` we pass, which outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(visit), (&raw mut q).cast::<c_void>()) };
+    q.found.unwrap_or(false)
+}
+
+/// Without `dl_iterate_phdr` nothing is known to be writable.
+#[cfg(not(target_os = "linux"))]
+fn is_writable(_addr: usize, _size: usize) -> bool {
+    false
 }
 
 /// Something symbols can be looked up in: a [`Library`], or a chain of them

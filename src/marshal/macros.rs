@@ -65,9 +65,14 @@ macro_rules! c_struct {
 
         const _: () = {
             use $crate::marshal::Marshal as _M;
-            let (offsets, size, align) = $crate::layout::c_struct_placement(
+            let (offsets, size, align) = match $crate::layout::c_struct_placement(
                 [$( (<$ty as _M>::SIZE, <$ty as _M>::ALIGN) ),+],
-            );
+            ) {
+                ::core::option::Option::Some(p) => p,
+                ::core::option::Option::None => panic!(
+                    concat!("c_struct!: `", stringify!($name), "` has no valid C layout")
+                ),
+            };
             let rust_offsets = [$( ::core::mem::offset_of!($name, $field) ),+];
             let mut i = 0;
             while i < offsets.len() {
@@ -96,6 +101,9 @@ macro_rules! c_struct {
             const ALIGN: usize = ::core::mem::align_of::<$name>();
 
             fn layout() -> $crate::MemoryLayout {
+                // An error here means a member's hand-written `Marshal` impl
+                // reports a layout that disagrees with its SIZE/ALIGN: the
+                // struct is then opaque bytes of its (compiler-checked) size.
                 $crate::MemoryLayout::__struct_at_offsets(
                     [$( (
                         ::core::mem::offset_of!($name, $field),
@@ -104,6 +112,10 @@ macro_rules! c_struct {
                     ::core::mem::size_of::<$name>(),
                     ::core::mem::align_of::<$name>(),
                 )
+                .unwrap_or_else(|_| $crate::MemoryLayout::__opaque(
+                    ::core::mem::size_of::<$name>(),
+                    ::core::mem::align_of::<$name>(),
+                ))
                 .with_name(stringify!($name))
             }
 
@@ -187,16 +199,24 @@ macro_rules! c_union {
         #[repr(C)]
         $vis struct $name {
             _align: [($($ty,)+); 0],
-            bytes: [u8; $crate::layout::c_union_placement(
+            bytes: [u8; match $crate::layout::c_union_placement(
                 [$( (<$ty as $crate::marshal::Marshal>::SIZE, <$ty as $crate::marshal::Marshal>::ALIGN) ),+]
-            ).0],
+            ) {
+                ::core::option::Option::Some(p) => p.0,
+                ::core::option::Option::None => panic!(concat!("c_union!: `", stringify!($name), "` has no valid C layout")),
+            }],
         }
 
         const _: () = {
             use $crate::marshal::Marshal as _M;
-            let (size, align) = $crate::layout::c_union_placement(
+            let (size, align) = match $crate::layout::c_union_placement(
                 [$( (<$ty as _M>::SIZE, <$ty as _M>::ALIGN) ),+],
-            );
+            ) {
+                ::core::option::Option::Some(p) => p,
+                ::core::option::Option::None => panic!(
+                    concat!("c_union!: `", stringify!($name), "` has no valid C layout")
+                ),
+            };
             assert!(size == ::core::mem::size_of::<$name>(),
                 concat!("c_union!: size of `", stringify!($name), "` differs from C's"));
             assert!(align == ::core::mem::align_of::<$name>(),
@@ -272,11 +292,17 @@ macro_rules! c_union {
             const ALIGN: usize = ::core::mem::align_of::<$name>();
 
             fn layout() -> $crate::MemoryLayout {
+                // As for c_struct!: an inconsistent member impl makes the
+                // union opaque bytes of its (compiler-checked) size.
                 $crate::MemoryLayout::__union_from_parts(
                     [$( <$ty as $crate::marshal::Marshal>::layout().with_name(stringify!($field)) ),+],
                     ::core::mem::size_of::<$name>(),
                     ::core::mem::align_of::<$name>(),
                 )
+                .unwrap_or_else(|_| $crate::MemoryLayout::__opaque(
+                    ::core::mem::size_of::<$name>(),
+                    ::core::mem::align_of::<$name>(),
+                ))
                 .with_name(stringify!($name))
             }
 

@@ -302,7 +302,12 @@ impl<T: Marshal, const N: usize> Marshal for [T; N] {
     const SIZE: usize = T::SIZE * N;
     const ALIGN: usize = T::ALIGN;
     fn layout() -> MemoryLayout {
-        MemoryLayout::sequence_from_parts(N, T::layout(), Self::SIZE)
+        // An error means T's hand-written impl reports a layout that
+        // disagrees with its SIZE/ALIGN (or nests too deep): opaque bytes.
+        MemoryLayout::sequence(N, T::layout())
+            .ok()
+            .filter(|l| l.size() == Self::SIZE && l.align() == Self::ALIGN)
+            .unwrap_or_else(|| MemoryLayout::__opaque(Self::SIZE, Self::ALIGN))
     }
     #[inline]
     fn encode(&self, out: &mut [u8]) -> Result<()> {

@@ -12,6 +12,12 @@ use crate::segment::{Address, Segment};
 /// per element; unions and padding read as `Bytes`. `Bytes` of exactly the
 /// layout's size may be written to any layout (raw bytes).
 ///
+/// Values may nest arbitrarily deep (safe code can build a million nested
+/// `Struct`s): `Drop`, `Clone` and `PartialEq` walk them with a heap stack,
+/// not recursion, and `Debug` prints levels below
+/// [`MAX_DEPTH`](crate::layout::MAX_DEPTH) as `..`. Values *read* from
+/// memory are as deep as their layout (at most `MAX_DEPTH`).
+///
 /// # Examples
 ///
 /// ```
@@ -28,7 +34,6 @@ use crate::segment::{Address, Segment};
 /// assert!(Value::Struct(vec![Value::I8(1), Value::I32(2)]).write(&l, &mut seg, 0).is_err());
 /// # Ok::<(), memscope::Error>(())
 /// ```
-#[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     /// `_Bool`.
     Bool(bool),
@@ -122,10 +127,18 @@ impl Value {
     /// The whole layout is checked once (bounds, alignment of the start to
     /// `layout.align()`, liveness); scalars honour their byte order.
     ///
+    /// The number of values a read produces is bounded by the bytes it
+    /// reads: at most `(layout.size() + 1) * MAX_DEPTH +`
+    /// [`MAX_ZERO_SIZED_VALUES`](Self::MAX_ZERO_SIZED_VALUES) (only layouts
+    /// with huge sequences of zero-sized elements exceed it), and every
+    /// allocation is fallible.
+    ///
     /// # Errors
     ///
     /// [`Error::OutOfBounds`], [`Error::Misaligned`], [`Error::Closed`],
-    /// [`Error::WrongThread`].
+    /// [`Error::WrongThread`]; [`Error::InvalidLayout`] for a layout that
+    /// would produce more values than the bound above;
+    /// [`Error::OutOfMemory`] if the values cannot be allocated.
     ///
     /// # Examples
     ///
@@ -141,10 +154,27 @@ impl Value {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn read(layout: &MemoryLayout, seg: &Segment<'_>, offset: usize) -> Result<Value> {
+        check_read_budget(layout)?;
         bytes::with_bytes(seg, offset, layout.size(), layout.align(), |b| {
-            Ok(decode(layout, b))
+            decode(layout, b)
         })
     }
+
+    /// The number of values a read of a zero-sized layout may produce
+    /// beyond the per-byte allowance (see [`read`](Self::read)): 65 536.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::{layout::{c, MemoryLayout}, marshal::Value};
+    /// let zst = MemoryLayout::sequence(0, c::INT)?;
+    /// let huge = MemoryLayout::sequence(usize::MAX, zst)?;
+    /// assert_eq!(huge.size(), 0);
+    /// assert!(Value::decode(&huge, &[]).is_err()); // refused, not a panic
+    /// assert!(Value::MAX_ZERO_SIZED_VALUES >= 1 << 16);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub const MAX_ZERO_SIZED_VALUES: usize = 1 << 16;
 
     /// Writes `self` as `layout` at `offset` of `seg`. The value is checked
     /// against the layout first, so a mismatch writes nothing.
@@ -213,7 +243,8 @@ impl Value {
         if bytes.len() != layout.size() {
             return Err(super::length_error(layout.size(), bytes.len()));
         }
-        Ok(decode(layout, bytes))
+        check_read_budget(layout)?;
+        decode(layout, bytes)
     }
 
     /// Encodes `self` as `layout` into exactly `layout.size()` bytes (bytes
@@ -287,28 +318,80 @@ fn decode_scalar(kind: ValueKind, b: &[u8], o: ByteOrder) -> Value {
     }
 }
 
-/// Decodes `layout` from `b` (`b.len() == layout.size()`, established by
-/// the caller's checked access).
-pub(super) fn decode(layout: &MemoryLayout, b: &[u8]) -> Value {
+/// How many values decoding `layout` produces (`None` on overflow).
+fn value_count(layout: &MemoryLayout) -> Option<usize> {
     match layout.kind() {
+        LayoutKind::Value(_) | LayoutKind::Union(_) | LayoutKind::Padding => Some(1),
+        LayoutKind::Struct(members) => members
+            .iter()
+            .filter(|m| !m.is_padding())
+            .try_fold(1usize, |n, m| n.checked_add(value_count(m)?)),
+        LayoutKind::Sequence { count, element } => {
+            count.checked_mul(value_count(element)?)?.checked_add(1)
+        }
+    }
+}
+
+/// Refuses a layout whose read would produce more values than its bytes
+/// allow ([`Value::read`]'s bound), before anything is allocated.
+fn check_read_budget(layout: &MemoryLayout) -> Result<()> {
+    let budget = layout
+        .size()
+        .saturating_add(1)
+        .saturating_mul(crate::layout::MAX_DEPTH)
+        .saturating_add(Value::MAX_ZERO_SIZED_VALUES);
+    match value_count(layout) {
+        Some(n) if n <= budget => Ok(()),
+        n => Err(Error::InvalidLayout {
+            reason: format!(
+                "reading {} value(s) from {} byte(s) exceeds the bound of {budget} \
+                 (a sequence of too many zero-sized elements)",
+                n.map_or_else(|| "more than usize::MAX".to_string(), |n| n.to_string()),
+                layout.size()
+            ),
+        }),
+    }
+}
+
+/// A vector for `n` items, or [`Error::OutOfMemory`].
+fn try_vec<T>(n: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| Error::OutOfMemory {
+        size: n.saturating_mul(core::mem::size_of::<T>()),
+        align: core::mem::align_of::<T>(),
+    })?;
+    Ok(v)
+}
+
+/// Decodes `layout` from `b` (`b.len() == layout.size()`, established by
+/// the caller's checked access). Recursion is bounded by the layout's
+/// depth ([`MAX_DEPTH`](crate::layout::MAX_DEPTH)); allocation is fallible.
+pub(super) fn decode(layout: &MemoryLayout, b: &[u8]) -> Result<Value> {
+    Ok(match layout.kind() {
         LayoutKind::Value(k) => decode_scalar(*k, b, layout.order()),
-        LayoutKind::Struct(_) => Value::Struct(
-            layout
-                .members_with_offsets()
-                .filter(|(_, m)| !m.is_padding())
-                .map(|(o, m)| decode(m, &b[o..o + m.size()]))
-                .collect(),
-        ),
+        LayoutKind::Struct(members) => {
+            let mut out = try_vec(members.iter().filter(|m| !m.is_padding()).count())?;
+            for (o, m) in layout.members_with_offsets() {
+                if !m.is_padding() {
+                    out.push(decode(m, &b[o..o + m.size()])?);
+                }
+            }
+            Value::Struct(out)
+        }
         LayoutKind::Sequence { count, element } => {
             let sz = element.size();
-            Value::Array(
-                (0..*count)
-                    .map(|i| decode(element, &b[i * sz..(i + 1) * sz]))
-                    .collect(),
-            )
+            let mut out = try_vec(*count)?;
+            for i in 0..*count {
+                out.push(decode(element, &b[i * sz..(i + 1) * sz])?);
+            }
+            Value::Array(out)
         }
-        LayoutKind::Union(_) | LayoutKind::Padding => Value::Bytes(b.to_vec()),
-    }
+        LayoutKind::Union(_) | LayoutKind::Padding => {
+            let mut out = try_vec(b.len())?;
+            out.extend_from_slice(b);
+            Value::Bytes(out)
+        }
+    })
 }
 
 /// A value/layout mismatch found by [`check`]; the path is collected (in
@@ -485,5 +568,193 @@ pub(super) fn encode(v: &Value, layout: &MemoryLayout, out: &mut [u8]) {
             }
         }
         _ => {}
+    }
+}
+
+// ------------------------------------------------- deep values without recursion
+
+impl Value {
+    /// The children of a `Struct` or `Array`.
+    fn children(&self) -> Option<&[Value]> {
+        match self {
+            Value::Struct(v) | Value::Array(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// A copy of a value without children (`Struct`/`Array` become empty).
+    fn shallow_clone(&self) -> Value {
+        match self {
+            Value::Bool(x) => Value::Bool(*x),
+            Value::I8(x) => Value::I8(*x),
+            Value::U8(x) => Value::U8(*x),
+            Value::I16(x) => Value::I16(*x),
+            Value::U16(x) => Value::U16(*x),
+            Value::I32(x) => Value::I32(*x),
+            Value::U32(x) => Value::U32(*x),
+            Value::I64(x) => Value::I64(*x),
+            Value::U64(x) => Value::U64(*x),
+            Value::F32(x) => Value::F32(*x),
+            Value::F64(x) => Value::F64(*x),
+            Value::Address(x) => Value::Address(*x),
+            Value::Bytes(b) => Value::Bytes(b.clone()),
+            Value::Struct(v) => Value::Struct(Vec::with_capacity(v.len())),
+            Value::Array(v) => Value::Array(Vec::with_capacity(v.len())),
+        }
+    }
+
+    /// Equality of two values without looking at children.
+    fn shallow_eq(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::I8(a), Value::I8(b)) => a == b,
+            (Value::U8(a), Value::U8(b)) => a == b,
+            (Value::I16(a), Value::I16(b)) => a == b,
+            (Value::U16(a), Value::U16(b)) => a == b,
+            (Value::I32(a), Value::I32(b)) => a == b,
+            (Value::U32(a), Value::U32(b)) => a == b,
+            (Value::I64(a), Value::I64(b)) => a == b,
+            (Value::U64(a), Value::U64(b)) => a == b,
+            (Value::F32(a), Value::F32(b)) => a == b,
+            (Value::F64(a), Value::F64(b)) => a == b,
+            (Value::Address(a), Value::Address(b)) => a == b,
+            (Value::Bytes(a), Value::Bytes(b)) => a == b,
+            (Value::Struct(a), Value::Struct(b)) | (Value::Array(a), Value::Array(b)) => {
+                a.len() == b.len()
+            }
+            _ => false,
+        }
+    }
+
+    /// Pushes a child built bottom-up into its parent under construction.
+    fn push_child(&mut self, child: Value) {
+        if let Value::Struct(v) | Value::Array(v) = self {
+            v.push(child);
+        }
+    }
+}
+
+/// Iterative: a million nested structs drop without a million frames.
+impl Drop for Value {
+    fn drop(&mut self) {
+        let (Value::Struct(children) | Value::Array(children)) = self else {
+            return;
+        };
+        if children
+            .iter()
+            .all(|c| c.children().is_none_or(<[Value]>::is_empty))
+        {
+            return; // shallow: the children's own drops do not recurse
+        }
+        let mut stack = vec![core::mem::take(children)];
+        while let Some(mut level) = stack.pop() {
+            for c in &mut level {
+                if let Value::Struct(g) | Value::Array(g) = c {
+                    if !g.is_empty() {
+                        stack.push(core::mem::take(g));
+                    }
+                }
+            }
+            // Every child of `level` is now shallow: dropping it is flat.
+        }
+    }
+}
+
+/// Iterative (see [`Drop`]).
+impl Clone for Value {
+    fn clone(&self) -> Value {
+        let Some(children) = self.children() else {
+            return self.shallow_clone();
+        };
+        // (source children, next index, value under construction)
+        let mut stack: Vec<(&[Value], usize, Value)> = vec![(children, 0, self.shallow_clone())];
+        loop {
+            let top = stack
+                .last_mut()
+                .expect("the stack holds the root until it is returned");
+            let src = top.0;
+            if let Some(c) = src.get(top.1) {
+                top.1 += 1;
+                match c.children() {
+                    Some(g) => stack.push((g, 0, c.shallow_clone())),
+                    None => top.2.push_child(c.shallow_clone()),
+                }
+                continue;
+            }
+            let done = match stack.pop() {
+                Some((_, _, v)) => v,
+                None => unreachable!("checked by last_mut above"),
+            };
+            match stack.last_mut() {
+                Some(parent) => parent.2.push_child(done),
+                None => return done,
+            }
+        }
+    }
+}
+
+/// Iterative (see [`Drop`]); floats compare as floats (`NaN != NaN`).
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        let mut stack: Vec<(&Value, &Value)> = vec![(self, other)];
+        while let Some((a, b)) = stack.pop() {
+            if !a.shallow_eq(b) {
+                return false;
+            }
+            if let (Some(x), Some(y)) = (a.children(), b.children()) {
+                stack.extend(x.iter().zip(y));
+            }
+        }
+        true
+    }
+}
+
+/// As `#[derive(Debug)]` would print it, with levels deeper than
+/// [`MAX_DEPTH`](crate::layout::MAX_DEPTH) shown as `..`.
+impl core::fmt::Debug for Value {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        DebugAt(self, 0).fmt(f)
+    }
+}
+
+struct DebugAt<'a>(&'a Value, usize);
+
+impl core::fmt::Debug for DebugAt<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let name = match self.0 {
+            Value::Bool(x) => return f.debug_tuple("Bool").field(x).finish(),
+            Value::I8(x) => return f.debug_tuple("I8").field(x).finish(),
+            Value::U8(x) => return f.debug_tuple("U8").field(x).finish(),
+            Value::I16(x) => return f.debug_tuple("I16").field(x).finish(),
+            Value::U16(x) => return f.debug_tuple("U16").field(x).finish(),
+            Value::I32(x) => return f.debug_tuple("I32").field(x).finish(),
+            Value::U32(x) => return f.debug_tuple("U32").field(x).finish(),
+            Value::I64(x) => return f.debug_tuple("I64").field(x).finish(),
+            Value::U64(x) => return f.debug_tuple("U64").field(x).finish(),
+            Value::F32(x) => return f.debug_tuple("F32").field(x).finish(),
+            Value::F64(x) => return f.debug_tuple("F64").field(x).finish(),
+            Value::Address(x) => return f.debug_tuple("Address").field(x).finish(),
+            Value::Bytes(x) => return f.debug_tuple("Bytes").field(x).finish(),
+            Value::Struct(_) => "Struct",
+            Value::Array(_) => "Array",
+        };
+        let children = self.0.children().unwrap_or(&[]);
+        if self.1 >= crate::layout::MAX_DEPTH {
+            return write!(f, "{name}(..)");
+        }
+        let depth = self.1 + 1;
+        f.debug_tuple(name)
+            .field(&DebugList(children, depth))
+            .finish()
+    }
+}
+
+struct DebugList<'a>(&'a [Value], usize);
+
+impl core::fmt::Debug for DebugList<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|v| DebugAt(v, self.1)))
+            .finish()
     }
 }

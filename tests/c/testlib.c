@@ -177,3 +177,9 @@ int32_t call_in_thread(int32_t (*f)(int32_t, int32_t), int32_t a, int32_t b) {
     pthread_join(th, NULL);
     return t.r;
 }
+
+/* ---- read-only globals (issue 12, UB 7) ---- */
+const int32_t const_answer = 42;                 /* .rodata */
+const char *const const_ptr = "relocated";      /* .data.rel.ro: RELRO */
+int32_t mutable_answer = 41;                     /* .data */
+int32_t zeroed_answer;                           /* .bss */
