@@ -441,46 +441,96 @@ fn stack_frames_are_per_thread() {
 #[test]
 fn malloc_blocks_deallocate_and_reallocate() {
     let m = MallocAllocator::new(Session::shared());
-    let mut seg = m.allocate(16, 8).unwrap();
-    seg.set(8, 0xabcdu64).unwrap();
-    let seg = m.reallocate(seg, 4096).unwrap();
-    assert_eq!(seg.len(), 4096);
-    assert_eq!(seg.get::<u64>(8).unwrap(), 0xabcd);
-    assert_eq!(seg.get::<u64>(4088).unwrap(), 0);
-    let seg = m.reallocate(seg, 12).unwrap();
-    assert_eq!(seg.get::<u32>(8).unwrap(), 0xabcd);
-    let aligned = m.allocate(100, 256).unwrap();
+    let mut block = m.allocate_block(16, 8).unwrap();
+    block.set(8, 0xabcdu64).unwrap();
+    let block = m.reallocate(block, 4096).unwrap();
+    assert_eq!(block.len(), 4096);
+    assert_eq!(block.get::<u64>(8).unwrap(), 0xabcd);
+    assert_eq!(block.get::<u64>(4088).unwrap(), 0);
+    let block = m.reallocate(block, 12).unwrap();
+    assert_eq!(block.get::<u32>(8).unwrap(), 0xabcd);
+    let aligned = m.allocate_block(100, 256).unwrap();
     let aligned = m.reallocate(aligned, 10_000).unwrap();
     assert_eq!(aligned.address().get() % 256, 0);
     assert_eq!(m.live_blocks(), 2);
-    m.deallocate(seg).unwrap();
+    m.deallocate(block).unwrap();
     m.deallocate(aligned).unwrap();
     assert_eq!(m.live_blocks(), 0);
 
-    let other = Arena::shared();
-    let foreign = other.allocate(16, 8).unwrap();
-    assert!(matches!(
-        m.deallocate(foreign),
-        Err(Error::InvalidArgument { .. })
-    ));
-    let foreign = other.allocate(16, 8).unwrap();
-    assert!(matches!(
-        m.reallocate(foreign, 32),
-        Err(Error::InvalidArgument { .. })
-    ));
+    // Zero-size blocks: no C block, but they resize like any other.
+    let empty = m.allocate_block(0, 16).unwrap();
+    assert_eq!((empty.len(), m.live_blocks()), (0, 0));
+    let grown = m.reallocate(empty, 32).unwrap();
+    assert_eq!((grown.len(), grown.address().get() % 16), (32, 0));
+    let gone = m.reallocate(grown, 0).unwrap();
+    assert_eq!(m.live_blocks(), 0);
+    m.deallocate(gone).unwrap();
+
+    // Another allocator's block (same session or not) is refused.
+    for other in [
+        MallocAllocator::new(Session::shared()),
+        MallocAllocator::new(m.session().clone()),
+    ] {
+        let foreign = other.allocate_block(16, 8).unwrap();
+        assert!(matches!(
+            m.deallocate(foreign),
+            Err(Error::InvalidArgument { .. })
+        ));
+        let foreign = other.allocate_block(16, 8).unwrap();
+        assert!(matches!(
+            m.reallocate(foreign, 32),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert_eq!(other.live_blocks(), 2, "refused blocks stay allocated");
+    }
+}
+
+/// Only the owning handle frees a block: views of it (`slice`,
+/// `as_read_only`, `split_at`) are `Segment`s, which `deallocate` does not
+/// take (the `compile_fail` doctests on `MallocAllocator` show it), and
+/// while a view lives the block cannot be moved into `deallocate`. Here:
+/// the views of a block stay valid and readable until the block is freed,
+/// and a segment from the trait methods is freed only at close.
+#[test]
+fn deallocate_refuses_a_view() {
+    let m = MallocAllocator::new(Session::shared());
+    let mut block = m.allocate_block(16, 8).unwrap();
+    block.set(0, 0x5555u64).unwrap();
+    {
+        let view = block.slice(0, 16).unwrap();
+        let ro = block.as_read_only();
+        let (head, _) = block.split_at(16).unwrap();
+        assert_eq!(view.get::<u64>(0).unwrap(), 0x5555);
+        assert_eq!(ro.get::<u64>(0).unwrap(), 0x5555);
+        assert_eq!(head.get::<u64>(0).unwrap(), 0x5555);
+    }
+    block.segment_mut().set(8, 1u64).unwrap();
+    assert_eq!(block.get::<u64>(8).unwrap(), 1);
+    m.deallocate(block).unwrap();
+
+    // A trait segment is no block: it lives until close.
+    let seg = m.allocate(16, 8).unwrap();
+    let kept = m.allocate_block(16, 8).unwrap().into_segment();
+    assert_eq!(m.live_blocks(), 2);
+    assert_eq!(seg.get::<u64>(8).unwrap(), 0);
+    assert_eq!(kept.get::<u64>(8).unwrap(), 0);
+    m.session().close().unwrap();
+    assert_eq!(m.live_blocks(), 0);
+    assert_eq!(seg.get::<u8>(0), Err(Error::Closed));
 }
 
 #[test]
 fn malloc_blocks_are_freed_at_close() {
     let m = MallocAllocator::new(Session::shared());
-    let seg = m.allocate(64, 8).unwrap();
+    let block = m.allocate_block(64, 8).unwrap();
     let _ = m.allocate(64, 8).unwrap();
     assert_eq!(m.live_blocks(), 2);
     m.session().close().unwrap();
     assert_eq!(m.live_blocks(), 0);
-    assert_eq!(seg.get::<u8>(0), Err(Error::Closed));
-    assert_eq!(m.deallocate(seg), Err(Error::Closed));
+    assert_eq!(block.get::<u8>(0), Err(Error::Closed));
+    assert_eq!(m.deallocate(block), Err(Error::Closed));
     assert_eq!(m.allocate(1, 1).unwrap_err(), Error::Closed);
+    assert_eq!(m.allocate_block(1, 1).unwrap_err(), Error::Closed);
 }
 
 #[test]

@@ -703,10 +703,10 @@ impl Inner {
     #[inline]
     fn bump_miss(&self, size: usize, align: usize, id: u64, zero: bool) -> Result<usize> {
         let mine = TCACHE.with(|c| c.arena.get() == id);
-        if mine || TCACHE.with(|c| c.streak(id)) {
-            if let Some(r) = self.cache_refill(size, align, id, zero) {
-                return r;
-            }
+        if (mine || TCACHE.with(|c| c.streak(id)))
+            && let Some(r) = self.cache_refill(size, align, id, zero)
+        {
+            return r;
         }
         match self.bump_shared(size, align) {
             Some(a) => Ok(a),
@@ -748,10 +748,8 @@ impl Inner {
             return None;
         }
         let (chunk, stale) = Self::new_chunk(&mut s, want, CHUNK_ALIGN, false, true).ok()?;
-        if same {
-            if let Some(r) = s.chunks.get_mut(old_rec) {
-                r.retire(old_used, old_clean);
-            }
+        if same && let Some(r) = s.chunks.get_mut(old_rec) {
+            r.retire(old_used, old_clean);
         }
         let base = chunk.addr();
         let end = chunk.end();
@@ -1088,10 +1086,10 @@ impl Inner {
     /// A LocalArena is done with its chunk: record how much it used.
     fn local_done(&self, rec: usize, used: usize, clean: usize) {
         let mut s = self.slow.lock();
-        if !s.released {
-            if let Some(r) = s.chunks.get_mut(rec) {
-                r.retire(used, clean);
-            }
+        if !s.released
+            && let Some(r) = s.chunks.get_mut(rec)
+        {
+            r.retire(used, clean);
         }
     }
 

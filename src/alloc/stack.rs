@@ -313,11 +313,11 @@ impl Frame {
             return Err(super::arena::layout_error(size, align));
         }
         let h = self.hot();
-        if h.depth.get() == self.depth {
-            if let Some((start, new)) = bump_in(h.top.get(), h.end.get(), size, align) {
-                h.top.set(new);
-                return Ok(start);
-            }
+        if h.depth.get() == self.depth
+            && let Some((start, new)) = bump_in(h.top.get(), h.end.get(), size, align)
+        {
+            h.top.set(new);
+            return Ok(start);
         }
         self.bump_slow(size, align)
     }
