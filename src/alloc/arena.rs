@@ -397,6 +397,20 @@ pub(crate) fn trim_spares() {
     }
 }
 
+/// A chunk leaving an arena that was used through the `allocator-api2`
+/// bridge: a collection may have written uninitialised bytes (padding, a
+/// `MaybeUninit`) anywhere in its dirty prefix, and the next user's
+/// `allocate_uninit` hands dirty bytes out as they are, so the prefix is
+/// zeroed now (only for chunks the pool keeps). Returns the chunk and its
+/// dirty length.
+fn scrub_bridged(mut chunk: Chunk, dirty: usize, bridged: bool) -> (Chunk, usize) {
+    if bridged && dirty != 0 && chunk.len() <= pool::POOL_MAX_CHUNK {
+        chunk.clear(dirty);
+        return (chunk, 0);
+    }
+    (chunk, dirty)
+}
+
 /// A process-unique arena id (never 0, never reused).
 fn next_arena_id() -> u64 {
     #[cfg(not(loom))]
@@ -1158,12 +1172,17 @@ impl Inner {
 
     /// Gives every chunk back to the pool with its dirty prefix (a chunk
     /// still `LIVE` is dirty all through), and the one kept by `reset`.
+    /// The caller holds the arena exclusively or its session is closed (no
+    /// segment or collection reaches the chunks any more).
     fn return_chunks(s: &mut Slow) {
+        let bridged = s.bridged;
         for r in s.chunks.drain(..) {
             let dirty = r.dirty_prefix();
-            pool::give(r.chunk, dirty);
+            let (chunk, dirty) = scrub_bridged(r.chunk, dirty, bridged);
+            pool::give(chunk, dirty);
         }
         if let Some(k) = s.kept.take() {
+            // Scrubbed when it was kept, if the bridge had been used.
             pool::give(k.chunk, k.dirty);
         }
     }
@@ -1219,10 +1238,8 @@ impl Inner {
         if let Some(i) = largest {
             let r = s.chunks.swap_remove(i);
             let dirty = r.dirty_prefix();
-            let mut keep = Pooled {
-                chunk: r.chunk,
-                dirty,
-            };
+            let (chunk, dirty) = scrub_bridged(r.chunk, dirty, s.bridged);
+            let mut keep = Pooled { chunk, dirty };
             if let Some(mut k) = s.kept.take() {
                 // The previous one was not needed by this round: keep the
                 // larger of the two, pool the other.
@@ -1234,6 +1251,11 @@ impl Inner {
             s.kept = Some(keep);
         }
         Self::return_chunks_but_kept(&mut s);
+        // Every chunk the bridge may have written into is scrubbed, and no
+        // collection can still point into the arena (`&mut Arena`): the
+        // next round starts unbridged (close frees its chunks again).
+        s.bridged = false;
+        self.bridged.store(false, Ordering::Relaxed);
     }
 
     /// `(allocated, reserved, chunks)`; `confined_used`: a confined arena's
