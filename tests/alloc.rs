@@ -56,7 +56,7 @@ proptest! {
         let arena = Arena::shared();
         check_allocator(&arena.local(), &l);
         stack::frame(|f| check_allocator(f, &l));
-        check_allocator(&MallocAllocator::new(Session::shared()), &l);
+        check_allocator(&MallocAllocator::new(Session::shared()).unwrap(), &l);
     }
 
     #[test]
@@ -78,13 +78,13 @@ proptest! {
         let _ = Arena::confined().allocate(size, align);
         let _ = arena.local().allocate(size, align);
         let _ = stack::frame(|f| f.allocate(size, align).map(|_| ()));
-        let _ = MallocAllocator::new(Session::shared()).allocate(size, align);
+        let _ = MallocAllocator::new(Session::shared()).unwrap().allocate(size, align);
     }
 }
 
 #[test]
 fn allocations_never_overlap_across_two_threads() {
-    for arena in [Arena::shared(), Arena::new(Session::auto())] {
+    for arena in [Arena::shared(), Arena::new(Session::auto()).unwrap()] {
         let ranges: Vec<(usize, usize)> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..2)
                 .map(|t| {
@@ -116,7 +116,7 @@ fn alignment_is_honoured_from_1_to_4096() {
     let arena = Arena::shared();
     let confined = Arena::confined();
     let local = arena.local();
-    let m = MallocAllocator::new(Session::shared());
+    let m = MallocAllocator::new(Session::shared()).unwrap();
     let mut align = 1;
     while align <= 4096 {
         assert_eq!(arena.allocate(3, align).unwrap().address().get() % align, 0);
@@ -216,6 +216,7 @@ fn zero_sized_allocations_are_empty_segments() {
     assert!(stack::frame(|f| f.allocate(0, 8).unwrap().is_empty()));
     assert!(
         MallocAllocator::new(Session::shared())
+            .unwrap()
             .allocate(0, 8)
             .unwrap()
             .is_empty()
@@ -225,7 +226,7 @@ fn zero_sized_allocations_are_empty_segments() {
 #[test]
 fn bad_sizes_and_alignments_are_invalid_layout() {
     let arena = Arena::shared();
-    let m = MallocAllocator::new(Session::shared());
+    let m = MallocAllocator::new(Session::shared()).unwrap();
     for (size, align) in [
         (8, 0),
         (8, 3),
@@ -277,10 +278,8 @@ fn close_frees_and_later_allocations_fail_with_closed() {
 
     let closed = Session::shared();
     closed.close().unwrap();
-    assert_eq!(
-        Arena::new(closed).allocate(1, 1).unwrap_err(),
-        Error::Closed
-    );
+    assert_eq!(Arena::new(closed.clone()).unwrap_err(), Error::Closed);
+    assert_eq!(MallocAllocator::new(closed).unwrap_err(), Error::Closed);
 }
 
 #[test]
@@ -440,7 +439,7 @@ fn stack_frames_are_per_thread() {
 
 #[test]
 fn malloc_blocks_deallocate_and_reallocate() {
-    let m = MallocAllocator::new(Session::shared());
+    let m = MallocAllocator::new(Session::shared()).unwrap();
     let mut block = m.allocate_block(16, 8).unwrap();
     block.set(8, 0xabcdu64).unwrap();
     let block = m.reallocate(block, 4096).unwrap();
@@ -468,8 +467,8 @@ fn malloc_blocks_deallocate_and_reallocate() {
 
     // Another allocator's block (same session or not) is refused.
     for other in [
-        MallocAllocator::new(Session::shared()),
-        MallocAllocator::new(m.session().clone()),
+        MallocAllocator::new(Session::shared()).unwrap(),
+        MallocAllocator::new(m.session().clone()).unwrap(),
     ] {
         let foreign = other.allocate_block(16, 8).unwrap();
         assert!(matches!(
@@ -493,7 +492,7 @@ fn malloc_blocks_deallocate_and_reallocate() {
 /// and a segment from the trait methods is freed only at close.
 #[test]
 fn deallocate_refuses_a_view() {
-    let m = MallocAllocator::new(Session::shared());
+    let m = MallocAllocator::new(Session::shared()).unwrap();
     let mut block = m.allocate_block(16, 8).unwrap();
     block.set(0, 0x5555u64).unwrap();
     {
@@ -521,7 +520,7 @@ fn deallocate_refuses_a_view() {
 
 #[test]
 fn malloc_blocks_are_freed_at_close() {
-    let m = MallocAllocator::new(Session::shared());
+    let m = MallocAllocator::new(Session::shared()).unwrap();
     let block = m.allocate_block(64, 8).unwrap();
     let _ = m.allocate(64, 8).unwrap();
     assert_eq!(m.live_blocks(), 2);
@@ -596,7 +595,7 @@ fn allocator_api2_collections_work_on_every_allocator() {
         assert_eq!(m["k"], 1);
     });
 
-    let m = MallocAllocator::new(Session::shared());
+    let m = MallocAllocator::new(Session::shared()).unwrap();
     let mut mv = AVec::new_in(&m);
     mv.extend(0..1000u16);
     assert_eq!(mv[999], 999);
@@ -872,7 +871,7 @@ proptest! {
         plan in prop::collection::vec((layouts(), any::<bool>()), 1..5),
         shared in any::<bool>(),
     ) {
-        let arena = if shared { Arena::shared() } else { Arena::new(Session::auto()) };
+        let arena = if shared { Arena::shared() } else { Arena::new(Session::auto()).unwrap() };
         let arena = &arena;
         let ranges: Vec<(usize, usize)> = std::thread::scope(|s| {
             let hs: Vec<_> = plan
@@ -914,8 +913,8 @@ proptest! {
 fn two_arenas_on_one_confined_session_both_close_with_it() {
     for round in 0..3 {
         let session = Session::confined();
-        let a = Arena::new(session.clone());
-        let b = Arena::new(session.clone());
+        let a = Arena::new(session.clone()).unwrap();
+        let b = Arena::new(session.clone()).unwrap();
         let mut x = a.allocate(16, 8).unwrap();
         let mut y = b.allocate(16, 8).unwrap();
         assert_eq!(x.get::<u64>(8).unwrap(), 0, "round {round}");
@@ -942,7 +941,7 @@ fn a_confined_arena_release_runs_in_close_action_order() {
     session
         .add_close_action(move || l.lock().unwrap().push("before"))
         .unwrap();
-    let arena = Arena::new(session.clone());
+    let arena = Arena::new(session.clone()).unwrap();
     arena.allocate(16, 8).unwrap();
     let l = log.clone();
     session
@@ -963,7 +962,7 @@ fn a_confined_arena_release_runs_in_close_action_order() {
 fn a_confined_arena_dropped_on_another_thread_frees_and_its_session_is_reused() {
     for _ in 0..3 {
         let session = Session::confined();
-        let arena = Arena::new(session.clone());
+        let arena = Arena::new(session.clone()).unwrap();
         let mut seg = arena.allocate(64, 8).unwrap();
         seg.set(0, 7u64).unwrap();
         std::thread::spawn(move || {
@@ -982,6 +981,38 @@ fn a_confined_arena_dropped_on_another_thread_frees_and_its_session_is_reused() 
         assert_eq!(next.allocate(64, 8).unwrap().get::<u64>(0).unwrap(), 0);
         next.close().unwrap();
     }
+}
+
+/// An arena or malloc allocator made for a confined session on a thread
+/// that does not own it could not register its close action: the
+/// constructor says so (before, it returned an allocator that kept
+/// allocating after the session closed and freed nothing until dropped).
+#[test]
+fn allocators_for_a_confined_session_refuse_a_non_owner_thread() {
+    let session = Session::confined();
+    let other = session.clone();
+    let (arena, malloc) = std::thread::spawn(move || {
+        (
+            Arena::new(other.clone()).map(drop),
+            MallocAllocator::new(other).map(drop),
+        )
+    })
+    .join()
+    .unwrap();
+    assert!(matches!(arena, Err(Error::WrongThread { .. })), "{arena:?}");
+    assert!(
+        matches!(malloc, Err(Error::WrongThread { .. })),
+        "{malloc:?}"
+    );
+    // On the owner thread both work, and close frees and stops them.
+    let arena = Arena::new(session.clone()).unwrap();
+    let m = MallocAllocator::new(session.clone()).unwrap();
+    arena.allocate(8, 8).unwrap();
+    m.allocate(8, 8).unwrap();
+    session.close().unwrap();
+    assert_eq!(arena.allocate(8, 8).unwrap_err(), Error::Closed);
+    assert_eq!(m.allocate(8, 8).unwrap_err(), Error::Closed);
+    assert_eq!((arena.chunks(), m.live_blocks()), (0, 0));
 }
 
 // ----- the allocator-api2 bridge never leaves uninitialised bytes behind -----

@@ -1349,17 +1349,37 @@ impl Arena {
     /// An arena on a confined session is only usable from its owner thread
     /// and has an atomic-free fast path.
     ///
+    /// # Errors
+    ///
+    /// [`Error::WrongThread`] for a confined session from another thread
+    /// than its owner (the arena could not register the close action that
+    /// frees its memory); [`Error::Closed`] if the session is closed.
+    ///
     /// # Examples
     ///
     /// ```
-    /// use memscope::{Session, alloc::{Arena, SegmentAllocator}};
+    /// use memscope::{Error, Session, alloc::{Arena, SegmentAllocator}};
     /// let session = Session::shared();
-    /// let arena = Arena::new(session.clone());
+    /// let arena = Arena::new(session.clone())?;
     /// let seg = arena.allocate(4, 4)?;
     /// assert_eq!(seg.session(), &session);
+    ///
+    /// let confined = Session::confined();
+    /// let other = confined.clone();
+    /// let r = std::thread::spawn(move || Arena::new(other).map(drop)).join().unwrap();
+    /// assert!(matches!(r, Err(Error::WrongThread { .. })));
     /// # Ok::<(), memscope::Error>(())
     /// ```
-    pub fn new(session: Session) -> Arena {
+    pub fn new(session: Session) -> Result<Arena> {
+        let (arena, registered) = Arena::open(session);
+        // On an error the arena (dropped here) frees what it took.
+        registered.map(|()| arena)
+    }
+
+    /// The arena, and whether its close action is registered on the session
+    /// (`Err(Closed)`: the session was closed and the action ran at once;
+    /// `Err(WrongThread)`: not registered).
+    fn open(session: Session) -> (Arena, Result<()>) {
         let kind = session.kind();
         let owner = session.owner().unwrap_or(0);
         // A confined session's first arena (on its owner thread) uses the
@@ -1369,10 +1389,11 @@ impl Arena {
             // SAFETY: just claimed: no other arena is given this state while
             // the core lives, and this one is not handed out yet.
             unsafe { inner.prepare_embedded(owner) };
-            return Arena {
+            let arena = Arena {
                 session,
                 inner: None,
             };
+            return (arena, Ok(()));
         }
         let (inner, cursor) = spare_take(kind, owner).unwrap_or_else(|| {
             #[cfg(not(loom))]
@@ -1386,20 +1407,19 @@ impl Arena {
             (Arc::new(i), c)
         });
         // No boxed closure: the action is the state itself (one Arc clone).
-        // Err(Closed) means the session was already closed and the action
-        // ran at once: the arena is then closed from the start.
         if cursor.end != 0 {
             // SAFETY: not shared yet (the clone below is made after): nobody
             // else is inside the cell.
             unsafe { inner.cur.with_unchecked(|c| *c = cursor) };
         }
-        let _ = session
+        let registered = session
             .core()
             .add_close_action(crate::session::state::Action::Arena(inner.clone()));
-        Arena {
+        let arena = Arena {
             session,
             inner: Some(inner),
-        }
+        };
+        (arena, registered)
     }
 
     /// An arena with its own new shared session.
@@ -1411,7 +1431,8 @@ impl Arena {
     /// assert_eq!(arena.session().kind(), memscope::SessionKind::Shared);
     /// ```
     pub fn shared() -> Arena {
-        Arena::new(Session::shared())
+        // A new session of this thread: registration cannot fail.
+        Arena::open(Session::shared()).0
     }
 
     /// An arena with its own new confined session (this thread only).
@@ -1428,7 +1449,8 @@ impl Arena {
     /// assert!(arena.allocate(8, 8).is_ok());
     /// ```
     pub fn confined() -> Arena {
-        Arena::new(Session::confined())
+        // A new session owned by this thread: registration cannot fail.
+        Arena::open(Session::confined()).0
     }
 
     /// The session the memory belongs to.

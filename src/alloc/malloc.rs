@@ -153,7 +153,7 @@ impl Blocks {
 ///
 /// ```
 /// use memscope::alloc::MallocAllocator;
-/// let m = MallocAllocator::new(memscope::Session::shared());
+/// let m = MallocAllocator::new(memscope::Session::shared())?;
 /// let mut block = m.allocate_block(8, 8)?;
 /// block.set(0, 7u64)?;
 /// let block = m.reallocate(block, 64)?;
@@ -167,7 +167,7 @@ impl Blocks {
 ///
 /// ```compile_fail,E0308
 /// use memscope::alloc::MallocAllocator;
-/// let m = MallocAllocator::new(memscope::Session::shared());
+/// let m = MallocAllocator::new(memscope::Session::shared())?;
 /// let block = m.allocate_block(16, 8)?;
 /// m.deallocate(block.slice(0, 16)?)?; // error: expected `MallocBlock`, found `Segment`
 /// # Ok::<(), memscope::Error>(())
@@ -175,7 +175,7 @@ impl Blocks {
 ///
 /// ```compile_fail,E0505
 /// use memscope::alloc::MallocAllocator;
-/// let m = MallocAllocator::new(memscope::Session::shared());
+/// let m = MallocAllocator::new(memscope::Session::shared())?;
 /// let block = m.allocate_block(16, 8)?;
 /// let view = block.as_read_only();
 /// m.deallocate(block)?; // error: cannot move out of `block` while borrowed
@@ -201,7 +201,7 @@ pub struct MallocAllocator {
 ///
 /// ```
 /// use memscope::alloc::MallocAllocator;
-/// let m = MallocAllocator::new(memscope::Session::shared());
+/// let m = MallocAllocator::new(memscope::Session::shared())?;
 /// let mut block = m.allocate_block(16, 8)?;
 /// block.segment_mut().fill(0xab)?;
 /// let (head, _tail) = block.split_at(8)?; // views borrow the block
@@ -233,7 +233,7 @@ impl<'a> MallocBlock<'a> {
     /// # Examples
     ///
     /// ```
-    /// let m = memscope::alloc::MallocAllocator::new(memscope::Session::shared());
+    /// let m = memscope::alloc::MallocAllocator::new(memscope::Session::shared())?;
     /// let mut block = m.allocate_block(4, 4)?;
     /// block.set(0, 42u32)?;
     /// assert_eq!(block.get::<u32>(0)?, 42);
@@ -250,7 +250,7 @@ impl<'a> MallocBlock<'a> {
     /// # Examples
     ///
     /// ```
-    /// let m = memscope::alloc::MallocAllocator::new(memscope::Session::shared());
+    /// let m = memscope::alloc::MallocAllocator::new(memscope::Session::shared())?;
     /// let mut block = m.allocate_block(8, 8)?;
     /// block.segment_mut().set_cstr(0, "hi")?;
     /// assert_eq!(block.get_string(0)?, "hi");
@@ -266,7 +266,7 @@ impl<'a> MallocBlock<'a> {
     /// # Examples
     ///
     /// ```
-    /// let m = memscope::alloc::MallocAllocator::new(memscope::Session::shared());
+    /// let m = memscope::alloc::MallocAllocator::new(memscope::Session::shared())?;
     /// let seg = m.allocate_block(8, 8)?.into_segment();
     /// assert_eq!((seg.len(), m.live_blocks()), (8, 1));
     /// # Ok::<(), memscope::Error>(())
@@ -297,22 +297,28 @@ impl fmt::Debug for MallocBlock<'_> {
 impl MallocAllocator {
     /// An allocator whose blocks belong to `session`.
     ///
+    /// # Errors
+    ///
+    /// [`Error::WrongThread`] for a confined session from another thread
+    /// than its owner (the allocator could not register the close action
+    /// that frees its blocks); [`Error::Closed`] if the session is closed.
+    ///
     /// # Examples
     ///
     /// ```
     /// use memscope::{Error, alloc::{MallocAllocator, SegmentAllocator}};
-    /// let m = MallocAllocator::new(memscope::Session::shared());
+    /// let m = MallocAllocator::new(memscope::Session::shared())?;
     /// let seg = m.allocate(16, 8)?;
     /// m.session().close()?; // frees the block
     /// assert_eq!(seg.get::<u8>(0), Err(Error::Closed));
     /// assert_eq!(m.allocate(16, 8).unwrap_err(), Error::Closed);
     /// # Ok::<(), memscope::Error>(())
     /// ```
-    pub fn new(session: Session) -> MallocAllocator {
+    pub fn new(session: Session) -> Result<MallocAllocator> {
         let blocks = Arc::new(Mutex::new(Blocks::default()));
         let b2 = blocks.clone();
-        let _ = session.add_close_action(move || b2.lock().free_all());
-        MallocAllocator { session, blocks }
+        session.add_close_action(move || b2.lock().free_all())?;
+        Ok(MallocAllocator { session, blocks })
     }
 
     /// The session the blocks belong to.
@@ -321,7 +327,8 @@ impl MallocAllocator {
     ///
     /// ```
     /// let s = memscope::Session::shared();
-    /// assert_eq!(memscope::alloc::MallocAllocator::new(s.clone()).session(), &s);
+    /// assert_eq!(memscope::alloc::MallocAllocator::new(s.clone())?.session(), &s);
+    /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn session(&self) -> &Session {
         &self.session
@@ -333,7 +340,7 @@ impl MallocAllocator {
     ///
     /// ```
     /// use memscope::alloc::{MallocAllocator, SegmentAllocator};
-    /// let m = MallocAllocator::new(memscope::Session::shared());
+    /// let m = MallocAllocator::new(memscope::Session::shared())?;
     /// let _a = m.allocate(1, 1)?;
     /// assert_eq!(m.live_blocks(), 1);
     /// # Ok::<(), memscope::Error>(())
@@ -384,7 +391,7 @@ impl MallocAllocator {
     /// # Examples
     ///
     /// ```
-    /// let m = memscope::alloc::MallocAllocator::new(memscope::Session::shared());
+    /// let m = memscope::alloc::MallocAllocator::new(memscope::Session::shared())?;
     /// let block = m.allocate_block(32, 16)?;
     /// assert_eq!((block.len(), block.address().get() % 16), (32, 0));
     /// assert_eq!(block.get::<u64>(24)?, 0);
@@ -435,7 +442,7 @@ impl MallocAllocator {
     /// # Examples
     ///
     /// ```
-    /// let m = memscope::alloc::MallocAllocator::new(memscope::Session::shared());
+    /// let m = memscope::alloc::MallocAllocator::new(memscope::Session::shared())?;
     /// let block = m.allocate_block(32, 8)?;
     /// m.deallocate(block)?;
     /// assert_eq!(m.live_blocks(), 0);
@@ -468,7 +475,7 @@ impl MallocAllocator {
     ///
     /// ```
     /// use memscope::alloc::MallocAllocator;
-    /// let m = MallocAllocator::new(memscope::Session::shared());
+    /// let m = MallocAllocator::new(memscope::Session::shared())?;
     /// let mut block = m.allocate_block(2, 2)?;
     /// block.set(0, 0x1122u16)?;
     /// let block = m.reallocate(block, 1)?;
