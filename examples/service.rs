@@ -328,7 +328,7 @@ fn run_memscope(cfg: &Config) -> memscope::Result<Stats> {
     }
     let stats = coordinate(cfg, "memscope", |batch, st| {
         // One shared session + arena per batch.
-        let arena = Arc::new(Arena::new(Session::shared()));
+        let arena = Arc::new(Arena::shared());
         st.sessions_opened += 1;
         let n = batch.len();
         // Split the batch across workers.

@@ -56,7 +56,7 @@ proptest! {
         let arena = Arena::shared();
         check_allocator(&arena.local(), &l);
         stack::frame(|f| check_allocator(f, &l));
-        check_allocator(&MallocAllocator::new(Session::shared()), &l);
+        check_allocator(&MallocAllocator::new(Session::shared()).unwrap(), &l);
     }
 
     #[test]
@@ -78,13 +78,13 @@ proptest! {
         let _ = Arena::confined().allocate(size, align);
         let _ = arena.local().allocate(size, align);
         let _ = stack::frame(|f| f.allocate(size, align).map(|_| ()));
-        let _ = MallocAllocator::new(Session::shared()).allocate(size, align);
+        let _ = MallocAllocator::new(Session::shared()).unwrap().allocate(size, align);
     }
 }
 
 #[test]
 fn allocations_never_overlap_across_two_threads() {
-    for arena in [Arena::shared(), Arena::new(Session::auto())] {
+    for arena in [Arena::shared(), Arena::new(Session::auto()).unwrap()] {
         let ranges: Vec<(usize, usize)> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..2)
                 .map(|t| {
@@ -116,7 +116,7 @@ fn alignment_is_honoured_from_1_to_4096() {
     let arena = Arena::shared();
     let confined = Arena::confined();
     let local = arena.local();
-    let m = MallocAllocator::new(Session::shared());
+    let m = MallocAllocator::new(Session::shared()).unwrap();
     let mut align = 1;
     while align <= 4096 {
         assert_eq!(arena.allocate(3, align).unwrap().address().get() % align, 0);
@@ -216,6 +216,7 @@ fn zero_sized_allocations_are_empty_segments() {
     assert!(stack::frame(|f| f.allocate(0, 8).unwrap().is_empty()));
     assert!(
         MallocAllocator::new(Session::shared())
+            .unwrap()
             .allocate(0, 8)
             .unwrap()
             .is_empty()
@@ -225,7 +226,7 @@ fn zero_sized_allocations_are_empty_segments() {
 #[test]
 fn bad_sizes_and_alignments_are_invalid_layout() {
     let arena = Arena::shared();
-    let m = MallocAllocator::new(Session::shared());
+    let m = MallocAllocator::new(Session::shared()).unwrap();
     for (size, align) in [
         (8, 0),
         (8, 3),
@@ -277,10 +278,8 @@ fn close_frees_and_later_allocations_fail_with_closed() {
 
     let closed = Session::shared();
     closed.close().unwrap();
-    assert_eq!(
-        Arena::new(closed).allocate(1, 1).unwrap_err(),
-        Error::Closed
-    );
+    assert_eq!(Arena::new(closed.clone()).unwrap_err(), Error::Closed);
+    assert_eq!(MallocAllocator::new(closed).unwrap_err(), Error::Closed);
 }
 
 #[test]
@@ -440,47 +439,97 @@ fn stack_frames_are_per_thread() {
 
 #[test]
 fn malloc_blocks_deallocate_and_reallocate() {
-    let m = MallocAllocator::new(Session::shared());
-    let mut seg = m.allocate(16, 8).unwrap();
-    seg.set(8, 0xabcdu64).unwrap();
-    let seg = m.reallocate(seg, 4096).unwrap();
-    assert_eq!(seg.len(), 4096);
-    assert_eq!(seg.get::<u64>(8).unwrap(), 0xabcd);
-    assert_eq!(seg.get::<u64>(4088).unwrap(), 0);
-    let seg = m.reallocate(seg, 12).unwrap();
-    assert_eq!(seg.get::<u32>(8).unwrap(), 0xabcd);
-    let aligned = m.allocate(100, 256).unwrap();
+    let m = MallocAllocator::new(Session::shared()).unwrap();
+    let mut block = m.allocate_block(16, 8).unwrap();
+    block.set(8, 0xabcdu64).unwrap();
+    let block = m.reallocate(block, 4096).unwrap();
+    assert_eq!(block.len(), 4096);
+    assert_eq!(block.get::<u64>(8).unwrap(), 0xabcd);
+    assert_eq!(block.get::<u64>(4088).unwrap(), 0);
+    let block = m.reallocate(block, 12).unwrap();
+    assert_eq!(block.get::<u32>(8).unwrap(), 0xabcd);
+    let aligned = m.allocate_block(100, 256).unwrap();
     let aligned = m.reallocate(aligned, 10_000).unwrap();
     assert_eq!(aligned.address().get() % 256, 0);
     assert_eq!(m.live_blocks(), 2);
-    m.deallocate(seg).unwrap();
+    m.deallocate(block).unwrap();
     m.deallocate(aligned).unwrap();
     assert_eq!(m.live_blocks(), 0);
 
-    let other = Arena::shared();
-    let foreign = other.allocate(16, 8).unwrap();
-    assert!(matches!(
-        m.deallocate(foreign),
-        Err(Error::InvalidArgument { .. })
-    ));
-    let foreign = other.allocate(16, 8).unwrap();
-    assert!(matches!(
-        m.reallocate(foreign, 32),
-        Err(Error::InvalidArgument { .. })
-    ));
+    // Zero-size blocks: no C block, but they resize like any other.
+    let empty = m.allocate_block(0, 16).unwrap();
+    assert_eq!((empty.len(), m.live_blocks()), (0, 0));
+    let grown = m.reallocate(empty, 32).unwrap();
+    assert_eq!((grown.len(), grown.address().get() % 16), (32, 0));
+    let gone = m.reallocate(grown, 0).unwrap();
+    assert_eq!(m.live_blocks(), 0);
+    m.deallocate(gone).unwrap();
+
+    // Another allocator's block (same session or not) is refused.
+    for other in [
+        MallocAllocator::new(Session::shared()).unwrap(),
+        MallocAllocator::new(m.session().clone()).unwrap(),
+    ] {
+        let foreign = other.allocate_block(16, 8).unwrap();
+        assert!(matches!(
+            m.deallocate(foreign),
+            Err(Error::InvalidArgument { .. })
+        ));
+        let foreign = other.allocate_block(16, 8).unwrap();
+        assert!(matches!(
+            m.reallocate(foreign, 32),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert_eq!(other.live_blocks(), 2, "refused blocks stay allocated");
+    }
+}
+
+/// Only the owning handle frees a block: views of it (`slice`,
+/// `as_read_only`, `split_at`) are `Segment`s, which `deallocate` does not
+/// take (the `compile_fail` doctests on `MallocAllocator` show it), and
+/// while a view lives the block cannot be moved into `deallocate`. Here:
+/// the views of a block stay valid and readable until the block is freed,
+/// and a segment from the trait methods is freed only at close.
+#[test]
+fn deallocate_refuses_a_view() {
+    let m = MallocAllocator::new(Session::shared()).unwrap();
+    let mut block = m.allocate_block(16, 8).unwrap();
+    block.set(0, 0x5555u64).unwrap();
+    {
+        let view = block.slice(0, 16).unwrap();
+        let ro = block.as_read_only();
+        let (head, _) = block.split_at(16).unwrap();
+        assert_eq!(view.get::<u64>(0).unwrap(), 0x5555);
+        assert_eq!(ro.get::<u64>(0).unwrap(), 0x5555);
+        assert_eq!(head.get::<u64>(0).unwrap(), 0x5555);
+    }
+    block.segment_mut().set(8, 1u64).unwrap();
+    assert_eq!(block.get::<u64>(8).unwrap(), 1);
+    m.deallocate(block).unwrap();
+
+    // A trait segment is no block: it lives until close.
+    let seg = m.allocate(16, 8).unwrap();
+    let kept = m.allocate_block(16, 8).unwrap().into_segment();
+    assert_eq!(m.live_blocks(), 2);
+    assert_eq!(seg.get::<u64>(8).unwrap(), 0);
+    assert_eq!(kept.get::<u64>(8).unwrap(), 0);
+    m.session().close().unwrap();
+    assert_eq!(m.live_blocks(), 0);
+    assert_eq!(seg.get::<u8>(0), Err(Error::Closed));
 }
 
 #[test]
 fn malloc_blocks_are_freed_at_close() {
-    let m = MallocAllocator::new(Session::shared());
-    let seg = m.allocate(64, 8).unwrap();
+    let m = MallocAllocator::new(Session::shared()).unwrap();
+    let block = m.allocate_block(64, 8).unwrap();
     let _ = m.allocate(64, 8).unwrap();
     assert_eq!(m.live_blocks(), 2);
     m.session().close().unwrap();
     assert_eq!(m.live_blocks(), 0);
-    assert_eq!(seg.get::<u8>(0), Err(Error::Closed));
-    assert_eq!(m.deallocate(seg), Err(Error::Closed));
+    assert_eq!(block.get::<u8>(0), Err(Error::Closed));
+    assert_eq!(m.deallocate(block), Err(Error::Closed));
     assert_eq!(m.allocate(1, 1).unwrap_err(), Error::Closed);
+    assert_eq!(m.allocate_block(1, 1).unwrap_err(), Error::Closed);
 }
 
 #[test]
@@ -546,7 +595,7 @@ fn allocator_api2_collections_work_on_every_allocator() {
         assert_eq!(m["k"], 1);
     });
 
-    let m = MallocAllocator::new(Session::shared());
+    let m = MallocAllocator::new(Session::shared()).unwrap();
     let mut mv = AVec::new_in(&m);
     mv.extend(0..1000u16);
     assert_eq!(mv[999], 999);
@@ -822,7 +871,7 @@ proptest! {
         plan in prop::collection::vec((layouts(), any::<bool>()), 1..5),
         shared in any::<bool>(),
     ) {
-        let arena = if shared { Arena::shared() } else { Arena::new(Session::auto()) };
+        let arena = if shared { Arena::shared() } else { Arena::new(Session::auto()).unwrap() };
         let arena = &arena;
         let ranges: Vec<(usize, usize)> = std::thread::scope(|s| {
             let hs: Vec<_> = plan
@@ -864,8 +913,8 @@ proptest! {
 fn two_arenas_on_one_confined_session_both_close_with_it() {
     for round in 0..3 {
         let session = Session::confined();
-        let a = Arena::new(session.clone());
-        let b = Arena::new(session.clone());
+        let a = Arena::new(session.clone()).unwrap();
+        let b = Arena::new(session.clone()).unwrap();
         let mut x = a.allocate(16, 8).unwrap();
         let mut y = b.allocate(16, 8).unwrap();
         assert_eq!(x.get::<u64>(8).unwrap(), 0, "round {round}");
@@ -892,7 +941,7 @@ fn a_confined_arena_release_runs_in_close_action_order() {
     session
         .add_close_action(move || l.lock().unwrap().push("before"))
         .unwrap();
-    let arena = Arena::new(session.clone());
+    let arena = Arena::new(session.clone()).unwrap();
     arena.allocate(16, 8).unwrap();
     let l = log.clone();
     session
@@ -913,7 +962,7 @@ fn a_confined_arena_release_runs_in_close_action_order() {
 fn a_confined_arena_dropped_on_another_thread_frees_and_its_session_is_reused() {
     for _ in 0..3 {
         let session = Session::confined();
-        let arena = Arena::new(session.clone());
+        let arena = Arena::new(session.clone()).unwrap();
         let mut seg = arena.allocate(64, 8).unwrap();
         seg.set(0, 7u64).unwrap();
         std::thread::spawn(move || {
@@ -932,4 +981,128 @@ fn a_confined_arena_dropped_on_another_thread_frees_and_its_session_is_reused() 
         assert_eq!(next.allocate(64, 8).unwrap().get::<u64>(0).unwrap(), 0);
         next.close().unwrap();
     }
+}
+
+/// An arena or malloc allocator made for a confined session on a thread
+/// that does not own it could not register its close action: the
+/// constructor says so (before, it returned an allocator that kept
+/// allocating after the session closed and freed nothing until dropped).
+#[test]
+fn allocators_for_a_confined_session_refuse_a_non_owner_thread() {
+    let session = Session::confined();
+    let other = session.clone();
+    let (arena, malloc) = std::thread::spawn(move || {
+        (
+            Arena::new(other.clone()).map(drop),
+            MallocAllocator::new(other).map(drop),
+        )
+    })
+    .join()
+    .unwrap();
+    assert!(matches!(arena, Err(Error::WrongThread { .. })), "{arena:?}");
+    assert!(
+        matches!(malloc, Err(Error::WrongThread { .. })),
+        "{malloc:?}"
+    );
+    // On the owner thread both work, and close frees and stops them.
+    let arena = Arena::new(session.clone()).unwrap();
+    let m = MallocAllocator::new(session.clone()).unwrap();
+    arena.allocate(8, 8).unwrap();
+    m.allocate(8, 8).unwrap();
+    session.close().unwrap();
+    assert_eq!(arena.allocate(8, 8).unwrap_err(), Error::Closed);
+    assert_eq!(m.allocate(8, 8).unwrap_err(), Error::Closed);
+    assert_eq!((arena.chunks(), m.live_blocks()), (0, 0));
+}
+
+// ----- the allocator-api2 bridge never leaves uninitialised bytes behind -----
+//
+// A collection may write uninitialised bytes into bridge memory (the padding
+// of a `(u8, u64)`, a `MaybeUninit`); `allocate_uninit` must still never hand
+// such bytes out later. Miri reads every word below ("encountered
+// uninitialized memory" before the fix).
+
+/// Reads every `u64` of a fresh `allocate_uninit(len, 8)` (Miri checks that
+/// each one is initialised).
+fn read_uninit_words(a: &impl SegmentAllocator, len: usize) -> u64 {
+    let s = a.allocate_uninit(len, 8).unwrap();
+    (0..len / 8).fold(0u64, |acc, i| acc ^ s.get::<u64>(i * 8).unwrap())
+}
+
+/// Fills bridge memory from `a` with padding and `MaybeUninit` bytes.
+fn write_uninit_through_the_bridge<A: allocator_api2::alloc::Allocator>(a: A) {
+    use allocator_api2::vec::Vec as AVec;
+    use core::mem::MaybeUninit;
+    let mut v: AVec<(u8, u64), &A> = AVec::with_capacity_in(16, &a);
+    for i in 0..16 {
+        v.push((i as u8, i));
+    }
+    let mut w: AVec<MaybeUninit<u64>, &A> = AVec::with_capacity_in(16, &a);
+    for _ in 0..16 {
+        w.push(MaybeUninit::uninit());
+    }
+    // Leaked collections never give their memory back: the allocator must
+    // not rely on `deallocate` to clean up.
+    core::mem::forget(v);
+    drop(w);
+}
+
+#[test]
+fn uninit_allocations_after_a_bridged_stack_frame_are_initialised() {
+    stack::frame(|f| write_uninit_through_the_bridge(f));
+    stack::frame(|f| read_uninit_words(f, 512));
+    // Nested: the inner frame's bridge bytes, then an uninit allocation of
+    // the outer frame over them.
+    stack::frame(|outer| {
+        stack::frame(|inner| write_uninit_through_the_bridge(inner));
+        read_uninit_words(outer, 512)
+    });
+}
+
+#[test]
+fn uninit_allocations_after_a_bridged_arena_reset_are_initialised() {
+    for mut arena in [Arena::confined(), Arena::shared()] {
+        write_uninit_through_the_bridge(&arena);
+        {
+            let local = arena.local();
+            write_uninit_through_the_bridge(&local);
+        }
+        arena.reset();
+        read_uninit_words(&arena, 512);
+        read_uninit_words(&arena.local(), 512);
+    }
+}
+
+#[test]
+fn uninit_allocations_from_a_pooled_bridged_chunk_are_initialised() {
+    for round in 0..3 {
+        let arena = Arena::confined();
+        write_uninit_through_the_bridge(&arena);
+        if round == 1 {
+            arena.close().unwrap();
+        }
+        drop(arena);
+        // A new confined arena takes the pooled chunk as its first chunk.
+        let next = Arena::confined();
+        read_uninit_words(&next, 512);
+        let shared = Arena::shared();
+        read_uninit_words(&shared.local(), 512);
+    }
+}
+
+#[test]
+fn uninit_allocations_after_a_bridged_local_arena_are_initialised() {
+    let mut arena = Arena::shared();
+    {
+        let local = arena.local();
+        write_uninit_through_the_bridge(&local);
+    }
+    arena.reset();
+    {
+        let local = arena.local();
+        read_uninit_words(&local, 512);
+    }
+    drop(arena);
+    let next = Arena::shared();
+    read_uninit_words(&next.local(), 512);
 }

@@ -41,7 +41,7 @@ static GLOBAL: Counting = Counting;
 fn workload() {
     let n = if cfg!(miri) { 50 } else { 20_000 };
     for session in [Session::shared(), Session::confined()] {
-        let arena = Arena::new(session.clone());
+        let arena = Arena::new(session.clone()).unwrap();
         for i in 0..n {
             arena.allocate(1 + i % 100, 8).unwrap();
         }
@@ -57,7 +57,7 @@ fn workload() {
         session.close().unwrap();
         drop(arena);
     }
-    let m = MallocAllocator::new(Session::shared());
+    let m = MallocAllocator::new(Session::shared()).unwrap();
     for _ in 0..10 {
         m.allocate(100, 8).unwrap();
     }

@@ -234,7 +234,7 @@ fn local_zero_races_close() {
             a.close().unwrap();
         }
         let (session, mem) = session_with_memory();
-        let arena = Arc::new(Arena::new(session.clone()));
+        let arena = Arc::new(Arena::new(session.clone()).unwrap());
         let m2 = mem.clone();
         loom_hook::set(move || m2.read());
         let a2 = arena.clone();

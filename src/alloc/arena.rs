@@ -397,6 +397,20 @@ pub(crate) fn trim_spares() {
     }
 }
 
+/// A chunk leaving an arena that was used through the `allocator-api2`
+/// bridge: a collection may have written uninitialised bytes (padding, a
+/// `MaybeUninit`) anywhere in its dirty prefix, and the next user's
+/// `allocate_uninit` hands dirty bytes out as they are, so the prefix is
+/// zeroed now (only for chunks the pool keeps). Returns the chunk and its
+/// dirty length.
+fn scrub_bridged(mut chunk: Chunk, dirty: usize, bridged: bool) -> (Chunk, usize) {
+    if bridged && dirty != 0 && chunk.len() <= pool::POOL_MAX_CHUNK {
+        chunk.clear(dirty);
+        return (chunk, 0);
+    }
+    (chunk, dirty)
+}
+
 /// A process-unique arena id (never 0, never reused).
 fn next_arena_id() -> u64 {
     #[cfg(not(loom))]
@@ -1158,12 +1172,17 @@ impl Inner {
 
     /// Gives every chunk back to the pool with its dirty prefix (a chunk
     /// still `LIVE` is dirty all through), and the one kept by `reset`.
+    /// The caller holds the arena exclusively or its session is closed (no
+    /// segment or collection reaches the chunks any more).
     fn return_chunks(s: &mut Slow) {
+        let bridged = s.bridged;
         for r in s.chunks.drain(..) {
             let dirty = r.dirty_prefix();
-            pool::give(r.chunk, dirty);
+            let (chunk, dirty) = scrub_bridged(r.chunk, dirty, bridged);
+            pool::give(chunk, dirty);
         }
         if let Some(k) = s.kept.take() {
+            // Scrubbed when it was kept, if the bridge had been used.
             pool::give(k.chunk, k.dirty);
         }
     }
@@ -1219,10 +1238,8 @@ impl Inner {
         if let Some(i) = largest {
             let r = s.chunks.swap_remove(i);
             let dirty = r.dirty_prefix();
-            let mut keep = Pooled {
-                chunk: r.chunk,
-                dirty,
-            };
+            let (chunk, dirty) = scrub_bridged(r.chunk, dirty, s.bridged);
+            let mut keep = Pooled { chunk, dirty };
             if let Some(mut k) = s.kept.take() {
                 // The previous one was not needed by this round: keep the
                 // larger of the two, pool the other.
@@ -1234,6 +1251,11 @@ impl Inner {
             s.kept = Some(keep);
         }
         Self::return_chunks_but_kept(&mut s);
+        // Every chunk the bridge may have written into is scrubbed, and no
+        // collection can still point into the arena (`&mut Arena`): the
+        // next round starts unbridged (close frees its chunks again).
+        s.bridged = false;
+        self.bridged.store(false, Ordering::Relaxed);
     }
 
     /// `(allocated, reserved, chunks)`; `confined_used`: a confined arena's
@@ -1327,17 +1349,37 @@ impl Arena {
     /// An arena on a confined session is only usable from its owner thread
     /// and has an atomic-free fast path.
     ///
+    /// # Errors
+    ///
+    /// [`Error::WrongThread`] for a confined session from another thread
+    /// than its owner (the arena could not register the close action that
+    /// frees its memory); [`Error::Closed`] if the session is closed.
+    ///
     /// # Examples
     ///
     /// ```
-    /// use memscope::{Session, alloc::{Arena, SegmentAllocator}};
+    /// use memscope::{Error, Session, alloc::{Arena, SegmentAllocator}};
     /// let session = Session::shared();
-    /// let arena = Arena::new(session.clone());
+    /// let arena = Arena::new(session.clone())?;
     /// let seg = arena.allocate(4, 4)?;
     /// assert_eq!(seg.session(), &session);
+    ///
+    /// let confined = Session::confined();
+    /// let other = confined.clone();
+    /// let r = std::thread::spawn(move || Arena::new(other).map(drop)).join().unwrap();
+    /// assert!(matches!(r, Err(Error::WrongThread { .. })));
     /// # Ok::<(), memscope::Error>(())
     /// ```
-    pub fn new(session: Session) -> Arena {
+    pub fn new(session: Session) -> Result<Arena> {
+        let (arena, registered) = Arena::open(session);
+        // On an error the arena (dropped here) frees what it took.
+        registered.map(|()| arena)
+    }
+
+    /// The arena, and whether its close action is registered on the session
+    /// (`Err(Closed)`: the session was closed and the action ran at once;
+    /// `Err(WrongThread)`: not registered).
+    fn open(session: Session) -> (Arena, Result<()>) {
         let kind = session.kind();
         let owner = session.owner().unwrap_or(0);
         // A confined session's first arena (on its owner thread) uses the
@@ -1347,10 +1389,11 @@ impl Arena {
             // SAFETY: just claimed: no other arena is given this state while
             // the core lives, and this one is not handed out yet.
             unsafe { inner.prepare_embedded(owner) };
-            return Arena {
+            let arena = Arena {
                 session,
                 inner: None,
             };
+            return (arena, Ok(()));
         }
         let (inner, cursor) = spare_take(kind, owner).unwrap_or_else(|| {
             #[cfg(not(loom))]
@@ -1364,20 +1407,19 @@ impl Arena {
             (Arc::new(i), c)
         });
         // No boxed closure: the action is the state itself (one Arc clone).
-        // Err(Closed) means the session was already closed and the action
-        // ran at once: the arena is then closed from the start.
         if cursor.end != 0 {
             // SAFETY: not shared yet (the clone below is made after): nobody
             // else is inside the cell.
             unsafe { inner.cur.with_unchecked(|c| *c = cursor) };
         }
-        let _ = session
+        let registered = session
             .core()
             .add_close_action(crate::session::state::Action::Arena(inner.clone()));
-        Arena {
+        let arena = Arena {
             session,
             inner: Some(inner),
-        }
+        };
+        (arena, registered)
     }
 
     /// An arena with its own new shared session.
@@ -1389,7 +1431,8 @@ impl Arena {
     /// assert_eq!(arena.session().kind(), memscope::SessionKind::Shared);
     /// ```
     pub fn shared() -> Arena {
-        Arena::new(Session::shared())
+        // A new session of this thread: registration cannot fail.
+        Arena::open(Session::shared()).0
     }
 
     /// An arena with its own new confined session (this thread only).
@@ -1406,7 +1449,8 @@ impl Arena {
     /// assert!(arena.allocate(8, 8).is_ok());
     /// ```
     pub fn confined() -> Arena {
-        Arena::new(Session::confined())
+        // A new session owned by this thread: registration cannot fail.
+        Arena::open(Session::confined()).0
     }
 
     /// The session the memory belongs to.

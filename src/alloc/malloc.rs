@@ -1,7 +1,8 @@
 //! [`MallocAllocator`]: every allocation is its own C `malloc` block, so it
-//! can be handed to C code that calls `free`, and it can be freed or resized
-//! one at a time (the memory-regions protocol: `deallocate`, `reallocate`).
-//! Blocks still allocated when the session closes are freed then.
+//! can be handed to C code that calls `free`, and a [`MallocBlock`] can be
+//! freed or resized one at a time (the memory-regions protocol:
+//! `deallocate`, `reallocate`), through that owning handle only. Blocks
+//! still allocated when the session closes are freed then.
 //!
 //! The C calls (`calloc`, `malloc`, `realloc`, `posix_memalign`, `free`)
 //! are the unsafe mechanism of this file.
@@ -9,7 +10,7 @@
 use super::SegmentAllocator;
 use super::chunk::carve;
 use crate::error::{Error, Result};
-use crate::segment::Segment;
+use crate::segment::{Primitive, Segment};
 use crate::session::Session;
 use crate::sync::{Arc, Mutex};
 use core::ffi::{c_int, c_void};
@@ -133,24 +134,52 @@ impl Blocks {
     }
 }
 
-/// An allocator of individual C heap blocks tied to a session: blocks can
-/// be freed ([`deallocate`](Self::deallocate)) or resized
-/// ([`reallocate`](Self::reallocate)) one by one, and those left are freed
-/// when the session closes (or the allocator is dropped).
+/// An allocator of individual C heap blocks tied to a session. Blocks from
+/// [`allocate_block`](Self::allocate_block) are [`MallocBlock`]s, owned
+/// handles that can be freed ([`deallocate`](Self::deallocate)) or resized
+/// ([`reallocate`](Self::reallocate)) one by one; segments from the
+/// [`SegmentAllocator`] methods cannot (they are plain views, like every
+/// other allocator's). Every block left is freed when the session closes
+/// (or the allocator is dropped).
+///
+/// Only the owning handle can free a block: `deallocate` consumes a
+/// `MallocBlock`, and views of it (`slice`, `as_read_only`, `split_at`, a
+/// segment from the trait methods) are `Segment`s, which it does not take;
+/// a view borrows the block, so the block cannot be freed while one lives.
 ///
 /// Zero-size requests get an empty segment at address `align` (no block).
 ///
 /// # Examples
 ///
 /// ```
-/// use memscope::alloc::{MallocAllocator, SegmentAllocator};
-/// let m = MallocAllocator::new(memscope::Session::shared());
-/// let mut seg = m.allocate(8, 8)?;
-/// seg.set(0, 7u64)?;
-/// let seg = m.reallocate(seg, 64)?;
-/// assert_eq!((seg.get::<u64>(0)?, seg.get::<u64>(56)?), (7, 0));
-/// m.deallocate(seg)?;
+/// use memscope::alloc::MallocAllocator;
+/// let m = MallocAllocator::new(memscope::Session::shared())?;
+/// let mut block = m.allocate_block(8, 8)?;
+/// block.set(0, 7u64)?;
+/// let block = m.reallocate(block, 64)?;
+/// assert_eq!((block.get::<u64>(0)?, block.get::<u64>(56)?), (7, 0));
+/// m.deallocate(block)?;
 /// assert_eq!(m.live_blocks(), 0);
+/// # Ok::<(), memscope::Error>(())
+/// ```
+///
+/// A view is not a block, so it cannot be freed under the original:
+///
+/// ```compile_fail,E0308
+/// use memscope::alloc::MallocAllocator;
+/// let m = MallocAllocator::new(memscope::Session::shared())?;
+/// let block = m.allocate_block(16, 8)?;
+/// m.deallocate(block.slice(0, 16)?)?; // error: expected `MallocBlock`, found `Segment`
+/// # Ok::<(), memscope::Error>(())
+/// ```
+///
+/// ```compile_fail,E0505
+/// use memscope::alloc::MallocAllocator;
+/// let m = MallocAllocator::new(memscope::Session::shared())?;
+/// let block = m.allocate_block(16, 8)?;
+/// let view = block.as_read_only();
+/// m.deallocate(block)?; // error: cannot move out of `block` while borrowed
+/// view.get::<u8>(0)?;
 /// # Ok::<(), memscope::Error>(())
 /// ```
 pub struct MallocAllocator {
@@ -158,25 +187,138 @@ pub struct MallocAllocator {
     blocks: Arc<Mutex<Blocks>>,
 }
 
+/// One block of a [`MallocAllocator`], owned: the only handle that
+/// [`MallocAllocator::deallocate`] and [`MallocAllocator::reallocate`]
+/// accept. It reads like a [`Segment`] (it dereferences to one, and every
+/// view of it borrows it); writes go through [`set`](Self::set) or
+/// [`segment_mut`](Self::segment_mut). Not `Clone`, and no safe code can
+/// make one except the allocator, so a block is freed at most once and
+/// never under a live view. Dropped without `deallocate`, the block stays
+/// allocated until the session closes or the allocator is dropped
+/// ([`into_segment`](Self::into_segment) says so explicitly).
+///
+/// # Examples
+///
+/// ```
+/// use memscope::alloc::MallocAllocator;
+/// let m = MallocAllocator::new(memscope::Session::shared())?;
+/// let mut block = m.allocate_block(16, 8)?;
+/// block.segment_mut().fill(0xab)?;
+/// let (head, _tail) = block.split_at(8)?; // views borrow the block
+/// assert_eq!(head.get::<u8>(7)?, 0xab);
+/// m.deallocate(block)?;
+/// # Ok::<(), memscope::Error>(())
+/// ```
+pub struct MallocBlock<'a> {
+    seg: Segment<'a>,
+    align: usize,
+    /// The owning allocator's block table (identity only).
+    owner: *const Mutex<Blocks>,
+}
+
+// SAFETY: a `MallocBlock` is a `Segment` (Send + Sync, see its impls) plus
+// an alignment and an identity pointer that is only ever compared, never
+// dereferenced.
+unsafe impl Send for MallocBlock<'_> {}
+// SAFETY: as above: `&MallocBlock` exposes only `&Segment` and plain values.
+unsafe impl Sync for MallocBlock<'_> {}
+
+impl<'a> MallocBlock<'a> {
+    /// Writes `value` at `offset` (as [`Segment::set`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Segment::set`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = memscope::alloc::MallocAllocator::new(memscope::Session::shared())?;
+    /// let mut block = m.allocate_block(4, 4)?;
+    /// block.set(0, 42u32)?;
+    /// assert_eq!(block.get::<u32>(0)?, 42);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn set<T: Primitive>(&mut self, offset: usize, value: T) -> Result<()> {
+        self.seg.set(offset, value)
+    }
+
+    /// A writable view of the whole block, borrowing it exclusively (the
+    /// block itself can only be reached through `&`, so that nothing can
+    /// swap the segment inside a block for another).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = memscope::alloc::MallocAllocator::new(memscope::Session::shared())?;
+    /// let mut block = m.allocate_block(8, 8)?;
+    /// block.segment_mut().set_cstr(0, "hi")?;
+    /// assert_eq!(block.get_string(0)?, "hi");
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn segment_mut(&mut self) -> Segment<'_> {
+        self.seg.derive(self.seg.raw, false)
+    }
+
+    /// Gives up freeing the block one by one: it becomes a plain segment,
+    /// freed when the session closes or the allocator is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = memscope::alloc::MallocAllocator::new(memscope::Session::shared())?;
+    /// let seg = m.allocate_block(8, 8)?.into_segment();
+    /// assert_eq!((seg.len(), m.live_blocks()), (8, 1));
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn into_segment(self) -> Segment<'a> {
+        self.seg
+    }
+}
+
+impl<'a> core::ops::Deref for MallocBlock<'a> {
+    type Target = Segment<'a>;
+
+    fn deref(&self) -> &Segment<'a> {
+        &self.seg
+    }
+}
+
+impl fmt::Debug for MallocBlock<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MallocBlock")
+            .field("address", &self.seg.address())
+            .field("len", &self.seg.len())
+            .field("align", &self.align)
+            .finish()
+    }
+}
+
 impl MallocAllocator {
     /// An allocator whose blocks belong to `session`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WrongThread`] for a confined session from another thread
+    /// than its owner (the allocator could not register the close action
+    /// that frees its blocks); [`Error::Closed`] if the session is closed.
     ///
     /// # Examples
     ///
     /// ```
     /// use memscope::{Error, alloc::{MallocAllocator, SegmentAllocator}};
-    /// let m = MallocAllocator::new(memscope::Session::shared());
+    /// let m = MallocAllocator::new(memscope::Session::shared())?;
     /// let seg = m.allocate(16, 8)?;
     /// m.session().close()?; // frees the block
     /// assert_eq!(seg.get::<u8>(0), Err(Error::Closed));
     /// assert_eq!(m.allocate(16, 8).unwrap_err(), Error::Closed);
     /// # Ok::<(), memscope::Error>(())
     /// ```
-    pub fn new(session: Session) -> MallocAllocator {
+    pub fn new(session: Session) -> Result<MallocAllocator> {
         let blocks = Arc::new(Mutex::new(Blocks::default()));
         let b2 = blocks.clone();
-        let _ = session.add_close_action(move || b2.lock().free_all());
-        MallocAllocator { session, blocks }
+        session.add_close_action(move || b2.lock().free_all())?;
+        Ok(MallocAllocator { session, blocks })
     }
 
     /// The session the blocks belong to.
@@ -185,7 +327,8 @@ impl MallocAllocator {
     ///
     /// ```
     /// let s = memscope::Session::shared();
-    /// assert_eq!(memscope::alloc::MallocAllocator::new(s.clone()).session(), &s);
+    /// assert_eq!(memscope::alloc::MallocAllocator::new(s.clone())?.session(), &s);
+    /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn session(&self) -> &Session {
         &self.session
@@ -197,7 +340,7 @@ impl MallocAllocator {
     ///
     /// ```
     /// use memscope::alloc::{MallocAllocator, SegmentAllocator};
-    /// let m = MallocAllocator::new(memscope::Session::shared());
+    /// let m = MallocAllocator::new(memscope::Session::shared())?;
     /// let _a = m.allocate(1, 1)?;
     /// assert_eq!(m.live_blocks(), 1);
     /// # Ok::<(), memscope::Error>(())
@@ -219,69 +362,109 @@ impl MallocAllocator {
         let a = c_alloc(size, align, zeroed).ok_or(Error::OutOfMemory { size, align })?;
         b.live.insert(a, (size, align));
         // SAFETY: `a` is a fresh, exposed C block of `size` bytes, recorded
-        // in `live`; it is freed only by `deallocate`/`reallocate` (which
-        // consume the segment) or by the close action / drop (after which
-        // the segment cannot access it: the session is closed, or the
-        // segment's borrow of `self` has ended).
+        // in `live`; it is freed only by `deallocate`/`reallocate`, which
+        // consume its `MallocBlock` (the one owning handle: views of it
+        // borrow it, and a segment from the trait methods has none), or by
+        // the close action / drop (after which the segment cannot access
+        // it: the session is closed, or the segment's borrow of `self` has
+        // ended).
         Ok(unsafe { carve(a, size, &self.session) })
     }
 
-    fn check_mine(&self, seg: &Segment<'_>) -> Result<()> {
-        if seg.session() != &self.session {
-            return Err(Error::InvalidArgument {
-                reason: format!(
-                    "segment of session {} does not belong to this allocator (session {})",
-                    seg.session().id(),
-                    self.session.id()
-                ),
-            });
+    fn block<'a>(&'a self, seg: Segment<'a>, align: usize) -> MallocBlock<'a> {
+        MallocBlock {
+            seg,
+            align,
+            owner: Arc::as_ptr(&self.blocks),
         }
-        Ok(())
     }
 
-    /// Frees the block behind `seg` now (memory-regions `deallocate`).
+    /// A zeroed block of `size` bytes aligned to `align` that can be freed
+    /// ([`deallocate`](Self::deallocate)) or resized
+    /// ([`reallocate`](Self::reallocate)) on its own.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] if `seg` is not a whole live block of this
-    /// allocator; [`Error::Closed`] after close (the block is already freed).
+    /// [`Error::InvalidLayout`], [`Error::OutOfMemory`]; [`Error::Closed`]
+    /// after close.
     ///
     /// # Examples
     ///
     /// ```
-    /// use memscope::alloc::{MallocAllocator, SegmentAllocator};
-    /// let m = MallocAllocator::new(memscope::Session::shared());
-    /// let seg = m.allocate(32, 8)?;
-    /// m.deallocate(seg)?;
+    /// let m = memscope::alloc::MallocAllocator::new(memscope::Session::shared())?;
+    /// let block = m.allocate_block(32, 16)?;
+    /// assert_eq!((block.len(), block.address().get() % 16), (32, 0));
+    /// assert_eq!(block.get::<u64>(24)?, 0);
     /// # Ok::<(), memscope::Error>(())
     /// ```
-    pub fn deallocate(&self, seg: Segment<'_>) -> Result<()> {
-        self.check_mine(&seg)?;
-        if seg.is_empty() {
-            return Ok(());
+    pub fn allocate_block(&self, size: usize, align: usize) -> Result<MallocBlock<'_>> {
+        let seg = self.alloc(size, align, true)?;
+        Ok(self.block(seg, align))
+    }
+
+    /// Checks that `block` is one of this allocator's live blocks; returns
+    /// its `(size, align)`.
+    fn check_mine(&self, b: &Blocks, block: &MallocBlock<'_>) -> Result<(usize, usize)> {
+        let foreign = || Error::InvalidArgument {
+            reason: format!(
+                "block of session {} does not belong to this allocator (session {})",
+                block.seg.session().id(),
+                self.session.id()
+            ),
+        };
+        if !core::ptr::eq(block.owner, Arc::as_ptr(&self.blocks)) {
+            return Err(foreign());
         }
-        let mut b = self.blocks.lock();
         if b.closed {
             return Err(Error::Closed);
         }
-        let a = seg.address().get();
+        if block.seg.is_empty() {
+            return Ok((0, block.align));
+        }
+        let a = block.seg.address().get();
         match b.live.get(&a) {
-            Some(&(size, _)) if size == seg.len() => {
-                b.live.remove(&a);
-                // SAFETY: `a` was a live block (in `live`, now removed), and
-                // its only segment has been consumed by this call.
-                unsafe { c_free(a) };
-                Ok(())
-            }
+            // Always the case: a block is made only by this allocator, for
+            // a block it records, and consumed when it is freed or moved.
+            Some(&(size, align)) if size == block.seg.len() => Ok((size, align)),
             _ => Err(Error::InvalidArgument {
-                reason: format!("0x{a:x} ({} B) is not a live block", seg.len()),
+                reason: format!("0x{a:x} ({} B) is not a live block", block.seg.len()),
             }),
         }
     }
 
-    /// Resizes the block behind `seg` to `new_size` bytes (C `realloc`):
-    /// the contents up to the smaller size are kept, new bytes are zero.
-    /// On failure the old block stays allocated (until close).
+    /// Frees `block` now (memory-regions `deallocate`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] if `block` is another allocator's;
+    /// [`Error::Closed`] after close (the block is already freed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = memscope::alloc::MallocAllocator::new(memscope::Session::shared())?;
+    /// let block = m.allocate_block(32, 8)?;
+    /// m.deallocate(block)?;
+    /// assert_eq!(m.live_blocks(), 0);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn deallocate(&self, block: MallocBlock<'_>) -> Result<()> {
+        let mut b = self.blocks.lock();
+        let (size, _) = self.check_mine(&b, &block)?;
+        if size != 0 {
+            let a = block.seg.address().get();
+            b.live.remove(&a);
+            // SAFETY: `a` was a live block (in `live`, now removed), and its
+            // one owning handle has been consumed by this call: views of it
+            // borrowed that handle, so none is left.
+            unsafe { c_free(a) };
+        }
+        Ok(())
+    }
+
+    /// Resizes `block` to `new_size` bytes (C `realloc`): the contents up
+    /// to the smaller size are kept, new bytes are zero. On failure the
+    /// old block stays allocated (until close).
     ///
     /// # Errors
     ///
@@ -291,42 +474,38 @@ impl MallocAllocator {
     /// # Examples
     ///
     /// ```
-    /// use memscope::alloc::{MallocAllocator, SegmentAllocator};
-    /// let m = MallocAllocator::new(memscope::Session::shared());
-    /// let seg = m.allocate_value(0x1122u16)?;
-    /// let seg = m.reallocate(seg, 1)?;
-    /// assert_eq!(seg.len(), 1);
+    /// use memscope::alloc::MallocAllocator;
+    /// let m = MallocAllocator::new(memscope::Session::shared())?;
+    /// let mut block = m.allocate_block(2, 2)?;
+    /// block.set(0, 0x1122u16)?;
+    /// let block = m.reallocate(block, 1)?;
+    /// assert_eq!(block.len(), 1);
     /// # Ok::<(), memscope::Error>(())
     /// ```
-    pub fn reallocate<'a>(&'a self, seg: Segment<'_>, new_size: usize) -> Result<Segment<'a>> {
-        self.check_mine(&seg)?;
-        if seg.is_empty() {
-            let _ = seg;
-            return self.alloc(new_size, 1, true);
-        }
+    pub fn reallocate<'a>(
+        &'a self,
+        block: MallocBlock<'_>,
+        new_size: usize,
+    ) -> Result<MallocBlock<'a>> {
         let mut b = self.blocks.lock();
-        if b.closed {
-            return Err(Error::Closed);
-        }
-        let a = seg.address().get();
-        let (old, align) = match b.live.get(&a) {
-            Some(&(size, align)) if size == seg.len() => (size, align),
-            _ => {
-                return Err(Error::InvalidArgument {
-                    reason: format!("0x{a:x} ({} B) is not a live block", seg.len()),
-                });
-            }
-        };
+        let (old, align) = self.check_mine(&b, &block)?;
         super::check_layout(new_size, align)?;
+        if old == 0 {
+            drop((b, block));
+            return self.allocate_block(new_size, align);
+        }
+        let a = block.seg.address().get();
         if new_size == 0 {
             b.live.remove(&a);
-            // SAFETY: `a` is a live block whose only segment was consumed.
+            // SAFETY: `a` is a live block whose one owning handle was
+            // consumed (views borrowed it, so none is left).
             unsafe { c_free(a) };
             // SAFETY: an empty segment at a non-zero address touches nothing.
-            return Ok(unsafe { carve(align, 0, &self.session) });
+            let seg = unsafe { carve(align, 0, &self.session) };
+            return Ok(self.block(seg, align));
         }
         // SAFETY: `a` is a live block of `old` bytes aligned to `align`
-        // (from `live`); its only segment was consumed by this call.
+        // (from `live`); its one owning handle was consumed by this call.
         let n = unsafe { c_realloc(a, old, new_size, align) }.ok_or(Error::OutOfMemory {
             size: new_size,
             align,
@@ -334,8 +513,9 @@ impl MallocAllocator {
         b.live.remove(&a);
         b.live.insert(n, (new_size, align));
         // SAFETY: as in `alloc`: a live, exposed block of `new_size` bytes
-        // recorded in `live`.
-        Ok(unsafe { carve(n, new_size, &self.session) })
+        // recorded in `live`, whose one owning handle is returned.
+        let seg = unsafe { carve(n, new_size, &self.session) };
+        Ok(self.block(seg, align))
     }
 }
 

@@ -16,7 +16,7 @@ mod spin;
 pub mod stack;
 
 pub use arena::{Arena, LocalArena};
-pub use malloc::MallocAllocator;
+pub use malloc::{MallocAllocator, MallocBlock};
 pub use pool::{PoolStats, pool_stats, trim_pool};
 pub use slicing::{PrefixAllocator, SlicingAllocator};
 pub use stack::Frame;

@@ -10,8 +10,14 @@
 //! Memory is zeroed on allocation (`allocate`): stack memory is reused by
 //! every frame, and a small constant-size zeroing inlines to a few stores,
 //! which is cheaper than clearing a whole frame at its end.
-//! `allocate_uninit` skips it (the bytes are always initialised: the chunk
-//! starts zeroed and is only ever written with initialised values).
+//! `allocate_uninit` skips it: the bytes are initialised, though stale
+//! (the chunk starts zeroed and segments only ever write initialised
+//! values). Raw handouts may get uninitialised bytes written into them (the
+//! `allocator-api2` bridge: a collection's padding, a `MaybeUninit`; the
+//! linker's argument buffers): they raise the stack's *uninit mark*, below
+//! which bytes may be uninitialised, and
+//! an `allocate_uninit` that lands below the mark zeroes up to it first (one
+//! memset, then the mark drops; loads of the mark cost one compare).
 //!
 //! Segments from a frame borrow the `&Frame`, which the closure receives
 //! for a lifetime it cannot return (`impl FnOnce(&Frame) -> R`): they cannot
@@ -69,6 +75,10 @@ struct Hot {
     /// Next free address and the chunk's end (`1, 0`: nothing fits).
     top: Cell<usize>,
     end: Cell<usize>,
+    /// The uninit mark: every byte of the chunk at or above it is
+    /// initialised; below it, bytes the bridge handed out may not be
+    /// (0: the whole chunk is initialised). Never above `end`.
+    uninit: Cell<usize>,
     /// Frames open on this thread.
     depth: Cell<usize>,
     /// Heap blocks held by open frames (mirrors `Cold::overflow.len()`).
@@ -83,6 +93,7 @@ impl Hot {
         Hot {
             top: Cell::new(1),
             end: Cell::new(0),
+            uninit: Cell::new(0),
             depth: Cell::new(0),
             overflow: Cell::new(0),
             session: Cell::new(core::ptr::null()),
@@ -126,6 +137,7 @@ impl Drop for Cold {
             hot.state.set(DEAD);
             hot.top.set(1);
             hot.end.set(0);
+            hot.uninit.set(0);
             hot.session.set(core::ptr::null());
         }
     }
@@ -185,6 +197,9 @@ fn init(hot: &Hot) {
         if let Some(ch) = &c.chunk {
             hot.top.set(ch.addr());
             hot.end.set(ch.end());
+            // A chunk (re)installed here is this thread's stack chunk from
+            // now on; a mark of an earlier chunk must not survive it.
+            hot.uninit.set(0);
             hot.state.set(READY);
         }
     });
@@ -232,6 +247,7 @@ pub fn frame<R>(f: impl FnOnce(&Frame) -> R) -> R {
                         self.0.overflow.set(0);
                         self.0.top.set(1);
                         self.0.end.set(0);
+                        self.0.uninit.set(0);
                         self.0.session.set(core::ptr::null());
                     }
                 }
@@ -306,9 +322,19 @@ impl Frame {
         unsafe { &*self.hot }
     }
 
-    /// Bumps the thread's stack top; returns the start address.
+    /// Bumps for raw use (the `allocator-api2` bridge, the linker's
+    /// argument buffers): the block may end up holding uninitialised bytes,
+    /// so the uninit mark rises past it. Returns the start address.
     #[inline(always)]
     pub(crate) fn bump(&self, size: usize, align: usize) -> Result<usize> {
+        self.bump_m::<RAW>(size, align)
+    }
+
+    /// Bumps the thread's stack top; returns the start address. `M`: what
+    /// the bytes are for (`ZEROED`; `UNINIT_BYTES`: initialised bytes, zeroed
+    /// here if they lie below the uninit mark; `RAW`: raises the mark).
+    #[inline(always)]
+    fn bump_m<const M: u8>(&self, size: usize, align: usize) -> Result<usize> {
         if !(align.is_power_of_two() && size <= isize::MAX as usize - (align - 1)) {
             return Err(super::arena::layout_error(size, align));
         }
@@ -317,8 +343,16 @@ impl Frame {
             && let Some((start, new)) = bump_in(h.top.get(), h.end.get(), size, align)
         {
             h.top.set(new);
+            if M == UNINIT_BYTES && start < h.uninit.get() {
+                scrub(h, start);
+            }
+            if M == RAW && new > h.uninit.get() {
+                h.uninit.set(new);
+            }
             return Ok(start);
         }
+        // Heap blocks are fresh zeroed chunks, freed when the frame ends and
+        // never reused: nothing to mark or scrub.
         self.bump_slow(size, align)
     }
 
@@ -378,9 +412,10 @@ impl Frame {
 }
 
 impl SegmentAllocator for Frame {
+    /// Stale bytes, but never uninitialised ones (see the module docs).
     #[inline(always)]
     fn allocate_uninit(&self, size: usize, align: usize) -> Result<Segment<'_>> {
-        let a = self.bump(size, align)?;
+        let a = self.bump_m::<UNINIT_BYTES>(size, align)?;
         // SAFETY: `a .. a + size` is a range of this thread's stack chunk
         // above every live allocation (only the innermost frame bumps, and
         // frames release LIFO), or a heap block of this frame, or empty; it
@@ -392,7 +427,7 @@ impl SegmentAllocator for Frame {
     /// Zeroes the allocation (a few stores for small constant sizes).
     #[inline(always)]
     fn allocate(&self, size: usize, align: usize) -> Result<Segment<'_>> {
-        let a = self.bump(size, align)?;
+        let a = self.bump_m::<ZEROED>(size, align)?;
         if size != 0 {
             let p: *mut u8 = core::ptr::with_exposed_provenance_mut(a);
             // SAFETY: `a .. a + size` was just bumped past in this thread's
@@ -429,6 +464,27 @@ impl Drop for Frame {
             free_overflow(h, self.overflow_mark);
         }
     }
+}
+
+/// What a bump is for (`Frame::bump_m`).
+const ZEROED: u8 = 0;
+const UNINIT_BYTES: u8 = 1;
+const RAW: u8 = 2;
+
+/// An `allocate_uninit` at `start` (just bumped past in the stack chunk)
+/// lies below the uninit mark: zeroes `start .. mark` in one memset, so
+/// every byte from `start` on is initialised, and drops the mark to `start`.
+#[cold]
+#[inline(never)]
+fn scrub(h: &Hot, start: usize) {
+    let mark = h.uninit.get();
+    // SAFETY: `start .. mark` lies in this thread's stack chunk (`start` was
+    // just bumped in it; the mark is an end of a bridge block of the same
+    // chunk, reset to 0 whenever a chunk is installed) at or above the stack
+    // top before this bump, so no live segment or collection covers it
+    // (frames release LIFO and their borrows end with them).
+    unsafe { super::chunk::zero(start, mark - start) };
+    h.uninit.set(start);
 }
 
 /// Frees the heap blocks of frames that ended (cold: only frames that
