@@ -920,3 +920,83 @@ fn confined_core_dropped_on_another_thread_serves_that_thread() {
     assert_eq!(again.owner(), Some(current_thread()));
     again.close().unwrap();
 }
+
+/// A panic payload whose own drop panics (issue 12, UB item 5).
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("the payload's drop panicked");
+    }
+}
+
+fn throw_payload_that_panics_on_drop() {
+    std::panic::panic_any(PanicsOnDrop);
+}
+
+#[test]
+fn close_action_panic_payload_that_panics_on_drop_runs_remaining_actions() {
+    for s in [Session::shared(), Session::confined()] {
+        let before = counting_action(&s);
+        s.add_close_action(throw_payload_that_panics_on_drop)
+            .unwrap();
+        let after = counting_action(&s);
+        // The drop of the payload happens inside close's catch: close returns.
+        let r = s.close();
+        assert!(
+            matches!(r, Err(Error::CloseActionPanicked { count: 1, .. })),
+            "{r:?}"
+        );
+        assert_eq!(before.load(SeqCst), 1, "{:?}", s.kind());
+        assert_eq!(after.load(SeqCst), 1, "{:?}", s.kind());
+        assert!(!s.is_alive());
+        assert_eq!(s.close(), Err(Error::Closed));
+    }
+    // Dropping the last handle of an unclosed session contains it too.
+    let s = Session::shared();
+    let before = counting_action(&s);
+    s.add_close_action(throw_payload_that_panics_on_drop)
+        .unwrap();
+    drop(s);
+    assert_eq!(before.load(SeqCst), 1);
+}
+
+#[test]
+fn recycled_core_runs_no_stale_close_actions() {
+    use memscope::alloc::{Arena, SegmentAllocator};
+    for round in 0..3 {
+        // A confined session whose close meets a payload that panics on drop,
+        // with an embedded arena (the first arena of a confined session).
+        let s1 = Session::confined();
+        let a1 = Arena::new(s1.clone());
+        let seg1 = a1.allocate(16, 8).unwrap();
+        drop(seg1);
+        let first = counting_action(&s1);
+        s1.add_close_action(throw_payload_that_panics_on_drop)
+            .unwrap();
+        assert!(matches!(
+            s1.close(),
+            Err(Error::CloseActionPanicked { count: 1, .. })
+        ));
+        assert_eq!(first.load(SeqCst), 1, "round {round}");
+        assert_eq!(a1.allocate(8, 8).unwrap_err(), Error::Closed);
+        drop(a1);
+        drop(s1);
+        // The next confined session on this thread (likely the same core,
+        // recycled) runs only its own actions.
+        let s2 = Session::confined();
+        let a2 = Arena::new(s2.clone());
+        let other = Arena::new(Session::shared());
+        let mut live = other.allocate(32, 8).unwrap();
+        live.fill(0xAB).unwrap();
+        let second = counting_action(&s2);
+        s2.close().unwrap();
+        assert_eq!(first.load(SeqCst), 1, "round {round}: a stale action ran");
+        assert_eq!(second.load(SeqCst), 1, "round {round}");
+        // The arena of the recycled core is closed by its close.
+        assert_eq!(a2.allocate(8, 8).unwrap_err(), Error::Closed);
+        assert!(live.to_vec().unwrap().iter().all(|&b| b == 0xAB));
+        drop(a2);
+        drop(s2);
+    }
+}

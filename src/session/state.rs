@@ -784,9 +784,16 @@ impl Core {
             return;
         }
         // SAFETY: unique (the caller's contract).
-        let was_closed =
-            unsafe { with_unlocked(&self.ctl, |c| core::mem::replace(&mut c.closed, true)) };
-        if was_closed {
+        let (was_closed, leftover) = unsafe {
+            with_unlocked(&self.ctl, |c| {
+                let leftover = !c.actions.is_empty() || c.arena_at.is_some();
+                (core::mem::replace(&mut c.closed, true), leftover)
+            })
+        };
+        // A closed session normally has no actions left; if a close was cut
+        // short (an unwind that escaped it), the leftovers run now, for this
+        // session, rather than staying in the core for whoever reuses it.
+        if was_closed && !leftover {
             return;
         }
         for s in self.shards.iter() {
@@ -811,7 +818,19 @@ impl Core {
     /// The caller holds the only reference to this core.
     unsafe fn reset(&self) -> bool {
         // SAFETY: unique (the caller's contract).
-        let claimed = unsafe { with_unlocked(&self.ctl, |c| c.arena_claimed) };
+        let (claimed, leftover) = unsafe {
+            with_unlocked(&self.ctl, |c| {
+                (
+                    c.arena_claimed,
+                    !c.actions.is_empty() || c.arena_at.is_some(),
+                )
+            })
+        };
+        // Never hand a core with anything of its last session left to the
+        // next one (close_unique runs leftovers, so this is a backstop).
+        if leftover {
+            return false;
+        }
         // SAFETY: the core is unique, so no arena refers to its state (each
         // holds a handle).
         if claimed && !unsafe { self.arena.clean() } {
@@ -824,7 +843,6 @@ impl Core {
         // SAFETY: unique (the caller's contract).
         unsafe {
             with_unlocked(&self.ctl, |c| {
-                debug_assert!(c.actions.is_empty() && c.arena_at.is_none());
                 c.closed = false;
                 c.waiters = 0;
                 c.arena_claimed = false;
@@ -936,6 +954,7 @@ impl PanicTally {
                 self.first = crate::error::panic_message(&*p);
             }
             self.count += 1;
+            drop_payload(p);
         }
     }
 
@@ -948,6 +967,17 @@ impl PanicTally {
                 first: self.first,
             })
         }
+    }
+}
+
+/// Drops a caught panic payload without letting its destructor unwind out
+/// of close: a payload whose drop panics would otherwise abandon the
+/// remaining close actions part-way (issue 12, UB item 5). A payload thrown
+/// by that drop is forgotten (leaked), never dropped: its drop could panic
+/// again.
+fn drop_payload(p: Box<dyn core::any::Any + Send>) {
+    if let Err(again) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(p))) {
+        core::mem::forget(again);
     }
 }
 
