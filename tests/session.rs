@@ -1000,3 +1000,39 @@ fn recycled_core_runs_no_stale_close_actions() {
         drop(s2);
     }
 }
+
+#[test]
+fn guard_of_a_session_does_not_unlock_a_segment_of_another_with_a_colliding_thread_id() {
+    use memscope::alloc::{Arena, SegmentAllocator};
+    // Thread ids above 2^24 used to collide with low ones in session ids
+    // (`thread << 40 | count`, issue 12 UB item 6): make thread B's id
+    // thread A's plus 2^24, so both first sessions got the same id.
+    let (a, ta) = thread::spawn(|| (Session::shared(), current_thread()))
+        .join()
+        .unwrap();
+    memscope::session::__advance_thread_ids(ta + (1 << 24));
+    let (b, tb) = thread::spawn(|| (Session::shared(), current_thread()))
+        .join()
+        .unwrap();
+    assert!(tb >= ta + (1 << 24));
+    assert_ne!(a.id(), b.id(), "session ids repeat");
+    let arena = Arena::new(b.clone());
+    let mut seg = arena.allocate(8, 8).unwrap();
+    let g = a.acquire().unwrap();
+    assert!(matches!(
+        seg.guarded(&g),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        seg.guarded_mut(&g),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        seg.atomics(&g),
+        Err(Error::InvalidArgument { .. })
+    ));
+    // Its own session's guard does.
+    drop(g);
+    let gb = b.acquire().unwrap();
+    assert!(seg.guarded(&gb).is_ok());
+}

@@ -83,6 +83,24 @@ pub fn current_thread() -> u64 {
     crate::sync::current_thread_id()
 }
 
+/// Test knob (hidden): the next thread to be given a memscope thread id gets
+/// one of at least `to`. Ids only grow, so they stay unique; this lets a test
+/// reach thread ids that would otherwise take millions of threads.
+///
+/// # Examples
+///
+/// ```
+/// let now = memscope::session::current_thread();
+/// memscope::session::__advance_thread_ids(now + 1000);
+/// let later = std::thread::spawn(memscope::session::current_thread).join().unwrap();
+/// assert!(later >= now + 1000);
+/// ```
+#[doc(hidden)]
+#[cfg(not(loom))]
+pub fn __advance_thread_ids(to: u64) {
+    crate::sync::advance_thread_ids(to);
+}
+
 impl Session {
     #[inline]
     fn new(kind: SessionKind) -> Session {
@@ -562,6 +580,16 @@ impl AcquireGuard<'_> {
     #[allow(dead_code)]
     pub(crate) fn core(&self) -> &Core {
         self.core
+    }
+
+    /// Whether this guard holds `session` open. Compares the cores, not the
+    /// ids: both are alive here (the guard borrows a handle of its session,
+    /// and `session` is one), and a core is only reused once every handle
+    /// of it is gone, so equal addresses mean the same session (issue 12:
+    /// matching by id let one session's guard unlock another's segment).
+    #[inline(always)]
+    pub(crate) fn holds(&self, session: &Session) -> bool {
+        core::ptr::eq(self.core, session.core())
     }
 }
 

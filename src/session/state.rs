@@ -55,8 +55,13 @@
 //! was not (its actions run), reset to zero and kept in a per-thread pool
 //! (the shim's `thread_local!`, so loom sees it) of at most 8 per kind; the
 //! next `Session::confined()`/`shared()` on that thread takes it with a new
-//! owner and id. Ids are the thread id above a per-thread count, so making
-//! one touches no shared counter.
+//! owner and id. Ids come from per-thread blocks of one global 64-bit
+//! counter (one shared read-modify-write per 65,536 sessions of a thread)
+//! and never repeat; they name sessions in logs and errors only: a guard is
+//! matched to a segment by core identity (`AcquireGuard::holds`), which
+//! cannot repeat while both are alive. A core is recycled only with nothing
+//! of its last session left: `close_unique` runs any leftover action (a
+//! close that was cut short) and `reset` refuses a core that still has one.
 //!
 //! A core also carries the state of its session's first confined arena
 //! (`Core::arena`, handed out by `claim_arena`): the arena needs no `Arc`
@@ -241,7 +246,8 @@ pub(crate) struct Core {
     /// Owner thread id (confined) or 0. Atomic only so that a recycled core
     /// can be re-owned through `&Core`; written only while uniquely held.
     owner: AtomicU64,
-    /// The session id (for logs), renewed when the core is recycled.
+    /// The session id (for logs; never repeats), renewed when the core is
+    /// recycled.
     id: AtomicU64,
     shards: Box<[CachePadded<AtomicU64>]>,
     /// Confined only: `keep_alive` holds on this session. Kept apart from the
@@ -270,34 +276,51 @@ fn shard_count() -> usize {
     2
 }
 
-/// Bits of a session id that count sessions within one thread.
-const ID_LOCAL_BITS: u32 = 40;
+/// How many session ids a thread takes from the global counter at once.
+const ID_BLOCK: u64 = 1 << 16;
 
-/// A process-unique session id without a shared counter: the creating
-/// thread's id (unique for the process) above a per-thread count (unique
-/// until one thread has created 2^40 sessions).
-fn next_session_id() -> u64 {
-    session_id_for(current_thread_id())
-}
-
-/// [`next_session_id`] for a caller that already knows its thread id.
+/// A process-unique session id that never repeats (until 2^64 ids have
+/// been handed out): each thread takes blocks of [`ID_BLOCK`] ids from one
+/// global 64-bit counter, so making an id touches the shared counter once
+/// per 65,536 sessions of a thread. (Ids used to be the thread id above a
+/// 40-bit per-thread count, which repeated after 2^24 threads; issue 12.)
+/// Ids are for logs and errors: guards are matched to segments by core
+/// identity ([`crate::session::AcquireGuard`]), not by id.
 #[inline]
-fn session_id_for(thread: u64) -> u64 {
-    // loom's thread_local! (edition 2018 macro) takes no `const {}` init.
+fn next_session_id() -> u64 {
+    #[cfg(not(loom))]
+    static BLOCKS: AtomicU64 = AtomicU64::new(0);
+    #[cfg(loom)]
+    crate::sync::lazy_static! {
+        static ref BLOCKS: AtomicU64 = AtomicU64::new(0);
+    }
+    // (next, end) of this thread's block; loom's thread_local! (edition
+    // 2018 macro) takes no `const {}` init.
     #[cfg(not(loom))]
     thread_local! {
-        static NEXT: Cell<u64> = const { Cell::new(0) };
+        static NEXT: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
     }
     #[cfg(loom)]
     thread_local! {
-        static NEXT: Cell<u64> = Cell::new(0);
+        static NEXT: Cell<(u64, u64)> = Cell::new((0, 0));
     }
-    let n = NEXT.with(|c| {
-        let n = c.get();
-        c.set(n.wrapping_add(1));
+    let take = || {
+        // Relaxed: the counter only has to hand out disjoint blocks. It
+        // would wrap after 2^48 blocks (centuries of sessions at any rate a
+        // machine can make them).
+        BLOCKS.fetch_add(ID_BLOCK, Ordering::Relaxed)
+    };
+    NEXT.try_with(|c| {
+        let (mut n, mut end) = c.get();
+        if n == end {
+            n = take();
+            end = n.wrapping_add(ID_BLOCK);
+        }
+        c.set((n.wrapping_add(1), end));
         n
-    });
-    (thread << ID_LOCAL_BITS) | (n & ((1 << ID_LOCAL_BITS) - 1))
+    })
+    // An exiting thread (its thread-locals gone): a block of its own.
+    .unwrap_or_else(|_| take())
 }
 
 /// Which shard the calling thread uses.
@@ -861,7 +884,7 @@ impl Core {
             0
         };
         self.owner.store(owner, Ordering::Relaxed);
-        self.id.store(session_id_for(me), Ordering::Relaxed);
+        self.id.store(next_session_id(), Ordering::Relaxed);
     }
 
     fn check_closeable(&self) -> Result<()> {
