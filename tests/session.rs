@@ -1036,3 +1036,111 @@ fn guard_of_a_session_does_not_unlock_a_segment_of_another_with_a_colliding_thre
     let gb = b.acquire().unwrap();
     assert!(seg.guarded(&gb).is_ok());
 }
+
+fn is_cycle(r: Result<(), Error>) -> bool {
+    matches!(r, Err(Error::InvalidArgument { reason }) if reason.contains("cycle"))
+}
+
+#[test]
+fn keep_alive_refuses_a_cycle_of_two() {
+    for (a, b) in [
+        (Session::shared(), Session::shared()),
+        (Session::confined(), Session::confined()),
+        (Session::auto(), Session::shared()),
+    ] {
+        let ran = counting_action(&a);
+        a.keep_alive(&b).unwrap();
+        assert!(is_cycle(b.keep_alive(&a)), "{:?}", a.kind());
+        // The refused hold was not taken: `a` closes and its actions run.
+        assert_eq!(a.acquired(), 0);
+        if a.kind() != SessionKind::Auto {
+            a.close().unwrap();
+            assert_eq!(ran.load(SeqCst), 1);
+            b.close().unwrap();
+        } else {
+            drop(a);
+            assert_eq!(ran.load(SeqCst), 1);
+            b.close().unwrap();
+        }
+    }
+}
+
+#[test]
+fn keep_alive_refuses_a_longer_cycle() {
+    let (a, b, c) = (Session::shared(), Session::shared(), Session::shared());
+    let ran = counting_action(&c);
+    a.keep_alive(&b).unwrap();
+    b.keep_alive(&c).unwrap();
+    assert!(is_cycle(c.keep_alive(&a)));
+    assert_eq!(a.acquired(), 0);
+    // A diamond is no cycle.
+    a.keep_alive(&c).unwrap();
+    assert_eq!(c.acquired(), 2);
+    // Everything still closes, keepers first.
+    a.close().unwrap();
+    b.close().unwrap();
+    // With its keepers closed, `c` may keep a new session that keeps none.
+    let d = Session::shared();
+    c.keep_alive(&d).unwrap();
+    assert!(is_cycle(d.keep_alive(&c)));
+    c.close().unwrap();
+    assert_eq!(ran.load(SeqCst), 1);
+    d.close().unwrap();
+}
+
+#[test]
+fn keep_alive_refuses_itself_through_another_handle() {
+    let s = Session::shared();
+    assert!(matches!(
+        s.keep_alive(&s.clone()),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert_eq!(s.acquired(), 0);
+    s.close().unwrap();
+}
+
+#[test]
+fn concurrent_opposite_keep_alives_never_both_succeed() {
+    for _ in 0..if cfg!(miri) { 4 } else { 200 } {
+        let (a, b) = (Session::shared(), Session::shared());
+        let barrier = Arc::new(Barrier::new(2));
+        let (a2, b2, bar2) = (a.clone(), b.clone(), barrier.clone());
+        let t = thread::spawn(move || {
+            bar2.wait();
+            b2.keep_alive(&a2)
+        });
+        barrier.wait();
+        let mine = a.keep_alive(&b);
+        let theirs = t.join().unwrap();
+        assert!(mine.is_ok() != theirs.is_ok(), "{mine:?} {theirs:?}");
+        // Whichever won, both close in order.
+        if mine.is_ok() {
+            a.close().unwrap();
+            b.close().unwrap();
+        } else {
+            b.close().unwrap();
+            a.close().unwrap();
+        }
+    }
+}
+
+#[test]
+fn keeping_the_global_session_alive_is_a_no_op() {
+    let s = Session::shared();
+    let g = Session::global();
+    for _ in 0..100 {
+        s.keep_alive(&g).unwrap();
+    }
+    s.close().unwrap();
+    assert_eq!(s.keep_alive(&g), Err(Error::Closed));
+}
+
+#[test]
+fn global_keep_alive_of_the_same_session_holds_it_once() {
+    let s = Session::shared();
+    for _ in 0..100 {
+        Session::global().keep_alive(&s).unwrap();
+    }
+    assert_eq!(s.acquired(), 1);
+    assert_eq!(s.close(), Err(Error::Busy { acquired: 1 }));
+}

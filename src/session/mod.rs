@@ -16,6 +16,7 @@
 //! in flight, and later ones fail with [`Error::Closed`]. The protocol is in
 //! `state.rs` and is model-checked by `loom-tests/`.
 
+mod keep;
 pub(crate) mod state;
 
 #[cfg(loom)]
@@ -466,10 +467,17 @@ impl Session {
     /// Keeps `other` open until this session closes (this session holds an
     /// acquire on it).
     ///
+    /// Keeping the global session alive is a no-op (it never closes).
+    /// `Session::global().keep_alive(&other)` keeps `other` open for the
+    /// rest of the process, and with it its memory; calling it again for the
+    /// same session takes no second hold and costs nothing more.
+    ///
     /// # Errors
     ///
     /// Whatever acquiring `other` gives ([`Error::Closed`] …);
-    /// [`Error::InvalidArgument`] if `other` is this session; if `other` is
+    /// [`Error::InvalidArgument`] if `other` is this session, or if `other`
+    /// already keeps this session open, directly or through other sessions
+    /// (a cycle: none of them could ever close); if `other` is
     /// confined, this session must be confined to the same thread, else
     /// [`Error::WrongThread`]; [`Error::Closed`] if this session is closed.
     ///
@@ -480,6 +488,8 @@ impl Session {
     /// let (outer, inner) = (Session::shared(), Session::shared());
     /// outer.keep_alive(&inner)?;
     /// assert_eq!(inner.close(), Err(Error::Busy { acquired: 1 }));
+    /// // The other way round would be a cycle.
+    /// assert!(matches!(inner.keep_alive(&outer), Err(Error::InvalidArgument { .. })));
     /// outer.close()?;
     /// inner.close()?;
     /// # Ok::<(), memscope::Error>(())
@@ -505,18 +515,72 @@ impl Session {
         // Checked first so that registering the action below can only fail
         // with `Closed` (which runs it): a hold is never leaked.
         self.core.check_thread()?;
+        if other.kind() == SessionKind::Global {
+            // The global session never closes: holding it is a no-op, and
+            // registers nothing.
+            return if self.is_alive() {
+                Ok(())
+            } else {
+                Err(Error::Closed)
+            };
+        }
+        if self.kind() == SessionKind::Global {
+            return self.keep_forever(other);
+        }
         let held = other.clone();
         // A close action runs exactly once, so each hold is released once.
-        let action: Box<dyn FnOnce() + Send> = if other.kind() == SessionKind::Confined {
+        let confined = other.kind() == SessionKind::Confined;
+        let shard = if confined {
             other.core.keep_confined()?;
-            Box::new(move || held.core.unkeep())
+            0
         } else {
-            let shard = other.core.acquire()?;
-            Box::new(move || held.core.release(shard))
+            other.core.acquire()?
         };
+        let release = move |held: &Session| {
+            if confined {
+                held.core.unkeep();
+            } else {
+                held.core.release(shard);
+            }
+        };
+        // The hold is taken first, so a racing `other.keep_alive(self)` is
+        // ordered with this one by the graph's lock: one of them sees the
+        // other's edge.
+        let (keeper, kept) = (self.id(), other.id());
+        if !keep::add(keeper, kept) {
+            release(&held);
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "keep_alive cycle: session {kept} already keeps session {keeper} \
+                     open (directly or through others), so neither could close"
+                ),
+            });
+        }
+        let action = Box::new(move || {
+            release(&held);
+            keep::remove(keeper, kept);
+        });
         // If this session is already closed the action runs at once (and
         // releases the hold) and `Err(Closed)` comes back.
         self.core.add_close_action(state::Action::Boxed(action))
+    }
+
+    /// `global.keep_alive(other)`: holds `other` open for the rest of the
+    /// process, once: a repeated call for the same session takes no second
+    /// hold and registers nothing more.
+    fn keep_forever(&self, other: &Session) -> Result<()> {
+        let shard = other.core.acquire()?;
+        if !other.core.mark_kept_forever() {
+            other.core.release(shard);
+            return Ok(());
+        }
+        let held = other.clone();
+        // Never runs (the global session never closes): it owns the handle
+        // and the hold for good.
+        self.core
+            .add_close_action(state::Action::Boxed(Box::new(move || {
+                held.core.release(shard)
+            })))
     }
 
     /// Crate-internal: the state behind the handle.

@@ -238,6 +238,9 @@ struct Control {
     /// when the actions registered after it have run, so the order is LIFO
     /// as if it were in `actions`, without pushing one (PERFORMANCE.md row 4).
     arena_at: Option<usize>,
+    /// The global session holds this one open for good (`keep_alive`
+    /// from global is taken once per session).
+    kept_forever: bool,
 }
 
 /// The state behind every `Session` handle.
@@ -351,6 +354,7 @@ impl Core {
                 actions: Vec::new(),
                 arena_claimed: false,
                 arena_at: None,
+                kept_forever: false,
             }),
             cv: Condvar::new(),
             arena: crate::alloc::arena::Inner::embedded(),
@@ -440,6 +444,13 @@ impl Core {
         // the owner itself reads in close.
         self.kept.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Marks this (non-confined) session as held open by the global session;
+    /// `false` if it already was.
+    pub(crate) fn mark_kept_forever(&self) -> bool {
+        debug_assert_ne!(self.kind, SessionKind::Confined);
+        !core::mem::replace(&mut self.ctl.lock().kept_forever, true)
     }
 
     /// Releases a hold taken by [`Core::keep_confined`]; any thread.
@@ -869,6 +880,7 @@ impl Core {
                 c.closed = false;
                 c.waiters = 0;
                 c.arena_claimed = false;
+                c.kept_forever = false;
             })
         };
         true
