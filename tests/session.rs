@@ -1144,3 +1144,97 @@ fn global_keep_alive_of_the_same_session_holds_it_once() {
     assert_eq!(s.acquired(), 1);
     assert_eq!(s.close(), Err(Error::Busy { acquired: 1 }));
 }
+
+// ----- withdrawn close actions --------------------------------------------------
+
+/// Iterations for the growth tests (Miri is slow; the bound is what matters).
+const GROWTH_ROUNDS: usize = if cfg!(miri) { 300 } else { 100_000 };
+
+/// Other tests of this binary may register a few actions on the global
+/// session meanwhile.
+const GLOBAL_SLACK: usize = 64;
+
+#[test]
+fn dropped_arenas_do_not_grow_the_global_sessions_close_actions() {
+    use memscope::alloc::{Arena, SegmentAllocator};
+    let g = Session::global();
+    let before = g.__pending_close_actions().unwrap();
+    for _ in 0..GROWTH_ROUNDS {
+        let a = Arena::new(Session::global());
+        drop(a.allocate(16, 8).unwrap());
+        drop(a);
+    }
+    assert!(g.__pending_close_actions().unwrap() <= before + GLOBAL_SLACK);
+    // Interleaved lifetimes (not LIFO) stay bounded too.
+    let mut keep = Arena::new(Session::global());
+    for _ in 0..GROWTH_ROUNDS / 10 {
+        let next = Arena::new(Session::global());
+        drop(core::mem::replace(&mut keep, next));
+    }
+    drop(keep);
+    assert!(g.__pending_close_actions().unwrap() <= before + GLOBAL_SLACK);
+}
+
+#[test]
+fn dropped_malloc_allocators_do_not_grow_the_global_sessions_close_actions() {
+    use memscope::alloc::{MallocAllocator, SegmentAllocator};
+    let g = Session::global();
+    let before = g.__pending_close_actions().unwrap();
+    for _ in 0..GROWTH_ROUNDS {
+        let m = MallocAllocator::new(Session::global());
+        drop(m.allocate(16, 8).unwrap());
+        drop(m);
+    }
+    assert!(g.__pending_close_actions().unwrap() <= before + GLOBAL_SLACK);
+}
+
+#[test]
+fn dropped_allocators_unregister_from_open_sessions_of_every_kind() {
+    use memscope::alloc::{Arena, MallocAllocator};
+    for s in [Session::shared(), Session::confined(), Session::auto()] {
+        let ran = counting_action(&s);
+        // The first arena of a confined session is embedded (counted once).
+        let first = Arena::new(s.clone());
+        let base = s.__pending_close_actions().unwrap();
+        for _ in 0..if cfg!(miri) { 50 } else { 5_000 } {
+            drop(Arena::new(s.clone()));
+            drop(MallocAllocator::new(s.clone()));
+        }
+        assert_eq!(s.__pending_close_actions().unwrap(), base, "{:?}", s.kind());
+        drop(first);
+        if s.kind() != SessionKind::Auto {
+            s.close().unwrap();
+            assert_eq!(ran.load(SeqCst), 1);
+        }
+    }
+}
+
+#[test]
+fn withdrawn_close_action_never_runs_and_a_run_one_cannot_be_withdrawn() {
+    let s = Session::shared();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let early = counting_action(&s);
+    let key = s
+        .__add_withdrawable_close_action(move || {
+            r.fetch_add(1, SeqCst);
+        })
+        .unwrap();
+    let late = counting_action(&s);
+    assert!(s.__withdraw_close_action(key));
+    assert_eq!(s.__pending_close_actions().unwrap(), 2);
+    s.close().unwrap();
+    assert_eq!(ran.load(SeqCst), 0);
+    assert_eq!((early.load(SeqCst), late.load(SeqCst)), (1, 1));
+    // A key of another session withdraws nothing there.
+    let (a, b) = (Session::shared(), Session::shared());
+    let b_ran = counting_action(&b);
+    let key = a.__add_withdrawable_close_action(|| ()).unwrap();
+    assert!(!b.__withdraw_close_action(key));
+    b.close().unwrap();
+    assert_eq!(b_ran.load(SeqCst), 1);
+    // Once run, it is not withdrawn.
+    let key = a.__add_withdrawable_close_action(|| ()).unwrap();
+    a.close().unwrap();
+    assert!(!a.__withdraw_close_action(key));
+}

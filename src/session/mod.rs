@@ -16,6 +16,7 @@
 //! in flight, and later ones fail with [`Error::Closed`]. The protocol is in
 //! `state.rs` and is model-checked by `loom-tests/`.
 
+pub(crate) mod actions;
 mod keep;
 pub(crate) mod state;
 
@@ -583,6 +584,75 @@ impl Session {
             })))
     }
 
+    /// Hidden (tests and loom models): like
+    /// [`add_close_action`](Self::add_close_action), but the returned key
+    /// can withdraw the action again with
+    /// [`__withdraw_close_action`](Self::__withdraw_close_action). The
+    /// crate's allocators use the same mechanism to unregister when they
+    /// are dropped before their session closes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = memscope::Session::shared();
+    /// let key = s.__add_withdrawable_close_action(|| unreachable!())?;
+    /// assert_eq!(s.__pending_close_actions()?, 1);
+    /// assert!(s.__withdraw_close_action(key));
+    /// assert_eq!(s.__pending_close_actions()?, 0);
+    /// s.close()?; // runs nothing
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[doc(hidden)]
+    pub fn __add_withdrawable_close_action(
+        &self,
+        action: impl FnOnce() + Send + 'static,
+    ) -> Result<CloseActionKey> {
+        self.core
+            .add_close_action_keyed(state::Action::Boxed(Box::new(action)))
+            .map(CloseActionKey)
+    }
+
+    /// Hidden: withdraws an action registered by
+    /// [`__add_withdrawable_close_action`](Self::__add_withdrawable_close_action)
+    /// on this session. `true`: it was withdrawn and will never run (it is
+    /// dropped here). `false`: it has run or will run (a close took it), the
+    /// key is another session's, or this is a confined session used from
+    /// another thread (the action stays registered).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = memscope::Session::shared();
+    /// let key = s.__add_withdrawable_close_action(|| ())?;
+    /// s.close()?;
+    /// assert!(!s.__withdraw_close_action(key)); // it ran
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[doc(hidden)]
+    pub fn __withdraw_close_action(&self, key: CloseActionKey) -> bool {
+        self.core.withdraw_close_action(key.0).is_some()
+    }
+
+    /// Hidden (tests): how many close actions this session holds that have
+    /// not run or been withdrawn (a snapshot).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WrongThread`] for a confined session used from another thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = memscope::Session::shared();
+    /// s.add_close_action(|| ())?;
+    /// assert_eq!(s.__pending_close_actions()?, 1);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[doc(hidden)]
+    pub fn __pending_close_actions(&self) -> Result<usize> {
+        self.core.pending_close_actions()
+    }
+
     /// Crate-internal: the state behind the handle.
     #[inline(always)]
     #[allow(dead_code)]
@@ -604,6 +674,21 @@ impl PartialEq for Session {
     }
 }
 impl Eq for Session {}
+
+/// Hidden: the key of a withdrawable close action (see
+/// [`Session::__add_withdrawable_close_action`]); withdrawing consumes it.
+///
+/// # Examples
+///
+/// ```
+/// let s = memscope::Session::shared();
+/// let key: memscope::session::CloseActionKey = s.__add_withdrawable_close_action(|| ())?;
+/// assert!(s.__withdraw_close_action(key));
+/// # Ok::<(), memscope::Error>(())
+/// ```
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct CloseActionKey(actions::ActionKey);
 
 /// Proof that a session is acquired: while it lives the session cannot close.
 /// Dropping it releases. Not `Send`: a guard is released by the thread that

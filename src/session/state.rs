@@ -79,6 +79,7 @@ use crate::sync::{
 };
 
 use super::SessionKind;
+use super::actions::{ActionKey, Actions};
 
 pub(crate) const CLOSING: u64 = 1 << 0;
 pub(crate) const CLOSED: u64 = 1 << 1;
@@ -158,6 +159,10 @@ pub mod broken {
         /// A shared arena's cursor zeroes dirty recycled bytes outside a
         /// `Session::enter` window (a racing close may recycle the chunk).
         ArenaZeroOutsideEnter,
+        /// Withdrawing a close action decides "not closed" under one lock
+        /// and withdraws under another (reports an action withdrawn that a
+        /// racing close has taken and runs).
+        WithdrawAfterTake,
     }
 
     std::thread_local! {
@@ -229,15 +234,16 @@ impl Action {
 struct Control {
     closed: bool,
     waiters: usize,
-    actions: Vec<Action>,
+    actions: Actions,
     /// The embedded arena state was handed out (at most once per session:
     /// a later arena on the same session takes an `Arc` state).
     arena_claimed: bool,
     /// The embedded arena's close action, not run yet: its place in
-    /// `actions` (the length of `actions` when it was registered). It runs
-    /// when the actions registered after it have run, so the order is LIFO
-    /// as if it were in `actions`, without pushing one (PERFORMANCE.md row 4).
-    arena_at: Option<usize>,
+    /// `actions` (`Actions::mark` when it was registered: every action
+    /// registered after it has a key at least this). It runs when the
+    /// actions registered after it have run, so the order is LIFO as if it
+    /// were in `actions`, without pushing one (PERFORMANCE.md row 4).
+    arena_at: Option<u64>,
     /// The global session holds this one open for good (`keep_alive`
     /// from global is taken once per session).
     kept_forever: bool,
@@ -351,7 +357,7 @@ impl Core {
             ctl: Mutex::new(Control {
                 closed: false,
                 waiters: 0,
-                actions: Vec::new(),
+                actions: Actions::new(),
                 arena_claimed: false,
                 arena_at: None,
                 kept_forever: false,
@@ -384,7 +390,7 @@ impl Core {
                     return false;
                 }
                 c.arena_claimed = true;
-                c.arena_at = Some(c.actions.len());
+                c.arena_at = Some(c.actions.mark());
                 true
             })
         };
@@ -791,7 +797,9 @@ impl Core {
             // before the action (user code) runs.
             let next = unsafe {
                 with_unlocked(&self.ctl, |c| {
-                    if c.arena_at == Some(c.actions.len()) {
+                    if let Some(at) = c.arena_at
+                        && c.actions.newest().is_none_or(|k| k < at)
+                    {
                         c.arena_at = None;
                         Some(Action::Embedded)
                     } else {
@@ -820,7 +828,7 @@ impl Core {
         // SAFETY: unique (the caller's contract).
         let (was_closed, leftover) = unsafe {
             with_unlocked(&self.ctl, |c| {
-                let leftover = !c.actions.is_empty() || c.arena_at.is_some();
+                let leftover = c.actions.live() != 0 || c.arena_at.is_some();
                 (core::mem::replace(&mut c.closed, true), leftover)
             })
         };
@@ -856,7 +864,7 @@ impl Core {
             with_unlocked(&self.ctl, |c| {
                 (
                     c.arena_claimed,
-                    !c.actions.is_empty() || c.arena_at.is_some(),
+                    c.actions.live() != 0 || c.arena_at.is_some(),
                 )
             })
         };
@@ -878,6 +886,7 @@ impl Core {
         unsafe {
             with_unlocked(&self.ctl, |c| {
                 c.closed = false;
+                c.actions.clear_withdrawn();
                 c.waiters = 0;
                 c.arena_claimed = false;
                 c.kept_forever = false;
@@ -910,7 +919,7 @@ impl Core {
     /// The session is closed: take the actions under the lock, then run them.
     fn finish_close(&self, mut ctl: MutexGuard<'_, Control>) -> Result<()> {
         debug_assert!(ctl.closed);
-        let actions = std::mem::take(&mut ctl.actions);
+        let actions = ctl.actions.take_all();
         drop(ctl);
         // Wake any other close_blocking callers: they will see `closed`.
         self.cv.notify_all();
@@ -919,23 +928,29 @@ impl Core {
 
     /// Registers `f` to run when the session closes. If it is already closed,
     /// runs `f` now and returns `Err(Closed)`.
+    #[inline]
     pub(crate) fn add_close_action(&self, f: Action) -> Result<()> {
+        self.add_close_action_keyed(f).map(drop)
+    }
+
+    /// [`Core::add_close_action`], returning the key that
+    /// [`Core::withdraw_close_action`] takes.
+    pub(crate) fn add_close_action_keyed(&self, f: Action) -> Result<ActionKey> {
         self.check_thread()?;
         if self.kind == SessionKind::Confined {
             // SAFETY: the owner thread (checked above): see `close_confined`.
-            let ran = unsafe {
+            let added = unsafe {
                 with_unlocked(&self.ctl, |c| {
                     if c.closed {
-                        Some(f)
+                        Err(f)
                     } else {
-                        c.actions.push(f);
-                        None
+                        Ok(c.actions.push(f, self.id()))
                     }
                 })
             };
-            return match ran {
-                None => Ok(()),
-                Some(f) => {
+            return match added {
+                Ok(k) => Ok(k),
+                Err(f) => {
                     f.run(self);
                     Err(Error::Closed)
                 }
@@ -948,8 +963,7 @@ impl Core {
                 f.run(self);
                 return Err(Error::Closed);
             }
-            self.ctl.lock().actions.push(f);
-            return Ok(());
+            return Ok(self.ctl.lock().actions.push(f, self.id()));
         }
         let mut ctl = self.ctl.lock();
         if ctl.closed {
@@ -959,16 +973,63 @@ impl Core {
             f.run(self);
             return Err(Error::Closed);
         }
-        ctl.actions.push(f);
-        Ok(())
+        Ok(ctl.actions.push(f, self.id()))
+    }
+
+    /// Withdraws the close action registered under `key` (by
+    /// [`Core::add_close_action_keyed`] on this session): it will never
+    /// run, and is returned for the caller to drop. `None` if it already
+    /// ran or a close has taken it to run (the caller must then expect it to
+    /// run, or to have run), or, for a confined session, if the caller is
+    /// not the owner thread (only the owner may touch its actions: the
+    /// action stays and runs at close).
+    ///
+    /// For an owner that frees what its action would free itself when it is
+    /// dropped before the session closes (an allocator): withdrawing keeps a
+    /// long-lived session from accumulating one action per owner.
+    pub(crate) fn withdraw_close_action(&self, key: ActionKey) -> Option<Action> {
+        if self.kind == SessionKind::Confined {
+            if self.check_thread().is_err() {
+                return None;
+            }
+            // SAFETY: the owner thread (checked above): see `close_confined`.
+            return unsafe { with_unlocked(&self.ctl, |c| c.actions.withdraw(key, self.id())) };
+        }
+        if broken!(WithdrawAfterTake) {
+            // Check-then-act: "not closed yet" is decided under one lock and
+            // the withdrawal made under another, so a close in between has
+            // taken the action to run although we report it withdrawn.
+            let open = !self.ctl.lock().closed;
+            yield_now();
+            let mut ctl = self.ctl.lock();
+            let a = ctl.actions.withdraw(key, self.id());
+            return if open {
+                a.or(Some(Action::Boxed(Box::new(|| {}))))
+            } else {
+                a
+            };
+        }
+        self.ctl.lock().actions.withdraw(key, self.id())
+    }
+
+    /// How many close actions are registered and not yet run or withdrawn
+    /// (a snapshot; `WrongThread` for a confined session elsewhere).
+    pub(crate) fn pending_close_actions(&self) -> Result<usize> {
+        self.check_thread()?;
+        let count = |c: &mut Control| c.actions.live() + usize::from(c.arena_at.is_some());
+        if self.kind == SessionKind::Confined {
+            // SAFETY: the owner thread (checked above): see `close_confined`.
+            return Ok(unsafe { with_unlocked(&self.ctl, count) });
+        }
+        Ok(count(&mut self.ctl.lock()))
     }
 }
 
 /// Runs close actions newest first; a panicking action does not stop the
 /// others, and the panics are reported in the result.
-fn run_actions(actions: Vec<Action>, core: &Core) -> Result<()> {
+fn run_actions(mut actions: Actions, core: &Core) -> Result<()> {
     let mut tally = PanicTally::default();
-    for a in actions.into_iter().rev() {
+    while let Some(a) = actions.pop() {
         tally.run(a, core);
     }
     tally.finish()
