@@ -153,13 +153,24 @@ mod imp {
 
 pub(crate) use imp::*;
 
+/// The next thread id to hand out (std build).
+#[cfg(not(loom))]
+static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Test knob: makes the next thread that asks get an id of at least `to`
+/// (ids only ever grow, so they stay unique). Lets a test reach thread ids
+/// that would otherwise take millions of threads.
+#[cfg(not(loom))]
+pub(crate) fn advance_thread_ids(to: u64) {
+    NEXT_THREAD_ID.fetch_max(to, Ordering::Relaxed);
+}
+
 /// A small integer naming a thread, unique for the life of the process
 /// (loom: for the life of one model execution). Zero is never handed out.
 #[inline]
 pub(crate) fn current_thread_id() -> u64 {
     #[cfg(not(loom))]
     {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
         std::thread_local! {
             // Const-initialised (0 = not yet assigned): reading it is one
             // thread-relative load, with no lazy-init state to check.
@@ -170,7 +181,7 @@ pub(crate) fn current_thread_id() -> u64 {
             if v != 0 {
                 v
             } else {
-                let v = NEXT.fetch_add(1, Ordering::Relaxed);
+                let v = NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed);
                 id.set(v);
                 v
             }

@@ -920,3 +920,321 @@ fn confined_core_dropped_on_another_thread_serves_that_thread() {
     assert_eq!(again.owner(), Some(current_thread()));
     again.close().unwrap();
 }
+
+/// A panic payload whose own drop panics (issue 12, UB item 5).
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("the payload's drop panicked");
+    }
+}
+
+fn throw_payload_that_panics_on_drop() {
+    std::panic::panic_any(PanicsOnDrop);
+}
+
+#[test]
+fn close_action_panic_payload_that_panics_on_drop_runs_remaining_actions() {
+    for s in [Session::shared(), Session::confined()] {
+        let before = counting_action(&s);
+        s.add_close_action(throw_payload_that_panics_on_drop)
+            .unwrap();
+        let after = counting_action(&s);
+        // The drop of the payload happens inside close's catch: close returns.
+        let r = s.close();
+        assert!(
+            matches!(r, Err(Error::CloseActionPanicked { count: 1, .. })),
+            "{r:?}"
+        );
+        assert_eq!(before.load(SeqCst), 1, "{:?}", s.kind());
+        assert_eq!(after.load(SeqCst), 1, "{:?}", s.kind());
+        assert!(!s.is_alive());
+        assert_eq!(s.close(), Err(Error::Closed));
+    }
+    // Dropping the last handle of an unclosed session contains it too.
+    let s = Session::shared();
+    let before = counting_action(&s);
+    s.add_close_action(throw_payload_that_panics_on_drop)
+        .unwrap();
+    drop(s);
+    assert_eq!(before.load(SeqCst), 1);
+}
+
+#[test]
+fn recycled_core_runs_no_stale_close_actions() {
+    use memscope::alloc::{Arena, SegmentAllocator};
+    for round in 0..3 {
+        // A confined session whose close meets a payload that panics on drop,
+        // with an embedded arena (the first arena of a confined session).
+        let s1 = Session::confined();
+        let a1 = Arena::new(s1.clone()).unwrap();
+        let seg1 = a1.allocate(16, 8).unwrap();
+        drop(seg1);
+        let first = counting_action(&s1);
+        s1.add_close_action(throw_payload_that_panics_on_drop)
+            .unwrap();
+        assert!(matches!(
+            s1.close(),
+            Err(Error::CloseActionPanicked { count: 1, .. })
+        ));
+        assert_eq!(first.load(SeqCst), 1, "round {round}");
+        assert_eq!(a1.allocate(8, 8).unwrap_err(), Error::Closed);
+        drop(a1);
+        drop(s1);
+        // The next confined session on this thread (likely the same core,
+        // recycled) runs only its own actions.
+        let s2 = Session::confined();
+        let a2 = Arena::new(s2.clone()).unwrap();
+        let other = Arena::new(Session::shared()).unwrap();
+        let mut live = other.allocate(32, 8).unwrap();
+        live.fill(0xAB).unwrap();
+        let second = counting_action(&s2);
+        s2.close().unwrap();
+        assert_eq!(first.load(SeqCst), 1, "round {round}: a stale action ran");
+        assert_eq!(second.load(SeqCst), 1, "round {round}");
+        // The arena of the recycled core is closed by its close.
+        assert_eq!(a2.allocate(8, 8).unwrap_err(), Error::Closed);
+        assert!(live.to_vec().unwrap().iter().all(|&b| b == 0xAB));
+        drop(a2);
+        drop(s2);
+    }
+}
+
+#[test]
+fn guard_of_a_session_does_not_unlock_a_segment_of_another_with_a_colliding_thread_id() {
+    use memscope::alloc::{Arena, SegmentAllocator};
+    // Thread ids above 2^24 used to collide with low ones in session ids
+    // (`thread << 40 | count`, issue 12 UB item 6): make thread B's id
+    // thread A's plus 2^24, so both first sessions got the same id.
+    let (a, ta) = thread::spawn(|| (Session::shared(), current_thread()))
+        .join()
+        .unwrap();
+    memscope::session::__advance_thread_ids(ta + (1 << 24));
+    let (b, tb) = thread::spawn(|| (Session::shared(), current_thread()))
+        .join()
+        .unwrap();
+    assert!(tb >= ta + (1 << 24));
+    assert_ne!(a.id(), b.id(), "session ids repeat");
+    let arena = Arena::new(b.clone()).unwrap();
+    let mut seg = arena.allocate(8, 8).unwrap();
+    let g = a.acquire().unwrap();
+    assert!(matches!(
+        seg.guarded(&g),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        seg.guarded_mut(&g),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        seg.atomics(&g),
+        Err(Error::InvalidArgument { .. })
+    ));
+    // Its own session's guard does.
+    drop(g);
+    let gb = b.acquire().unwrap();
+    assert!(seg.guarded(&gb).is_ok());
+}
+
+fn is_cycle(r: Result<(), Error>) -> bool {
+    matches!(r, Err(Error::InvalidArgument { reason }) if reason.contains("cycle"))
+}
+
+#[test]
+fn keep_alive_refuses_a_cycle_of_two() {
+    for (a, b) in [
+        (Session::shared(), Session::shared()),
+        (Session::confined(), Session::confined()),
+        (Session::auto(), Session::shared()),
+    ] {
+        let ran = counting_action(&a);
+        a.keep_alive(&b).unwrap();
+        assert!(is_cycle(b.keep_alive(&a)), "{:?}", a.kind());
+        // The refused hold was not taken: `a` closes and its actions run.
+        assert_eq!(a.acquired(), 0);
+        if a.kind() != SessionKind::Auto {
+            a.close().unwrap();
+            assert_eq!(ran.load(SeqCst), 1);
+            b.close().unwrap();
+        } else {
+            drop(a);
+            assert_eq!(ran.load(SeqCst), 1);
+            b.close().unwrap();
+        }
+    }
+}
+
+#[test]
+fn keep_alive_refuses_a_longer_cycle() {
+    let (a, b, c) = (Session::shared(), Session::shared(), Session::shared());
+    let ran = counting_action(&c);
+    a.keep_alive(&b).unwrap();
+    b.keep_alive(&c).unwrap();
+    assert!(is_cycle(c.keep_alive(&a)));
+    assert_eq!(a.acquired(), 0);
+    // A diamond is no cycle.
+    a.keep_alive(&c).unwrap();
+    assert_eq!(c.acquired(), 2);
+    // Everything still closes, keepers first.
+    a.close().unwrap();
+    b.close().unwrap();
+    // With its keepers closed, `c` may keep a new session that keeps none.
+    let d = Session::shared();
+    c.keep_alive(&d).unwrap();
+    assert!(is_cycle(d.keep_alive(&c)));
+    c.close().unwrap();
+    assert_eq!(ran.load(SeqCst), 1);
+    d.close().unwrap();
+}
+
+#[test]
+fn keep_alive_refuses_itself_through_another_handle() {
+    let s = Session::shared();
+    assert!(matches!(
+        s.keep_alive(&s.clone()),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert_eq!(s.acquired(), 0);
+    s.close().unwrap();
+}
+
+#[test]
+fn concurrent_opposite_keep_alives_never_both_succeed() {
+    for _ in 0..if cfg!(miri) { 4 } else { 200 } {
+        let (a, b) = (Session::shared(), Session::shared());
+        let barrier = Arc::new(Barrier::new(2));
+        let (a2, b2, bar2) = (a.clone(), b.clone(), barrier.clone());
+        let t = thread::spawn(move || {
+            bar2.wait();
+            b2.keep_alive(&a2)
+        });
+        barrier.wait();
+        let mine = a.keep_alive(&b);
+        let theirs = t.join().unwrap();
+        assert!(mine.is_ok() != theirs.is_ok(), "{mine:?} {theirs:?}");
+        // Whichever won, both close in order.
+        if mine.is_ok() {
+            a.close().unwrap();
+            b.close().unwrap();
+        } else {
+            b.close().unwrap();
+            a.close().unwrap();
+        }
+    }
+}
+
+#[test]
+fn keeping_the_global_session_alive_is_a_no_op() {
+    let s = Session::shared();
+    let g = Session::global();
+    for _ in 0..100 {
+        s.keep_alive(&g).unwrap();
+    }
+    s.close().unwrap();
+    assert_eq!(s.keep_alive(&g), Err(Error::Closed));
+}
+
+#[test]
+fn global_keep_alive_of_the_same_session_holds_it_once() {
+    let s = Session::shared();
+    for _ in 0..100 {
+        Session::global().keep_alive(&s).unwrap();
+    }
+    assert_eq!(s.acquired(), 1);
+    assert_eq!(s.close(), Err(Error::Busy { acquired: 1 }));
+}
+
+// ----- withdrawn close actions --------------------------------------------------
+
+/// Iterations for the growth tests (Miri is slow; the bound is what matters).
+const GROWTH_ROUNDS: usize = if cfg!(miri) { 300 } else { 100_000 };
+
+/// Other tests of this binary may register a few actions on the global
+/// session meanwhile.
+const GLOBAL_SLACK: usize = 64;
+
+#[test]
+fn dropped_arenas_do_not_grow_the_global_sessions_close_actions() {
+    use memscope::alloc::{Arena, SegmentAllocator};
+    let g = Session::global();
+    let before = g.__pending_close_actions().unwrap();
+    for _ in 0..GROWTH_ROUNDS {
+        let a = Arena::new(Session::global()).unwrap();
+        drop(a.allocate(16, 8).unwrap());
+        drop(a);
+    }
+    assert!(g.__pending_close_actions().unwrap() <= before + GLOBAL_SLACK);
+    // Interleaved lifetimes (not LIFO) stay bounded too.
+    let mut keep = Arena::new(Session::global()).unwrap();
+    for _ in 0..GROWTH_ROUNDS / 10 {
+        let next = Arena::new(Session::global()).unwrap();
+        drop(core::mem::replace(&mut keep, next));
+    }
+    drop(keep);
+    assert!(g.__pending_close_actions().unwrap() <= before + GLOBAL_SLACK);
+}
+
+#[test]
+fn dropped_malloc_allocators_do_not_grow_the_global_sessions_close_actions() {
+    use memscope::alloc::{MallocAllocator, SegmentAllocator};
+    let g = Session::global();
+    let before = g.__pending_close_actions().unwrap();
+    for _ in 0..GROWTH_ROUNDS {
+        let m = MallocAllocator::new(Session::global()).unwrap();
+        drop(m.allocate(16, 8).unwrap());
+        drop(m);
+    }
+    assert!(g.__pending_close_actions().unwrap() <= before + GLOBAL_SLACK);
+}
+
+#[test]
+fn dropped_allocators_unregister_from_open_sessions_of_every_kind() {
+    use memscope::alloc::{Arena, MallocAllocator};
+    for s in [Session::shared(), Session::confined(), Session::auto()] {
+        let ran = counting_action(&s);
+        // The first arena of a confined session is embedded (counted once).
+        let first = Arena::new(s.clone()).unwrap();
+        let base = s.__pending_close_actions().unwrap();
+        for _ in 0..if cfg!(miri) { 50 } else { 5_000 } {
+            drop(Arena::new(s.clone()).unwrap());
+            drop(MallocAllocator::new(s.clone()).unwrap());
+        }
+        assert_eq!(s.__pending_close_actions().unwrap(), base, "{:?}", s.kind());
+        drop(first);
+        if s.kind() != SessionKind::Auto {
+            s.close().unwrap();
+            assert_eq!(ran.load(SeqCst), 1);
+        }
+    }
+}
+
+#[test]
+fn withdrawn_close_action_never_runs_and_a_run_one_cannot_be_withdrawn() {
+    let s = Session::shared();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let early = counting_action(&s);
+    let key = s
+        .__add_withdrawable_close_action(move || {
+            r.fetch_add(1, SeqCst);
+        })
+        .unwrap();
+    let late = counting_action(&s);
+    assert!(s.__withdraw_close_action(key));
+    assert_eq!(s.__pending_close_actions().unwrap(), 2);
+    s.close().unwrap();
+    assert_eq!(ran.load(SeqCst), 0);
+    assert_eq!((early.load(SeqCst), late.load(SeqCst)), (1, 1));
+    // A key of another session withdraws nothing there.
+    let (a, b) = (Session::shared(), Session::shared());
+    let b_ran = counting_action(&b);
+    let key = a.__add_withdrawable_close_action(|| ()).unwrap();
+    assert!(!b.__withdraw_close_action(key));
+    b.close().unwrap();
+    assert_eq!(b_ran.load(SeqCst), 1);
+    // Once run, it is not withdrawn.
+    let key = a.__add_withdrawable_close_action(|| ()).unwrap();
+    a.close().unwrap();
+    assert!(!a.__withdraw_close_action(key));
+}

@@ -1342,6 +1342,9 @@ pub struct Arena {
     /// core (`Core::arena`, claimed by this arena), kept alive by `session`.
     /// `drop` takes an own state (to recycle it).
     inner: Option<Arc<Inner>>,
+    /// The registration of an own state's close action, withdrawn by `drop`
+    /// (so a long-lived session does not keep one action per dropped arena).
+    key: Option<crate::session::actions::ActionKey>,
 }
 
 impl Arena {
@@ -1392,6 +1395,7 @@ impl Arena {
             let arena = Arena {
                 session,
                 inner: None,
+                key: None,
             };
             return (arena, Ok(()));
         }
@@ -1414,10 +1418,15 @@ impl Arena {
         }
         let registered = session
             .core()
-            .add_close_action(crate::session::state::Action::Arena(inner.clone()));
+            .add_close_action_keyed(crate::session::state::Action::Arena(inner.clone()));
+        let (key, registered) = match registered {
+            Ok(k) => (Some(k), Ok(())),
+            Err(e) => (None, Err(e)),
+        };
         let arena = Arena {
             session,
             inner: Some(inner),
+            key,
         };
         (arena, registered)
     }
@@ -1765,6 +1774,11 @@ impl SegmentAllocator for Arena {
 
 impl Drop for Arena {
     fn drop(&mut self) {
+        // Unregister the close action first (it would only find nothing to
+        // do); if a close has already taken it, it runs or ran as before.
+        if let Some(key) = self.key.take() {
+            drop(self.session.core().withdraw_close_action(key));
+        }
         // No segment or handle borrows the arena any more: free now, even if
         // the session stays open (its close action will find nothing to do).
         // Skipped when the close action already released everything (it

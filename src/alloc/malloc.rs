@@ -185,6 +185,10 @@ impl Blocks {
 pub struct MallocAllocator {
     session: Session,
     blocks: Arc<Mutex<Blocks>>,
+    /// The close action's registration, withdrawn by `drop` (which frees
+    /// the blocks itself), so a long-lived session does not keep one action
+    /// per dropped allocator.
+    key: Option<crate::session::actions::ActionKey>,
 }
 
 /// One block of a [`MallocAllocator`], owned: the only handle that
@@ -317,8 +321,16 @@ impl MallocAllocator {
     pub fn new(session: Session) -> Result<MallocAllocator> {
         let blocks = Arc::new(Mutex::new(Blocks::default()));
         let b2 = blocks.clone();
-        session.add_close_action(move || b2.lock().free_all())?;
-        Ok(MallocAllocator { session, blocks })
+        let key = session
+            .core()
+            .add_close_action_keyed(crate::session::state::Action::Boxed(Box::new(move || {
+                b2.lock().free_all()
+            })))?;
+        Ok(MallocAllocator {
+            session,
+            blocks,
+            key: Some(key),
+        })
     }
 
     /// The session the blocks belong to.
@@ -533,6 +545,9 @@ impl SegmentAllocator for MallocAllocator {
 
 impl Drop for MallocAllocator {
     fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            drop(self.session.core().withdraw_close_action(key));
+        }
         // No segment borrows the allocator any more.
         self.blocks.lock().free_all();
     }

@@ -75,7 +75,7 @@ pub(crate) fn with_bytes_mut<R>(
 /// Checks that `guard` holds `seg`'s session.
 #[inline(always)]
 fn check_guard(seg: &Segment<'_>, guard: &AcquireGuard<'_>) -> Result<()> {
-    if guard.session_id() == seg.session().id() {
+    if guard.holds(seg.session()) {
         Ok(())
     } else {
         Err(wrong_guard(guard.session_id(), seg.session().id()))

@@ -82,7 +82,7 @@ impl<'s> Segment<'s> {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn atomics<'a>(&'a mut self, guard: &'a AcquireGuard<'_>) -> Result<AtomicView<'a>> {
-        if guard.session_id() != self.session.id() {
+        if !guard.holds(self.session) {
             return Err(Error::InvalidArgument {
                 reason: format!(
                     "guard holds session {}, segment belongs to session {}",

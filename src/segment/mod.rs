@@ -582,7 +582,7 @@ impl<'s> Segment<'s> {
 
     #[inline(always)]
     fn check_guard(&self, guard: &AcquireGuard<'_>) -> Result<()> {
-        if guard.session_id() != self.session.id() {
+        if !guard.holds(self.session) {
             return Err(Error::InvalidArgument {
                 reason: format!(
                     "guard holds session {}, segment belongs to session {}",

@@ -16,6 +16,8 @@
 //! in flight, and later ones fail with [`Error::Closed`]. The protocol is in
 //! `state.rs` and is model-checked by `loom-tests/`.
 
+pub(crate) mod actions;
+mod keep;
 pub(crate) mod state;
 
 #[cfg(loom)]
@@ -81,6 +83,24 @@ pub struct Session {
 /// ```
 pub fn current_thread() -> u64 {
     crate::sync::current_thread_id()
+}
+
+/// Test knob (hidden): the next thread to be given a memscope thread id gets
+/// one of at least `to`. Ids only grow, so they stay unique; this lets a test
+/// reach thread ids that would otherwise take millions of threads.
+///
+/// # Examples
+///
+/// ```
+/// let now = memscope::session::current_thread();
+/// memscope::session::__advance_thread_ids(now + 1000);
+/// let later = std::thread::spawn(memscope::session::current_thread).join().unwrap();
+/// assert!(later >= now + 1000);
+/// ```
+#[doc(hidden)]
+#[cfg(not(loom))]
+pub fn __advance_thread_ids(to: u64) {
+    crate::sync::advance_thread_ids(to);
 }
 
 impl Session {
@@ -448,10 +468,17 @@ impl Session {
     /// Keeps `other` open until this session closes (this session holds an
     /// acquire on it).
     ///
+    /// Keeping the global session alive is a no-op (it never closes).
+    /// `Session::global().keep_alive(&other)` keeps `other` open for the
+    /// rest of the process, and with it its memory; calling it again for the
+    /// same session takes no second hold and costs nothing more.
+    ///
     /// # Errors
     ///
     /// Whatever acquiring `other` gives ([`Error::Closed`] …);
-    /// [`Error::InvalidArgument`] if `other` is this session; if `other` is
+    /// [`Error::InvalidArgument`] if `other` is this session, or if `other`
+    /// already keeps this session open, directly or through other sessions
+    /// (a cycle: none of them could ever close); if `other` is
     /// confined, this session must be confined to the same thread, else
     /// [`Error::WrongThread`]; [`Error::Closed`] if this session is closed.
     ///
@@ -462,6 +489,8 @@ impl Session {
     /// let (outer, inner) = (Session::shared(), Session::shared());
     /// outer.keep_alive(&inner)?;
     /// assert_eq!(inner.close(), Err(Error::Busy { acquired: 1 }));
+    /// // The other way round would be a cycle.
+    /// assert!(matches!(inner.keep_alive(&outer), Err(Error::InvalidArgument { .. })));
     /// outer.close()?;
     /// inner.close()?;
     /// # Ok::<(), memscope::Error>(())
@@ -487,18 +516,141 @@ impl Session {
         // Checked first so that registering the action below can only fail
         // with `Closed` (which runs it): a hold is never leaked.
         self.core.check_thread()?;
+        if other.kind() == SessionKind::Global {
+            // The global session never closes: holding it is a no-op, and
+            // registers nothing.
+            return if self.is_alive() {
+                Ok(())
+            } else {
+                Err(Error::Closed)
+            };
+        }
+        if self.kind() == SessionKind::Global {
+            return self.keep_forever(other);
+        }
         let held = other.clone();
         // A close action runs exactly once, so each hold is released once.
-        let action: Box<dyn FnOnce() + Send> = if other.kind() == SessionKind::Confined {
+        let confined = other.kind() == SessionKind::Confined;
+        let shard = if confined {
             other.core.keep_confined()?;
-            Box::new(move || held.core.unkeep())
+            0
         } else {
-            let shard = other.core.acquire()?;
-            Box::new(move || held.core.release(shard))
+            other.core.acquire()?
         };
+        let release = move |held: &Session| {
+            if confined {
+                held.core.unkeep();
+            } else {
+                held.core.release(shard);
+            }
+        };
+        // The hold is taken first, so a racing `other.keep_alive(self)` is
+        // ordered with this one by the graph's lock: one of them sees the
+        // other's edge.
+        let (keeper, kept) = (self.id(), other.id());
+        if !keep::add(keeper, kept) {
+            release(&held);
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "keep_alive cycle: session {kept} already keeps session {keeper} \
+                     open (directly or through others), so neither could close"
+                ),
+            });
+        }
+        let action = Box::new(move || {
+            release(&held);
+            keep::remove(keeper, kept);
+        });
         // If this session is already closed the action runs at once (and
         // releases the hold) and `Err(Closed)` comes back.
         self.core.add_close_action(state::Action::Boxed(action))
+    }
+
+    /// `global.keep_alive(other)`: holds `other` open for the rest of the
+    /// process, once: a repeated call for the same session takes no second
+    /// hold and registers nothing more.
+    fn keep_forever(&self, other: &Session) -> Result<()> {
+        let shard = other.core.acquire()?;
+        if !other.core.mark_kept_forever() {
+            other.core.release(shard);
+            return Ok(());
+        }
+        let held = other.clone();
+        // Never runs (the global session never closes): it owns the handle
+        // and the hold for good.
+        self.core
+            .add_close_action(state::Action::Boxed(Box::new(move || {
+                held.core.release(shard)
+            })))
+    }
+
+    /// Hidden (tests and loom models): like
+    /// [`add_close_action`](Self::add_close_action), but the returned key
+    /// can withdraw the action again with
+    /// [`__withdraw_close_action`](Self::__withdraw_close_action). The
+    /// crate's allocators use the same mechanism to unregister when they
+    /// are dropped before their session closes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = memscope::Session::shared();
+    /// let key = s.__add_withdrawable_close_action(|| unreachable!())?;
+    /// assert_eq!(s.__pending_close_actions()?, 1);
+    /// assert!(s.__withdraw_close_action(key));
+    /// assert_eq!(s.__pending_close_actions()?, 0);
+    /// s.close()?; // runs nothing
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[doc(hidden)]
+    pub fn __add_withdrawable_close_action(
+        &self,
+        action: impl FnOnce() + Send + 'static,
+    ) -> Result<CloseActionKey> {
+        self.core
+            .add_close_action_keyed(state::Action::Boxed(Box::new(action)))
+            .map(CloseActionKey)
+    }
+
+    /// Hidden: withdraws an action registered by
+    /// [`__add_withdrawable_close_action`](Self::__add_withdrawable_close_action)
+    /// on this session. `true`: it was withdrawn and will never run (it is
+    /// dropped here). `false`: it has run or will run (a close took it), the
+    /// key is another session's, or this is a confined session used from
+    /// another thread (the action stays registered).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = memscope::Session::shared();
+    /// let key = s.__add_withdrawable_close_action(|| ())?;
+    /// s.close()?;
+    /// assert!(!s.__withdraw_close_action(key)); // it ran
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[doc(hidden)]
+    pub fn __withdraw_close_action(&self, key: CloseActionKey) -> bool {
+        self.core.withdraw_close_action(key.0).is_some()
+    }
+
+    /// Hidden (tests): how many close actions this session holds that have
+    /// not run or been withdrawn (a snapshot).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WrongThread`] for a confined session used from another thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = memscope::Session::shared();
+    /// s.add_close_action(|| ())?;
+    /// assert_eq!(s.__pending_close_actions()?, 1);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[doc(hidden)]
+    pub fn __pending_close_actions(&self) -> Result<usize> {
+        self.core.pending_close_actions()
     }
 
     /// Crate-internal: the state behind the handle.
@@ -522,6 +674,21 @@ impl PartialEq for Session {
     }
 }
 impl Eq for Session {}
+
+/// Hidden: the key of a withdrawable close action (see
+/// [`Session::__add_withdrawable_close_action`]); withdrawing consumes it.
+///
+/// # Examples
+///
+/// ```
+/// let s = memscope::Session::shared();
+/// let key: memscope::session::CloseActionKey = s.__add_withdrawable_close_action(|| ())?;
+/// assert!(s.__withdraw_close_action(key));
+/// # Ok::<(), memscope::Error>(())
+/// ```
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct CloseActionKey(actions::ActionKey);
 
 /// Proof that a session is acquired: while it lives the session cannot close.
 /// Dropping it releases. Not `Send`: a guard is released by the thread that
@@ -562,6 +729,16 @@ impl AcquireGuard<'_> {
     #[allow(dead_code)]
     pub(crate) fn core(&self) -> &Core {
         self.core
+    }
+
+    /// Whether this guard holds `session` open. Compares the cores, not the
+    /// ids: both are alive here (the guard borrows a handle of its session,
+    /// and `session` is one), and a core is only reused once every handle
+    /// of it is gone, so equal addresses mean the same session (issue 12:
+    /// matching by id let one session's guard unlock another's segment).
+    #[inline(always)]
+    pub(crate) fn holds(&self, session: &Session) -> bool {
+        core::ptr::eq(self.core, session.core())
     }
 }
 

@@ -55,8 +55,13 @@
 //! was not (its actions run), reset to zero and kept in a per-thread pool
 //! (the shim's `thread_local!`, so loom sees it) of at most 8 per kind; the
 //! next `Session::confined()`/`shared()` on that thread takes it with a new
-//! owner and id. Ids are the thread id above a per-thread count, so making
-//! one touches no shared counter.
+//! owner and id. Ids come from per-thread blocks of one global 64-bit
+//! counter (one shared read-modify-write per 65,536 sessions of a thread)
+//! and never repeat; they name sessions in logs and errors only: a guard is
+//! matched to a segment by core identity (`AcquireGuard::holds`), which
+//! cannot repeat while both are alive. A core is recycled only with nothing
+//! of its last session left: `close_unique` runs any leftover action (a
+//! close that was cut short) and `reset` refuses a core that still has one.
 //!
 //! A core also carries the state of its session's first confined arena
 //! (`Core::arena`, handed out by `claim_arena`): the arena needs no `Arc`
@@ -74,6 +79,7 @@ use crate::sync::{
 };
 
 use super::SessionKind;
+use super::actions::{ActionKey, Actions};
 
 pub(crate) const CLOSING: u64 = 1 << 0;
 pub(crate) const CLOSED: u64 = 1 << 1;
@@ -153,6 +159,10 @@ pub mod broken {
         /// A shared arena's cursor zeroes dirty recycled bytes outside a
         /// `Session::enter` window (a racing close may recycle the chunk).
         ArenaZeroOutsideEnter,
+        /// Withdrawing a close action decides "not closed" under one lock
+        /// and withdraws under another (reports an action withdrawn that a
+        /// racing close has taken and runs).
+        WithdrawAfterTake,
     }
 
     std::thread_local! {
@@ -224,15 +234,19 @@ impl Action {
 struct Control {
     closed: bool,
     waiters: usize,
-    actions: Vec<Action>,
+    actions: Actions,
     /// The embedded arena state was handed out (at most once per session:
     /// a later arena on the same session takes an `Arc` state).
     arena_claimed: bool,
     /// The embedded arena's close action, not run yet: its place in
-    /// `actions` (the length of `actions` when it was registered). It runs
-    /// when the actions registered after it have run, so the order is LIFO
-    /// as if it were in `actions`, without pushing one (PERFORMANCE.md row 4).
-    arena_at: Option<usize>,
+    /// `actions` (`Actions::mark` when it was registered: every action
+    /// registered after it has a key at least this). It runs when the
+    /// actions registered after it have run, so the order is LIFO as if it
+    /// were in `actions`, without pushing one (PERFORMANCE.md row 4).
+    arena_at: Option<u64>,
+    /// The global session holds this one open for good (`keep_alive`
+    /// from global is taken once per session).
+    kept_forever: bool,
 }
 
 /// The state behind every `Session` handle.
@@ -241,7 +255,8 @@ pub(crate) struct Core {
     /// Owner thread id (confined) or 0. Atomic only so that a recycled core
     /// can be re-owned through `&Core`; written only while uniquely held.
     owner: AtomicU64,
-    /// The session id (for logs), renewed when the core is recycled.
+    /// The session id (for logs; never repeats), renewed when the core is
+    /// recycled.
     id: AtomicU64,
     shards: Box<[CachePadded<AtomicU64>]>,
     /// Confined only: `keep_alive` holds on this session. Kept apart from the
@@ -270,34 +285,51 @@ fn shard_count() -> usize {
     2
 }
 
-/// Bits of a session id that count sessions within one thread.
-const ID_LOCAL_BITS: u32 = 40;
+/// How many session ids a thread takes from the global counter at once.
+const ID_BLOCK: u64 = 1 << 16;
 
-/// A process-unique session id without a shared counter: the creating
-/// thread's id (unique for the process) above a per-thread count (unique
-/// until one thread has created 2^40 sessions).
-fn next_session_id() -> u64 {
-    session_id_for(current_thread_id())
-}
-
-/// [`next_session_id`] for a caller that already knows its thread id.
+/// A process-unique session id that never repeats (until 2^64 ids have
+/// been handed out): each thread takes blocks of [`ID_BLOCK`] ids from one
+/// global 64-bit counter, so making an id touches the shared counter once
+/// per 65,536 sessions of a thread. (Ids used to be the thread id above a
+/// 40-bit per-thread count, which repeated after 2^24 threads; issue 12.)
+/// Ids are for logs and errors: guards are matched to segments by core
+/// identity ([`crate::session::AcquireGuard`]), not by id.
 #[inline]
-fn session_id_for(thread: u64) -> u64 {
-    // loom's thread_local! (edition 2018 macro) takes no `const {}` init.
+fn next_session_id() -> u64 {
+    #[cfg(not(loom))]
+    static BLOCKS: AtomicU64 = AtomicU64::new(0);
+    #[cfg(loom)]
+    crate::sync::lazy_static! {
+        static ref BLOCKS: AtomicU64 = AtomicU64::new(0);
+    }
+    // (next, end) of this thread's block; loom's thread_local! (edition
+    // 2018 macro) takes no `const {}` init.
     #[cfg(not(loom))]
     thread_local! {
-        static NEXT: Cell<u64> = const { Cell::new(0) };
+        static NEXT: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
     }
     #[cfg(loom)]
     thread_local! {
-        static NEXT: Cell<u64> = Cell::new(0);
+        static NEXT: Cell<(u64, u64)> = Cell::new((0, 0));
     }
-    let n = NEXT.with(|c| {
-        let n = c.get();
-        c.set(n.wrapping_add(1));
+    let take = || {
+        // Relaxed: the counter only has to hand out disjoint blocks. It
+        // would wrap after 2^48 blocks (centuries of sessions at any rate a
+        // machine can make them).
+        BLOCKS.fetch_add(ID_BLOCK, Ordering::Relaxed)
+    };
+    NEXT.try_with(|c| {
+        let (mut n, mut end) = c.get();
+        if n == end {
+            n = take();
+            end = n.wrapping_add(ID_BLOCK);
+        }
+        c.set((n.wrapping_add(1), end));
         n
-    });
-    (thread << ID_LOCAL_BITS) | (n & ((1 << ID_LOCAL_BITS) - 1))
+    })
+    // An exiting thread (its thread-locals gone): a block of its own.
+    .unwrap_or_else(|_| take())
 }
 
 /// Which shard the calling thread uses.
@@ -325,9 +357,10 @@ impl Core {
             ctl: Mutex::new(Control {
                 closed: false,
                 waiters: 0,
-                actions: Vec::new(),
+                actions: Actions::new(),
                 arena_claimed: false,
                 arena_at: None,
+                kept_forever: false,
             }),
             cv: Condvar::new(),
             arena: crate::alloc::arena::Inner::embedded(),
@@ -357,7 +390,7 @@ impl Core {
                     return false;
                 }
                 c.arena_claimed = true;
-                c.arena_at = Some(c.actions.len());
+                c.arena_at = Some(c.actions.mark());
                 true
             })
         };
@@ -417,6 +450,13 @@ impl Core {
         // the owner itself reads in close.
         self.kept.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Marks this (non-confined) session as held open by the global session;
+    /// `false` if it already was.
+    pub(crate) fn mark_kept_forever(&self) -> bool {
+        debug_assert_ne!(self.kind, SessionKind::Confined);
+        !core::mem::replace(&mut self.ctl.lock().kept_forever, true)
     }
 
     /// Releases a hold taken by [`Core::keep_confined`]; any thread.
@@ -757,7 +797,9 @@ impl Core {
             // before the action (user code) runs.
             let next = unsafe {
                 with_unlocked(&self.ctl, |c| {
-                    if c.arena_at == Some(c.actions.len()) {
+                    if let Some(at) = c.arena_at
+                        && c.actions.newest().is_none_or(|k| k < at)
+                    {
                         c.arena_at = None;
                         Some(Action::Embedded)
                     } else {
@@ -784,9 +826,16 @@ impl Core {
             return;
         }
         // SAFETY: unique (the caller's contract).
-        let was_closed =
-            unsafe { with_unlocked(&self.ctl, |c| core::mem::replace(&mut c.closed, true)) };
-        if was_closed {
+        let (was_closed, leftover) = unsafe {
+            with_unlocked(&self.ctl, |c| {
+                let leftover = c.actions.live() != 0 || c.arena_at.is_some();
+                (core::mem::replace(&mut c.closed, true), leftover)
+            })
+        };
+        // A closed session normally has no actions left; if a close was cut
+        // short (an unwind that escaped it), the leftovers run now, for this
+        // session, rather than staying in the core for whoever reuses it.
+        if was_closed && !leftover {
             return;
         }
         for s in self.shards.iter() {
@@ -811,7 +860,19 @@ impl Core {
     /// The caller holds the only reference to this core.
     unsafe fn reset(&self) -> bool {
         // SAFETY: unique (the caller's contract).
-        let claimed = unsafe { with_unlocked(&self.ctl, |c| c.arena_claimed) };
+        let (claimed, leftover) = unsafe {
+            with_unlocked(&self.ctl, |c| {
+                (
+                    c.arena_claimed,
+                    c.actions.live() != 0 || c.arena_at.is_some(),
+                )
+            })
+        };
+        // Never hand a core with anything of its last session left to the
+        // next one (close_unique runs leftovers, so this is a backstop).
+        if leftover {
+            return false;
+        }
         // SAFETY: the core is unique, so no arena refers to its state (each
         // holds a handle).
         if claimed && !unsafe { self.arena.clean() } {
@@ -824,10 +885,11 @@ impl Core {
         // SAFETY: unique (the caller's contract).
         unsafe {
             with_unlocked(&self.ctl, |c| {
-                debug_assert!(c.actions.is_empty() && c.arena_at.is_none());
                 c.closed = false;
+                c.actions.clear_withdrawn();
                 c.waiters = 0;
                 c.arena_claimed = false;
+                c.kept_forever = false;
             })
         };
         true
@@ -843,7 +905,7 @@ impl Core {
             0
         };
         self.owner.store(owner, Ordering::Relaxed);
-        self.id.store(session_id_for(me), Ordering::Relaxed);
+        self.id.store(next_session_id(), Ordering::Relaxed);
     }
 
     fn check_closeable(&self) -> Result<()> {
@@ -857,7 +919,7 @@ impl Core {
     /// The session is closed: take the actions under the lock, then run them.
     fn finish_close(&self, mut ctl: MutexGuard<'_, Control>) -> Result<()> {
         debug_assert!(ctl.closed);
-        let actions = std::mem::take(&mut ctl.actions);
+        let actions = ctl.actions.take_all();
         drop(ctl);
         // Wake any other close_blocking callers: they will see `closed`.
         self.cv.notify_all();
@@ -866,23 +928,29 @@ impl Core {
 
     /// Registers `f` to run when the session closes. If it is already closed,
     /// runs `f` now and returns `Err(Closed)`.
+    #[inline]
     pub(crate) fn add_close_action(&self, f: Action) -> Result<()> {
+        self.add_close_action_keyed(f).map(drop)
+    }
+
+    /// [`Core::add_close_action`], returning the key that
+    /// [`Core::withdraw_close_action`] takes.
+    pub(crate) fn add_close_action_keyed(&self, f: Action) -> Result<ActionKey> {
         self.check_thread()?;
         if self.kind == SessionKind::Confined {
             // SAFETY: the owner thread (checked above): see `close_confined`.
-            let ran = unsafe {
+            let added = unsafe {
                 with_unlocked(&self.ctl, |c| {
                     if c.closed {
-                        Some(f)
+                        Err(f)
                     } else {
-                        c.actions.push(f);
-                        None
+                        Ok(c.actions.push(f, self.id()))
                     }
                 })
             };
-            return match ran {
-                None => Ok(()),
-                Some(f) => {
+            return match added {
+                Ok(k) => Ok(k),
+                Err(f) => {
                     f.run(self);
                     Err(Error::Closed)
                 }
@@ -895,8 +963,7 @@ impl Core {
                 f.run(self);
                 return Err(Error::Closed);
             }
-            self.ctl.lock().actions.push(f);
-            return Ok(());
+            return Ok(self.ctl.lock().actions.push(f, self.id()));
         }
         let mut ctl = self.ctl.lock();
         if ctl.closed {
@@ -906,16 +973,63 @@ impl Core {
             f.run(self);
             return Err(Error::Closed);
         }
-        ctl.actions.push(f);
-        Ok(())
+        Ok(ctl.actions.push(f, self.id()))
+    }
+
+    /// Withdraws the close action registered under `key` (by
+    /// [`Core::add_close_action_keyed`] on this session): it will never
+    /// run, and is returned for the caller to drop. `None` if it already
+    /// ran or a close has taken it to run (the caller must then expect it to
+    /// run, or to have run), or, for a confined session, if the caller is
+    /// not the owner thread (only the owner may touch its actions: the
+    /// action stays and runs at close).
+    ///
+    /// For an owner that frees what its action would free itself when it is
+    /// dropped before the session closes (an allocator): withdrawing keeps a
+    /// long-lived session from accumulating one action per owner.
+    pub(crate) fn withdraw_close_action(&self, key: ActionKey) -> Option<Action> {
+        if self.kind == SessionKind::Confined {
+            if self.check_thread().is_err() {
+                return None;
+            }
+            // SAFETY: the owner thread (checked above): see `close_confined`.
+            return unsafe { with_unlocked(&self.ctl, |c| c.actions.withdraw(key, self.id())) };
+        }
+        if broken!(WithdrawAfterTake) {
+            // Check-then-act: "not closed yet" is decided under one lock and
+            // the withdrawal made under another, so a close in between has
+            // taken the action to run although we report it withdrawn.
+            let open = !self.ctl.lock().closed;
+            yield_now();
+            let mut ctl = self.ctl.lock();
+            let a = ctl.actions.withdraw(key, self.id());
+            return if open {
+                a.or(Some(Action::Boxed(Box::new(|| {}))))
+            } else {
+                a
+            };
+        }
+        self.ctl.lock().actions.withdraw(key, self.id())
+    }
+
+    /// How many close actions are registered and not yet run or withdrawn
+    /// (a snapshot; `WrongThread` for a confined session elsewhere).
+    pub(crate) fn pending_close_actions(&self) -> Result<usize> {
+        self.check_thread()?;
+        let count = |c: &mut Control| c.actions.live() + usize::from(c.arena_at.is_some());
+        if self.kind == SessionKind::Confined {
+            // SAFETY: the owner thread (checked above): see `close_confined`.
+            return Ok(unsafe { with_unlocked(&self.ctl, count) });
+        }
+        Ok(count(&mut self.ctl.lock()))
     }
 }
 
 /// Runs close actions newest first; a panicking action does not stop the
 /// others, and the panics are reported in the result.
-fn run_actions(actions: Vec<Action>, core: &Core) -> Result<()> {
+fn run_actions(mut actions: Actions, core: &Core) -> Result<()> {
     let mut tally = PanicTally::default();
-    for a in actions.into_iter().rev() {
+    while let Some(a) = actions.pop() {
         tally.run(a, core);
     }
     tally.finish()
@@ -936,6 +1050,7 @@ impl PanicTally {
                 self.first = crate::error::panic_message(&*p);
             }
             self.count += 1;
+            drop_payload(p);
         }
     }
 
@@ -948,6 +1063,17 @@ impl PanicTally {
                 first: self.first,
             })
         }
+    }
+}
+
+/// Drops a caught panic payload without letting its destructor unwind out
+/// of close: a payload whose drop panics would otherwise abandon the
+/// remaining close actions part-way (issue 12, UB item 5). A payload thrown
+/// by that drop is forgotten (leaked), never dropped: its drop could panic
+/// again.
+fn drop_payload(p: Box<dyn core::any::Any + Send>) {
+    if let Err(again) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(p))) {
+        core::mem::forget(again);
     }
 }
 
