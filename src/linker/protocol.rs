@@ -21,27 +21,45 @@ pub(crate) fn acquire_argument<'a>(seg: &'a Segment<'_>) -> Result<Option<Acquir
     seg.session().acquire().map(Some)
 }
 
-/// An upcall's plain access to its session; ends on drop.
+/// Acquires an upcall stub argument's session for the duration of the call
+/// (`None` only under the broken twin `DowncallNoAcquire`): C may call the
+/// stub until the call returns, so it must not be freed before.
+#[inline]
+pub(crate) fn acquire_stub(stub: &super::UpcallStub) -> Result<Option<AcquireGuard<'_>>> {
+    if crate::session::state::twin_on("DowncallNoAcquire") {
+        return Ok(None);
+    }
+    stub.session().acquire().map(Some)
+}
+
+/// An upcall's window on its session (see `Core::enter_upcall`); ends on
+/// drop. Holds the core by raw pointer: once the window's end is visible
+/// another thread's last-handle close may recycle the core, and a close this
+/// thread deferred to the window's end frees the stub's closure data.
 #[derive(Debug)]
-pub(crate) struct Entered<'a> {
-    core: &'a Core,
+pub(crate) struct Entered {
+    core: *const Core,
     shard: usize,
 }
 
-impl Drop for Entered<'_> {
+impl Drop for Entered {
     #[inline]
     fn drop(&mut self) {
-        self.core.exit(self.shard);
+        // SAFETY: `core` was live when the window was entered and stays so
+        // until this exit (every closer waits for entered upcalls, a
+        // last-handle drop inside this window is deferred to this exit);
+        // the window is this token's and ends once, here.
+        unsafe { crate::session::state::exit_upcall(self.core, self.shard) }
     }
 }
 
 /// Enters `core` for one upcall (`None` only under the broken twin).
 #[inline]
-pub(crate) fn enter_upcall(core: &Core) -> Result<Option<Entered<'_>>> {
+pub(crate) fn enter_upcall(core: &Core) -> Result<Option<Entered>> {
     if crate::session::state::twin_on("UpcallNoEnter") {
         return Ok(None);
     }
-    let shard = core.enter()?;
+    let shard = core.enter_upcall()?;
     Ok(Some(Entered { core, shard }))
 }
 
@@ -61,5 +79,34 @@ pub mod hooks {
     /// What an upcall stub does before running the user's code.
     pub fn enter_upcall(session: &Session) -> Result<Option<impl Drop + '_>> {
         super::enter_upcall(session.core())
+    }
+
+    /// What a stub's closure data holds: its session's core by raw pointer,
+    /// not a handle (so the last handle can drop while an upcall runs).
+    #[derive(Debug, Clone, Copy)]
+    pub struct StubCore(*const Core);
+
+    // SAFETY: a pointer to a `Sync` core, dereferenced only by `enter`,
+    // whose contract keeps it live.
+    unsafe impl Send for StubCore {}
+    // SAFETY: as for Send.
+    unsafe impl Sync for StubCore {}
+
+    impl StubCore {
+        /// The raw core of `session`, as `closure::make` takes it.
+        pub fn of(session: &Session) -> StubCore {
+            StubCore(session.core())
+        }
+
+        /// What the stub's trampoline does before running the user's code.
+        ///
+        /// # Safety
+        ///
+        /// The core must be live: as for a real stub, its session's close
+        /// actions (which free the stub) must not have run yet.
+        pub unsafe fn enter(&self) -> Result<Option<impl Drop + use<>>> {
+            // SAFETY: live (the caller's contract).
+            super::enter_upcall(unsafe { &*self.0 })
+        }
     }
 }

@@ -303,9 +303,12 @@ impl Session {
     /// `close()` fail — close waits for the token instead. Keep it short (one
     /// read or write): segments use it around each unguarded access.
     ///
-    /// Never leak the token (`mem::forget`) and never close a shared session
-    /// from the thread that holds one: close would wait for it forever. Use
-    /// [`acquire`](Self::acquire) for anything longer than one access.
+    /// A close of this session from the thread that holds the token (while
+    /// it lives) fails with [`Error::InUse`]: for a confined session it would
+    /// free the memory under the token, for a shared one wait for it
+    /// forever. Never leak the token (`mem::forget`): a close from another
+    /// thread would wait for it forever. Use [`acquire`](Self::acquire) for
+    /// anything longer than one access.
     ///
     /// # Errors
     ///
@@ -315,10 +318,12 @@ impl Session {
     /// # Examples
     ///
     /// ```
-    /// let s = memscope::Session::shared();
+    /// use memscope::{Error, Session};
+    /// let s = Session::shared();
     /// {
     ///     let _in = s.enter()?;
     ///     // ... touch the session's memory ...
+    ///     assert_eq!(s.close(), Err(Error::InUse)); // not from inside
     /// }
     /// s.close()?;
     /// assert!(s.enter().is_err());
@@ -326,11 +331,23 @@ impl Session {
     /// ```
     #[inline]
     pub fn enter(&self) -> Result<Access<'_>> {
-        let shard = self.core.enter()?;
+        let shard = self.core.enter_user()?;
         Ok(Access {
             core: &self.core,
             shard,
             _not_send: PhantomData,
+        })
+    }
+
+    /// The library's own short plain access (one read or write; no user
+    /// code runs inside it): as [`enter`](Self::enter), minus the window
+    /// record a close from inside would need (nothing can close from inside).
+    #[inline(always)]
+    pub(crate) fn enter_lib(&self) -> Result<LibAccess<'_>> {
+        let shard = self.core.enter()?;
+        Ok(LibAccess {
+            core: &self.core,
+            shard,
         })
     }
 
@@ -340,6 +357,9 @@ impl Session {
     /// # Errors
     ///
     /// [`Error::Busy`] while guards are held (nothing is freed);
+    /// [`Error::InUse`] from inside one of this session's access windows on
+    /// the calling thread (a [`Session::enter`] token, a `Marshal`
+    /// `encode`/`decode`, an upcall of one of its stubs; nothing is freed);
     /// [`Error::Closed`] the second time; [`Error::NotCloseable`] for global
     /// and auto sessions; [`Error::WrongThread`] for a confined session closed
     /// from another thread; [`Error::CloseActionPanicked`] if an action
@@ -601,7 +621,7 @@ pub struct Access<'s> {
 impl Drop for Access<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.core.exit(self.shard);
+        self.core.exit_user(self.shard);
     }
 }
 
@@ -610,5 +630,19 @@ impl fmt::Debug for Access<'_> {
         f.debug_struct("Access")
             .field("session", &self.core.id())
             .finish()
+    }
+}
+
+/// A library-internal plain access (see [`Session::enter_lib`]); no user
+/// code runs while it lives. Ends on drop.
+pub(crate) struct LibAccess<'s> {
+    core: &'s Core,
+    shard: usize,
+}
+
+impl Drop for LibAccess<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.core.exit(self.shard);
     }
 }

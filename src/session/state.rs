@@ -153,6 +153,13 @@ pub mod broken {
         /// A shared arena's cursor zeroes dirty recycled bytes outside a
         /// `Session::enter` window (a racing close may recycle the chunk).
         ArenaZeroOutsideEnter,
+        /// Close does not refuse a close from inside the caller's own user
+        /// window or upcall (confined: frees under it).
+        CloseInsideWindow,
+        /// The last-handle close does not wait for upcalls in flight.
+        UniqueNoDrain,
+        /// A last handle dropped inside its own upcall closes at once.
+        UniqueCloseInsideUpcall,
     }
 
     std::thread_local! {
@@ -594,6 +601,119 @@ impl Core {
         }
     }
 
+    // ----- access windows that may run user code -----------------------------
+    //
+    // `enter`/`exit` above are the library's own short windows (one read or
+    // write; no user code runs inside). A window inside which user code can
+    // run (`Session::enter`'s token, `Marshal::encode`/`decode`, an upcall)
+    // is a *user window*: its thread may call `close()` from inside it, and
+    // that close must neither free the memory under the window nor wait for
+    // the window it is itself inside. So a user window is counted where the
+    // closer of the same thread can see it:
+    //
+    // * confined: in the enter field of the owner's word (the owner is the
+    //   only thread that can close; `close_confined` refuses with `InUse`);
+    // * shared/auto: in the shard word as a plain access, and in this
+    //   thread's window record (`WINDOWS`), which `close`/`close_blocking`
+    //   consult before they would wait (`InUse` instead of a hang).
+    //
+    // Upcall windows are entered through a raw core pointer (no handle), so
+    // the last handle can drop on another thread while one runs: those are
+    // counted with read-modify-writes (also for confined sessions) so that
+    // the last-handle close can wait for them, and recorded in `WINDOWS` so
+    // that a last-handle drop *inside* one (same thread) is deferred to its
+    // end ([`exit_upcall`]).
+
+    /// Starts a user window (see above). Returns the shard to exit through.
+    #[inline]
+    pub(crate) fn enter_user(&self) -> Result<usize> {
+        match self.kind {
+            SessionKind::Global => Ok(0),
+            SessionKind::Confined => {
+                self.check_thread()?;
+                let s = &self.shards[0];
+                // The owner is the only thread that writes this word while a
+                // handle exists (a user window borrows one): plain load/store.
+                let w = s.load(Ordering::Relaxed);
+                if w & CLOSED != 0 {
+                    return Err(Error::Closed);
+                }
+                if w & ENTER_FULL != 0 {
+                    return Err(Error::TooManyAcquires { count: enters(w) });
+                }
+                s.store(w + ENTER_ONE, Ordering::Relaxed);
+                Ok(0)
+            }
+            SessionKind::Shared | SessionKind::Auto => {
+                let i = self.enter()?;
+                windows::note(self);
+                Ok(i)
+            }
+        }
+    }
+
+    /// Ends a user window started by [`Core::enter_user`] that returned `i`.
+    #[inline]
+    pub(crate) fn exit_user(&self, i: usize) {
+        match self.kind {
+            SessionKind::Global => {}
+            SessionKind::Confined => {
+                let s = &self.shards[0];
+                let w = s.load(Ordering::Relaxed);
+                debug_assert!(enters(w) > 0, "exit without enter: word {w:#x}");
+                s.store(w - ENTER_ONE, Ordering::Relaxed);
+            }
+            SessionKind::Shared | SessionKind::Auto => {
+                self.exit(i);
+                windows::forget(self);
+            }
+        }
+    }
+
+    /// Starts an upcall's window, entered through the stub's raw core
+    /// pointer (see above). Returns the shard to exit through.
+    #[inline]
+    pub(crate) fn enter_upcall(&self) -> Result<usize> {
+        let i = match self.kind {
+            SessionKind::Global => return Ok(0),
+            SessionKind::Confined => {
+                self.check_thread()?;
+                // A read-modify-write: the last handle may be dropping on
+                // another thread, which sets CLOSED with a fetch_or.
+                let prev = self.shards[0].fetch_add(ENTER_ONE, Ordering::Acquire);
+                if prev & (CLOSED | ENTER_FULL) != 0 {
+                    self.shards[0].fetch_sub(ENTER_ONE, Ordering::Release);
+                    return Err(if prev & CLOSED != 0 {
+                        Error::Closed
+                    } else {
+                        Error::TooManyAcquires {
+                            count: enters(prev),
+                        }
+                    });
+                }
+                0
+            }
+            SessionKind::Shared | SessionKind::Auto => self.enter()?,
+        };
+        windows::note(self);
+        Ok(i)
+    }
+
+    /// Fails with `InUse` when the calling thread is inside a user window or
+    /// an upcall of this session: a close there would free memory under
+    /// that window (confined) or wait for it forever (shared).
+    #[inline]
+    fn check_not_in_window(&self) -> Result<()> {
+        let inside = match self.kind {
+            SessionKind::Confined => enters(self.shards[0].load(Ordering::Relaxed)) != 0,
+            _ => windows::holds(self),
+        };
+        if inside && !broken!(CloseInsideWindow) {
+            return Err(Error::InUse);
+        }
+        Ok(())
+    }
+
     // ----- close -------------------------------------------------------------
 
     /// Phase 1 and 2 of close, with `ctl` held. `Err(n)`: `n` guards are held.
@@ -638,6 +758,8 @@ impl Core {
         if self.kind == SessionKind::Confined {
             return self.close_confined();
         }
+        // Waiting for plain accesses would wait for this thread's own window.
+        self.check_not_in_window()?;
         if broken!(NonExclusiveClose) {
             // Check-then-act: the "already closed" check and the close are
             // not one critical section, so two closers can both succeed.
@@ -670,6 +792,8 @@ impl Core {
             // holds, and the owner is the caller: waiting could never end.
             return self.close();
         }
+        // Waiting for plain accesses would wait for this thread's own window.
+        self.check_not_in_window()?;
         let mut ctl = self.ctl.lock();
         if ctl.closed {
             return Err(Error::Closed);
@@ -728,6 +852,9 @@ impl Core {
         if w & CLOSED != 0 {
             return Err(Error::Closed);
         }
+        // A user window or upcall of the owner (the caller) is open: freeing
+        // now would free the memory under it.
+        self.check_not_in_window()?;
         // Acquire: pairs with `unkeep`'s Release (a keeper on another thread).
         let held = guards(w) + self.kept.load(Ordering::Acquire) as usize;
         if held > 0 {
@@ -773,12 +900,15 @@ impl Core {
         tally.finish()
     }
 
-    /// Closes a session whose last handle is gone (no guard or access can
-    /// exist: each borrows a handle) and reports a panicking action.
+    /// Closes a session whose last handle is gone (no guard or user window
+    /// can exist: each borrows a handle) and reports a panicking action;
+    /// waits for upcalls in flight on other threads (they enter through a
+    /// raw pointer, not a handle).
     ///
     /// # Safety
     ///
-    /// The caller holds the only reference to this core.
+    /// The caller holds the only handle of this core (or `&mut`), and the
+    /// calling thread is inside no upcall window on it.
     unsafe fn close_unique(&self) {
         if self.kind == SessionKind::Global {
             return;
@@ -789,9 +919,20 @@ impl Core {
         if was_closed {
             return;
         }
+        // No handle is left, but upcalls enter through the stub's raw core
+        // pointer: mark CLOSED with a read-modify-write (an upcall entering
+        // after it sees CLOSED; one before it is counted) and wait for the
+        // upcalls in flight on other threads before the actions free their
+        // closures (an upcall of this thread deferred this close instead).
         for s in self.shards.iter() {
-            // Unique: a plain load/store pair is enough.
-            s.store(s.load(Ordering::Relaxed) | CLOSED, Ordering::Relaxed);
+            s.fetch_or(CLOSED, Ordering::AcqRel);
+        }
+        if !broken!(UniqueNoDrain) {
+            for s in self.shards.iter() {
+                while enters(s.load(Ordering::Acquire)) != 0 {
+                    yield_now();
+                }
+            }
         }
         // SAFETY: unique, and `closed` is set.
         if let Err(e) = unsafe { self.run_actions_unlocked() } {
@@ -960,6 +1101,127 @@ impl Drop for Core {
     }
 }
 
+// ----- per-thread window record ------------------------------------------------
+
+/// Ends an upcall's window started by [`Core::enter_upcall`] that returned
+/// `i`, and runs a last-handle close this thread deferred to it.
+///
+/// Takes a raw pointer, not `&Core`: once the decrement is visible another
+/// thread's last-handle close may recycle or free the core, so no reference
+/// to it may be live (as a function argument) past that point, and a
+/// deferred close frees the upcall's closure data, which the caller must no
+/// longer borrow either.
+///
+/// # Safety
+///
+/// `core` points to a live core on which this thread entered an upcall
+/// window (shard `i`) that has not ended; the caller holds no reference into
+/// the stub's closure data (a deferred close may free it).
+pub(crate) unsafe fn exit_upcall(core: *const Core, i: usize) {
+    // SAFETY: live until the decrement below (the caller's contract; a
+    // closer waits for this window before it frees or recycles the core).
+    let kind = unsafe { (*core).kind };
+    if kind == SessionKind::Global {
+        return;
+    }
+    // SAFETY: as above; only the atomic is touched, through a short borrow.
+    unsafe { (*core).shards[i].fetch_sub(ENTER_ONE, Ordering::Release) };
+    // From here the core may be gone: only its address is used (compared).
+    if windows::forget_addr(core as usize) {
+        // This thread dropped the last handle inside the window: the close
+        // (and the recycling) happens now that the window is over.
+        if let Some(arc) = windows::take_deferred(core as usize) {
+            drop(Handle(ManuallyDrop::new(arc)));
+        }
+    }
+}
+
+/// The user and upcall windows the calling thread holds on shared, auto
+/// and (upcalls only) confined sessions, by core address; and the cores
+/// whose last handle this thread dropped inside one of its upcall windows.
+mod windows {
+    use super::{Arc, Core, RefCell, thread_local};
+
+    // loom's thread_local! (edition 2018 macro) takes no `const {}` init.
+    #[cfg(not(loom))]
+    thread_local! {
+        static WINDOWS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+        static DEFERRED: RefCell<Vec<Arc<Core>>> = const { RefCell::new(Vec::new()) };
+    }
+    #[cfg(loom)]
+    thread_local! {
+        static WINDOWS: RefCell<Vec<usize>> = RefCell::new(Vec::new());
+        static DEFERRED: RefCell<Vec<Arc<Core>>> = RefCell::new(Vec::new());
+    }
+
+    #[inline]
+    fn addr(core: &Core) -> usize {
+        core as *const Core as usize
+    }
+
+    /// Records a window on `core`.
+    #[inline]
+    pub(super) fn note(core: &Core) {
+        let a = addr(core);
+        // An exiting thread (record gone) just goes unrecorded.
+        let _ = WINDOWS.try_with(|w| w.borrow_mut().push(a));
+    }
+
+    /// Ends a window on `core`.
+    #[inline]
+    pub(super) fn forget(core: &Core) {
+        forget_addr(addr(core));
+    }
+
+    /// Ends a window on the core at `a`; true if it was this thread's last
+    /// window on it.
+    #[inline]
+    pub(super) fn forget_addr(a: usize) -> bool {
+        WINDOWS
+            .try_with(|w| {
+                let mut w = w.borrow_mut();
+                if let Some(i) = w.iter().rposition(|&x| x == a) {
+                    w.remove(i);
+                }
+                !w.contains(&a)
+            })
+            .unwrap_or(true)
+    }
+
+    /// Whether this thread holds a window on `core`.
+    #[inline]
+    pub(super) fn holds(core: &Core) -> bool {
+        let a = addr(core);
+        WINDOWS
+            .try_with(|w| w.borrow().contains(&a))
+            .unwrap_or(false)
+    }
+
+    /// Keeps the last handle's core until this thread's windows on it end.
+    pub(super) fn defer(core: Arc<Core>) {
+        let mut spare = Some(core);
+        let _ = DEFERRED.try_with(|d| d.borrow_mut().extend(spare.take()));
+        if let Some(core) = spare {
+            // The thread is exiting and its record is gone: nothing can end
+            // the window any more; keep the core rather than free it under
+            // the window.
+            core::mem::forget(core);
+        }
+    }
+
+    /// The core at `a` whose close was deferred, if any.
+    pub(super) fn take_deferred(a: usize) -> Option<Arc<Core>> {
+        DEFERRED
+            .try_with(|d| {
+                let mut d = d.borrow_mut();
+                let i = d.iter().position(|c| Arc::as_ptr(c) as usize == a)?;
+                Some(d.swap_remove(i))
+            })
+            .ok()
+            .flatten()
+    }
+}
+
 // ----- handles and the per-thread pool of cores ---------------------------------
 
 /// How many closed cores each thread keeps per kind for reuse.
@@ -1055,14 +1317,25 @@ impl Drop for Handle {
     fn drop(&mut self) {
         // SAFETY: this is drop; the field is never used again.
         let core = unsafe { ManuallyDrop::take(&mut self.0) };
-        if matches!(core.kind, SessionKind::Confined | SessionKind::Shared)
-            && Arc::strong_count(&core) == 1
-        {
+        if core.kind != SessionKind::Global && Arc::strong_count(&core) == 1 {
             // Pairs with the Release decrement of every other handle's drop
             // (the value 1 was written by the last of them): their uses of
             // the core happen-before its reuse.
             fence(Ordering::Acquire);
-            recycle(core);
+            if windows::holds(&core) && !broken!(UniqueCloseInsideUpcall) {
+                // The last handle dropped inside one of this thread's upcall
+                // windows on the session: closing now would free the closure
+                // that is running. `exit_upcall` closes it when it ends.
+                windows::defer(core);
+                return;
+            }
+            // SAFETY: the only handle (see above); upcalls in flight hold
+            // only the raw pointer and touch only the shard words, which
+            // close_unique sets CLOSED on and waits for.
+            unsafe { core.close_unique() };
+            if core.kind != SessionKind::Auto {
+                recycle(core);
+            }
         }
     }
 }
