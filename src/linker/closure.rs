@@ -76,9 +76,9 @@ struct Data<H> {
     /// session own itself (the data lives in one of its close actions) and
     /// an unclosed session would never be dropped. The core outlives the
     /// data: the data is owned by a close action, which runs (and is
-    /// dropped) at the latest when the last handle drops, and every close
-    /// (the last-handle one included) waits for the upcalls in flight, or
-    /// is deferred to the end of the window it was dropped in.
+    /// dropped) at the latest when the last handle drops; a running upcall
+    /// holds a handle of its own (`Handle::from_stub`) until its window
+    /// ends. From `Session::core_ptr` (the whole `Arc`'s provenance).
     core: *const crate::session::state::Core,
     policy: PanicPolicy,
     shared: std::sync::Arc<StubShared>,
@@ -115,9 +115,9 @@ impl<H: Handler> Data<H> {
         // The session must still be open (close waits for entered upcalls
         // before it frees anything). A confined session's upcall from
         // another thread is refused here.
-        // SAFETY: see the `core` field: the core outlives this data.
-        let core = unsafe { &*self.core };
-        let access = match super::protocol::enter_upcall(core) {
+        // SAFETY: see the `core` field: the core outlives this data, which
+        // is live (we are running it).
+        let access = match unsafe { super::protocol::enter_upcall(self.core) } {
             Ok(a) => a,
             Err(e) => {
                 ret.fill(0);
@@ -251,7 +251,7 @@ pub(crate) fn make<H: Handler>(
         handler,
         sizes,
         ret_bytes: ret_size.max(8),
-        core: session.core(),
+        core: session.core_ptr(),
         policy,
         shared,
     });

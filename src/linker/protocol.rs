@@ -8,7 +8,7 @@
 //!   close action that frees the stub runs — or the upcall sees `Closed`.
 
 use crate::session::AcquireGuard;
-use crate::session::state::Core;
+use crate::session::state::{Core, Handle};
 use crate::{Result, Segment};
 
 /// Acquires a downcall argument's session for the duration of the call
@@ -32,12 +32,14 @@ pub(crate) fn acquire_stub(stub: &super::UpcallStub) -> Result<Option<AcquireGua
     stub.session().acquire().map(Some)
 }
 
-/// An upcall's window on its session (see `Core::enter_upcall`); ends on
-/// drop. Holds the core by raw pointer: once the window's end is visible
-/// another thread's last-handle close may recycle the core, and a close this
-/// thread deferred to the window's end frees the stub's closure data.
-#[derive(Debug)]
+/// An upcall's window on its session; ends on drop. It holds a handle of
+/// the session (made from the stub's raw core pointer) until the window has
+/// ended: the last handle cannot drop under a running upcall, and if this
+/// one is the last, the session closes right after the window (which frees
+/// the stub's closure data: the trampoline holds no reference to it then).
 pub(crate) struct Entered {
+    /// `None` only under the broken twin `UpcallNoHandle`.
+    _handle: Option<Handle>,
     core: *const Core,
     shard: usize,
 }
@@ -45,22 +47,38 @@ pub(crate) struct Entered {
 impl Drop for Entered {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: `core` was live when the window was entered and stays so
-        // until this exit (every closer waits for entered upcalls, a
-        // last-handle drop inside this window is deferred to this exit);
-        // the window is this token's and ends once, here.
-        unsafe { crate::session::state::exit_upcall(self.core, self.shard) }
+        // SAFETY: the core is live: `handle` holds it (or, under the broken
+        // twin only, nothing does).
+        unsafe { (*self.core).exit_user(self.shard) };
+        // `handle` drops after this body: the window has ended by then.
     }
 }
 
-/// Enters `core` for one upcall (`None` only under the broken twin).
+/// Enters the core at `core` (a stub's, from `Handle::as_ptr`) for one
+/// upcall (`None` only under the broken twin `UpcallNoEnter`).
+///
+/// # Safety
+///
+/// As [`Handle::from_stub`]: the stub's closure has not been freed.
 #[inline]
-pub(crate) fn enter_upcall(core: &Core) -> Result<Option<Entered>> {
+pub(crate) unsafe fn enter_upcall(core: *const Core) -> Result<Option<Entered>> {
     if crate::session::state::twin_on("UpcallNoEnter") {
         return Ok(None);
     }
-    let shard = core.enter_upcall()?;
-    Ok(Some(Entered { core, shard }))
+    let handle = if crate::session::state::twin_on("UpcallNoHandle") {
+        None
+    } else {
+        // SAFETY: the caller's contract.
+        Some(unsafe { Handle::from_stub(core) })
+    };
+    // SAFETY: live: `handle` holds it (or, under the broken twin, the
+    // caller's contract alone).
+    let shard = unsafe { (*core).enter_user()? };
+    Ok(Some(Entered {
+        _handle: handle,
+        core,
+        shard,
+    }))
 }
 
 /// Loom hooks: the protocol steps above, callable from `loom-tests`.
@@ -78,7 +96,8 @@ pub mod hooks {
 
     /// What an upcall stub does before running the user's code.
     pub fn enter_upcall(session: &Session) -> Result<Option<impl Drop + '_>> {
-        super::enter_upcall(session.core())
+        // SAFETY: `session` is a live handle of the core.
+        unsafe { super::enter_upcall(session.core_ptr()) }
     }
 
     /// What a stub's closure data holds: its session's core by raw pointer,
@@ -95,7 +114,7 @@ pub mod hooks {
     impl StubCore {
         /// The raw core of `session`, as `closure::make` takes it.
         pub fn of(session: &Session) -> StubCore {
-            StubCore(session.core())
+            StubCore(session.core_ptr())
         }
 
         /// What the stub's trampoline does before running the user's code.
@@ -106,7 +125,7 @@ pub mod hooks {
         /// actions (which free the stub) must not have run yet.
         pub unsafe fn enter(&self) -> Result<Option<impl Drop + use<>>> {
             // SAFETY: live (the caller's contract).
-            super::enter_upcall(unsafe { &*self.0 })
+            unsafe { super::enter_upcall(self.0) }
         }
     }
 }

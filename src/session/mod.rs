@@ -12,8 +12,10 @@
 //!
 //! While an [`AcquireGuard`] is held the session cannot close: `close()` fails
 //! with [`Error::Busy`], and `close_blocking()` waits. Plain accesses through
-//! [`Session::enter`] never make close fail: close waits for the few that are
-//! in flight, and later ones fail with [`Error::Closed`]. The protocol is in
+//! [`Session::enter`] never make another thread's close fail: close waits for
+//! the few that are in flight, and later ones fail with [`Error::Closed`]; a
+//! close from inside one of the calling thread's own windows (an `enter`
+//! token, a `Marshal` encode/decode, an upcall) is [`Error::InUse`]. The protocol is in
 //! `state.rs` and is model-checked by `loom-tests/`.
 
 pub(crate) mod state;
@@ -519,6 +521,13 @@ impl Session {
         // If this session is already closed the action runs at once (and
         // releases the hold) and `Err(Closed)` comes back.
         self.core.add_close_action(state::Action::Boxed(action))
+    }
+
+    /// Crate-internal: the core's address, for an upcall stub (see
+    /// `state::Handle::from_stub`).
+    #[inline]
+    pub(crate) fn core_ptr(&self) -> *const Core {
+        self.core.as_ptr()
     }
 
     /// Crate-internal: the state behind the handle.

@@ -156,10 +156,9 @@ pub mod broken {
         /// Close does not refuse a close from inside the caller's own user
         /// window or upcall (confined: frees under it).
         CloseInsideWindow,
-        /// The last-handle close does not wait for upcalls in flight.
-        UniqueNoDrain,
-        /// A last handle dropped inside its own upcall closes at once.
-        UniqueCloseInsideUpcall,
+        /// An upcall holds no handle of its session while it runs (the last
+        /// handle can drop, and free the stub, under it).
+        UpcallNoHandle,
     }
 
     std::thread_local! {
@@ -617,12 +616,12 @@ impl Core {
     //   thread's window record (`WINDOWS`), which `close`/`close_blocking`
     //   consult before they would wait (`InUse` instead of a hang).
     //
-    // Upcall windows are entered through a raw core pointer (no handle), so
-    // the last handle can drop on another thread while one runs: those are
-    // counted with read-modify-writes (also for confined sessions) so that
-    // the last-handle close can wait for them, and recorded in `WINDOWS` so
-    // that a last-handle drop *inside* one (same thread) is deferred to its
-    // end ([`exit_upcall`]).
+    // An upcall is a user window too. Its stub reaches the core through a
+    // raw pointer, not a handle, so for the length of its window the upcall
+    // holds a handle made from that pointer (`Handle::from_stub`): the last
+    // handle can then never drop under a running upcall (on another thread,
+    // or inside the upcall itself); if the upcall's handle is the last one,
+    // the session closes when the upcall's window has ended.
 
     /// Starts a user window (see above). Returns the shard to exit through.
     #[inline]
@@ -670,33 +669,14 @@ impl Core {
         }
     }
 
-    /// Starts an upcall's window, entered through the stub's raw core
-    /// pointer (see above). Returns the shard to exit through.
+    /// Whether the calling thread holds a recorded window (a user window of
+    /// a shared/auto session, or an upcall window) on this core. This
+    /// thread's windows are counted on its own shard, by itself, so a zero
+    /// count there (the common case) answers without the record.
     #[inline]
-    pub(crate) fn enter_upcall(&self) -> Result<usize> {
-        let i = match self.kind {
-            SessionKind::Global => return Ok(0),
-            SessionKind::Confined => {
-                self.check_thread()?;
-                // A read-modify-write: the last handle may be dropping on
-                // another thread, which sets CLOSED with a fetch_or.
-                let prev = self.shards[0].fetch_add(ENTER_ONE, Ordering::Acquire);
-                if prev & (CLOSED | ENTER_FULL) != 0 {
-                    self.shards[0].fetch_sub(ENTER_ONE, Ordering::Release);
-                    return Err(if prev & CLOSED != 0 {
-                        Error::Closed
-                    } else {
-                        Error::TooManyAcquires {
-                            count: enters(prev),
-                        }
-                    });
-                }
-                0
-            }
-            SessionKind::Shared | SessionKind::Auto => self.enter()?,
-        };
-        windows::note(self);
-        Ok(i)
+    fn in_my_window(&self) -> bool {
+        let s = &self.shards[my_shard(self.shards.len())];
+        enters(s.load(Ordering::Relaxed)) != 0 && windows::holds(self)
     }
 
     /// Fails with `InUse` when the calling thread is inside a user window or
@@ -706,7 +686,7 @@ impl Core {
     fn check_not_in_window(&self) -> Result<()> {
         let inside = match self.kind {
             SessionKind::Confined => enters(self.shards[0].load(Ordering::Relaxed)) != 0,
-            _ => windows::holds(self),
+            _ => self.in_my_window(),
         };
         if inside && !broken!(CloseInsideWindow) {
             return Err(Error::InUse);
@@ -900,15 +880,13 @@ impl Core {
         tally.finish()
     }
 
-    /// Closes a session whose last handle is gone (no guard or user window
-    /// can exist: each borrows a handle) and reports a panicking action;
-    /// waits for upcalls in flight on other threads (they enter through a
-    /// raw pointer, not a handle).
+    /// Closes a session whose last handle is gone (no guard or access can
+    /// exist: each borrows a handle, an upcall holds one) and reports a
+    /// panicking action.
     ///
     /// # Safety
     ///
-    /// The caller holds the only handle of this core (or `&mut`), and the
-    /// calling thread is inside no upcall window on it.
+    /// The caller holds the only reference to this core.
     unsafe fn close_unique(&self) {
         if self.kind == SessionKind::Global {
             return;
@@ -919,20 +897,10 @@ impl Core {
         if was_closed {
             return;
         }
-        // No handle is left, but upcalls enter through the stub's raw core
-        // pointer: mark CLOSED with a read-modify-write (an upcall entering
-        // after it sees CLOSED; one before it is counted) and wait for the
-        // upcalls in flight on other threads before the actions free their
-        // closures (an upcall of this thread deferred this close instead).
         for s in self.shards.iter() {
-            s.fetch_or(CLOSED, Ordering::AcqRel);
-        }
-        if !broken!(UniqueNoDrain) {
-            for s in self.shards.iter() {
-                while enters(s.load(Ordering::Acquire)) != 0 {
-                    yield_now();
-                }
-            }
+            // Unique: a plain load/store pair is enough (an upcall in flight
+            // holds a handle of its own, `Handle::from_stub`).
+            s.store(s.load(Ordering::Relaxed) | CLOSED, Ordering::Relaxed);
         }
         // SAFETY: unique, and `closed` is set.
         if let Err(e) = unsafe { self.run_actions_unlocked() } {
@@ -1103,55 +1071,19 @@ impl Drop for Core {
 
 // ----- per-thread window record ------------------------------------------------
 
-/// Ends an upcall's window started by [`Core::enter_upcall`] that returned
-/// `i`, and runs a last-handle close this thread deferred to it.
-///
-/// Takes a raw pointer, not `&Core`: once the decrement is visible another
-/// thread's last-handle close may recycle or free the core, so no reference
-/// to it may be live (as a function argument) past that point, and a
-/// deferred close frees the upcall's closure data, which the caller must no
-/// longer borrow either.
-///
-/// # Safety
-///
-/// `core` points to a live core on which this thread entered an upcall
-/// window (shard `i`) that has not ended; the caller holds no reference into
-/// the stub's closure data (a deferred close may free it).
-pub(crate) unsafe fn exit_upcall(core: *const Core, i: usize) {
-    // SAFETY: live until the decrement below (the caller's contract; a
-    // closer waits for this window before it frees or recycles the core).
-    let kind = unsafe { (*core).kind };
-    if kind == SessionKind::Global {
-        return;
-    }
-    // SAFETY: as above; only the atomic is touched, through a short borrow.
-    unsafe { (*core).shards[i].fetch_sub(ENTER_ONE, Ordering::Release) };
-    // From here the core may be gone: only its address is used (compared).
-    if windows::forget_addr(core as usize) {
-        // This thread dropped the last handle inside the window: the close
-        // (and the recycling) happens now that the window is over.
-        if let Some(arc) = windows::take_deferred(core as usize) {
-            drop(Handle(ManuallyDrop::new(arc)));
-        }
-    }
-}
-
-/// The user and upcall windows the calling thread holds on shared, auto
-/// and (upcalls only) confined sessions, by core address; and the cores
-/// whose last handle this thread dropped inside one of its upcall windows.
+/// The user windows (upcalls included) the calling thread holds on shared
+/// and auto sessions, by core address.
 mod windows {
-    use super::{Arc, Core, RefCell, thread_local};
+    use super::{Core, RefCell, thread_local};
 
     // loom's thread_local! (edition 2018 macro) takes no `const {}` init.
     #[cfg(not(loom))]
     thread_local! {
         static WINDOWS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
-        static DEFERRED: RefCell<Vec<Arc<Core>>> = const { RefCell::new(Vec::new()) };
     }
     #[cfg(loom)]
     thread_local! {
         static WINDOWS: RefCell<Vec<usize>> = RefCell::new(Vec::new());
-        static DEFERRED: RefCell<Vec<Arc<Core>>> = RefCell::new(Vec::new());
     }
 
     #[inline]
@@ -1167,25 +1099,17 @@ mod windows {
         let _ = WINDOWS.try_with(|w| w.borrow_mut().push(a));
     }
 
-    /// Ends a window on `core`.
+    /// Ends a window on `core` (the newest one: tokens may drop out of
+    /// order, and any entry for this core stands for any of its windows).
     #[inline]
     pub(super) fn forget(core: &Core) {
-        forget_addr(addr(core));
-    }
-
-    /// Ends a window on the core at `a`; true if it was this thread's last
-    /// window on it.
-    #[inline]
-    pub(super) fn forget_addr(a: usize) -> bool {
-        WINDOWS
-            .try_with(|w| {
-                let mut w = w.borrow_mut();
-                if let Some(i) = w.iter().rposition(|&x| x == a) {
-                    w.remove(i);
-                }
-                !w.contains(&a)
-            })
-            .unwrap_or(true)
+        let a = addr(core);
+        let _ = WINDOWS.try_with(|w| {
+            let mut w = w.borrow_mut();
+            if let Some(i) = w.iter().rposition(|&x| x == a) {
+                w.remove(i);
+            }
+        });
     }
 
     /// Whether this thread holds a window on `core`.
@@ -1195,30 +1119,6 @@ mod windows {
         WINDOWS
             .try_with(|w| w.borrow().contains(&a))
             .unwrap_or(false)
-    }
-
-    /// Keeps the last handle's core until this thread's windows on it end.
-    pub(super) fn defer(core: Arc<Core>) {
-        let mut spare = Some(core);
-        let _ = DEFERRED.try_with(|d| d.borrow_mut().extend(spare.take()));
-        if let Some(core) = spare {
-            // The thread is exiting and its record is gone: nothing can end
-            // the window any more; keep the core rather than free it under
-            // the window.
-            core::mem::forget(core);
-        }
-    }
-
-    /// The core at `a` whose close was deferred, if any.
-    pub(super) fn take_deferred(a: usize) -> Option<Arc<Core>> {
-        DEFERRED
-            .try_with(|d| {
-                let mut d = d.borrow_mut();
-                let i = d.iter().position(|c| Arc::as_ptr(c) as usize == a)?;
-                Some(d.swap_remove(i))
-            })
-            .ok()
-            .flatten()
     }
 }
 
@@ -1290,6 +1190,32 @@ impl Handle {
         Handle(ManuallyDrop::new(core))
     }
 
+    /// The core's address, with the provenance of the whole `Arc`
+    /// allocation (what [`Handle::from_stub`] takes back).
+    #[inline]
+    pub(crate) fn as_ptr(&self) -> *const Core {
+        Arc::as_ptr(&self.0)
+    }
+
+    /// A new handle of the core at `core` (an upcall stub's, which holds
+    /// the core by pointer, not by handle).
+    ///
+    /// # Safety
+    ///
+    /// `core` came from [`Handle::as_ptr`] and at least one handle of that
+    /// core is alive for the duration of this call (for a stub: its
+    /// closure has not been freed, so its session's close actions have not
+    /// run, so some handle still holds the core, or the caller broke the
+    /// stub's contract by calling it while its session closes unheld).
+    #[inline]
+    pub(crate) unsafe fn from_stub(core: *const Core) -> Handle {
+        // SAFETY: the caller's contract: a live `Arc<Core>` allocation.
+        unsafe {
+            Arc::increment_strong_count(core);
+            Handle(ManuallyDrop::new(Arc::from_raw(core)))
+        }
+    }
+
     /// Whether two handles name the same session.
     #[inline]
     pub(crate) fn ptr_eq(&self, other: &Handle) -> bool {
@@ -1317,25 +1243,14 @@ impl Drop for Handle {
     fn drop(&mut self) {
         // SAFETY: this is drop; the field is never used again.
         let core = unsafe { ManuallyDrop::take(&mut self.0) };
-        if core.kind != SessionKind::Global && Arc::strong_count(&core) == 1 {
+        if matches!(core.kind, SessionKind::Confined | SessionKind::Shared)
+            && Arc::strong_count(&core) == 1
+        {
             // Pairs with the Release decrement of every other handle's drop
             // (the value 1 was written by the last of them): their uses of
             // the core happen-before its reuse.
             fence(Ordering::Acquire);
-            if windows::holds(&core) && !broken!(UniqueCloseInsideUpcall) {
-                // The last handle dropped inside one of this thread's upcall
-                // windows on the session: closing now would free the closure
-                // that is running. `exit_upcall` closes it when it ends.
-                windows::defer(core);
-                return;
-            }
-            // SAFETY: the only handle (see above); upcalls in flight hold
-            // only the raw pointer and touch only the shard words, which
-            // close_unique sets CLOSED on and waits for.
-            unsafe { core.close_unique() };
-            if core.kind != SessionKind::Auto {
-                recycle(core);
-            }
+            recycle(core);
         }
     }
 }
