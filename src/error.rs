@@ -34,6 +34,14 @@ pub enum Error {
         /// How many guards were held when close looked.
         acquired: usize,
     },
+    /// `close()` was called from inside one of the session's own access
+    /// windows on the calling thread (a [`Session::enter`](crate::Session::enter)
+    /// token, a [`Marshal`](crate::marshal::Marshal) `encode`/`decode`, an
+    /// upcall of one of its stubs): closing there would free the memory under
+    /// that window, or wait for it forever. Nothing was closed; close after
+    /// the window ends.
+    #[error("session is in use by this thread: close from inside one of its access windows")]
+    InUse,
     /// A confined session was used from a thread other than its owner.
     #[error("session is confined to thread {owner}, but was used from thread {current}")]
     WrongThread {

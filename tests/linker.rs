@@ -10,7 +10,7 @@ use memscope::linker::{
     Symbol, SymbolLookup,
 };
 use memscope::marshal::Value;
-use memscope::{Address, Error, Segment, Session};
+use memscope::{Address, Error, Segment, Session, SessionKind};
 
 /// Builds `tests/c/testlib.c` once per test binary, into target/tmp.
 fn testlib_path() -> &'static str {
@@ -1536,4 +1536,288 @@ fn large_calls_work_from_thread_local_destructors_after_the_thread_stack_is_gone
         (0..40).map(|i| Value::U64(2 * i)).collect(),
     )]);
     assert_eq!(rx.recv().unwrap(), Some(want));
+}
+
+// ----- upcalls versus their session's close (issue 12, UB items 3, 4, 8) ----
+
+fn apply_int(lib: &Library) -> memscope::linker::Downcall {
+    link(
+        lib,
+        "apply_int",
+        Some(c::INT),
+        &[c::POINTER, c::INT, c::INT],
+    )
+}
+
+fn upcall_closing_its_own_session(s: Session) {
+    let lib = testlib();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (s2, seen2) = (s.clone(), seen.clone());
+    let data = vec![40i32]; // captured state the close would free
+    let stub = Linker::native()
+        .upcall_typed(
+            move |a: i32, b: i32| -> i32 {
+                *seen2.lock().unwrap() = Some(s2.close());
+                data[0] + a + b
+            },
+            &s,
+        )
+        .unwrap();
+    let r = apply_int(&lib)
+        .call(&[Value::Address(stub.address()), Value::I32(1), Value::I32(1)])
+        .unwrap();
+    assert_eq!(r, Some(Value::I32(42)));
+    assert_eq!(*seen.lock().unwrap(), Some(Err(Error::InUse)));
+    assert_eq!(stub.take_panic(), None);
+    s.close().unwrap();
+}
+
+#[test]
+fn an_upcall_that_closes_its_own_confined_session_gets_an_error_not_a_free() {
+    upcall_closing_its_own_session(Session::confined());
+}
+
+#[test]
+fn an_upcall_that_closes_its_own_shared_session_gets_an_error_not_a_hang() {
+    upcall_closing_its_own_session(Session::shared());
+}
+
+/// The upcall runs on `caller` (the owner, for a confined session) while
+/// another thread drops the session's last handles (its own and the
+/// stub's): the drop must not free the closure under the upcall; the
+/// session closes when the upcall is over (the upcall holds a handle).
+fn last_handle_drop_while_an_upcall_runs(kind: SessionKind) {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let (handles_tx, handles_rx) = mpsc::channel();
+    let (entered_tx, entered_rx) = mpsc::channel::<()>();
+    let (dropped_tx, dropped_rx) = mpsc::channel::<()>();
+    let closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let closed2 = closed.clone();
+    let caller = std::thread::spawn(move || {
+        let lib = testlib();
+        let s = if kind == SessionKind::Confined {
+            Session::confined()
+        } else {
+            Session::shared()
+        };
+        let c = closed2.clone();
+        s.add_close_action(move || c.store(true, std::sync::atomic::Ordering::SeqCst))
+            .unwrap();
+        let entered = std::sync::Mutex::new(entered_tx);
+        let dropped = std::sync::Mutex::new(dropped_rx);
+        let data = vec![40i32];
+        let stub = Linker::native()
+            .upcall_typed(
+                move |a: i32, b: i32| -> i32 {
+                    entered.lock().unwrap().send(()).unwrap();
+                    // The other thread drops the last handles now: nothing
+                    // may be freed while we are in here.
+                    let r = dropped
+                        .lock()
+                        .unwrap()
+                        .recv_timeout(Duration::from_secs(10));
+                    assert!(r.is_ok(), "the last-handle drop did not return");
+                    assert!(
+                        !closed2.load(std::sync::atomic::Ordering::SeqCst),
+                        "closed under a running upcall"
+                    );
+                    data[0] + a + b
+                },
+                &s,
+            )
+            .unwrap();
+        let code = stub.address();
+        handles_tx.send((s, stub)).unwrap();
+        apply_int(&lib)
+            .call(&[Value::Address(code), Value::I32(1), Value::I32(1)])
+            .unwrap()
+    });
+    let dropper = std::thread::spawn(move || {
+        let handles = handles_rx.recv().unwrap();
+        entered_rx.recv().unwrap();
+        drop(handles); // the last handles: the session closes after the upcall
+        let _ = dropped_tx.send(());
+    });
+    dropper.join().unwrap();
+    assert_eq!(caller.join().unwrap(), Some(Value::I32(42)));
+    assert!(closed.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+#[test]
+fn dropping_the_last_handle_while_an_upcall_runs_closes_after_it() {
+    last_handle_drop_while_an_upcall_runs(SessionKind::Shared);
+}
+
+#[test]
+fn dropping_the_last_confined_handle_elsewhere_while_its_upcall_runs_closes_after_it() {
+    last_handle_drop_while_an_upcall_runs(SessionKind::Confined);
+}
+
+#[test]
+fn dropping_the_last_handle_inside_its_own_upcall_closes_after_it_returns() {
+    for kind in [
+        SessionKind::Shared,
+        SessionKind::Confined,
+        SessionKind::Auto,
+    ] {
+        let lib = testlib();
+        let s = match kind {
+            SessionKind::Confined => Session::confined(),
+            SessionKind::Shared => Session::shared(),
+            _ => Session::auto(),
+        };
+        let closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let c = closed.clone();
+        s.add_close_action(move || c.store(true, std::sync::atomic::Ordering::SeqCst))
+            .unwrap();
+        // The closure owns the session's last handle (after the ones below
+        // drop) and drops it while it runs.
+        let slot: std::sync::Arc<std::sync::Mutex<Option<Session>>> = Default::default();
+        let (slot2, closed2) = (slot.clone(), closed.clone());
+        let data = vec![40i32];
+        let stub = Linker::native()
+            .upcall_typed(
+                move |a: i32, b: i32| -> i32 {
+                    drop(slot2.lock().unwrap().take());
+                    // Deferred: nothing is freed while the upcall runs.
+                    assert!(!closed2.load(std::sync::atomic::Ordering::SeqCst));
+                    data[0] + a + b
+                },
+                &s,
+            )
+            .unwrap();
+        let code = stub.address();
+        *slot.lock().unwrap() = Some(s.clone());
+        drop(stub);
+        drop(s);
+        assert!(!closed.load(std::sync::atomic::Ordering::SeqCst));
+        let r = apply_int(&lib)
+            .call(&[Value::Address(code), Value::I32(1), Value::I32(1)])
+            .unwrap();
+        assert_eq!(r, Some(Value::I32(42)), "{kind:?}");
+        assert!(closed.load(std::sync::atomic::Ordering::SeqCst), "{kind:?}");
+    }
+}
+
+#[test]
+fn a_stub_argument_keeps_its_session_open_for_the_call() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let lib = testlib();
+    let twice = link(
+        &lib,
+        "apply_int_twice",
+        Some(c::INT),
+        &[c::POINTER, c::INT, c::INT],
+    );
+    let s = Session::shared();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (res_tx, res_rx) = mpsc::channel();
+    let go = std::sync::Mutex::new(Some(go_tx));
+    let res = std::sync::Mutex::new(res_rx);
+    let data = vec![20i32];
+    let stub = Linker::native()
+        .upcall_typed(
+            move |a: i32, b: i32| -> i32 {
+                // First call: have another thread try to close the session
+                // between this call and the next one C makes.
+                if let Some(go) = go.lock().unwrap().take() {
+                    go.send(()).unwrap();
+                    let r = res.lock().unwrap().recv_timeout(Duration::from_secs(5));
+                    assert_eq!(r, Ok(Err(Error::Busy { acquired: 1 })));
+                }
+                data[0] + a + b
+            },
+            &s,
+        )
+        .unwrap();
+    let s2 = s.clone();
+    let closer = std::thread::spawn(move || {
+        go_rx.recv().unwrap();
+        res_tx.send(s2.close()).unwrap();
+        // Waits for the call (which holds the stub's session) to return.
+        s2.close_blocking()
+    });
+    let r = twice
+        .call_with(&[
+            Arg::Stub(&stub),
+            Arg::Value(Value::I32(1)),
+            Arg::Value(Value::I32(1)),
+        ])
+        .unwrap();
+    assert_eq!(r, Some(Value::I32(44)));
+    closer.join().unwrap().unwrap();
+    assert!(!s.is_alive());
+    // A closed stub's session cannot be acquired: the call is refused.
+    assert_eq!(
+        twice.call_with(&[
+            Arg::Stub(&stub),
+            Arg::Value(Value::I32(1)),
+            Arg::Value(Value::I32(1))
+        ]),
+        Err(Error::Closed)
+    );
+}
+
+/// A panic payload whose own drop panics.
+struct Bomb;
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("the payload's drop panics");
+    }
+}
+
+#[test]
+fn an_upcall_panic_payload_that_panics_on_drop_is_contained() {
+    let lib = testlib();
+    let apply = apply_int(&lib);
+    let s = Session::shared();
+    let data = vec![1i32];
+    // A capturing closure (libffi stub) and a stateless one (direct stub).
+    let capturing = Linker::native()
+        .upcall_typed(
+            move |a: i32, _b: i32| -> i32 {
+                if a < 0 {
+                    std::panic::panic_any(Bomb);
+                }
+                data[0]
+            },
+            &s,
+        )
+        .unwrap();
+    let stateless = Linker::native()
+        .upcall_typed(
+            |a: i32, _b: i32| -> i32 {
+                if a < 0 {
+                    std::panic::panic_any(Bomb);
+                }
+                1
+            },
+            &s,
+        )
+        .unwrap();
+    for stub in [&capturing, &stateless] {
+        let r = apply
+            .call_with(&[
+                Arg::Stub(stub),
+                Arg::Value(Value::I32(-1)),
+                Arg::Value(Value::I32(0)),
+            ])
+            .unwrap();
+        assert_eq!(r, Some(Value::I32(0)));
+        assert!(matches!(
+            stub.take_panic(),
+            Some(Error::UpcallPanicked { .. })
+        ));
+        let r = apply
+            .call_with(&[
+                Arg::Stub(stub),
+                Arg::Value(Value::I32(1)),
+                Arg::Value(Value::I32(0)),
+            ])
+            .unwrap();
+        assert_eq!(r, Some(Value::I32(1)));
+    }
+    s.close().unwrap();
 }

@@ -1004,3 +1004,91 @@ fn value_debug_and_eq_match_the_derived_forms() {
         Value::Struct(vec![Value::I8(1), Value::I8(2)])
     );
 }
+
+
+// ----- user code inside the access window (issue 12, UB item 3) -------------
+
+/// A `Marshal` type whose `encode` closes a session (held in the value) and
+/// whose `decode` closes the session in `CLOSE_IN_DECODE`, recording what
+/// close returned; then it touches the bytes it was given.
+struct Closer(Session);
+
+thread_local! {
+    static CLOSE_IN_DECODE: RefCell<Option<Session>> = const { RefCell::new(None) };
+    static CLOSE_RESULT: RefCell<Option<Result<()>>> = const { RefCell::new(None) };
+}
+
+impl Marshal for Closer {
+    const SIZE: usize = 8;
+    const ALIGN: usize = 8;
+    fn layout() -> MemoryLayout {
+        c::LONG_LONG
+    }
+    fn encode(&self, out: &mut [u8]) -> Result<()> {
+        let r = self.0.close();
+        CLOSE_RESULT.with(|c| *c.borrow_mut() = Some(r));
+        out.copy_from_slice(&7u64.to_ne_bytes()); // writes the (live?) block
+        Ok(())
+    }
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        let s = CLOSE_IN_DECODE
+            .with(|c| c.borrow().clone())
+            .expect("a session");
+        let r = s.close();
+        CLOSE_RESULT.with(|c| *c.borrow_mut() = Some(r));
+        assert_eq!(bytes[0], 7); // reads the (live?) block
+        Ok(Closer(s))
+    }
+}
+
+fn last_close() -> Option<Result<()>> {
+    CLOSE_RESULT.with(|c| c.borrow_mut().take())
+}
+
+fn arena_segment_round_trip(s: &Session, close_in: &str) {
+    let arena = memscope::alloc::Arena::new(s.clone()).unwrap();
+    let mut seg = arena.allocate(8, 8).unwrap();
+    if close_in == "encode" {
+        Closer(s.clone()).write_to(&mut seg, 0).unwrap();
+    } else {
+        7u64.write_to(&mut seg, 0).unwrap();
+        CLOSE_IN_DECODE.with(|c| *c.borrow_mut() = Some(s.clone()));
+        Closer::read_from(&seg, 0).unwrap();
+        CLOSE_IN_DECODE.with(|c| *c.borrow_mut() = None);
+    }
+    assert_eq!(last_close(), Some(Err(Error::InUse)));
+    // The window is over: the block is still there, and close now works.
+    assert_eq!(seg.get::<u64>(0).unwrap(), 7);
+    drop(seg);
+    s.close().unwrap();
+}
+
+#[test]
+fn marshal_encode_that_closes_its_confined_session_gets_an_error_not_a_free() {
+    arena_segment_round_trip(&Session::confined(), "encode");
+}
+
+#[test]
+fn marshal_decode_that_closes_its_confined_session_gets_an_error_not_a_free() {
+    arena_segment_round_trip(&Session::confined(), "decode");
+}
+
+#[test]
+fn marshal_encode_that_closes_its_shared_session_gets_an_error_not_a_hang() {
+    arena_segment_round_trip(&Session::shared(), "encode");
+}
+
+#[test]
+fn marshal_decode_that_closes_its_shared_session_gets_an_error_not_a_hang() {
+    arena_segment_round_trip(&Session::shared(), "decode");
+}
+
+#[test]
+fn marshal_encode_may_close_another_session() {
+    let (s, other) = (Session::confined(), Session::shared());
+    let arena = memscope::alloc::Arena::new(s.clone()).unwrap();
+    let mut seg = arena.allocate(8, 8).unwrap();
+    Closer(other.clone()).write_to(&mut seg, 0).unwrap();
+    assert_eq!(last_close(), Some(Ok(())));
+    assert!(!other.is_alive());
+}

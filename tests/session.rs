@@ -1238,3 +1238,57 @@ fn withdrawn_close_action_never_runs_and_a_run_one_cannot_be_withdrawn() {
     a.close().unwrap();
     assert!(!a.__withdraw_close_action(key));
 }
+
+
+// ----- closing from inside one's own access window (issue 12) ---------------
+
+#[test]
+fn enter_then_close_on_the_same_thread_is_an_error_not_a_hang() {
+    for s in [Session::shared(), Session::confined()] {
+        let access = s.enter().unwrap();
+        assert_eq!(s.close(), Err(Error::InUse));
+        assert_eq!(s.close_blocking(), Err(Error::InUse));
+        assert_eq!(
+            s.close_timeout(Duration::from_secs(3600)),
+            Err(Error::InUse)
+        );
+        {
+            // Nested windows: still refused until the last one ends.
+            let _inner = s.enter().unwrap();
+            drop(access);
+            assert_eq!(s.close(), Err(Error::InUse));
+        }
+        assert!(s.is_alive());
+        s.close().unwrap();
+    }
+}
+
+#[test]
+fn a_window_on_one_session_does_not_stop_closing_another() {
+    let (a, b) = (Session::shared(), Session::shared());
+    let _in_a = a.enter().unwrap();
+    b.close().unwrap();
+    let c = Session::confined();
+    let _in_c = c.enter().unwrap();
+    let d = Session::confined();
+    d.close().unwrap();
+}
+
+#[test]
+fn another_threads_window_still_makes_a_shared_close_wait_not_fail() {
+    let s = Session::shared();
+    let s2 = s.clone();
+    let (entered, go) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+    let (e2, g2) = (entered.clone(), go.clone());
+    let t = thread::spawn(move || {
+        let a = s2.enter().unwrap();
+        e2.wait();
+        g2.wait();
+        thread::sleep(Duration::from_millis(20));
+        drop(a);
+    });
+    entered.wait();
+    go.wait();
+    s.close().unwrap(); // waits for the other thread's window, no InUse
+    t.join().unwrap();
+}

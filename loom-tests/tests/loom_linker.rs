@@ -131,3 +131,85 @@ fn twin_upcall_without_enter_is_caught() {
 fn twin_upcall_without_enter_is_caught_in_nested_calls() {
     with_twin(Twin::UpcallNoEnter, downcall_with_upcall_vs_close);
 }
+
+/// An upcall is in flight (entered through the stub's raw core pointer, as
+/// the trampoline does) on main while another thread drops the session's
+/// last handle: the upcall's own handle keeps the session open, and the
+/// session closes (its action frees the closure, "memory") only after the
+/// upcall's window, on main; for shared and confined sessions (the upcall
+/// of a confined one runs on its owner).
+fn last_handle_drop_vs_upcall(confined: bool) {
+    use memscope::Session;
+    use memscope::linker::protocol::hooks::StubCore;
+    model(move || {
+        let s = if confined {
+            Session::confined()
+        } else {
+            Session::shared()
+        };
+        let m = Memory::new();
+        loom_tests::free_on_close(&s, &m);
+        let stub = StubCore::of(&s);
+        // SAFETY: the session is open (this thread holds its handle).
+        let entered = unsafe { stub.enter() }.unwrap();
+        let t = thread::spawn(move || drop(s)); // the last handle
+        touch(&m); // the closure's data
+        drop(entered);
+        t.join().unwrap();
+        assert!(!m.is_live());
+    });
+}
+
+#[test]
+fn loom_last_handle_drop_vs_upcall() {
+    last_handle_drop_vs_upcall(false);
+}
+
+#[test]
+fn loom_last_handle_drop_vs_confined_upcall() {
+    last_handle_drop_vs_upcall(true);
+}
+
+#[test]
+#[should_panic]
+fn twin_upcall_without_a_handle_is_caught_by_a_last_handle_drop() {
+    with_twin(Twin::UpcallNoHandle, || last_handle_drop_vs_upcall(false));
+}
+
+#[test]
+#[should_panic]
+fn twin_upcall_without_a_handle_is_caught_by_a_confined_last_handle_drop() {
+    with_twin(Twin::UpcallNoHandle, || last_handle_drop_vs_upcall(true));
+}
+
+/// Main drops a handle inside its own upcall window while another thread
+/// drops the other: whichever is last, the session closes once, after the
+/// upcall's window (the closure is never freed under it).
+fn last_handle_drop_inside_upcall() {
+    use memscope::Session;
+    use memscope::linker::protocol::hooks::StubCore;
+    model(|| {
+        let (s, m) = session_with_memory();
+        let s2 = s.clone();
+        let stub = StubCore::of(&s);
+        // SAFETY: the session is open (this thread holds a handle).
+        let entered = unsafe { stub.enter() }.unwrap();
+        let t = thread::spawn(move || drop(s2));
+        drop::<Session>(s); // maybe the last handle, inside the upcall
+        touch(&m);
+        drop(entered);
+        t.join().unwrap();
+        assert!(!m.is_live());
+    });
+}
+
+#[test]
+fn loom_last_handle_drop_inside_upcall() {
+    last_handle_drop_inside_upcall();
+}
+
+#[test]
+#[should_panic]
+fn twin_upcall_without_a_handle_is_caught_by_a_drop_inside_it() {
+    with_twin(Twin::UpcallNoHandle, last_handle_drop_inside_upcall);
+}

@@ -465,3 +465,85 @@ fn last_handles_drop_at_once() {
 fn loom_last_handles_drop_at_once() {
     last_handles_drop_at_once();
 }
+
+// ----- 9. a confined access window versus a close from inside it --------------
+
+/// The owner of a confined session closes it from inside its own access
+/// windows (a `Session::enter` token, as `Marshal::encode`/`decode` run in,
+/// and an upcall window, entered through the stub's raw core pointer) while
+/// another thread drops a handle: the close is `InUse` and frees nothing;
+/// the memory is freed exactly once, after the windows end, by whichever
+/// thread drops the last handle.
+fn confined_window_vs_close_from_inside() {
+    use memscope::linker::protocol::hooks::StubCore;
+    model("confined_window_vs_close_from_inside", || {
+        let s = Session::confined();
+        let m = loom_tests::Memory::new();
+        loom_tests::free_on_close(&s, &m);
+        let s2 = s.clone();
+        let t = thread::spawn(move || drop(s2));
+        {
+            let a = s.enter().unwrap();
+            assert_eq!(s.close(), Err(Error::InUse));
+            m.read();
+            drop(a);
+        }
+        {
+            // SAFETY: the session is open (this thread holds a handle).
+            let u = unsafe { StubCore::of(&s).enter() }.unwrap();
+            assert_eq!(s.close_blocking(), Err(Error::InUse));
+            m.read();
+            drop(u);
+        }
+        assert!(m.is_live());
+        drop(s);
+        t.join().unwrap();
+        assert!(!m.is_live());
+    });
+}
+
+#[test]
+fn loom_confined_window_vs_close_from_inside() {
+    confined_window_vs_close_from_inside();
+}
+
+#[test]
+#[should_panic(expected = "InUse")]
+fn twin_confined_close_inside_its_window_is_caught() {
+    with_twin(
+        Twin::CloseInsideWindow,
+        confined_window_vs_close_from_inside,
+    );
+}
+
+/// The same for a shared session: a close from inside this thread's own
+/// window must be `InUse` (not a wait for itself), while another thread's
+/// close waits for the window.
+fn shared_window_vs_close_from_inside() {
+    model("shared_window_vs_close_from_inside", || {
+        let (s, m) = session_with_memory();
+        let s2 = s.clone();
+        let t = thread::spawn(move || match s2.close_blocking() {
+            Ok(()) | Err(Error::Closed) => {}
+            Err(e) => panic!("close failed: {e}"),
+        });
+        if let Ok(a) = s.enter() {
+            assert_eq!(s.close(), Err(Error::InUse));
+            m.read();
+            drop(a);
+        }
+        t.join().unwrap();
+        assert!(!m.is_live());
+    });
+}
+
+#[test]
+fn loom_shared_window_vs_close_from_inside() {
+    shared_window_vs_close_from_inside();
+}
+
+#[test]
+#[should_panic]
+fn twin_shared_close_inside_its_window_is_caught() {
+    with_twin(Twin::CloseInsideWindow, shared_window_vs_close_from_inside);
+}

@@ -76,7 +76,9 @@ struct Data<H> {
     /// session own itself (the data lives in one of its close actions) and
     /// an unclosed session would never be dropped. The core outlives the
     /// data: the data is owned by a close action, which runs (and is
-    /// dropped) at the latest while the core is being dropped.
+    /// dropped) at the latest when the last handle drops; a running upcall
+    /// holds a handle of its own (`Handle::from_stub`) until its window
+    /// ends. From `Session::core_ptr` (the whole `Arc`'s provenance).
     core: *const crate::session::state::Core,
     policy: PanicPolicy,
     shared: std::sync::Arc<StubShared>,
@@ -104,22 +106,28 @@ impl<H: Handler> Data<H> {
         }
     }
 
+    /// Runs one upcall inside its session window and returns the window
+    /// (`None` if it could not be entered, or under the broken twin), which
+    /// the trampoline ends after this borrow of the data is over: ending it
+    /// may run a close deferred to it, which frees this data.
     #[inline(always)]
-    fn run(&self, args: ArgViews<'_>, ret: &mut [u8]) {
+    fn run(&self, args: ArgViews<'_>, ret: &mut [u8]) -> Option<super::protocol::Entered> {
         // The session must still be open (close waits for entered upcalls
         // before it frees anything). A confined session's upcall from
         // another thread is refused here.
-        // SAFETY: see the `core` field: the core outlives this data.
-        let core = unsafe { &*self.core };
-        let access = match super::protocol::enter_upcall(core) {
+        // SAFETY: see the `core` field: the core outlives this data, which
+        // is live (we are running it).
+        let access = match unsafe { super::protocol::enter_upcall(self.core) } {
             Ok(a) => a,
             Err(e) => {
                 ret.fill(0);
-                return self.fail(e);
+                self.fail(e);
+                return None;
             }
         };
         let r = catch_unwind(AssertUnwindSafe(|| self.handler.handle(args, ret)));
-        drop(access);
+        // Still inside the window: `fail` touches this data, which a close
+        // may free once the window ends.
         match r {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -129,31 +137,57 @@ impl<H: Handler> Data<H> {
             Err(p) => {
                 ret.fill(0);
                 self.fail(Error::UpcallPanicked {
-                    message: message(&*p),
+                    message: panic_message_dropped(p),
                 })
             }
         }
+        access
     }
 }
 
+/// The message of a caught panic, and the payload dropped without letting
+/// a panicking `Drop` of it escape (it would unwind into C, which aborts):
+/// a payload whose drop panics is forgotten (leaked) instead.
+pub(crate) fn panic_message_dropped(p: Box<dyn std::any::Any + Send>) -> String {
+    let m = message(&*p);
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(p))) {
+        // The drop's own payload may panic on drop too: never drop it.
+        std::mem::forget(again);
+    }
+    m
+}
+
 unsafe extern "C" fn trampoline<H: Handler>(
-    _cif: &ffi_cif,
-    result: &mut u8,
-    args: *const *const c_void,
-    data: &Data<H>,
+    _cif: *mut ffi_cif,
+    result: *mut c_void,
+    args: *mut *mut c_void,
+    data: *mut c_void,
 ) {
-    let views = ArgViews {
-        ptrs: args,
-        sizes: &data.sizes,
+    // Raw pointers, not references, for the cif and the data: a close
+    // deferred to the end of the window (below) frees both while this
+    // function still runs, so no reference to them may be a live argument.
+    let window = {
+        // SAFETY: `data` is the `Data<H>` that `make` registered with this
+        // closure; it is live while the closure can be called, and stays
+        // live until `window` drops (no close frees it while the window is
+        // open). The borrow ends with this block.
+        let data: &Data<H> = unsafe { &*data.cast::<Data<H>>() };
+        let views = ArgViews {
+            ptrs: args.cast_const().cast(),
+            sizes: &data.sizes,
+        };
+        // SAFETY: libffi hands the closure a return buffer of at least
+        // max(return size, sizeof(ffi_arg) = 8) bytes (`ret_bytes` is
+        // exactly that), exclusively ours until we return; it is not part
+        // of the data.
+        let ret = unsafe { super::cif::zeroed_bytes_mut(result.cast(), data.ret_bytes) };
+        // No unwinding past this point: `run` catches panics in user code
+        // (and in dropping their payloads), and its own code (locking,
+        // formatting) aborts via the extern "C" ABI rather than unwinding if
+        // it ever panicked.
+        data.run(views, ret)
     };
-    // SAFETY: libffi hands the closure a return buffer of at least
-    // max(return size, sizeof(ffi_arg) = 8) bytes (`ret_bytes` is exactly
-    // that), exclusively ours until we return.
-    let ret = unsafe { super::cif::zeroed_bytes_mut((result as *mut u8).cast(), data.ret_bytes) };
-    // No unwinding past this point: `run` catches panics in user code, and
-    // its own code (locking, formatting) aborts via the extern "C" ABI
-    // rather than unwinding if it ever panicked.
-    data.run(views, ret);
+    drop(window);
 }
 
 // SAFETY: `core` points to a `Core` (Sync) that outlives the data (see the
@@ -217,7 +251,7 @@ pub(crate) fn make<H: Handler>(
         handler,
         sizes,
         ret_bytes: ret_size.max(8),
-        core: session.core(),
+        core: session.core_ptr(),
         policy,
         shared,
     });
@@ -230,16 +264,26 @@ pub(crate) fn make<H: Handler>(
     // SAFETY: `closure` and `code` were just allocated together by libffi;
     // the cif and the data are boxed (stable addresses) and owned by the
     // returned ClosureOwner, which frees the closure before dropping them.
-    // `trampoline::<H>` matches libffi's callback ABI with userdata Data<H>.
-    let st = unsafe { low::prep_closure(closure, cif.raw(), trampoline::<H>, data_ptr, code) };
+    // `trampoline::<H>` is libffi's callback ABI with userdata Data<H>.
+    let st = unsafe {
+        libffi::raw::ffi_prep_closure_loc(
+            closure,
+            cif.raw(),
+            Some(trampoline::<H>),
+            data_ptr.cast_mut().cast(),
+            code.as_mut_ptr(),
+        )
+    };
     let owner = ClosureOwner {
         closure,
         code: code.as_ptr() as usize,
         _cif: cif,
         _data: data,
     };
-    st.map_err(|e| Error::InvalidSignature {
-        reason: format!("libffi could not prepare the closure: {e:?}"),
-    })?;
+    if st != libffi::raw::ffi_status_FFI_OK {
+        return Err(Error::InvalidSignature {
+            reason: format!("libffi could not prepare the closure (status {st})"),
+        });
+    }
     Ok(owner)
 }

@@ -7,6 +7,7 @@ use super::cif::{CallPlan, PreparedCif};
 use super::descriptor::{ArgSpec, Checked, FunctionDescriptor};
 use super::library::Symbol;
 use super::ty::{Scalar, Shape};
+use super::upcall::UpcallStub;
 use crate::alloc::Frame;
 use crate::alloc::SegmentAllocator;
 use crate::marshal::Value;
@@ -94,6 +95,28 @@ pub enum Arg<'a, 's> {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     Contents(&'a Segment<'s>),
+    /// A function-pointer argument: an upcall stub's code address. The
+    /// stub's session is acquired for the duration of the call, as a
+    /// segment argument's is, so the stub cannot be freed while C may call
+    /// it (`close()` gives [`Error::Busy`], `close_blocking()` waits for the
+    /// call to return). A bare [`Value::Address`]`(stub.address())`
+    /// promises nothing: keeping the stub's session open until C has made
+    /// its last call is then the caller's duty.
+    ///
+    /// ```
+    /// use memscope::{Error, Session, linker::{Arg, Linker}};
+    /// let s = Session::shared();
+    /// let stub = Linker::native().upcall_typed(|a: i32| a + 1, &s)?;
+    /// assert!(matches!(Arg::Stub(&stub), Arg::Stub(_)));
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    Stub(&'a UpcallStub),
+}
+
+impl<'a> From<&'a UpcallStub> for Arg<'a, '_> {
+    fn from(s: &'a UpcallStub) -> Self {
+        Arg::Stub(s)
+    }
 }
 
 impl From<Value> for Arg<'_, '_> {
@@ -267,7 +290,10 @@ impl Downcall {
     }
 
     /// Calls with values (pointers as [`Value::Address`]). Returns the
-    /// result (`None` for `void`).
+    /// result (`None` for `void`). A [`Value::Address`] keeps nothing
+    /// alive: what it points to (a segment, an upcall stub) must outlive the
+    /// call by the caller's care; [`call_with`](Self::call_with) with
+    /// [`Arg::Segment`] / [`Arg::Stub`] acquires their sessions instead.
     ///
     /// # Errors
     ///
@@ -394,8 +420,10 @@ impl Downcall {
         // (and no allocation) unless there is a segment argument.
         let mut guards: Vec<Option<AcquireGuard<'_>>> = Vec::new();
         for a in args {
-            if let Arg::Segment(s) = a {
-                guards.push(super::protocol::acquire_argument(s)?);
+            match a {
+                Arg::Segment(s) => guards.push(super::protocol::acquire_argument(s)?),
+                Arg::Stub(u) => guards.push(super::protocol::acquire_stub(u)?),
+                _ => {}
             }
         }
         let r = self.plan.invoke(
@@ -410,6 +438,7 @@ impl Downcall {
                             None => write_arg(buf, e.off, spec, i, v)?,
                         },
                         Arg::Segment(s) => write_address(buf, e.off, spec, i, s.address())?,
+                        Arg::Stub(u) => write_address(buf, e.off, spec, i, u.address())?,
                         Arg::CStr(s) => {
                             write_address(buf, e.off, spec, i, Address::from_ptr(s.as_ptr()))?
                         }

@@ -8,7 +8,7 @@
 //!   close action that frees the stub runs — or the upcall sees `Closed`.
 
 use crate::session::AcquireGuard;
-use crate::session::state::Core;
+use crate::session::state::{Core, Handle};
 use crate::{Result, Segment};
 
 /// Acquires a downcall argument's session for the duration of the call
@@ -21,28 +21,64 @@ pub(crate) fn acquire_argument<'a>(seg: &'a Segment<'_>) -> Result<Option<Acquir
     seg.session().acquire().map(Some)
 }
 
-/// An upcall's plain access to its session; ends on drop.
-#[derive(Debug)]
-pub(crate) struct Entered<'a> {
-    core: &'a Core,
+/// Acquires an upcall stub argument's session for the duration of the call
+/// (`None` only under the broken twin `DowncallNoAcquire`): C may call the
+/// stub until the call returns, so it must not be freed before.
+#[inline]
+pub(crate) fn acquire_stub(stub: &super::UpcallStub) -> Result<Option<AcquireGuard<'_>>> {
+    if crate::session::state::twin_on("DowncallNoAcquire") {
+        return Ok(None);
+    }
+    stub.session().acquire().map(Some)
+}
+
+/// An upcall's window on its session; ends on drop. It holds a handle of
+/// the session (made from the stub's raw core pointer) until the window has
+/// ended: the last handle cannot drop under a running upcall, and if this
+/// one is the last, the session closes right after the window (which frees
+/// the stub's closure data: the trampoline holds no reference to it then).
+pub(crate) struct Entered {
+    /// `None` only under the broken twin `UpcallNoHandle`.
+    _handle: Option<Handle>,
+    core: *const Core,
     shard: usize,
 }
 
-impl Drop for Entered<'_> {
+impl Drop for Entered {
     #[inline]
     fn drop(&mut self) {
-        self.core.exit(self.shard);
+        // SAFETY: the core is live: `handle` holds it (or, under the broken
+        // twin only, nothing does).
+        unsafe { (*self.core).exit_user(self.shard) };
+        // `handle` drops after this body: the window has ended by then.
     }
 }
 
-/// Enters `core` for one upcall (`None` only under the broken twin).
+/// Enters the core at `core` (a stub's, from `Handle::as_ptr`) for one
+/// upcall (`None` only under the broken twin `UpcallNoEnter`).
+///
+/// # Safety
+///
+/// As [`Handle::from_stub`]: the stub's closure has not been freed.
 #[inline]
-pub(crate) fn enter_upcall(core: &Core) -> Result<Option<Entered<'_>>> {
+pub(crate) unsafe fn enter_upcall(core: *const Core) -> Result<Option<Entered>> {
     if crate::session::state::twin_on("UpcallNoEnter") {
         return Ok(None);
     }
-    let shard = core.enter()?;
-    Ok(Some(Entered { core, shard }))
+    let handle = if crate::session::state::twin_on("UpcallNoHandle") {
+        None
+    } else {
+        // SAFETY: the caller's contract.
+        Some(unsafe { Handle::from_stub(core) })
+    };
+    // SAFETY: live: `handle` holds it (or, under the broken twin, the
+    // caller's contract alone).
+    let shard = unsafe { (*core).enter_user()? };
+    Ok(Some(Entered {
+        _handle: handle,
+        core,
+        shard,
+    }))
 }
 
 /// Loom hooks: the protocol steps above, callable from `loom-tests`.
@@ -60,6 +96,36 @@ pub mod hooks {
 
     /// What an upcall stub does before running the user's code.
     pub fn enter_upcall(session: &Session) -> Result<Option<impl Drop + '_>> {
-        super::enter_upcall(session.core())
+        // SAFETY: `session` is a live handle of the core.
+        unsafe { super::enter_upcall(session.core_ptr()) }
+    }
+
+    /// What a stub's closure data holds: its session's core by raw pointer,
+    /// not a handle (so the last handle can drop while an upcall runs).
+    #[derive(Debug, Clone, Copy)]
+    pub struct StubCore(*const Core);
+
+    // SAFETY: a pointer to a `Sync` core, dereferenced only by `enter`,
+    // whose contract keeps it live.
+    unsafe impl Send for StubCore {}
+    // SAFETY: as for Send.
+    unsafe impl Sync for StubCore {}
+
+    impl StubCore {
+        /// The raw core of `session`, as `closure::make` takes it.
+        pub fn of(session: &Session) -> StubCore {
+            StubCore(session.core_ptr())
+        }
+
+        /// What the stub's trampoline does before running the user's code.
+        ///
+        /// # Safety
+        ///
+        /// The core must be live: as for a real stub, its session's close
+        /// actions (which free the stub) must not have run yet.
+        pub unsafe fn enter(&self) -> Result<Option<impl Drop + use<>>> {
+            // SAFETY: live (the caller's contract).
+            unsafe { super::enter_upcall(self.0) }
+        }
     }
 }

@@ -48,7 +48,11 @@ impl fmt::Debug for UpcallStub {
 }
 
 impl UpcallStub {
-    /// The C function pointer (valid until the session closes).
+    /// The C function pointer (valid until the session closes). Passed to
+    /// a downcall as a bare [`Value::Address`] it promises nothing: the
+    /// caller must keep the session open while C may call it. Pass the stub
+    /// itself ([`Arg::Stub`](super::Arg::Stub)) to have the call acquire its
+    /// session.
     ///
     /// # Examples
     ///
@@ -354,7 +358,7 @@ fn direct_failures() -> &'static Failures {
 #[inline(never)]
 fn direct_failed<F: 'static>(p: Box<dyn std::any::Any + Send>, abort: bool) {
     let e = Error::UpcallPanicked {
-        message: closure::message(&*p),
+        message: closure::panic_message_dropped(p),
     };
     if abort {
         eprintln!("memscope: upcall failed, aborting (PanicPolicy::Abort): {e}");

@@ -404,7 +404,9 @@ impl<'s> Segment<'s> {
             // token's construction and drop).
             return Ok(f());
         }
-        let _access = self.session.enter()?;
+        // `f` is the library's own code (a copy, a compare, one read or
+        // write): no user code runs in this window, so it needs no record.
+        let _access = self.session.enter_lib()?;
         let r = f();
         #[cfg(loom)]
         loom_hook::run();

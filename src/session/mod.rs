@@ -12,8 +12,10 @@
 //!
 //! While an [`AcquireGuard`] is held the session cannot close: `close()` fails
 //! with [`Error::Busy`], and `close_blocking()` waits. Plain accesses through
-//! [`Session::enter`] never make close fail: close waits for the few that are
-//! in flight, and later ones fail with [`Error::Closed`]. The protocol is in
+//! [`Session::enter`] never make another thread's close fail: close waits for
+//! the few that are in flight, and later ones fail with [`Error::Closed`]; a
+//! close from inside one of the calling thread's own windows (an `enter`
+//! token, a `Marshal` encode/decode, an upcall) is [`Error::InUse`]. The protocol is in
 //! `state.rs` and is model-checked by `loom-tests/`.
 
 pub(crate) mod actions;
@@ -323,9 +325,12 @@ impl Session {
     /// `close()` fail — close waits for the token instead. Keep it short (one
     /// read or write): segments use it around each unguarded access.
     ///
-    /// Never leak the token (`mem::forget`) and never close a shared session
-    /// from the thread that holds one: close would wait for it forever. Use
-    /// [`acquire`](Self::acquire) for anything longer than one access.
+    /// A close of this session from the thread that holds the token (while
+    /// it lives) fails with [`Error::InUse`]: for a confined session it would
+    /// free the memory under the token, for a shared one wait for it
+    /// forever. Never leak the token (`mem::forget`): a close from another
+    /// thread would wait for it forever. Use [`acquire`](Self::acquire) for
+    /// anything longer than one access.
     ///
     /// # Errors
     ///
@@ -335,10 +340,12 @@ impl Session {
     /// # Examples
     ///
     /// ```
-    /// let s = memscope::Session::shared();
+    /// use memscope::{Error, Session};
+    /// let s = Session::shared();
     /// {
     ///     let _in = s.enter()?;
     ///     // ... touch the session's memory ...
+    ///     assert_eq!(s.close(), Err(Error::InUse)); // not from inside
     /// }
     /// s.close()?;
     /// assert!(s.enter().is_err());
@@ -346,11 +353,23 @@ impl Session {
     /// ```
     #[inline]
     pub fn enter(&self) -> Result<Access<'_>> {
-        let shard = self.core.enter()?;
+        let shard = self.core.enter_user()?;
         Ok(Access {
             core: &self.core,
             shard,
             _not_send: PhantomData,
+        })
+    }
+
+    /// The library's own short plain access (one read or write; no user
+    /// code runs inside it): as [`enter`](Self::enter), minus the window
+    /// record a close from inside would need (nothing can close from inside).
+    #[inline(always)]
+    pub(crate) fn enter_lib(&self) -> Result<LibAccess<'_>> {
+        let shard = self.core.enter()?;
+        Ok(LibAccess {
+            core: &self.core,
+            shard,
         })
     }
 
@@ -360,6 +379,9 @@ impl Session {
     /// # Errors
     ///
     /// [`Error::Busy`] while guards are held (nothing is freed);
+    /// [`Error::InUse`] from inside one of this session's access windows on
+    /// the calling thread (a [`Session::enter`] token, a `Marshal`
+    /// `encode`/`decode`, an upcall of one of its stubs; nothing is freed);
     /// [`Error::Closed`] the second time; [`Error::NotCloseable`] for global
     /// and auto sessions; [`Error::WrongThread`] for a confined session closed
     /// from another thread; [`Error::CloseActionPanicked`] if an action
@@ -653,6 +675,13 @@ impl Session {
         self.core.pending_close_actions()
     }
 
+    /// Crate-internal: the core's address, for an upcall stub (see
+    /// `state::Handle::from_stub`).
+    #[inline]
+    pub(crate) fn core_ptr(&self) -> *const Core {
+        self.core.as_ptr()
+    }
+
     /// Crate-internal: the state behind the handle.
     #[inline(always)]
     #[allow(dead_code)]
@@ -778,7 +807,7 @@ pub struct Access<'s> {
 impl Drop for Access<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.core.exit(self.shard);
+        self.core.exit_user(self.shard);
     }
 }
 
@@ -787,5 +816,19 @@ impl fmt::Debug for Access<'_> {
         f.debug_struct("Access")
             .field("session", &self.core.id())
             .finish()
+    }
+}
+
+/// A library-internal plain access (see [`Session::enter_lib`]); no user
+/// code runs while it lives. Ends on drop.
+pub(crate) struct LibAccess<'s> {
+    core: &'s Core,
+    shard: usize,
+}
+
+impl Drop for LibAccess<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.core.exit(self.shard);
     }
 }

@@ -163,6 +163,12 @@ pub mod broken {
         /// and withdraws under another (reports an action withdrawn that a
         /// racing close has taken and runs).
         WithdrawAfterTake,
+        /// Close does not refuse a close from inside the caller's own user
+        /// window or upcall (confined: frees under it).
+        CloseInsideWindow,
+        /// An upcall holds no handle of its session while it runs (the last
+        /// handle can drop, and free the stub, under it).
+        UpcallNoHandle,
     }
 
     std::thread_local! {
@@ -634,6 +640,100 @@ impl Core {
         }
     }
 
+    // ----- access windows that may run user code -----------------------------
+    //
+    // `enter`/`exit` above are the library's own short windows (one read or
+    // write; no user code runs inside). A window inside which user code can
+    // run (`Session::enter`'s token, `Marshal::encode`/`decode`, an upcall)
+    // is a *user window*: its thread may call `close()` from inside it, and
+    // that close must neither free the memory under the window nor wait for
+    // the window it is itself inside. So a user window is counted where the
+    // closer of the same thread can see it:
+    //
+    // * confined: in the enter field of the owner's word (the owner is the
+    //   only thread that can close; `close_confined` refuses with `InUse`);
+    // * shared/auto: in the shard word as a plain access, and in this
+    //   thread's window record (`WINDOWS`), which `close`/`close_blocking`
+    //   consult before they would wait (`InUse` instead of a hang).
+    //
+    // An upcall is a user window too. Its stub reaches the core through a
+    // raw pointer, not a handle, so for the length of its window the upcall
+    // holds a handle made from that pointer (`Handle::from_stub`): the last
+    // handle can then never drop under a running upcall (on another thread,
+    // or inside the upcall itself); if the upcall's handle is the last one,
+    // the session closes when the upcall's window has ended.
+
+    /// Starts a user window (see above). Returns the shard to exit through.
+    #[inline]
+    pub(crate) fn enter_user(&self) -> Result<usize> {
+        match self.kind {
+            SessionKind::Global => Ok(0),
+            SessionKind::Confined => {
+                self.check_thread()?;
+                let s = &self.shards[0];
+                // The owner is the only thread that writes this word while a
+                // handle exists (a user window borrows one): plain load/store.
+                let w = s.load(Ordering::Relaxed);
+                if w & CLOSED != 0 {
+                    return Err(Error::Closed);
+                }
+                if w & ENTER_FULL != 0 {
+                    return Err(Error::TooManyAcquires { count: enters(w) });
+                }
+                s.store(w + ENTER_ONE, Ordering::Relaxed);
+                Ok(0)
+            }
+            SessionKind::Shared | SessionKind::Auto => {
+                let i = self.enter()?;
+                windows::note(self);
+                Ok(i)
+            }
+        }
+    }
+
+    /// Ends a user window started by [`Core::enter_user`] that returned `i`.
+    #[inline]
+    pub(crate) fn exit_user(&self, i: usize) {
+        match self.kind {
+            SessionKind::Global => {}
+            SessionKind::Confined => {
+                let s = &self.shards[0];
+                let w = s.load(Ordering::Relaxed);
+                debug_assert!(enters(w) > 0, "exit without enter: word {w:#x}");
+                s.store(w - ENTER_ONE, Ordering::Relaxed);
+            }
+            SessionKind::Shared | SessionKind::Auto => {
+                self.exit(i);
+                windows::forget(self);
+            }
+        }
+    }
+
+    /// Whether the calling thread holds a recorded window (a user window of
+    /// a shared/auto session, or an upcall window) on this core. This
+    /// thread's windows are counted on its own shard, by itself, so a zero
+    /// count there (the common case) answers without the record.
+    #[inline]
+    fn in_my_window(&self) -> bool {
+        let s = &self.shards[my_shard(self.shards.len())];
+        enters(s.load(Ordering::Relaxed)) != 0 && windows::holds(self)
+    }
+
+    /// Fails with `InUse` when the calling thread is inside a user window or
+    /// an upcall of this session: a close there would free memory under
+    /// that window (confined) or wait for it forever (shared).
+    #[inline]
+    fn check_not_in_window(&self) -> Result<()> {
+        let inside = match self.kind {
+            SessionKind::Confined => enters(self.shards[0].load(Ordering::Relaxed)) != 0,
+            _ => self.in_my_window(),
+        };
+        if inside && !broken!(CloseInsideWindow) {
+            return Err(Error::InUse);
+        }
+        Ok(())
+    }
+
     // ----- close -------------------------------------------------------------
 
     /// Phase 1 and 2 of close, with `ctl` held. `Err(n)`: `n` guards are held.
@@ -678,6 +778,8 @@ impl Core {
         if self.kind == SessionKind::Confined {
             return self.close_confined();
         }
+        // Waiting for plain accesses would wait for this thread's own window.
+        self.check_not_in_window()?;
         if broken!(NonExclusiveClose) {
             // Check-then-act: the "already closed" check and the close are
             // not one critical section, so two closers can both succeed.
@@ -710,6 +812,8 @@ impl Core {
             // holds, and the owner is the caller: waiting could never end.
             return self.close();
         }
+        // Waiting for plain accesses would wait for this thread's own window.
+        self.check_not_in_window()?;
         let mut ctl = self.ctl.lock();
         if ctl.closed {
             return Err(Error::Closed);
@@ -768,6 +872,9 @@ impl Core {
         if w & CLOSED != 0 {
             return Err(Error::Closed);
         }
+        // A user window or upcall of the owner (the caller) is open: freeing
+        // now would free the memory under it.
+        self.check_not_in_window()?;
         // Acquire: pairs with `unkeep`'s Release (a keeper on another thread).
         let held = guards(w) + self.kept.load(Ordering::Acquire) as usize;
         if held > 0 {
@@ -816,7 +923,8 @@ impl Core {
     }
 
     /// Closes a session whose last handle is gone (no guard or access can
-    /// exist: each borrows a handle) and reports a panicking action.
+    /// exist: each borrows a handle, an upcall holds one) and reports a
+    /// panicking action.
     ///
     /// # Safety
     ///
@@ -839,7 +947,8 @@ impl Core {
             return;
         }
         for s in self.shards.iter() {
-            // Unique: a plain load/store pair is enough.
+            // Unique: a plain load/store pair is enough (an upcall in flight
+            // holds a handle of its own, `Handle::from_stub`).
             s.store(s.load(Ordering::Relaxed) | CLOSED, Ordering::Relaxed);
         }
         // SAFETY: unique, and `closed` is set.
@@ -1086,6 +1195,59 @@ impl Drop for Core {
     }
 }
 
+// ----- per-thread window record ------------------------------------------------
+
+/// The user windows (upcalls included) the calling thread holds on shared
+/// and auto sessions, by core address.
+mod windows {
+    use super::{Core, RefCell, thread_local};
+
+    // loom's thread_local! (edition 2018 macro) takes no `const {}` init.
+    #[cfg(not(loom))]
+    thread_local! {
+        static WINDOWS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    }
+    #[cfg(loom)]
+    thread_local! {
+        static WINDOWS: RefCell<Vec<usize>> = RefCell::new(Vec::new());
+    }
+
+    #[inline]
+    fn addr(core: &Core) -> usize {
+        core as *const Core as usize
+    }
+
+    /// Records a window on `core`.
+    #[inline]
+    pub(super) fn note(core: &Core) {
+        let a = addr(core);
+        // An exiting thread (record gone) just goes unrecorded.
+        let _ = WINDOWS.try_with(|w| w.borrow_mut().push(a));
+    }
+
+    /// Ends a window on `core` (the newest one: tokens may drop out of
+    /// order, and any entry for this core stands for any of its windows).
+    #[inline]
+    pub(super) fn forget(core: &Core) {
+        let a = addr(core);
+        let _ = WINDOWS.try_with(|w| {
+            let mut w = w.borrow_mut();
+            if let Some(i) = w.iter().rposition(|&x| x == a) {
+                w.remove(i);
+            }
+        });
+    }
+
+    /// Whether this thread holds a window on `core`.
+    #[inline]
+    pub(super) fn holds(core: &Core) -> bool {
+        let a = addr(core);
+        WINDOWS
+            .try_with(|w| w.borrow().contains(&a))
+            .unwrap_or(false)
+    }
+}
+
 // ----- handles and the per-thread pool of cores ---------------------------------
 
 /// How many closed cores each thread keeps per kind for reuse.
@@ -1152,6 +1314,32 @@ impl Handle {
             None => Arc::new(Core::new(kind)),
         };
         Handle(ManuallyDrop::new(core))
+    }
+
+    /// The core's address, with the provenance of the whole `Arc`
+    /// allocation (what [`Handle::from_stub`] takes back).
+    #[inline]
+    pub(crate) fn as_ptr(&self) -> *const Core {
+        Arc::as_ptr(&self.0)
+    }
+
+    /// A new handle of the core at `core` (an upcall stub's, which holds
+    /// the core by pointer, not by handle).
+    ///
+    /// # Safety
+    ///
+    /// `core` came from [`Handle::as_ptr`] and at least one handle of that
+    /// core is alive for the duration of this call (for a stub: its
+    /// closure has not been freed, so its session's close actions have not
+    /// run, so some handle still holds the core, or the caller broke the
+    /// stub's contract by calling it while its session closes unheld).
+    #[inline]
+    pub(crate) unsafe fn from_stub(core: *const Core) -> Handle {
+        // SAFETY: the caller's contract: a live `Arc<Core>` allocation.
+        unsafe {
+            Arc::increment_strong_count(core);
+            Handle(ManuallyDrop::new(Arc::from_raw(core)))
+        }
     }
 
     /// Whether two handles name the same session.

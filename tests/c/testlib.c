@@ -120,6 +120,10 @@ void fill_bytes(uint8_t *buf, size_t n, uint8_t v) { memset(buf, v, n); }
 
 /* ---- callbacks ---- */
 int32_t apply_int(int32_t (*f)(int32_t, int32_t), int32_t a, int32_t b) { return f(a, b); }
+int32_t apply_int_twice(int32_t (*f)(int32_t, int32_t), int32_t a, int32_t b) {
+    int32_t x = f(a, b);
+    return x + f(a, b);
+}
 size_t apply_str(const char *(*f)(int32_t), int32_t k) { return strlen(f(k)); }
 Complex apply_complex(Complex (*f)(Complex), Complex c) { return f(c); }
 int32_t apply_small(int8_t (*f)(int8_t), int8_t x) { return f(x); }
