@@ -67,7 +67,7 @@ pub mod prelude {
     pub use crate::linker::{
         Arg, Downcall, DowncallOptions, FunctionDescriptor, Library, Linker, Symbol, UpcallStub,
     };
-    pub use crate::marshal::{Marshal, Value};
+    pub use crate::marshal::{AllocateExt, Marshal, Value};
     pub use crate::segment::{Address, Segment};
     pub use crate::session::{AcquireGuard, Session, SessionKind};
     pub use crate::{Error, Result, bind, c_enum, c_flags, c_struct, c_union};

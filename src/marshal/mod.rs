@@ -27,11 +27,13 @@
 //! value matching one of its members (the first that matches, in order),
 //! written at offset 0 with the other bytes left as they were.
 
+mod alloc_ext;
 mod bytes;
 mod macros;
 mod value;
 mod view;
 
+pub use alloc_ext::AllocateExt;
 pub use value::Value;
 pub use view::{SeqIter, StructView, read_seq, read_seq_into, seq_of, write_seq};
 
