@@ -1,4 +1,45 @@
-#![doc = include_str!("../README.md")]
+//! **Native memory with explicit lifetimes**: memory shared between threads,
+//! memory handed to and received from C, and C libraries bound at run time.
+//! memscope is to Rust what `java.lang.foreign` is to Java: [sessions](Session)
+//! give memory a lifetime, [segments](Segment) are checked views of it,
+//! [arenas](Arena) and other [allocators](alloc) hand it out fast,
+//! [layouts](layout) describe C data, and the [`linker`] calls C and
+//! lets C call back. The concurrency protocol is model-checked with loom.
+//!
+//! ```
+//! use memscope::prelude::*;
+//!
+//! let arena = Arena::shared();                     // Sync: share &arena across threads
+//! let mut seg = arena.allocate_array::<i32>(4)?;   // zeroed, aligned, checked
+//! seg.set_at_index(2, 7)?;
+//! assert!(matches!(seg.get_at_index::<i32>(4), Err(Error::OutOfBounds { .. })));
+//! let strlen = Library::libc()?.lookup("strlen")?;
+//! let strlen = unsafe { strlen.as_fn::<unsafe extern "C" fn(*const u8) -> usize>()? };
+//! let text = arena.allocate_cstring("hello")?;
+//! assert_eq!(unsafe { (strlen.get())(text.address().as_ptr()) }, 5);
+//! arena.close()?;                                  // frees the arena's memory at once
+//! assert_eq!(seg.get::<i32>(8), Err(Error::Closed)); // never a dangling read
+//! # Ok::<(), memscope::Error>(())
+//! ```
+//!
+//! Where to go next:
+//! * [`Session`]: confined, shared, global and auto lifetimes; guards
+//!   ([`Session::acquire`], [`Session::with_acquired`]) and close actions.
+//! * [`Segment`]: bounds-, alignment-, liveness- and thread-checked access,
+//!   byte orders, slices, strings, iterators, cursors, mapped files.
+//! * [`alloc`]: [`Arena`] (with per-thread [`LocalArena`] handles), the
+//!   per-thread [`stack`] allocator, slicing/prefix and malloc allocators,
+//!   the [`allocator_api2`] bridge.
+//! * [`layout`] and [`marshal`]: C structs, unions and arrays,
+//!   [`c_struct!`], [`Marshal`], dynamic [`Value`]s.
+//! * [`linker`]: [`Library`], [`Symbol::as_fn`], [`bind!`], [`Downcall`],
+//!   [`UpcallStub`].
+//! * Guides: [coming from Java FFM, coffi, ctypes or
+//!   bumpalo](guide::coming_from), [performance targets and
+//!   peers](guide::performance), [what loom checks](guide::loom). The
+//!   contract (semantics, module map, decisions as built) is `DESIGN.md`,
+//!   shipped with the crate's source.
+//! * [`prelude`]: the common types and traits in one `use`.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, missing_debug_implementations)]
 
@@ -21,7 +62,17 @@ pub mod linker;
 pub mod guide {
     #[doc = include_str!("../docs/coming_from.md")]
     pub mod coming_from {}
+    #[doc = include_str!("../docs/performance.md")]
+    pub mod performance {}
+    #[doc = include_str!("../docs/loom.md")]
+    pub mod loom {}
 }
+
+// The README's examples stay doctests (the README is the repository's front
+// page; the crate's front page is the shorter text above).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 // The types most programs name, at the root (Java's `Arena`, `Linker`,
 // `SymbolLookup`, `FunctionDescriptor` are top-level names there too).
