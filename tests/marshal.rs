@@ -1005,7 +1005,6 @@ fn value_debug_and_eq_match_the_derived_forms() {
     );
 }
 
-
 // ----- user code inside the access window (issue 12, UB item 3) -------------
 
 /// A `Marshal` type whose `encode` closes a session (held in the value) and

@@ -1239,7 +1239,6 @@ fn withdrawn_close_action_never_runs_and_a_run_one_cannot_be_withdrawn() {
     assert!(!a.__withdraw_close_action(key));
 }
 
-
 // ----- closing from inside one's own access window (issue 12) ---------------
 
 #[test]
