@@ -836,7 +836,7 @@ impl MemoryLayout {
         align: usize,
     ) -> Result<MemoryLayout> {
         check_size_align(size, align, "struct")?;
-        if size % align != 0 {
+        if !size.is_multiple_of(align) {
             return Err(invalid(format!(
                 "struct: size {size} is not a multiple of its alignment {align}"
             )));
@@ -897,7 +897,7 @@ impl MemoryLayout {
         align: usize,
     ) -> Result<MemoryLayout> {
         check_size_align(size, align, "union")?;
-        if size % align != 0 {
+        if !size.is_multiple_of(align) {
             return Err(invalid(format!(
                 "union: size {size} is not a multiple of its alignment {align}"
             )));

@@ -649,10 +649,10 @@ impl Drop for Value {
         let mut stack = vec![core::mem::take(children)];
         while let Some(mut level) = stack.pop() {
             for c in &mut level {
-                if let Value::Struct(g) | Value::Array(g) = c {
-                    if !g.is_empty() {
-                        stack.push(core::mem::take(g));
-                    }
+                if let Value::Struct(g) | Value::Array(g) = c
+                    && !g.is_empty()
+                {
+                    stack.push(core::mem::take(g));
                 }
             }
             // Every child of `level` is now shallow: dropping it is flat.
