@@ -31,6 +31,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test --workspace"
 cargo test --workspace
 
+step "examples that check themselves (zlib bound with bind!)"
+cargo run -q --example zlib
+
 [ $QUICK = 1 ] && { echo "quick run done in $(( $(date +%s) - t0 ))s"; exit 0; }
 
 step "cargo doc (-D warnings)"

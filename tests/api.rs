@@ -5,8 +5,14 @@ use memscope::marshal::AllocateExt;
 use memscope::prelude::*;
 
 c_struct! {
+    /// A struct with padding after `tag`.
     #[derive(Debug, Clone, Copy, PartialEq)]
-    pub struct Pair { pub tag: u8, pub v: u64 }
+    pub struct Pair {
+        /// One byte.
+        pub tag: u8,
+        /// Eight bytes, 8-aligned.
+        pub v: u64,
+    }
 }
 
 #[test]

@@ -2,31 +2,55 @@
 //! (Janet `defbind`, coffi `defcfn`).
 
 /// Declares a struct whose methods call C functions looked up by name,
-/// marshaling arguments and results through [`Marshal`](crate::marshal::Marshal).
+/// through typed function pointers (no libffi on the call path).
 ///
 /// `Name::load(&lookup)` links every function (an `unsafe fn`: the
-/// declarations are the caller's promise that they match the C functions);
-/// each method then checks nothing at run time but the marshaling, and
-/// returns `memscope::Result<R>`. A function without `-> R` returns `()`.
+/// declarations are the caller's promise that they match the C functions).
+/// Linking checks each declared signature as [`Linker::downcall`] does
+/// (C layouts, unsupported types), so a mismatch between the declaration's
+/// layouts and what C can be called with is an error at load, not a crash.
+/// Each method then does only what safety needs per call and returns
+/// `memscope::Result<R>`; a function without `-> R` returns `()`.
+///
+/// Parameters are [`BindArg`](crate::linker::BindArg) kinds: [`CRepr`](crate::linker::CRepr)
+/// values (C scalars, `bool`, [`Address`](crate::Address), `c_struct!` and
+/// `c_union!` types) passed as they are; `&Segment`/`&mut Segment` as a
+/// pointer with the segment's session acquired for the call; `&CStr`/`&str`
+/// as `const char *`; `&UpcallStub` as a function pointer kept alive for
+/// the call. Results are [`BindRet`](crate::linker::BindRet) kinds.
+///
+/// `fn rust_name(..) -> R = "c_symbol";` binds a C symbol under another
+/// Rust name (C names such as `zlibVersion`, `type` or `load`).
+///
+/// [`Linker::downcall`]: crate::linker::Linker::downcall
 ///
 /// # Examples
 ///
 /// ```
-/// use memscope::linker::Library;
+/// use memscope::prelude::*;
 /// memscope::bind! {
 ///     /// A few functions of the C library.
 ///     pub struct Libc {
 ///         fn abs(x: i32) -> i32;
 ///         fn labs(x: i64) -> i64;
-///         fn atoi(s: memscope::Address) -> i32;
+///         fn strlen(s: &str) -> usize;
+///         fn memset(dst: &mut Segment<'_>, byte: i32, n: usize) -> Address;
+///         fn atoi_c(s: &core::ffi::CStr) -> i32 = "atoi";
 ///     }
 /// }
 /// // SAFETY: the declarations match libc's prototypes.
 /// let libc = unsafe { Libc::load(&Library::libc()?) }?;
 /// assert_eq!(libc.abs(-4)?, 4);
 /// assert_eq!(libc.labs(i64::MIN + 1)?, i64::MAX);
-/// let s = c"1234";
-/// assert_eq!(libc.atoi(memscope::Address::from_ptr(s.as_ptr()))?, 1234);
+/// assert_eq!(libc.strlen("four")?, 4);
+/// assert_eq!(libc.atoi_c(c"1234")?, 1234);
+/// let arena = Arena::confined();
+/// let mut seg = arena.allocate(8, 1)?;
+/// libc.memset(&mut seg, 0x2a, 8)?; // the arena's session is acquired for the call
+/// assert_eq!(seg.get::<u8>(7)?, 0x2a);
+/// assert_eq!(libc.strlen("a\0b").unwrap_err(), Error::InvalidString {
+///     reason: "interior NUL byte at index 1".into()
+/// });
 /// # Ok::<(), memscope::Error>(())
 /// ```
 #[macro_export]
@@ -36,14 +60,14 @@ macro_rules! bind {
         $vis:vis struct $name:ident {
             $(
                 $(#[$fm:meta])*
-                fn $f:ident ( $($a:ident : $t:ty),* $(,)? ) $(-> $r:ty)? ;
+                fn $f:ident ( $($a:ident : $t:ty),* $(,)? ) $(-> $r:ty)? $(= $cname:literal)? ;
             )*
         }
     ) => {
         $(#[$m])*
         #[derive(Debug)]
         $vis struct $name {
-            $( $f: $crate::linker::Downcall, )*
+            $( $f: $crate::linker::Bound, )*
         }
 
         impl $name {
@@ -63,17 +87,13 @@ macro_rules! bind {
             ) -> $crate::Result<Self> {
                 Ok(Self {
                     $( $f: {
-                        let sym = lookup.lookup(stringify!($f))?;
-                        let d = $crate::linker::FunctionDescriptor::of(
-                            $crate::__bind_ret!($($r)?),
-                            &[$(<$t as $crate::marshal::Marshal>::layout()),*],
-                        );
+                        let sym = lookup.lookup($crate::__bind_name!($f $(, $cname)?))?;
                         // SAFETY: forwarded to the caller of `load`.
                         unsafe {
-                            $crate::linker::Linker::native().downcall(
-                                &sym,
-                                &d,
-                                ::core::default::Default::default(),
+                            $crate::linker::Bound::link(
+                                sym,
+                                <$crate::__bind_ret_ty!($($r)?) as $crate::linker::BindRet>::layout(),
+                                &[$(<$t as $crate::linker::BindArg>::layout()),*],
                             )
                         }?
                     }, )*
@@ -82,23 +102,23 @@ macro_rules! bind {
 
             $(
                 $(#[$fm])*
-                #[allow(dead_code, clippy::unused_unit)]
+                #[allow(dead_code, clippy::unused_unit, clippy::too_many_arguments)]
+                #[inline]
                 $vis fn $f(&self, $($a: $t),*) -> $crate::Result<$crate::__bind_ret_ty!($($r)?)> {
-                    self.$f.call_raw(
-                        |buf, offsets| {
-                            let mut offsets = offsets.iter();
-                            $(
-                                let o = *offsets.next().ok_or_else(|| $crate::Error::InvalidArgument {
-                                    reason: "argument count".into(),
-                                })?;
-                                let n = <$t as $crate::marshal::Marshal>::SIZE;
-                                $crate::marshal::Marshal::encode(&$a, &mut buf[o..o + n])?;
-                            )*
-                            let _ = offsets;
-                            Ok(())
-                        },
-                        |ret| $crate::__bind_read!(ret $(, $r)?),
-                    )
+                    $( let $a = $crate::linker::BindArg::prepare(&$a)?; )*
+                    // SAFETY: `load`'s caller promised that this declaration
+                    // matches the C function, `Bound::link` checked that its
+                    // layouts are callable as declared, every parameter's
+                    // `C` type is the C representation of its layout, and
+                    // the symbol keeps the code loaded while `self` lives.
+                    let f: unsafe extern "C" fn($(<$t as $crate::linker::BindArg>::C),*)
+                        -> <$crate::__bind_ret_ty!($($r)?) as $crate::linker::BindRet>::C =
+                        unsafe { ::core::mem::transmute::<*const (), _>(self.$f.code()) };
+                    // SAFETY: as above; the holds (guards, C strings) live
+                    // until after the call returns.
+                    let r = unsafe { f($($a.0),*) };
+                    $( drop($a.1); )*
+                    <$crate::__bind_ret_ty!($($r)?) as $crate::linker::BindRet>::from_c(r)
                 }
             )*
         }
@@ -107,12 +127,12 @@ macro_rules! bind {
 
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __bind_ret {
-    () => {
-        ::core::option::Option::None
+macro_rules! __bind_name {
+    ($f:ident) => {
+        stringify!($f)
     };
-    ($r:ty) => {
-        ::core::option::Option::Some(<$r as $crate::marshal::Marshal>::layout())
+    ($f:ident, $c:literal) => {
+        $c
     };
 }
 
@@ -124,17 +144,5 @@ macro_rules! __bind_ret_ty {
     };
     ($r:ty) => {
         $r
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __bind_read {
-    ($ret:ident) => {{
-        let _ = $ret;
-        Ok(())
-    }};
-    ($ret:ident, $r:ty) => {
-        <$r as $crate::marshal::Marshal>::decode(&$ret[..<$r as $crate::marshal::Marshal>::SIZE])
     };
 }

@@ -33,6 +33,7 @@
 //! ```
 
 mod bind;
+mod bind_args;
 mod cif;
 mod closure;
 mod code;
@@ -44,6 +45,9 @@ pub mod protocol;
 mod ty;
 mod upcall;
 
+#[doc(hidden)]
+pub use bind_args::Bound;
+pub use bind_args::{BindArg, BindRet, CRepr, CReprField, Hold};
 pub use closure::PanicPolicy;
 pub use code::ExecutableSegment;
 pub use descriptor::FunctionDescriptor;

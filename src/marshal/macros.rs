@@ -96,6 +96,16 @@ macro_rules! c_struct {
             )+
         };
 
+        // SAFETY: `#[repr(C)]`, and the const block above checked that its
+        // offsets, size and alignment are C's; every field is itself a
+        // C-representation type (the bounds, checked where the type is used
+        // as one), so every bit pattern C hands back is a valid value.
+        unsafe impl $crate::linker::CRepr for $name
+        where
+            $( for<'__c> $ty: $crate::linker::CReprField, )+
+        {
+        }
+
         impl $crate::marshal::Marshal for $name {
             const SIZE: usize = ::core::mem::size_of::<$name>();
             const ALIGN: usize = ::core::mem::align_of::<$name>();
