@@ -547,3 +547,80 @@ fn loom_shared_window_vs_close_from_inside() {
 fn twin_shared_close_inside_its_window_is_caught() {
     with_twin(Twin::CloseInsideWindow, shared_window_vs_close_from_inside);
 }
+
+
+// ----- withdrawing a close action vs close (issue 12) --------------------------------
+
+/// One thread withdraws a registered action while another closes: either
+/// the withdrawal wins (the action never runs) or the close does (the action
+/// runs exactly once and the withdrawal reports it was not withdrawn).
+fn withdraw_vs_close() {
+    model("withdraw_vs_close", || {
+        let s = Session::shared();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let r1 = runs.clone();
+        let key = s
+            .__add_withdrawable_close_action(move || {
+                r1.fetch_add(1, Ordering::Relaxed);
+            })
+            .unwrap();
+        let s1 = s.clone();
+        let withdrawer = thread::spawn(move || s1.__withdraw_close_action(key));
+        let s2 = s.clone();
+        let closer = thread::spawn(move || s2.close());
+        let withdrawn = withdrawer.join().unwrap();
+        closer.join().unwrap().unwrap();
+        let ran = runs.load(Ordering::Relaxed);
+        if withdrawn {
+            assert_eq!(ran, 0, "a withdrawn action ran");
+        } else {
+            assert_eq!(ran, 1, "an action neither withdrawn nor run once");
+        }
+    });
+}
+
+#[test]
+fn loom_withdraw_vs_close() {
+    withdraw_vs_close();
+}
+
+#[test]
+#[should_panic(expected = "a withdrawn action ran")]
+fn twin_withdraw_after_take_is_caught() {
+    with_twin(Twin::WithdrawAfterTake, withdraw_vs_close);
+}
+
+// ----- opposite keep_alives race (issue 12) ------------------------------------------
+
+/// `a.keep_alive(&b)` and `b.keep_alive(&a)` on two threads: never both (a
+/// cycle neither could close), and both sessions close afterwards.
+fn opposite_keep_alives() {
+    model("opposite_keep_alives", || {
+        let (a, b) = (Session::shared(), Session::shared());
+        let (a1, b1) = (a.clone(), b.clone());
+        let t1 = thread::spawn(move || a1.keep_alive(&b1).is_ok());
+        let (a2, b2) = (a.clone(), b.clone());
+        let t2 = thread::spawn(move || b2.keep_alive(&a2).is_ok());
+        let (ab, ba) = (t1.join().unwrap(), t2.join().unwrap());
+        assert!(!(ab && ba), "a keep_alive cycle was made");
+        // Keepers first: whichever hold exists is released by its keeper.
+        if ab {
+            a.close().unwrap();
+            b.close().unwrap();
+        } else {
+            b.close().unwrap();
+            a.close().unwrap();
+        }
+    });
+}
+
+#[test]
+fn loom_opposite_keep_alives() {
+    opposite_keep_alives();
+}
+
+#[test]
+#[should_panic(expected = "a keep_alive cycle was made")]
+fn twin_keep_graph_check_then_add_is_caught() {
+    with_twin(Twin::KeepGraphCheckThenAdd, opposite_keep_alives);
+}

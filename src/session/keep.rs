@@ -51,6 +51,14 @@ fn reaches(g: &Graph, from: u64, to: u64) -> bool {
 /// Records "`keeper` keeps `kept`" unless `kept` already (transitively)
 /// keeps `keeper`; `false` if that would close a cycle.
 pub(crate) fn add(keeper: u64, kept: u64) -> bool {
+    if super::state::twin_on("KeepGraphCheckThenAdd") {
+        if with_graph(|g| reaches(g, kept, keeper)) {
+            return false;
+        }
+        crate::sync::yield_now();
+        with_graph(|g| g.entry(keeper).or_default().push(kept));
+        return true;
+    }
     with_graph(|g| {
         if reaches(g, kept, keeper) {
             return false;

@@ -169,6 +169,9 @@ pub mod broken {
         /// An upcall holds no handle of its session while it runs (the last
         /// handle can drop, and free the stub, under it).
         UpcallNoHandle,
+        /// `keep_alive` checks the hold graph for a cycle under one lock and
+        /// adds its edge under another (two opposite holds both succeed).
+        KeepGraphCheckThenAdd,
     }
 
     std::thread_local! {
@@ -1178,12 +1181,16 @@ impl PanicTally {
 /// Drops a caught panic payload without letting its destructor unwind out
 /// of close: a payload whose drop panics would otherwise abandon the
 /// remaining close actions part-way (issue 12, UB item 5). A payload thrown
-/// by that drop is forgotten (leaked), never dropped: its drop could panic
-/// again.
-fn drop_payload(p: Box<dyn core::any::Any + Send>) {
-    if let Err(again) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(p))) {
-        core::mem::forget(again);
+/// by that drop is dropped the same way, a few times over; one still
+/// panicking after that is forgotten (leaked) rather than dropped.
+fn drop_payload(mut p: Box<dyn core::any::Any + Send>) {
+    for _ in 0..4 {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(p))) {
+            Ok(()) => return,
+            Err(again) => p = again,
+        }
     }
+    core::mem::forget(p);
 }
 
 impl Drop for Core {
