@@ -107,24 +107,24 @@ impl<H: Handler> Data<H> {
     }
 
     /// Runs one upcall inside its session window and returns the window
-    /// (`None` if it could not be entered, or under the broken twin), which
-    /// the trampoline ends after this borrow of the data is over: ending it
-    /// may run a close deferred to it, which frees this data.
+    /// (with its hold on the session; `None` only under the broken twin),
+    /// which the trampoline ends after this borrow of the data is over:
+    /// ending it may drop the session's last handle, whose close frees this
+    /// data.
     #[inline(always)]
     fn run(&self, args: ArgViews<'_>, ret: &mut [u8]) -> Option<super::protocol::Entered> {
         // The session must still be open (close waits for entered upcalls
-        // before it frees anything). A confined session's upcall from
-        // another thread is refused here.
+        // before it frees anything, and the window's handle keeps the last
+        // handle's drop from closing under it). A confined session's upcall
+        // from another thread is refused here.
         // SAFETY: see the `core` field: the core outlives this data, which
         // is live (we are running it).
-        let access = match unsafe { super::protocol::enter_upcall(self.core) } {
-            Ok(a) => a,
-            Err(e) => {
-                ret.fill(0);
-                self.fail(e);
-                return None;
-            }
-        };
+        let (access, entered) = unsafe { super::protocol::enter_upcall(self.core) };
+        if let Err(e) = entered {
+            ret.fill(0);
+            self.fail(e);
+            return access; // the hold, dropped by the trampoline
+        }
         let r = catch_unwind(AssertUnwindSafe(|| self.handler.handle(args, ret)));
         // Still inside the window: `fail` touches this data, which a close
         // may free once the window ends.
