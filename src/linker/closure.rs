@@ -163,9 +163,10 @@ unsafe extern "C" fn trampoline<H: Handler>(
     args: *mut *mut c_void,
     data: *mut c_void,
 ) {
-    // Raw pointers, not references, for the cif and the data: a close
-    // deferred to the end of the window (below) frees both while this
-    // function still runs, so no reference to them may be a live argument.
+    // Raw pointers, not references, for the cif and the data: ending the
+    // window (below) may drop the session's last handle, whose close frees
+    // both while this function still runs, so no reference to them may be
+    // a live argument.
     let window = {
         // SAFETY: `data` is the `Data<H>` that `make` registered with this
         // closure; it is live while the closure can be called, and stays
