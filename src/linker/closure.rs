@@ -157,6 +157,14 @@ pub(crate) fn panic_message_dropped(p: Box<dyn std::any::Any + Send>) -> String 
     m
 }
 
+/// libffi's callback for a closure made by [`make`].
+///
+/// # Safety
+///
+/// Called only by libffi, for a closure prepared by `make` with this `H`:
+/// `data` is that closure's live `Data<H>`, `args` holds one pointer per
+/// argument of its cif and `result` is a return buffer of at least
+/// `max(return size, 8)` bytes.
 unsafe extern "C" fn trampoline<H: Handler>(
     _cif: *mut ffi_cif,
     result: *mut c_void,

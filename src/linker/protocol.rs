@@ -39,7 +39,8 @@ pub(crate) fn acquire_stub(stub: &super::UpcallStub) -> Result<Option<AcquireGua
 /// the stub's closure data: the trampoline drops this token only once it
 /// holds no reference to that data).
 pub(crate) struct Entered {
-    /// `None` only under the broken twin `UpcallNoHandle`.
+    /// `None` for the global session (never closes) and under the broken
+    /// twin `UpcallNoHandle`.
     _handle: Option<Handle>,
     core: *const Core,
     /// `None` if entering failed (the handle is still held, so that its
@@ -51,8 +52,9 @@ impl Drop for Entered {
     #[inline]
     fn drop(&mut self) {
         if let Some(i) = self.shard {
-            // SAFETY: the core is live: `_handle` holds it (or, under the
-            // broken twin only, nothing does).
+            // SAFETY: the core is live: `_handle` holds it, or it is the
+            // global session's (never freed), or (the broken twin only)
+            // nothing does.
             unsafe { (*self.core).exit_user(i) };
         }
         // `_handle` drops after this body: the window has ended by then.
@@ -71,7 +73,10 @@ pub(crate) unsafe fn enter_upcall(core: *const Core) -> (Option<Entered>, Result
     if crate::session::state::twin_on("UpcallNoEnter") {
         return (None, Ok(()));
     }
-    let handle = if crate::session::state::twin_on("UpcallNoHandle") {
+    // SAFETY: live (the caller's contract).
+    let global = unsafe { (*core).kind } == crate::SessionKind::Global;
+    let handle = if global || crate::session::state::twin_on("UpcallNoHandle") {
+        // A global session never closes: nothing to hold (no RMW pair).
         None
     } else {
         // SAFETY: the caller's contract.
