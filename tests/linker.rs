@@ -1553,12 +1553,12 @@ fn upcall_closing_its_own_session(s: Session) {
     let lib = testlib();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
     let (s2, seen2) = (s.clone(), seen.clone());
-    let data = vec![40i32]; // captured state the close would free
+    let data = Box::new(40i32); // captured heap state the close would free
     let stub = Linker::native()
         .upcall_typed(
             move |a: i32, b: i32| -> i32 {
                 *seen2.lock().unwrap() = Some(s2.close());
-                data[0] + a + b
+                *data + a + b
             },
             &s,
         )
@@ -1606,7 +1606,7 @@ fn last_handle_drop_while_an_upcall_runs(kind: SessionKind) {
             .unwrap();
         let entered = std::sync::Mutex::new(entered_tx);
         let dropped = std::sync::Mutex::new(dropped_rx);
-        let data = vec![40i32];
+        let data = Box::new(40i32);
         let stub = Linker::native()
             .upcall_typed(
                 move |a: i32, b: i32| -> i32 {
@@ -1622,7 +1622,7 @@ fn last_handle_drop_while_an_upcall_runs(kind: SessionKind) {
                         !closed2.load(std::sync::atomic::Ordering::SeqCst),
                         "closed under a running upcall"
                     );
-                    data[0] + a + b
+                    *data + a + b
                 },
                 &s,
             )
@@ -1675,14 +1675,14 @@ fn dropping_the_last_handle_inside_its_own_upcall_closes_after_it_returns() {
         // drop) and drops it while it runs.
         let slot: std::sync::Arc<std::sync::Mutex<Option<Session>>> = Default::default();
         let (slot2, closed2) = (slot.clone(), closed.clone());
-        let data = vec![40i32];
+        let data = Box::new(40i32);
         let stub = Linker::native()
             .upcall_typed(
                 move |a: i32, b: i32| -> i32 {
                     drop(slot2.lock().unwrap().take());
                     // Deferred: nothing is freed while the upcall runs.
                     assert!(!closed2.load(std::sync::atomic::Ordering::SeqCst));
-                    data[0] + a + b
+                    *data + a + b
                 },
                 &s,
             )
@@ -1716,7 +1716,7 @@ fn a_stub_argument_keeps_its_session_open_for_the_call() {
     let (res_tx, res_rx) = mpsc::channel();
     let go = std::sync::Mutex::new(Some(go_tx));
     let res = std::sync::Mutex::new(res_rx);
-    let data = vec![20i32];
+    let data = Box::new(20i32);
     let stub = Linker::native()
         .upcall_typed(
             move |a: i32, b: i32| -> i32 {
@@ -1727,7 +1727,7 @@ fn a_stub_argument_keeps_its_session_open_for_the_call() {
                     let r = res.lock().unwrap().recv_timeout(Duration::from_secs(5));
                     assert_eq!(r, Ok(Err(Error::Busy { acquired: 1 })));
                 }
-                data[0] + a + b
+                *data + a + b
             },
             &s,
         )
@@ -1773,7 +1773,7 @@ fn an_upcall_panic_payload_that_panics_on_drop_is_contained() {
     let lib = testlib();
     let apply = apply_int(&lib);
     let s = Session::shared();
-    let data = vec![1i32];
+    let data = Box::new(1i32);
     // A capturing closure (libffi stub) and a stateless one (direct stub).
     let capturing = Linker::native()
         .upcall_typed(
@@ -1781,7 +1781,7 @@ fn an_upcall_panic_payload_that_panics_on_drop_is_contained() {
                 if a < 0 {
                     std::panic::panic_any(Bomb);
                 }
-                data[0]
+                *data
             },
             &s,
         )

@@ -1058,8 +1058,8 @@ fn arena_segment_round_trip(s: &Session, close_in: &str) {
     assert_eq!(last_close(), Some(Err(Error::InUse)));
     // The window is over: the block is still there, and close now works.
     assert_eq!(seg.get::<u64>(0).unwrap(), 7);
-    drop(seg);
     s.close().unwrap();
+    assert_eq!(seg.get::<u64>(0), Err(Error::Closed));
 }
 
 #[test]

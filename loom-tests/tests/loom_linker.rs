@@ -182,6 +182,42 @@ fn twin_upcall_without_a_handle_is_caught_by_a_confined_last_handle_drop() {
     with_twin(Twin::UpcallNoHandle, || last_handle_drop_vs_upcall(true));
 }
 
+/// An upcall in flight on main while one thread drops a handle and another
+/// closes the session explicitly and drops its handle: the close waits for
+/// the upcall's window, frees once, and the last handle (maybe the
+/// upcall's) finds the session closed.
+fn drop_and_close_vs_upcall() {
+    use memscope::linker::protocol::hooks::StubCore;
+    model(|| {
+        let (s, m) = session_with_memory();
+        let s2 = s.clone();
+        let stub = StubCore::of(&s);
+        // SAFETY: the session is open (this thread holds handles).
+        let entered = unsafe { stub.enter() }.unwrap();
+        let t1 = thread::spawn(move || drop(s));
+        let t2 = thread::spawn(move || {
+            s2.close().unwrap();
+            drop(s2);
+        });
+        touch(&m);
+        drop(entered);
+        t1.join().unwrap();
+        t2.join().unwrap();
+        assert!(!m.is_live());
+    });
+}
+
+#[test]
+fn loom_drop_and_close_vs_upcall() {
+    drop_and_close_vs_upcall();
+}
+
+#[test]
+#[should_panic]
+fn twin_upcall_without_enter_is_caught_by_drop_and_close() {
+    with_twin(Twin::UpcallNoEnter, drop_and_close_vs_upcall);
+}
+
 /// Main drops a handle inside its own upcall window while another thread
 /// drops the other: whichever is last, the session closes once, after the
 /// upcall's window (the closure is never freed under it).

@@ -107,24 +107,24 @@ impl<H: Handler> Data<H> {
     }
 
     /// Runs one upcall inside its session window and returns the window
-    /// (`None` if it could not be entered, or under the broken twin), which
-    /// the trampoline ends after this borrow of the data is over: ending it
-    /// may run a close deferred to it, which frees this data.
+    /// (with its hold on the session; `None` only under the broken twin),
+    /// which the trampoline ends after this borrow of the data is over:
+    /// ending it may drop the session's last handle, whose close frees this
+    /// data.
     #[inline(always)]
     fn run(&self, args: ArgViews<'_>, ret: &mut [u8]) -> Option<super::protocol::Entered> {
         // The session must still be open (close waits for entered upcalls
-        // before it frees anything). A confined session's upcall from
-        // another thread is refused here.
+        // before it frees anything, and the window's handle keeps the last
+        // handle's drop from closing under it). A confined session's upcall
+        // from another thread is refused here.
         // SAFETY: see the `core` field: the core outlives this data, which
         // is live (we are running it).
-        let access = match unsafe { super::protocol::enter_upcall(self.core) } {
-            Ok(a) => a,
-            Err(e) => {
-                ret.fill(0);
-                self.fail(e);
-                return None;
-            }
-        };
+        let (access, entered) = unsafe { super::protocol::enter_upcall(self.core) };
+        if let Err(e) = entered {
+            ret.fill(0);
+            self.fail(e);
+            return access; // the hold, dropped by the trampoline
+        }
         let r = catch_unwind(AssertUnwindSafe(|| self.handler.handle(args, ret)));
         // Still inside the window: `fail` touches this data, which a close
         // may free once the window ends.
@@ -157,15 +157,24 @@ pub(crate) fn panic_message_dropped(p: Box<dyn std::any::Any + Send>) -> String 
     m
 }
 
+/// libffi's callback for a closure made by [`make`].
+///
+/// # Safety
+///
+/// Called only by libffi, for a closure prepared by `make` with this `H`:
+/// `data` is that closure's live `Data<H>`, `args` holds one pointer per
+/// argument of its cif and `result` is a return buffer of at least
+/// `max(return size, 8)` bytes.
 unsafe extern "C" fn trampoline<H: Handler>(
     _cif: *mut ffi_cif,
     result: *mut c_void,
     args: *mut *mut c_void,
     data: *mut c_void,
 ) {
-    // Raw pointers, not references, for the cif and the data: a close
-    // deferred to the end of the window (below) frees both while this
-    // function still runs, so no reference to them may be a live argument.
+    // Raw pointers, not references, for the cif and the data: ending the
+    // window (below) may drop the session's last handle, whose close frees
+    // both while this function still runs, so no reference to them may be
+    // a live argument.
     let window = {
         // SAFETY: `data` is the `Data<H>` that `make` registered with this
         // closure; it is live while the closure can be called, and stays

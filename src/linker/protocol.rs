@@ -36,36 +36,47 @@ pub(crate) fn acquire_stub(stub: &super::UpcallStub) -> Result<Option<AcquireGua
 /// the session (made from the stub's raw core pointer) until the window has
 /// ended: the last handle cannot drop under a running upcall, and if this
 /// one is the last, the session closes right after the window (which frees
-/// the stub's closure data: the trampoline holds no reference to it then).
+/// the stub's closure data: the trampoline drops this token only once it
+/// holds no reference to that data).
 pub(crate) struct Entered {
-    /// `None` only under the broken twin `UpcallNoHandle`.
+    /// `None` for the global session (never closes) and under the broken
+    /// twin `UpcallNoHandle`.
     _handle: Option<Handle>,
     core: *const Core,
-    shard: usize,
+    /// `None` if entering failed (the handle is still held, so that its
+    /// drop, which may close the session, happens where the token drops).
+    shard: Option<usize>,
 }
 
 impl Drop for Entered {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: the core is live: `handle` holds it (or, under the broken
-        // twin only, nothing does).
-        unsafe { (*self.core).exit_user(self.shard) };
-        // `handle` drops after this body: the window has ended by then.
+        if let Some(i) = self.shard {
+            // SAFETY: the core is live: `_handle` holds it, or it is the
+            // global session's (never freed), or (the broken twin only)
+            // nothing does.
+            unsafe { (*self.core).exit_user(i) };
+        }
+        // `_handle` drops after this body: the window has ended by then.
     }
 }
 
-/// Enters the core at `core` (a stub's, from `Handle::as_ptr`) for one
-/// upcall (`None` only under the broken twin `UpcallNoEnter`).
+/// Enters the core at `core` (a stub's, from `Session::core_ptr`) for one
+/// upcall. The token is `None` only under the broken twin `UpcallNoEnter`;
+/// on an error it is the hold without a window: drop it as the window.
 ///
 /// # Safety
 ///
-/// As [`Handle::from_stub`]: the stub's closure has not been freed.
+/// As `Handle::from_stub`: the stub's closure has not been freed.
 #[inline]
-pub(crate) unsafe fn enter_upcall(core: *const Core) -> Result<Option<Entered>> {
+pub(crate) unsafe fn enter_upcall(core: *const Core) -> (Option<Entered>, Result<()>) {
     if crate::session::state::twin_on("UpcallNoEnter") {
-        return Ok(None);
+        return (None, Ok(()));
     }
-    let handle = if crate::session::state::twin_on("UpcallNoHandle") {
+    // SAFETY: live (the caller's contract).
+    let global = unsafe { (*core).kind } == crate::SessionKind::Global;
+    let handle = if global || crate::session::state::twin_on("UpcallNoHandle") {
+        // A global session never closes: nothing to hold (no RMW pair).
         None
     } else {
         // SAFETY: the caller's contract.
@@ -73,12 +84,13 @@ pub(crate) unsafe fn enter_upcall(core: *const Core) -> Result<Option<Entered>> 
     };
     // SAFETY: live: `handle` holds it (or, under the broken twin, the
     // caller's contract alone).
-    let shard = unsafe { (*core).enter_user()? };
-    Ok(Some(Entered {
+    let entered = unsafe { (*core).enter_user() };
+    let token = Entered {
         _handle: handle,
         core,
-        shard,
-    }))
+        shard: entered.as_ref().ok().copied(),
+    };
+    (Some(token), entered.map(|_| ()))
 }
 
 /// Loom hooks: the protocol steps above, callable from `loom-tests`.
@@ -97,7 +109,8 @@ pub mod hooks {
     /// What an upcall stub does before running the user's code.
     pub fn enter_upcall(session: &Session) -> Result<Option<impl Drop + '_>> {
         // SAFETY: `session` is a live handle of the core.
-        unsafe { super::enter_upcall(session.core_ptr()) }
+        let (token, entered) = unsafe { super::enter_upcall(session.core_ptr()) };
+        entered.map(|()| token)
     }
 
     /// What a stub's closure data holds: its session's core by raw pointer,
@@ -125,7 +138,8 @@ pub mod hooks {
         /// actions (which free the stub) must not have run yet.
         pub unsafe fn enter(&self) -> Result<Option<impl Drop + use<>>> {
             // SAFETY: live (the caller's contract).
-            unsafe { super::enter_upcall(self.0) }
+            let (token, entered) = unsafe { super::enter_upcall(self.0) };
+            entered.map(|()| token)
         }
     }
 }
