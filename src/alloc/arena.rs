@@ -65,6 +65,19 @@
 //! keeps its last chunk: an arena reset in a loop settles on one chunk and
 //! stops going through the pool.
 //!
+//! # Chunk sizes
+//!
+//! Each cursor (the confined cursor, a slot word, a `LocalArena`, a thread's
+//! chunk cache) grows from its own history in the current round: its first
+//! chunk asks for `MIN_CHUNK`, and each refill asks for twice the chunk it
+//! outgrew (table chunks also double per table entry of the round, by size
+//! asked). A chunk handed over larger than asked (the one `reset` kept, a
+//! pooled one) makes only its own cursor's next request larger, and a reset
+//! starts every cursor over, so sizes do not compound across rounds: with
+//! several threads resetting in a loop, the chunks settle and every round
+//! is served by the kept chunk and the pool (test
+//! `reset_rounds_settle_at_zero_system_allocations_with_1_2_and_4_threads`).
+//!
 //! # What close can race with
 //!
 //! The arena registers a close action on its session. When it runs (after
@@ -119,7 +132,7 @@ use core::cell::Cell;
 use core::fmt;
 use core::marker::PhantomData;
 
-/// The first chunk's size; later ones double.
+/// A cursor's first chunk size; its later ones double (`next_chunk_size`).
 #[cfg(not(loom))]
 pub(crate) const MIN_CHUNK: usize = 4096;
 #[cfg(loom)]
@@ -222,7 +235,6 @@ struct Slow {
     table_len: usize,
     /// Index in `chunks` of the confined cursor's chunk.
     confined_rec: Option<usize>,
-    next_size: usize,
     limit: Option<usize>,
     reserved: usize,
     /// Used bytes of retired chunks (for `allocated_bytes`).
@@ -411,6 +423,21 @@ fn scrub_bridged(mut chunk: Chunk, dirty: usize, bridged: bool) -> (Chunk, usize
     (chunk, dirty)
 }
 
+/// The size of a cursor's next chunk: twice the chunk it outgrew (`prev`),
+/// or `MIN_CHUNK` for its first chunk of the round. Growth follows each
+/// cursor's own history in this round only: a chunk handed over bigger than
+/// asked (the one a `reset` kept, a pooled one) does not make the *next*
+/// cursor's request bigger, so sizes do not compound across `reset`s (with
+/// an arena-wide doubling, two threads resetting in a loop doubled their
+/// chunks every round, past the pool's limit).
+#[inline]
+fn next_chunk_size(prev: Option<usize>) -> usize {
+    match prev {
+        Some(len) => len.saturating_mul(2).clamp(MIN_CHUNK, MAX_TABLE_CHUNK),
+        None => MIN_CHUNK,
+    }
+}
+
 /// A process-unique arena id (never 0, never reused).
 fn next_arena_id() -> u64 {
     #[cfg(not(loom))]
@@ -545,7 +572,6 @@ impl Inner {
                 chunks: Vec::new(),
                 table_len: 1,
                 confined_rec: None,
-                next_size: MIN_CHUNK,
                 limit: None,
                 reserved: 0,
                 released: false,
@@ -589,7 +615,6 @@ impl Inner {
             clean: chunk.addr() + dirty.min(chunk.len()),
         };
         s.reserved += chunk.len();
-        s.next_size = (chunk.len().max(MIN_CHUNK) * 2).min(MAX_TABLE_CHUNK);
         s.confined_rec = Some(s.chunks.len());
         s.chunks.push(Rec::new(chunk, dirty, Where::Confined));
         cur
@@ -649,7 +674,6 @@ impl Inner {
                 s.released = false;
                 s.bridged = false;
                 s.limit = None;
-                s.next_size = MIN_CHUNK;
                 s.table_len = 1;
                 s.reserved = 0;
                 s.confined_rec = None;
@@ -867,7 +891,26 @@ impl Inner {
             .checked_add(align.saturating_sub(CHUNK_ALIGN))
             .ok_or(Error::OutOfMemory { size, align })?;
         let table_full = !self.slots.is_empty() && s.table_len >= TABLE;
-        if needed > s.next_size / 2 || needed > MAX_TABLE_CHUNK || table_full {
+        // The chunk the refilling cursor outgrew: the confined cursor's, or
+        // the one this thread's slot word names.
+        let prev = match cur {
+            Some(_) => s.confined_rec.map(|r| s.chunks[r].chunk.len()),
+            None => {
+                // Relaxed: slot words and table entries change only under
+                // `slow`, which we hold.
+                let idx = (self.slot().load(Ordering::Relaxed) >> IDX_SHIFT) as usize;
+                (idx != 0 && idx < TABLE).then(|| self.table[idx].len.load(Ordering::Relaxed))
+            }
+        };
+        let mut want = next_chunk_size(prev);
+        if cur.is_none() {
+            // Table chunks also double per table entry of this round (by the
+            // sizes asked, not the sizes got), so that the 64 entries hold
+            // as much as a doubling series, however many slots share them.
+            let n = (s.table_len.saturating_sub(1) as u32).min(34);
+            want = want.max((MIN_CHUNK << n).min(MAX_TABLE_CHUNK));
+        }
+        if needed > want / 2 || needed > MAX_TABLE_CHUNK || table_full {
             // Huge: its own chunk, the current one stays current.
             let (chunk, _) =
                 Self::new_chunk(&mut s, size, align, true, false).map_err(|_| oom(size, align))?;
@@ -875,13 +918,11 @@ impl Inner {
             s.chunks.push(Rec::new(chunk, 0, Where::Other));
             return Ok(a);
         }
-        let want = s.next_size;
         // The confined cursor zeroes on demand; the table's chunks are
         // bumped by many threads at once, so they are cleared now.
         let (chunk, stale) =
             Self::new_chunk(&mut s, want.max(needed), CHUNK_ALIGN, false, cur.is_some())
                 .map_err(|_| oom(size, align))?;
-        s.next_size = (chunk.len().max(want) * 2).min(MAX_TABLE_CHUNK);
         let base = chunk.addr();
         let len = chunk.len();
         let start = align_up(base, align).ok_or(Error::OutOfMemory { size, align })?;
@@ -1002,7 +1043,15 @@ impl Inner {
         let pooled = match kept {
             Some(k) => Some(k),
             None if exact => None,
-            None => pool::take_dirty(len, align),
+            // A non-exact request asks for at least twice what it needs (its
+            // callers send larger ones to `exact` chunks of their own), so a
+            // pooled chunk of half the size fits too: taking one beats a
+            // system allocation, and the cursor's next chunk grows from it.
+            None => pool::take_dirty(len, align).or_else(|| {
+                (len / 2 >= MIN_CHUNK)
+                    .then(|| pool::take_dirty(len / 2, align))
+                    .flatten()
+            }),
         };
         let (chunk, dirty) = match pooled {
             Some(p) if p.chunk.len() <= room => {
@@ -1057,7 +1106,8 @@ impl Inner {
         let needed = size
             .checked_add(align.saturating_sub(CHUNK_ALIGN))
             .ok_or(Error::OutOfMemory { size, align })?;
-        if needed > s.next_size / 2 {
+        let want = next_chunk_size(old.map(|(rec, _, _)| s.chunks[rec].chunk.len()));
+        if needed > want / 2 {
             let (chunk, _) =
                 Self::new_chunk(&mut s, size, align, true, false).map_err(|_| oom(size, align))?;
             let a = chunk.addr();
@@ -1067,10 +1117,8 @@ impl Inner {
         if let Some((rec, used, clean)) = old {
             s.chunks[rec].retire(used, clean);
         }
-        let want = s.next_size;
         let (chunk, stale) = Self::new_chunk(&mut s, want, CHUNK_ALIGN, false, true)
             .map_err(|_| oom(size, align))?;
-        s.next_size = (chunk.len().max(want) * 2).min(MAX_TABLE_CHUNK);
         let base = chunk.addr();
         let end = chunk.end();
         let clean = base + stale;
@@ -1221,7 +1269,6 @@ impl Inner {
         unsafe { self.retire_bump_state(&mut s, Some(0)) };
         s.table_len = 1;
         s.reserved = 0;
-        s.next_size = MIN_CHUNK;
         if !self.slots.is_empty() {
             // Threads' caches name the old id: they no longer match.
             self.id.store(next_arena_id(), Ordering::Relaxed);

@@ -75,14 +75,27 @@ crate::sync::thread_local! {
     static LOCAL: RefCell<Local> = RefCell::new(Local(Vec::new()));
 }
 
-/// Picks the first chunk of at least `min` bytes and at most `4 * min`
-/// (so a tiny arena does not pin a huge chunk), aligned to `align`.
+/// Picks the smallest chunk of at least `min` bytes and at most `4 * min`
+/// (so a tiny arena does not pin a huge chunk), aligned to `align`; the
+/// newest of equal ones. Best fit keeps chunk sizes what arenas asked for:
+/// a larger chunk than asked makes its taker's next request larger, and
+/// sizes would drift upward round after round.
 fn pick(v: &mut Vec<Pooled>, min: usize, align: usize) -> Option<Pooled> {
     let max = min.saturating_mul(4);
-    let i = v
-        .iter()
-        .rposition(|p| p.chunk.len() >= min && p.chunk.len() <= max && p.chunk.align() >= align)?;
-    Some(v.swap_remove(i))
+    let mut best: Option<(usize, usize)> = None;
+    for (i, p) in v.iter().enumerate().rev() {
+        let len = p.chunk.len();
+        if len < min || len > max || p.chunk.align() < align {
+            continue;
+        }
+        if best.is_none_or(|(_, b)| len < b) {
+            best = Some((i, len));
+            if len == min {
+                break;
+            }
+        }
+    }
+    Some(v.swap_remove(best?.0))
 }
 
 /// Takes a chunk of `min ..= 4 * min` bytes from the pool, if any, with its
