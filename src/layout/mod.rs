@@ -428,10 +428,10 @@ fn member_label(m: &MemoryLayout, i: usize) -> String {
 fn check_unique_names(members: &[MemoryLayout], what: &str) -> Result<()> {
     let mut seen = std::collections::HashSet::with_capacity(members.len());
     for m in members {
-        if let Some(n) = &m.name {
-            if !seen.insert(n.as_str()) {
-                return Err(invalid(format!("{what}: duplicate member name `{n}`")));
-            }
+        if let Some(n) = &m.name
+            && !seen.insert(n.as_str())
+        {
+            return Err(invalid(format!("{what}: duplicate member name `{n}`")));
         }
     }
     Ok(())
@@ -637,7 +637,7 @@ impl MemoryLayout {
         let mut offset = 0usize;
         let mut align = 1usize;
         for (i, m) in members.iter().enumerate() {
-            if offset % m.align != 0 {
+            if !offset.is_multiple_of(m.align) {
                 return Err(invalid(format!(
                     "struct: member {} at offset {offset} is not aligned to its alignment {}",
                     member_label(m, i),
@@ -779,7 +779,7 @@ impl MemoryLayout {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn sequence(count: usize, element: MemoryLayout) -> Result<MemoryLayout> {
-        if element.size % element.align != 0 {
+        if !element.size.is_multiple_of(element.align) {
             return Err(invalid(format!(
                 "sequence: element size {} is not a multiple of its alignment {}",
                 element.size, element.align
@@ -836,7 +836,7 @@ impl MemoryLayout {
         align: usize,
     ) -> Result<MemoryLayout> {
         check_size_align(size, align, "struct")?;
-        if size % align != 0 {
+        if !size.is_multiple_of(align) {
             return Err(invalid(format!(
                 "struct: size {size} is not a multiple of its alignment {align}"
             )));
@@ -850,7 +850,7 @@ impl MemoryLayout {
                     "struct: member {label} at offset {offset} overlaps the member before it"
                 )));
             }
-            if m.align > align || offset % m.align != 0 {
+            if m.align > align || !offset.is_multiple_of(m.align) {
                 return Err(invalid(format!(
                     "struct: member {label} at offset {offset} with alignment {} does not fit a struct aligned to {align}",
                     m.align
@@ -897,7 +897,7 @@ impl MemoryLayout {
         align: usize,
     ) -> Result<MemoryLayout> {
         check_size_align(size, align, "union")?;
-        if size % align != 0 {
+        if !size.is_multiple_of(align) {
             return Err(invalid(format!(
                 "union: size {size} is not a multiple of its alignment {align}"
             )));

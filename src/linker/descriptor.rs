@@ -127,15 +127,15 @@ impl FunctionDescriptor {
 
     /// Checks the signature and derives what the linker needs.
     pub(crate) fn check(&self) -> Result<Checked> {
-        if let Some(v) = self.first_variadic {
-            if v > self.args.len() {
-                return Err(Error::InvalidSignature {
-                    reason: format!(
-                        "first variadic index {v} is past the {} argument(s)",
-                        self.args.len()
-                    ),
-                });
-            }
+        if let Some(v) = self.first_variadic
+            && v > self.args.len()
+        {
+            return Err(Error::InvalidSignature {
+                reason: format!(
+                    "first variadic index {v} is past the {} argument(s)",
+                    self.args.len()
+                ),
+            });
         }
         let mut args = Vec::with_capacity(self.args.len());
         for (i, l) in self.args.iter().enumerate() {

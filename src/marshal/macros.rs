@@ -99,6 +99,18 @@ macro_rules! c_struct {
         impl $crate::marshal::Marshal for $name {
             const SIZE: usize = ::core::mem::size_of::<$name>();
             const ALIGN: usize = ::core::mem::align_of::<$name>();
+            const __ABI: $crate::marshal::abi::AbiBytes = {
+                let acc = [$crate::marshal::abi::NONE; 16];
+                $(
+                    let acc = $crate::marshal::abi::place(
+                        acc,
+                        ::core::mem::offset_of!($name, $field),
+                        <$ty as $crate::marshal::Marshal>::__ABI,
+                        <$ty as $crate::marshal::Marshal>::SIZE,
+                    );
+                )+
+                acc
+            };
 
             fn layout() -> $crate::MemoryLayout {
                 // An error here means a member's hand-written `Marshal` impl
@@ -189,6 +201,29 @@ macro_rules! c_struct {
 /// ```
 #[macro_export]
 macro_rules! c_union {
+    // The members' classes merged at offset 0.
+    (@abi $($ty:ty),+) => {{
+        let acc = [$crate::marshal::abi::NONE; 16];
+        $(
+            let acc = $crate::marshal::abi::place(
+                acc,
+                0,
+                <$ty as $crate::marshal::Marshal>::__ABI,
+                <$ty as $crate::marshal::Marshal>::SIZE,
+            );
+        )+
+        acc
+    }};
+    // Storage chunk `$k`'s kind (`$which` 0) or element count (1).
+    (@chunk $k:literal, $which:tt, $($ty:ty),+) => {{
+        let (size, align) = match $crate::layout::c_union_placement(
+            [$( (<$ty as $crate::marshal::Marshal>::SIZE, <$ty as $crate::marshal::Marshal>::ALIGN) ),+]
+        ) {
+            ::core::option::Option::Some(p) => p,
+            ::core::option::Option::None => (0, 0),
+        };
+        $crate::marshal::abi::chunk($crate::c_union!(@abi $($ty),+), size, align, $k).$which
+    }};
     (
         $(#[$meta:meta])*
         $vis:vis union $name:ident {
@@ -199,12 +234,16 @@ macro_rules! c_union {
         #[repr(C)]
         $vis struct $name {
             _align: [($($ty,)+); 0],
-            bytes: [u8; match $crate::layout::c_union_placement(
-                [$( (<$ty as $crate::marshal::Marshal>::SIZE, <$ty as $crate::marshal::Marshal>::ALIGN) ),+]
-            ) {
-                ::core::option::Option::Some(p) => p.0,
-                ::core::option::Option::None => panic!(concat!("c_union!: `", stringify!($name), "` has no valid C layout")),
-            }],
+            bytes: $crate::marshal::abi::UnionStorage<
+                <$crate::marshal::abi::Chunk<
+                    { $crate::c_union!(@chunk 0, 0, $($ty),+) },
+                    { $crate::c_union!(@chunk 0, 1, $($ty),+) },
+                > as $crate::marshal::abi::PickChunk>::T,
+                <$crate::marshal::abi::Chunk<
+                    { $crate::c_union!(@chunk 1, 0, $($ty),+) },
+                    { $crate::c_union!(@chunk 1, 1, $($ty),+) },
+                > as $crate::marshal::abi::PickChunk>::T,
+            >,
         }
 
         const _: () = {
@@ -221,6 +260,11 @@ macro_rules! c_union {
                 concat!("c_union!: size of `", stringify!($name), "` differs from C's"));
             assert!(align == ::core::mem::align_of::<$name>(),
                 concat!("c_union!: alignment of `", stringify!($name), "` differs from C's"));
+            assert!(
+                $crate::marshal::abi::supported(<$name as _M>::__ABI, size, align),
+                concat!("c_union!: no Rust type passes `", stringify!($name),
+                    "` by value in the registers C uses")
+            );
             $(
                 assert!(
                     <$ty as _M>::SIZE == ::core::mem::size_of::<$ty>()
@@ -241,7 +285,7 @@ macro_rules! c_union {
 
             /// The union with every byte zero.
             pub const fn zeroed() -> Self {
-                $name { _align: [], bytes: [0; ::core::mem::size_of::<$name>()] }
+                $name { _align: [], bytes: $crate::marshal::abi::UnionStorage::ZERO }
             }
 
             /// The union holding `value` in `member` (other bytes zero).
@@ -259,7 +303,7 @@ macro_rules! c_union {
                 &self,
                 member: $crate::marshal::UnionField<Self, T>,
             ) -> $crate::Result<T> {
-                match self.bytes.get(..T::SIZE) {
+                match self.bytes.as_bytes().get(..T::SIZE) {
                     ::core::option::Option::Some(b) => T::decode(b),
                     ::core::option::Option::None => ::core::result::Result::Err($crate::Error::InvalidArgument {
                         reason: ::std::format!("union member `{}` does not fit", member.name()),
@@ -273,7 +317,7 @@ macro_rules! c_union {
                 member: $crate::marshal::UnionField<Self, T>,
                 value: &T,
             ) -> $crate::Result<()> {
-                match self.bytes.get_mut(..T::SIZE) {
+                match self.bytes.as_bytes_mut().get_mut(..T::SIZE) {
                     ::core::option::Option::Some(b) => <T as $crate::marshal::Marshal>::encode(value, b),
                     ::core::option::Option::None => ::core::result::Result::Err($crate::Error::InvalidArgument {
                         reason: ::std::format!("union member `{}` does not fit", member.name()),
@@ -283,13 +327,14 @@ macro_rules! c_union {
 
             /// The union's bytes.
             pub fn as_bytes(&self) -> &[u8] {
-                &self.bytes
+                self.bytes.as_bytes()
             }
         }
 
         impl $crate::marshal::Marshal for $name {
             const SIZE: usize = ::core::mem::size_of::<$name>();
             const ALIGN: usize = ::core::mem::align_of::<$name>();
+            const __ABI: $crate::marshal::abi::AbiBytes = $crate::c_union!(@abi $($ty),+);
 
             fn layout() -> $crate::MemoryLayout {
                 // As for c_struct!: an inconsistent member impl makes the
@@ -308,7 +353,8 @@ macro_rules! c_union {
 
             #[inline]
             fn encode(&self, out: &mut [u8]) -> $crate::Result<()> {
-                *$crate::marshal::fixed_mut::<{ ::core::mem::size_of::<$name>() }>(out)? = self.bytes;
+                $crate::marshal::fixed_mut::<{ ::core::mem::size_of::<$name>() }>(out)?
+                    .copy_from_slice(self.bytes.as_bytes());
                 ::core::result::Result::Ok(())
             }
 
@@ -316,7 +362,9 @@ macro_rules! c_union {
             fn decode(bytes: &[u8]) -> $crate::Result<Self> {
                 ::core::result::Result::Ok($name {
                     _align: [],
-                    bytes: *$crate::marshal::fixed::<{ ::core::mem::size_of::<$name>() }>(bytes)?,
+                    bytes: $crate::marshal::abi::UnionStorage::from_bytes(
+                        $crate::marshal::fixed::<{ ::core::mem::size_of::<$name>() }>(bytes)?,
+                    )?,
                 })
             }
         }
