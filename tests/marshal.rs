@@ -1004,3 +1004,20 @@ fn value_debug_and_eq_match_the_derived_forms() {
         Value::Struct(vec![Value::I8(1), Value::I8(2)])
     );
 }
+
+#[test]
+fn read_seq_of_a_huge_count_of_zero_sized_elements_is_an_error() {
+    let s = Session::global();
+    let mut b = Buf::new(8);
+    let seg = b.seg(&s);
+    assert!(matches!(
+        memscope::marshal::read_seq::<[u8; 0]>(&seg, 0, usize::MAX),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert_eq!(
+        memscope::marshal::read_seq::<[u8; 0]>(&seg, 0, 3)
+            .unwrap()
+            .len(),
+        3
+    );
+}
