@@ -154,7 +154,7 @@ fn marshal(c: &mut Criterion) {
             }
             let mut n = 0usize;
             for i in 0..N {
-                if let Value::Struct(f) = Value::read(&layout, seg, i * SZ).unwrap() {
+                if let Value::Struct(ref f) = Value::read(&layout, seg, i * SZ).unwrap() {
                     n += f.len();
                 }
             }

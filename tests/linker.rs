@@ -1821,3 +1821,245 @@ fn an_upcall_panic_payload_that_panics_on_drop_is_contained() {
     }
     s.close().unwrap();
 }
+
+// ------------------------------------------------- issue 12: c_union! by value, typed
+
+mod typed_unions {
+    use super::*;
+    use memscope::marshal::Marshal;
+    use memscope::{c_struct, c_union};
+
+    c_union! {
+        /// `union { float f; }`: SSE.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub union UFloat { pub f: f32 }
+    }
+    c_union! {
+        /// `union { float f; double d; }`: SSE.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub union UFD { pub f: f32, pub d: f64 }
+    }
+    c_union! {
+        /// `union { float f[2]; }`: SSE, alignment 4.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub union UF2 { pub f: [f32; 2] }
+    }
+    c_union! {
+        /// `union { float f[3]; }`: SSE + SSE (12 bytes).
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub union UF3 { pub f: [f32; 3] }
+    }
+    c_union! {
+        /// `union { double d[2]; float f[4]; }`: SSE + SSE.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub union UDD { pub d: [f64; 2], pub f: [f32; 4] }
+    }
+    c_union! {
+        /// `union { int32_t i; uint32_t u; }`: INTEGER.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub union UInt { pub i: i32, pub u: u32 }
+    }
+    c_union! {
+        /// `union { int32_t i; float f; }`: INTEGER.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub union UMix { pub i: i32, pub f: f32 }
+    }
+    c_union! {
+        /// `union { int64_t i; double d; }`: INTEGER.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub union UMix8 { pub i: i64, pub d: f64 }
+    }
+    c_struct! {
+        /// `struct { double d; int32_t i; }`.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub struct DI { pub d: f64, pub i: i32 }
+    }
+    c_union! {
+        /// `union { DI s; double e[2]; }`: SSE + INTEGER.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub union UTwo { pub s: DI, pub e: [f64; 2] }
+    }
+    c_union! {
+        /// `union { double d[3]; int64_t i; }`: MEMORY.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub union UBig { pub d: [f64; 3], pub i: i64 }
+    }
+
+    fn sym(name: &str) -> Symbol {
+        testlib().lookup(name).unwrap()
+    }
+
+    #[test]
+    fn float_only_unions_pass_by_value_in_sse_registers() {
+        let s = sym("uf_neg");
+        // SAFETY: `UFloat uf_neg(UFloat)`.
+        let f = unsafe { s.as_fn::<extern "C" fn(UFloat) -> UFloat>() }.unwrap();
+        let r = f(UFloat::new(UFloat::f, &1.25).unwrap());
+        assert_eq!(r.get(UFloat::f).unwrap(), -1.25);
+
+        let s = sym("ufd_add");
+        // SAFETY: `UFD ufd_add(UFD, double)`.
+        let f = unsafe { s.as_fn::<extern "C" fn(UFD, f64) -> UFD>() }.unwrap();
+        let r = f(UFD::new(UFD::d, &2.5).unwrap(), 0.25);
+        assert_eq!(r.get(UFD::d).unwrap(), 2.75);
+
+        let s = sym("uf2_swap");
+        // SAFETY: `UF2 uf2_swap(UF2)`.
+        let f = unsafe { s.as_fn::<extern "C" fn(UF2) -> UF2>() }.unwrap();
+        let r = f(UF2::new(UF2::f, &[1.5, -2.0]).unwrap());
+        assert_eq!(r.get(UF2::f).unwrap(), [-2.0, 1.5]);
+
+        let s = sym("uf3_sum");
+        // SAFETY: `UF3 uf3_sum(UF3)`.
+        let f = unsafe { s.as_fn::<extern "C" fn(UF3) -> UF3>() }.unwrap();
+        let r = f(UF3::new(UF3::f, &[1.5, 2.0, 0.0]).unwrap());
+        assert_eq!(r.get(UF3::f).unwrap(), [1.5, 2.0, 3.5]);
+
+        let s = sym("udd_swap");
+        // SAFETY: `UDD udd_swap(UDD, double)`.
+        let f = unsafe { s.as_fn::<extern "C" fn(UDD, f64) -> UDD>() }.unwrap();
+        let r = f(UDD::new(UDD::d, &[1.0, 2.0]).unwrap(), 3.0);
+        assert_eq!(r.get(UDD::d).unwrap(), [6.0, 1.0]);
+    }
+
+    #[test]
+    fn integer_and_mixed_unions_pass_by_value_in_integer_registers() {
+        let s = sym("ui_inc");
+        // SAFETY: `UInt ui_inc(UInt)`.
+        let f = unsafe { s.as_fn::<extern "C" fn(UInt) -> UInt>() }.unwrap();
+        assert_eq!(
+            f(UInt::new(UInt::i, &41).unwrap()).get(UInt::i).unwrap(),
+            42
+        );
+
+        let s = sym("umix_neg");
+        // SAFETY: `UMix umix_neg(UMix)`.
+        let f = unsafe { s.as_fn::<extern "C" fn(UMix) -> UMix>() }.unwrap();
+        let r = f(UMix::new(UMix::f, &0.5).unwrap());
+        assert_eq!(r.get(UMix::f).unwrap(), -0.5);
+
+        let s = sym("umix8_add");
+        // SAFETY: `UMix8 umix8_add(UMix8, double)`.
+        let f = unsafe { s.as_fn::<extern "C" fn(UMix8, f64) -> UMix8>() }.unwrap();
+        let r = f(UMix8::new(UMix8::d, &2.5).unwrap(), 1.0);
+        assert_eq!(r.get(UMix8::d).unwrap(), 3.5);
+
+        let s = sym("utwo_bump");
+        // SAFETY: `UTwo utwo_bump(UTwo, int32_t)`.
+        let f = unsafe { s.as_fn::<extern "C" fn(UTwo, i32) -> UTwo>() }.unwrap();
+        let r = f(UTwo::new(UTwo::s, &DI { d: 1.5, i: 7 }).unwrap(), 5);
+        assert_eq!(r.get(UTwo::s).unwrap(), DI { d: 3.0, i: 12 });
+    }
+
+    #[test]
+    fn unions_over_sixteen_bytes_pass_in_memory() {
+        let s = sym("ubig_rev");
+        // SAFETY: `UBig ubig_rev(UBig)`.
+        let f = unsafe { s.as_fn::<extern "C" fn(UBig) -> UBig>() }.unwrap();
+        let r = f(UBig::new(UBig::d, &[1.0, 2.0, 3.0]).unwrap());
+        assert_eq!(r.get(UBig::d).unwrap(), [3.0, 3.0, 1.0]);
+    }
+
+    #[test]
+    fn typed_unions_agree_with_the_dynamic_path() {
+        let lib = testlib();
+        for (name, layout, arg) in [
+            (
+                "uf_neg",
+                UFloat::layout(),
+                UFloat::new(UFloat::f, &4.0).unwrap().as_bytes().to_vec(),
+            ),
+            (
+                "uf3_sum",
+                UF3::layout(),
+                UF3::new(UF3::f, &[1.0, 2.0, 9.0])
+                    .unwrap()
+                    .as_bytes()
+                    .to_vec(),
+            ),
+            (
+                "ui_inc",
+                UInt::layout(),
+                UInt::new(UInt::i, &1).unwrap().as_bytes().to_vec(),
+            ),
+        ] {
+            let f = link(&lib, name, Some(layout.clone()), &[layout]);
+            let out = f.call(&[Value::Bytes(arg)]).unwrap().unwrap();
+            let out = out.into_bytes().expect("a union returns bytes");
+            let typed: Vec<u8> = match name {
+                "uf_neg" => UFloat::new(UFloat::f, &-4.0).unwrap().as_bytes().to_vec(),
+                "uf3_sum" => UF3::new(UF3::f, &[1.0, 2.0, 3.0])
+                    .unwrap()
+                    .as_bytes()
+                    .to_vec(),
+                _ => UInt::new(UInt::i, &2).unwrap().as_bytes().to_vec(),
+            };
+            assert_eq!(out, typed, "{name}");
+        }
+        // the layouts still equal C's
+        assert_eq!((UF3::SIZE, UF3::ALIGN), (12, 4));
+        assert_eq!((UTwo::SIZE, UTwo::ALIGN), (16, 8));
+        assert_eq!((UBig::SIZE, UBig::ALIGN), (24, 8));
+        assert_eq!((UFloat::SIZE, UFloat::ALIGN), (4, 4));
+    }
+}
+
+// ------------------------------------------------- bind! with unions and enums by value
+
+mod bind_by_value {
+    use super::typed_unions::{UBig, UFD, UMix, UTwo};
+    use super::*;
+
+    memscope::c_enum! {
+        /// Signs, as C ints.
+        pub enum Sign { Neg = -1, Zero = 0, Pos = 1 }
+    }
+
+    memscope::bind! {
+        /// testlib.c's unions through bind!'s typed calls, and libc's abs
+        /// through a C enum.
+        struct Unions {
+            fn ufd_add(u: UFD, x: f64) -> UFD;
+            fn umix_neg(u: UMix) -> UMix;
+            fn utwo_bump(u: UTwo, k: i32) -> UTwo;
+            fn ubig_rev(u: UBig) -> UBig;
+            fn add(a: i32, b: i32) -> i32;
+            fn sign_of_sum(a: i32, b: i32) -> Sign = "add";
+            fn negate(s: Sign, zero: i32) -> i32 = "add";
+        }
+    }
+
+    #[test]
+    fn bind_passes_unions_of_every_class_by_value() {
+        // SAFETY: the declarations match testlib.c (a C enum is an int).
+        let u = unsafe { Unions::load(&testlib()) }.unwrap();
+        let r = u.ufd_add(UFD::new(UFD::d, &2.5).unwrap(), 1.0).unwrap();
+        assert_eq!(r.get(UFD::d).unwrap(), 3.5);
+        let r = u.umix_neg(UMix::new(UMix::f, &1.5).unwrap()).unwrap();
+        assert_eq!(r.get(UMix::f).unwrap(), -1.5);
+        let di = super::typed_unions::DI { d: 1.5, i: 4 };
+        let r = u.utwo_bump(UTwo::new(UTwo::s, &di).unwrap(), 3).unwrap();
+        assert_eq!(
+            r.get(UTwo::s).unwrap(),
+            super::typed_unions::DI { d: 3.0, i: 7 }
+        );
+        let r = u
+            .ubig_rev(UBig::new(UBig::d, &[1.0, 2.0, 3.0]).unwrap())
+            .unwrap();
+        assert_eq!(r.get(UBig::d).unwrap(), [3.0, 3.0, 1.0]);
+    }
+
+    #[test]
+    fn bind_checks_a_c_enum_result() {
+        // SAFETY: as above.
+        let u = unsafe { Unions::load(&testlib()) }.unwrap();
+        assert_eq!(u.add(2, 3).unwrap(), 5);
+        assert_eq!(u.sign_of_sum(-3, 2).unwrap(), Sign::Neg);
+        assert_eq!(u.negate(Sign::Pos, 0).unwrap(), 1);
+        // 7 is no Sign: an error, never an invalid enum value.
+        assert!(matches!(
+            u.sign_of_sum(3, 4),
+            Err(Error::InvalidArgument { .. })
+        ));
+    }
+}

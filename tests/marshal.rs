@@ -1091,3 +1091,20 @@ fn marshal_encode_may_close_another_session() {
     assert_eq!(last_close(), Some(Ok(())));
     assert!(!other.is_alive());
 }
+
+#[test]
+fn read_seq_of_a_huge_count_of_zero_sized_elements_is_an_error() {
+    let s = Session::global();
+    let mut b = Buf::new(8);
+    let seg = b.seg(&s);
+    assert!(matches!(
+        memscope::marshal::read_seq::<[u8; 0]>(&seg, 0, usize::MAX),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert_eq!(
+        memscope::marshal::read_seq::<[u8; 0]>(&seg, 0, 3)
+            .unwrap()
+            .len(),
+        3
+    );
+}

@@ -17,7 +17,14 @@ impl MemoryLayout {
         }
     }
 
-    fn fmt_decl(&self, f: &mut dyn Write, declarator: &str, in_packed: bool) -> fmt::Result {
+    /// `tagged`: whether a struct or union prints its name as the tag.
+    fn fmt_decl(
+        &self,
+        f: &mut dyn Write,
+        declarator: &str,
+        in_packed: bool,
+        tagged: bool,
+    ) -> fmt::Result {
         let natural = self.natural_align();
         let packed_here = self.align < natural && !in_packed;
         if self.align > natural
@@ -48,7 +55,7 @@ impl MemoryLayout {
                 f.write_str(" /* padding */")
             }
             LayoutKind::Sequence { count, element } => {
-                element.fmt_decl(f, &format!("{declarator}[{count}]"), in_packed)
+                element.fmt_decl(f, &format!("{declarator}[{count}]"), in_packed, true)
             }
             LayoutKind::Struct(members) | LayoutKind::Union(members) => {
                 let keyword = if matches!(self.kind, LayoutKind::Struct(_)) {
@@ -60,7 +67,7 @@ impl MemoryLayout {
                 if packed_here {
                     f.write_str(" __attribute__((packed))")?;
                 }
-                if let Some(n) = &self.name {
+                if let (true, Some(n)) = (tagged, &self.name) {
                     write!(f, " {n}")?;
                 }
                 f.write_str(" {")?;
@@ -94,14 +101,12 @@ impl MemoryLayout {
             LayoutKind::Struct(_) | LayoutKind::Union(_)
                 if self.name.as_deref() == Some(declarator) =>
             {
-                // The member's name is its declarator; print the group untagged.
-                let untagged = MemoryLayout {
-                    name: None,
-                    ..self.clone()
-                };
-                untagged.fmt_decl(f, declarator, in_packed)
+                // The member's name is its declarator; print the group
+                // untagged (without cloning it: that made printing
+                // quadratic in the depth).
+                self.fmt_decl(f, declarator, in_packed, false)
             }
-            _ => self.fmt_decl(f, declarator, in_packed),
+            _ => self.fmt_decl(f, declarator, in_packed, true),
         }
     }
 }
@@ -128,8 +133,10 @@ impl fmt::Display for MemoryLayout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = String::new();
         match &self.kind {
-            LayoutKind::Struct(_) | LayoutKind::Union(_) => self.fmt_decl(&mut s, "", false)?,
-            _ => self.fmt_decl(&mut s, self.name.as_deref().unwrap_or(""), false)?,
+            LayoutKind::Struct(_) | LayoutKind::Union(_) => {
+                self.fmt_decl(&mut s, "", false, true)?
+            }
+            _ => self.fmt_decl(&mut s, self.name.as_deref().unwrap_or(""), false, true)?,
         }
         f.write_str(&s)
     }

@@ -850,7 +850,7 @@ impl MemoryLayout {
                     "struct: member {label} at offset {offset} overlaps the member before it"
                 )));
             }
-            if m.align > align || offset % m.align != 0 {
+            if m.align > align || !offset.is_multiple_of(m.align) {
                 return Err(invalid(format!(
                     "struct: member {label} at offset {offset} with alignment {} does not fit a struct aligned to {align}",
                     m.align

@@ -109,6 +109,18 @@ macro_rules! c_struct {
         impl $crate::marshal::Marshal for $name {
             const SIZE: usize = ::core::mem::size_of::<$name>();
             const ALIGN: usize = ::core::mem::align_of::<$name>();
+            const __ABI: $crate::marshal::abi::AbiBytes = {
+                let acc = [$crate::marshal::abi::NONE; 16];
+                $(
+                    let acc = $crate::marshal::abi::place(
+                        acc,
+                        ::core::mem::offset_of!($name, $field),
+                        <$ty as $crate::marshal::Marshal>::__ABI,
+                        <$ty as $crate::marshal::Marshal>::SIZE,
+                    );
+                )+
+                acc
+            };
 
             fn layout() -> $crate::MemoryLayout {
                 // An error here means a member's hand-written `Marshal` impl
@@ -199,6 +211,29 @@ macro_rules! c_struct {
 /// ```
 #[macro_export]
 macro_rules! c_union {
+    // The members' classes merged at offset 0.
+    (@abi $($ty:ty),+) => {{
+        let acc = [$crate::marshal::abi::NONE; 16];
+        $(
+            let acc = $crate::marshal::abi::place(
+                acc,
+                0,
+                <$ty as $crate::marshal::Marshal>::__ABI,
+                <$ty as $crate::marshal::Marshal>::SIZE,
+            );
+        )+
+        acc
+    }};
+    // Storage chunk `$k`'s kind (`$which` 0) or element count (1).
+    (@chunk $k:literal, $which:tt, $($ty:ty),+) => {{
+        let (size, align) = match $crate::layout::c_union_placement(
+            [$( (<$ty as $crate::marshal::Marshal>::SIZE, <$ty as $crate::marshal::Marshal>::ALIGN) ),+]
+        ) {
+            ::core::option::Option::Some(p) => p,
+            ::core::option::Option::None => (0, 0),
+        };
+        $crate::marshal::abi::chunk($crate::c_union!(@abi $($ty),+), size, align, $k).$which
+    }};
     (
         $(#[$meta:meta])*
         $vis:vis union $name:ident {
@@ -209,13 +244,22 @@ macro_rules! c_union {
         #[repr(C)]
         $vis struct $name {
             _align: [($($ty,)+); 0],
-            bytes: [u8; match $crate::layout::c_union_placement(
-                [$( (<$ty as $crate::marshal::Marshal>::SIZE, <$ty as $crate::marshal::Marshal>::ALIGN) ),+]
-            ) {
-                ::core::option::Option::Some(p) => p.0,
-                ::core::option::Option::None => panic!(concat!("c_union!: `", stringify!($name), "` has no valid C layout")),
-            }],
+            bytes: $crate::marshal::abi::UnionStorage<
+                <$crate::marshal::abi::Chunk<
+                    { $crate::c_union!(@chunk 0, 0, $($ty),+) },
+                    { $crate::c_union!(@chunk 0, 1, $($ty),+) },
+                > as $crate::marshal::abi::PickChunk>::T,
+                <$crate::marshal::abi::Chunk<
+                    { $crate::c_union!(@chunk 1, 0, $($ty),+) },
+                    { $crate::c_union!(@chunk 1, 1, $($ty),+) },
+                > as $crate::marshal::abi::PickChunk>::T,
+            >,
         }
+
+        // SAFETY: `#[repr(C)]` storage of primitive chunks whose register
+        // classes are C's for this union (`marshal::abi`), size and
+        // alignment checked against C below; every bit pattern is valid.
+        unsafe impl $crate::linker::CRepr for $name {}
 
         const _: () = {
             use $crate::marshal::Marshal as _M;
@@ -231,6 +275,11 @@ macro_rules! c_union {
                 concat!("c_union!: size of `", stringify!($name), "` differs from C's"));
             assert!(align == ::core::mem::align_of::<$name>(),
                 concat!("c_union!: alignment of `", stringify!($name), "` differs from C's"));
+            assert!(
+                $crate::marshal::abi::supported(<$name as _M>::__ABI, size, align),
+                concat!("c_union!: no Rust type passes `", stringify!($name),
+                    "` by value in the registers C uses")
+            );
             $(
                 assert!(
                     <$ty as _M>::SIZE == ::core::mem::size_of::<$ty>()
@@ -251,7 +300,7 @@ macro_rules! c_union {
 
             /// The union with every byte zero.
             pub const fn zeroed() -> Self {
-                $name { _align: [], bytes: [0; ::core::mem::size_of::<$name>()] }
+                $name { _align: [], bytes: $crate::marshal::abi::UnionStorage::ZERO }
             }
 
             /// The union holding `value` in `member` (other bytes zero).
@@ -269,7 +318,7 @@ macro_rules! c_union {
                 &self,
                 member: $crate::marshal::UnionField<Self, T>,
             ) -> $crate::Result<T> {
-                match self.bytes.get(..T::SIZE) {
+                match self.bytes.as_bytes().get(..T::SIZE) {
                     ::core::option::Option::Some(b) => T::decode(b),
                     ::core::option::Option::None => ::core::result::Result::Err($crate::Error::InvalidArgument {
                         reason: ::std::format!("union member `{}` does not fit", member.name()),
@@ -283,7 +332,7 @@ macro_rules! c_union {
                 member: $crate::marshal::UnionField<Self, T>,
                 value: &T,
             ) -> $crate::Result<()> {
-                match self.bytes.get_mut(..T::SIZE) {
+                match self.bytes.as_bytes_mut().get_mut(..T::SIZE) {
                     ::core::option::Option::Some(b) => <T as $crate::marshal::Marshal>::encode(value, b),
                     ::core::option::Option::None => ::core::result::Result::Err($crate::Error::InvalidArgument {
                         reason: ::std::format!("union member `{}` does not fit", member.name()),
@@ -293,13 +342,14 @@ macro_rules! c_union {
 
             /// The union's bytes.
             pub fn as_bytes(&self) -> &[u8] {
-                &self.bytes
+                self.bytes.as_bytes()
             }
         }
 
         impl $crate::marshal::Marshal for $name {
             const SIZE: usize = ::core::mem::size_of::<$name>();
             const ALIGN: usize = ::core::mem::align_of::<$name>();
+            const __ABI: $crate::marshal::abi::AbiBytes = $crate::c_union!(@abi $($ty),+);
 
             fn layout() -> $crate::MemoryLayout {
                 // As for c_struct!: an inconsistent member impl makes the
@@ -318,7 +368,8 @@ macro_rules! c_union {
 
             #[inline]
             fn encode(&self, out: &mut [u8]) -> $crate::Result<()> {
-                *$crate::marshal::fixed_mut::<{ ::core::mem::size_of::<$name>() }>(out)? = self.bytes;
+                $crate::marshal::fixed_mut::<{ ::core::mem::size_of::<$name>() }>(out)?
+                    .copy_from_slice(self.bytes.as_bytes());
                 ::core::result::Result::Ok(())
             }
 
@@ -326,7 +377,9 @@ macro_rules! c_union {
             fn decode(bytes: &[u8]) -> $crate::Result<Self> {
                 ::core::result::Result::Ok($name {
                     _align: [],
-                    bytes: *$crate::marshal::fixed::<{ ::core::mem::size_of::<$name>() }>(bytes)?,
+                    bytes: $crate::marshal::abi::UnionStorage::from_bytes(
+                        $crate::marshal::fixed::<{ ::core::mem::size_of::<$name>() }>(bytes)?,
+                    )?,
                 })
             }
         }
@@ -407,6 +460,29 @@ macro_rules! c_enum {
             }
         }
 
+        // `bind!` passes a C enum as its `int` and checks what C returns.
+        impl $crate::linker::BindArg for $name {
+            type C = i32;
+            fn layout() -> $crate::MemoryLayout {
+                <$name as $crate::marshal::Marshal>::layout()
+            }
+            #[inline(always)]
+            fn prepare(&self) -> $crate::Result<(i32, $crate::linker::Hold<'_>)> {
+                ::core::result::Result::Ok((*self as i32, $crate::linker::Hold::None))
+            }
+        }
+
+        impl $crate::linker::BindRet for $name {
+            type C = i32;
+            fn layout() -> ::core::option::Option<$crate::MemoryLayout> {
+                ::core::option::Option::Some(<$name as $crate::marshal::Marshal>::layout())
+            }
+            #[inline]
+            fn from_c(c: i32) -> $crate::Result<$name> {
+                <$name as $crate::marshal::Marshal>::decode(&c.to_ne_bytes())
+            }
+        }
+
         impl $crate::marshal::Marshal for $name {
             const SIZE: usize = ::core::mem::size_of::<i32>();
             const ALIGN: usize = ::core::mem::align_of::<i32>();
@@ -470,6 +546,10 @@ macro_rules! c_flags {
         #[repr(transparent)]
         #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
         $vis struct $name($t);
+
+        // SAFETY: `repr(transparent)` over `$t`, a C-representation integer:
+        // every bit pattern C can return is a valid value of the struct.
+        unsafe impl $crate::linker::CRepr for $name where for<'__c> $t: $crate::linker::CRepr {}
 
         #[allow(dead_code)]
         impl $name {

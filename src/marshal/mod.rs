@@ -27,6 +27,8 @@
 //! value matching one of its members (the first that matches, in order),
 //! written at offset 0 with the other bytes left as they were.
 
+#[doc(hidden)]
+pub mod abi;
 mod alloc_ext;
 mod bytes;
 mod macros;
@@ -70,6 +72,14 @@ pub trait Marshal: Sized {
     const SIZE: usize;
     /// Alignment in bytes of the C representation (`layout().align()`).
     const ALIGN: usize;
+
+    /// The x86-64 System V register class of each of the first 16 bytes
+    /// (what [`c_union!`](crate::c_union) needs to pass a union by value as
+    /// C does; see `marshal/abi.rs`). Provided for the crate's impls and the
+    /// macros; a hand-written impl may leave the default (its bytes count as
+    /// INTEGER, right for anything without floats).
+    #[doc(hidden)]
+    const __ABI: abi::AbiBytes = abi::unknown(Self::SIZE);
 
     /// The C layout of this type.
     fn layout() -> MemoryLayout;
@@ -215,6 +225,10 @@ macro_rules! scalar_marshal {
         impl Marshal for $t {
             const SIZE: usize = core::mem::size_of::<$t>();
             const ALIGN: usize = core::mem::align_of::<$t>();
+            const __ABI: abi::AbiBytes = abi::scalar(
+                core::mem::size_of::<$t>(),
+                if $kind.is_float() { abi::SSE } else { abi::INTEGER },
+            );
             fn layout() -> MemoryLayout {
                 MemoryLayout::value($kind)
             }
@@ -249,6 +263,7 @@ scalar_marshal!(
 impl Marshal for bool {
     const SIZE: usize = 1;
     const ALIGN: usize = 1;
+    const __ABI: abi::AbiBytes = abi::scalar(1, abi::INTEGER);
     fn layout() -> MemoryLayout {
         MemoryLayout::value(ValueKind::Bool)
     }
@@ -267,6 +282,7 @@ impl Marshal for bool {
 impl Marshal for Address {
     const SIZE: usize = core::mem::size_of::<usize>();
     const ALIGN: usize = core::mem::align_of::<usize>();
+    const __ABI: abi::AbiBytes = abi::scalar(Self::SIZE, abi::INTEGER);
     fn layout() -> MemoryLayout {
         MemoryLayout::value(ValueKind::Address)
     }
@@ -286,6 +302,7 @@ impl Marshal for Address {
 impl Marshal for Option<Address> {
     const SIZE: usize = core::mem::size_of::<usize>();
     const ALIGN: usize = core::mem::align_of::<usize>();
+    const __ABI: abi::AbiBytes = abi::scalar(Self::SIZE, abi::INTEGER);
     fn layout() -> MemoryLayout {
         MemoryLayout::value(ValueKind::Address)
     }
@@ -303,6 +320,7 @@ impl Marshal for Option<Address> {
 impl<T: Marshal, const N: usize> Marshal for [T; N] {
     const SIZE: usize = T::SIZE * N;
     const ALIGN: usize = T::ALIGN;
+    const __ABI: abi::AbiBytes = abi::repeat(T::__ABI, T::SIZE, N);
     fn layout() -> MemoryLayout {
         // An error means T's hand-written impl reports a layout that
         // disagrees with its SIZE/ALIGN (or nests too deep): opaque bytes.

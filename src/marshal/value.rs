@@ -95,6 +95,40 @@ impl Value {
         }
     }
 
+    /// The members of a `Struct` or elements of an `Array`, moved out
+    /// (`Value` implements `Drop`, so patterns cannot move them out).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::marshal::Value;
+    /// let v = Value::Struct(vec![Value::I8(1), Value::I8(2)]);
+    /// assert_eq!(v.into_children(), Some(vec![Value::I8(1), Value::I8(2)]));
+    /// assert_eq!(Value::I8(1).into_children(), None);
+    /// ```
+    pub fn into_children(mut self) -> Option<Vec<Value>> {
+        match &mut self {
+            Value::Struct(v) | Value::Array(v) => Some(core::mem::take(v)),
+            _ => None,
+        }
+    }
+
+    /// The bytes of a `Bytes` value, moved out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::marshal::Value;
+    /// assert_eq!(Value::Bytes(vec![1, 2]).into_bytes(), Some(vec![1, 2]));
+    /// assert_eq!(Value::U8(1).into_bytes(), None);
+    /// ```
+    pub fn into_bytes(mut self) -> Option<Vec<u8>> {
+        match &mut self {
+            Value::Bytes(b) => Some(core::mem::take(b)),
+            _ => None,
+        }
+    }
+
     /// The scalar kind of a scalar value.
     ///
     /// # Examples

@@ -411,7 +411,8 @@ pub fn read_seq_into<T: Marshal>(seg: &Segment<'_>, offset: usize, out: &mut [T]
 ///
 /// # Errors
 ///
-/// As [`read_seq_into`].
+/// As [`read_seq_into`]; [`Error::InvalidArgument`] for more than
+/// [`Value::MAX_ZERO_SIZED_VALUES`] elements of a zero-sized `T`.
 ///
 /// # Examples
 ///
@@ -425,6 +426,16 @@ pub fn read_seq_into<T: Marshal>(seg: &Segment<'_>, offset: usize, out: &mut [T]
 /// # Ok::<(), memscope::Error>(())
 /// ```
 pub fn read_seq<T: Marshal>(seg: &Segment<'_>, offset: usize, count: usize) -> Result<Vec<T>> {
+    if T::SIZE == 0 && count > Value::MAX_ZERO_SIZED_VALUES {
+        // No bytes bound the count of a zero-sized type: refuse a huge one
+        // rather than decode it `count` times (issue 12).
+        return Err(Error::InvalidArgument {
+            reason: format!(
+                "read_seq: {count} zero-sized elements (at most {})",
+                Value::MAX_ZERO_SIZED_VALUES
+            ),
+        });
+    }
     let total = run_len::<T>(seg, offset, count)?;
     bytes::with_bytes(seg, offset, total, T::ALIGN, |b| {
         if T::SIZE == 0 {

@@ -187,3 +187,26 @@ const int32_t const_answer = 42;                 /* .rodata */
 const char *const const_ptr = "relocated";      /* .data.rel.ro: RELRO */
 int32_t mutable_answer = 41;                     /* .data */
 int32_t zeroed_answer;                           /* .bss */
+
+/* ---- unions of every register class by value (issue 12, UB 9) ---- */
+typedef union { float f; } UFloat;                       /* SSE, 4 B */
+UFloat uf_neg(UFloat u) { u.f = -u.f; return u; }
+typedef union { float f; double d; } UFD;                /* SSE, 8 B */
+UFD ufd_add(UFD u, double x) { u.d += x; return u; }
+typedef union { float f[2]; } UF2;                       /* SSE, 8 B, align 4 */
+UF2 uf2_swap(UF2 u) { float t = u.f[0]; u.f[0] = u.f[1]; u.f[1] = t; return u; }
+typedef union { float f[3]; } UF3;                       /* SSE + SSE, 12 B */
+UF3 uf3_sum(UF3 u) { u.f[2] = u.f[0] + u.f[1]; return u; }
+typedef union { double d[2]; float f[4]; } UDD;          /* SSE + SSE, 16 B */
+UDD udd_swap(UDD u, double k) { double t = u.d[0]; u.d[0] = u.d[1] * k; u.d[1] = t; return u; }
+typedef union { int32_t i; uint32_t u; } UInt;           /* INTEGER, 4 B */
+UInt ui_inc(UInt u) { u.i += 1; return u; }
+typedef union { int32_t i; float f; } UMix;              /* INTEGER, 4 B */
+UMix umix_neg(UMix u) { u.f = -u.f; return u; }
+typedef union { int64_t i; double d; } UMix8;            /* INTEGER, 8 B */
+UMix8 umix8_add(UMix8 u, double x) { u.d += x; return u; }
+typedef struct { double d; int32_t i; } DI;
+typedef union { DI s; double e[2]; } UTwo;               /* SSE + INTEGER, 16 B */
+UTwo utwo_bump(UTwo u, int32_t k) { u.s.d *= 2; u.s.i += k; return u; }
+typedef union { double d[3]; int64_t i; } UBig;          /* MEMORY, 24 B */
+UBig ubig_rev(UBig u) { double t = u.d[0]; u.d[0] = u.d[2]; u.d[2] = t; u.d[1] += 1; return u; }
