@@ -970,7 +970,7 @@ fn recycled_core_runs_no_stale_close_actions() {
         let s1 = Session::confined();
         let a1 = Arena::new(s1.clone()).unwrap();
         let seg1 = a1.allocate(16, 8).unwrap();
-        drop(seg1);
+        let _ = seg1;
         let first = counting_action(&s1);
         s1.add_close_action(throw_payload_that_panics_on_drop)
             .unwrap();
@@ -1161,7 +1161,7 @@ fn dropped_arenas_do_not_grow_the_global_sessions_close_actions() {
     let before = g.__pending_close_actions().unwrap();
     for _ in 0..GROWTH_ROUNDS {
         let a = Arena::new(Session::global()).unwrap();
-        drop(a.allocate(16, 8).unwrap());
+        let _ = a.allocate(16, 8).unwrap();
         drop(a);
     }
     assert!(g.__pending_close_actions().unwrap() <= before + GLOBAL_SLACK);
@@ -1182,7 +1182,7 @@ fn dropped_malloc_allocators_do_not_grow_the_global_sessions_close_actions() {
     let before = g.__pending_close_actions().unwrap();
     for _ in 0..GROWTH_ROUNDS {
         let m = MallocAllocator::new(Session::global()).unwrap();
-        drop(m.allocate(16, 8).unwrap());
+        let _ = m.allocate(16, 8).unwrap();
         drop(m);
     }
     assert!(g.__pending_close_actions().unwrap() <= before + GLOBAL_SLACK);

@@ -565,7 +565,6 @@ fn twin_shared_close_inside_its_window_is_caught() {
     with_twin(Twin::CloseInsideWindow, shared_window_vs_close_from_inside);
 }
 
-
 // ----- withdrawing a close action vs close (issue 12) --------------------------------
 
 /// One thread withdraws a registered action while another closes: either
