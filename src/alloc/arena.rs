@@ -1486,6 +1486,7 @@ impl Arena {
     /// let arena = memscope::alloc::Arena::shared();
     /// assert_eq!(arena.session().kind(), memscope::SessionKind::Shared);
     /// ```
+    #[doc(alias = "ofShared")]
     pub fn shared() -> Arena {
         // A new session of this thread: registration cannot fail.
         Arena::open(Session::shared()).0
@@ -1504,6 +1505,7 @@ impl Arena {
     /// });
     /// assert!(arena.allocate(8, 8).is_ok());
     /// ```
+    #[doc(alias = "ofConfined")]
     pub fn confined() -> Arena {
         // A new session owned by this thread: registration cannot fail.
         Arena::open(Session::confined()).0

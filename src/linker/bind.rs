@@ -53,6 +53,8 @@
 /// });
 /// # Ok::<(), memscope::Error>(())
 /// ```
+#[doc(alias = "defcfn")]
+#[doc(alias = "defbind")]
 #[macro_export]
 macro_rules! bind {
     (

@@ -82,6 +82,7 @@ impl FunctionDescriptor {
     ///     .variadic(1);
     /// assert_eq!(d.first_variadic(), Some(1));
     /// ```
+    #[doc(alias = "firstVariadicArg")]
     pub fn variadic(mut self, first_variadic_index: usize) -> FunctionDescriptor {
         self.first_variadic = Some(first_variadic_index);
         self

@@ -37,6 +37,8 @@ impl DowncallOptions {
     /// let o = memscope::linker::DowncallOptions::default();
     /// assert!(!o.captures_errno());
     /// ```
+    #[doc(alias = "captureCallState")]
+    #[doc(alias = "use_errno")]
     pub fn capture_errno(mut self, on: bool) -> Self {
         self.capture_errno = on;
         self

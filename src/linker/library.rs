@@ -112,6 +112,8 @@ impl Library {
     /// assert_eq!(libm.lookup("cos").unwrap_err(), Error::Closed);
     /// # Ok::<(), memscope::Error>(())
     /// ```
+    #[doc(alias = "libraryLookup")]
+    #[doc(alias = "CDLL")]
     pub unsafe fn open(path: &str, session: &Session) -> Result<Library> {
         check_name("library name", path)?;
         if path.is_empty() {
@@ -156,6 +158,7 @@ impl Library {
     /// assert!(me.lookup("malloc").is_ok());
     /// ```
     #[cfg(unix)]
+    #[doc(alias = "loaderLookup")]
     pub fn this_process() -> Library {
         // Opened once: every call would otherwise add a close action to the
         // global session (which never runs them).
@@ -182,6 +185,7 @@ impl Library {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     #[cfg(unix)]
+    #[doc(alias = "defaultLookup")]
     pub fn libc() -> Result<Library> {
         static LIBC: std::sync::OnceLock<Result<Library>> = std::sync::OnceLock::new();
         LIBC.get_or_init(|| {

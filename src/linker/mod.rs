@@ -118,6 +118,7 @@ impl Linker {
     /// assert!(matches!(r, Err(memscope::Error::InvalidSignature { .. })));
     /// # Ok::<(), memscope::Error>(())
     /// ```
+    #[doc(alias = "downcallHandle")]
     pub unsafe fn downcall(
         &self,
         symbol: &Symbol,
@@ -162,6 +163,8 @@ impl Linker {
     /// assert_eq!(f.call(&[Value::I64(10), Value::I64(3)])?, Some(Value::I64(7)));
     /// # Ok::<(), memscope::Error>(())
     /// ```
+    #[doc(alias = "upcallStub")]
+    #[doc(alias = "trampoline")]
     pub fn upcall<F>(
         &self,
         f: F,
@@ -235,6 +238,8 @@ impl Linker {
     /// assert_eq!(f(1.25), 2.5);
     /// # Ok::<(), memscope::Error>(())
     /// ```
+    #[doc(alias = "upcallStub")]
+    #[doc(alias = "CFUNCTYPE")]
     pub fn upcall_typed<F, Args>(&self, f: F, session: &Session) -> Result<UpcallStub>
     where
         F: TypedUpcall<Args>,

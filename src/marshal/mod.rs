@@ -106,6 +106,7 @@ pub trait Marshal: Sized {
     /// [`Error::OutOfBounds`], [`Error::Misaligned`], [`Error::ReadOnly`],
     /// [`Error::Closed`], [`Error::WrongThread`].
     #[inline]
+    #[doc(alias = "serialize")]
     fn write_to(&self, seg: &mut Segment<'_>, offset: usize) -> Result<()> {
         bytes::with_bytes_mut(seg, offset, Self::SIZE, Self::ALIGN, |b| self.encode(b))
     }
@@ -117,6 +118,7 @@ pub trait Marshal: Sized {
     /// As [`write_to`](Self::write_to) (no `ReadOnly`), plus
     /// [`decode`](Self::decode)'s.
     #[inline]
+    #[doc(alias = "deserialize")]
     fn read_from(seg: &Segment<'_>, offset: usize) -> Result<Self> {
         bytes::with_bytes(seg, offset, Self::SIZE, Self::ALIGN, |b| Self::decode(b))
     }

@@ -257,6 +257,7 @@ impl<'s> Segment<'s> {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     #[inline]
+    #[doc(alias = "getAtIndex")]
     pub fn get_at_index<T: Primitive>(&self, index: usize) -> Result<T> {
         self.get(index_offset(index, T::SIZE, self.len())?)
     }
@@ -279,6 +280,7 @@ impl<'s> Segment<'s> {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     #[inline]
+    #[doc(alias = "setAtIndex")]
     pub fn set_at_index<T: Primitive>(&mut self, index: usize, value: T) -> Result<()> {
         self.set(index_offset(index, T::SIZE, self.len())?, value)
     }

@@ -75,6 +75,7 @@ impl<'s> Segment<'s> {
     /// assert_eq!(text, "abc");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[doc(alias = "to-stream")]
     pub fn cursor(&self) -> Result<SegmentCursor<'_>> {
         Ok(SegmentCursor {
             raw: self.raw,

@@ -269,6 +269,9 @@ impl<'s> Segment<'s> {
     /// assert!(unsafe { Segment::from_raw(Address::NULL, 8, &s) }.is_err());
     /// # Ok::<(), memscope::Error>(())
     /// ```
+    #[doc(alias = "reinterpret")]
+    #[doc(alias = "as-segment")]
+    #[doc(alias = "pointer-buffer")]
     pub unsafe fn from_raw(
         addr: Address,
         size: usize,

@@ -31,6 +31,7 @@ impl<'s> Segment<'s> {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     #[inline]
+    #[doc(alias = "asSlice")]
     pub fn slice(&self, offset: usize, len: usize) -> Result<Segment<'_>> {
         Ok(self.derive(self.raw.sub(offset, len)?, true))
     }

@@ -127,6 +127,7 @@ impl Session {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     #[inline]
+    #[doc(alias = "ofConfined")]
     pub fn confined() -> Session {
         Session::new(SessionKind::Confined)
     }
@@ -143,6 +144,7 @@ impl Session {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     #[inline]
+    #[doc(alias = "ofShared")]
     pub fn shared() -> Session {
         Session::new(SessionKind::Shared)
     }
@@ -157,6 +159,7 @@ impl Session {
     /// assert!(matches!(g.close(), Err(Error::NotCloseable { kind: SessionKind::Global })));
     /// assert!(g.is_alive());
     /// ```
+    #[doc(alias = "Arena.global")]
     pub fn global() -> Session {
         #[cfg(not(loom))]
         {
@@ -189,6 +192,7 @@ impl Session {
     /// assert!(ran.load(Ordering::SeqCst));
     /// # Ok::<(), memscope::Error>(())
     /// ```
+    #[doc(alias = "ofAuto")]
     pub fn auto() -> Session {
         Session::new(SessionKind::Auto)
     }
@@ -310,6 +314,8 @@ impl Session {
     /// assert_eq!(a.acquired(), 0);
     /// # Ok::<(), memscope::Error>(())
     /// ```
+    #[doc(alias = "with-acquired")]
+    #[doc(alias = "with-memory-region")]
     pub fn with_acquired<R>(sessions: &[&Session], f: impl FnOnce() -> R) -> Result<R> {
         let mut guards = Vec::with_capacity(sessions.len());
         for s in sessions {
