@@ -17,7 +17,7 @@ pub mod stack;
 
 pub use arena::{Arena, LocalArena};
 pub use malloc::{MallocAllocator, MallocBlock};
-pub use pool::{PoolStats, pool_stats, trim_pool};
+pub use pool::{DEFAULT_POOL_LIMIT, PoolStats, pool_limit, pool_stats, set_pool_limit, trim_pool};
 pub use slicing::{PrefixAllocator, SlicingAllocator};
 pub use stack::Frame;
 

@@ -20,8 +20,106 @@ pub(crate) const POOL_MAX_CHUNK: usize = 4 << 20;
 const LOCAL_CAP: usize = 8;
 #[cfg(loom)]
 const LOCAL_CAP: usize = 0;
-/// Bytes kept in the global pool at most.
-const GLOBAL_MAX_BYTES: usize = 64 << 20;
+/// The default bound on pooled bytes (global pool plus, separately, each
+/// thread's cache): small, so a program that closed its arenas does not keep
+/// much memory it no longer uses. [`set_pool_limit`] changes it.
+pub const DEFAULT_POOL_LIMIT: usize = 8 << 20;
+
+#[cfg(not(loom))]
+static LIMIT: core::sync::atomic::AtomicUsize =
+    core::sync::atomic::AtomicUsize::new(DEFAULT_POOL_LIMIT);
+
+/// The pool's byte bound now (relaxed: a bound, not a protocol).
+#[cfg(not(loom))]
+fn limit() -> usize {
+    LIMIT.load(core::sync::atomic::Ordering::Relaxed)
+}
+#[cfg(loom)]
+fn limit() -> usize {
+    DEFAULT_POOL_LIMIT
+}
+
+/// Sets how many bytes of closed arenas' chunks the pool keeps for reuse
+/// (the global pool keeps at most `bytes`, and each thread's cache at most
+/// `bytes / 4`); returns the previous bound. `0` turns pooling off: every
+/// chunk goes back to the system allocator when its arena closes or
+/// resets past its kept chunk. Lowering the bound frees what is over it.
+///
+/// The default is [`DEFAULT_POOL_LIMIT`] (8 MiB). Chunks larger than 4 MiB
+/// are never pooled.
+///
+/// # Examples
+///
+/// ```rust,standalone_crate
+/// use memscope::alloc::{Arena, SegmentAllocator, pool_stats, set_pool_limit};
+/// let before = set_pool_limit(0);
+/// let arena = Arena::confined();
+/// arena.allocate(16, 8)?;
+/// arena.close()?;
+/// assert_eq!(pool_stats().bytes, 0); // nothing kept
+/// set_pool_limit(before);
+/// # Ok::<(), memscope::Error>(())
+/// ```
+pub fn set_pool_limit(bytes: usize) -> usize {
+    #[cfg(not(loom))]
+    let old = LIMIT.swap(bytes, core::sync::atomic::Ordering::Relaxed);
+    #[cfg(loom)]
+    let old = {
+        let _ = bytes;
+        DEFAULT_POOL_LIMIT
+    };
+    shrink_to(bytes);
+    old
+}
+
+/// The pool's current byte bound (see [`set_pool_limit`]).
+///
+/// # Examples
+///
+/// ```
+/// let now = memscope::alloc::pool_limit();
+/// assert_eq!(memscope::alloc::set_pool_limit(now), now);
+/// ```
+pub fn pool_limit() -> usize {
+    limit()
+}
+
+/// Frees pooled chunks over `bytes` (global) and `bytes / 4` (this thread).
+fn shrink_to(bytes: usize) {
+    let freed_local = LOCAL
+        .try_with(|l| {
+            let mut l = l.borrow_mut();
+            let mut kept = 0usize;
+            let mut out = Vec::new();
+            let all = core::mem::take(&mut l.0);
+            for p in all {
+                if kept + p.chunk.len() <= bytes / 4 {
+                    kept += p.chunk.len();
+                    l.0.push(p);
+                } else {
+                    out.push(p);
+                }
+            }
+            out
+        })
+        .unwrap_or_default();
+    drop(freed_local);
+    let freed_global = {
+        let mut g = global().lock();
+        let mut out = Vec::new();
+        while g.bytes > bytes {
+            match g.chunks.pop() {
+                Some(p) => {
+                    g.bytes -= p.chunk.len();
+                    out.push(p);
+                }
+                None => break,
+            }
+        }
+        out
+    };
+    drop(freed_global);
+}
 
 /// A pooled chunk and the length of its possibly non-zero prefix.
 #[derive(Debug)]
@@ -139,7 +237,8 @@ pub(crate) fn give(chunk: Chunk, dirty: usize) {
     let p = Pooled { chunk, dirty };
     let rest = LOCAL.try_with(|l| {
         let mut l = l.borrow_mut();
-        if l.0.len() < LOCAL_CAP {
+        let held: usize = l.0.iter().map(|q| q.chunk.len()).sum();
+        if l.0.len() < LOCAL_CAP && held + p.chunk.len() <= limit() / 4 {
             l.0.push(p);
             None
         } else {
@@ -155,7 +254,7 @@ pub(crate) fn give(chunk: Chunk, dirty: usize) {
 
 fn give_global(p: Pooled) {
     let mut g = global().lock();
-    if g.bytes + p.chunk.len() <= GLOBAL_MAX_BYTES {
+    if g.bytes + p.chunk.len() <= limit() {
         g.bytes += p.chunk.len();
         g.chunks.push(p);
     }
