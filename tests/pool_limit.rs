@@ -9,7 +9,7 @@ use memscope::alloc::{
 #[test]
 fn pool_limit_bounds_what_closed_arenas_keep() {
     assert_eq!(pool_limit(), DEFAULT_POOL_LIMIT);
-    assert!(DEFAULT_POOL_LIMIT <= 8 << 20, "the default stays small");
+    const { assert!(DEFAULT_POOL_LIMIT <= 8 << 20, "the default stays small") };
     // Close arenas holding ~48 MiB in all: the pool keeps at most the bound
     // (global) plus a quarter of it (this thread's cache).
     for _ in 0..12 {
