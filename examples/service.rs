@@ -268,7 +268,7 @@ ratio of memscope to every other side, and a checksum per side (all must match).
   --requests N      requests per run (default 200000)
   --doc-size BYTES  approximate size of each request's document (default 512;
                     64..=1000000)
-  --batch N         requests per batch: one session/arena/herd each (default 1024)
+  --batch N         requests per batch: one session/arena/herd each (default 256)
   --sides LIST      any of memscope,system,mimalloc,bumpalo-herd (default: all)
   --csv FILE        also write one CSV row per run to FILE
   --help            this text
@@ -307,7 +307,7 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Option<Flags>, 
         threads: default_threads(),
         requests: 200_000,
         doc_size: 512,
-        batch: 1024,
+        batch: 256,
         sides: ALL_SIDES.to_vec(),
         csv: None,
         child: None,
@@ -1204,6 +1204,10 @@ fn coordinate<B: Batches>(
 /// memscope: a shared arena (own session) per batch; closing it frees the batch.
 struct MemscopeBatches {
     busy_closes: u64,
+    /// The most chunk bytes one batch reserved.
+    batch_reserved: usize,
+    /// How often the pool was trimmed (see `close`).
+    trims: u64,
 }
 
 impl Batches for MemscopeBatches {
@@ -1213,15 +1217,26 @@ impl Batches for MemscopeBatches {
         Ok(Arc::new(Arena::new(Session::shared())))
     }
     fn close(&mut self, arena: Arc<Arena>, _: Vec<()>) -> Result<(), Fail> {
+        self.batch_reserved = self.batch_reserved.max(arena.reserved_bytes());
         match arena.close() {
-            Ok(()) => Ok(()),
+            Ok(()) => {}
             Err(Error::Busy { .. }) => {
                 // A worker still inside its guard: wait for it (parked).
                 self.busy_closes += 1;
-                Ok(arena.session().close_blocking()?)
+                arena.session().close_blocking()?;
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
         }
+        // The closed batch's chunks go to the chunk pool when the last
+        // handle drops (here, or on a worker). The pool hands chunks of
+        // `n ..= 4n` bytes to later arenas, and keeps up to 64 MiB of the
+        // sizes nobody asks for: keep at most what four batches use.
+        drop(arena);
+        if memscope::alloc::pool_stats().bytes > 4 * self.batch_reserved {
+            memscope::alloc::trim_pool();
+            self.trims += 1;
+        }
+        Ok(())
     }
 }
 
@@ -1232,42 +1247,51 @@ fn memscope_part(
     each: &mut dyn FnMut(u64, &mut dyn FnMut() -> Result<u64, Fail>),
 ) {
     let arena = part.ctx;
-    {
+    let requests = part.first..part.first + part.count;
+    // The worker enters the batch: while the guard is held the coordinator
+    // cannot close the batch's session (a close would fail with `Busy`).
+    let entered = Session::with_acquired(&[arena.session()], || {
         // This worker's handle on the batch arena: bumps without atomics.
         let local: LocalArena<'_> = arena.local();
         let keep = &local;
-        let mut results: Option<AVec<Record<&LocalArena<'_>>, &LocalArena<'_>>> = None;
-        for request in part.first..part.first + part.count {
+        let mut results = AVec::with_capacity_in(part.count as usize, keep);
+        for request in requests.clone() {
             each(request, &mut || {
                 let doc = docs.get(request);
                 // Per-request memory: this thread's stack frame, released
                 // (all at once) when the closure returns.
                 stack::frame(|f| {
                     serve(doc, f, sort, |s| {
-                        // The result goes to the batch arena, under a guard:
-                        // the coordinator cannot close the batch meanwhile.
-                        Ok(Session::with_acquired(&[arena.session()], || {
-                            let rec = Record::keep(request, s, keep);
-                            let c = rec.checksum();
-                            results
-                                .get_or_insert_with(|| {
-                                    AVec::with_capacity_in(part.count as usize, keep)
-                                })
-                                .push(rec);
-                            c
-                        })?)
+                        // The result goes to the batch arena.
+                        let rec = Record::keep(request, s, keep);
+                        let c = rec.checksum();
+                        results.push(rec);
+                        Ok(c)
                     })
                 })
             });
         }
         // `results` and `local` end here; their memory stays the batch's
         // until the coordinator closes its session.
+    });
+    if let Err(e) = entered {
+        for request in requests {
+            each(request, &mut || Err(Fail::Memscope(e.clone())));
+        }
     }
     drop(arena);
 }
 
-fn run_memscope(flags: &Flags, threads: usize, docs: &Arc<Docs>) -> Result<(Outcome, u64), Fail> {
-    let mut b = MemscopeBatches { busy_closes: 0 };
+fn run_memscope(
+    flags: &Flags,
+    threads: usize,
+    docs: &Arc<Docs>,
+) -> Result<(Outcome, u64, u64), Fail> {
+    let mut b = MemscopeBatches {
+        busy_closes: 0,
+        batch_reserved: 0,
+        trims: 0,
+    };
     let reserve = flags.requests as usize / threads + 1024;
     let out = coordinate(&mut b, flags, threads, "memscope", |rx, tx| {
         let docs = docs.clone();
@@ -1294,7 +1318,7 @@ fn run_memscope(flags: &Flags, threads: usize, docs: &Arc<Docs>) -> Result<(Outc
             )
         })
     })?;
-    Ok((out, b.busy_closes))
+    Ok((out, b.busy_closes, b.trims))
 }
 
 // ------------------------------------------------------------ system / mimalloc
@@ -1452,10 +1476,12 @@ fn child(flags: &Flags, side: Side) -> ExitCode {
     let live_before = heap::live();
     let run = match side {
         Side::Memscope => run_memscope(flags, threads, &docs),
-        Side::System | Side::Mimalloc => run_heap(flags, threads, &docs, side.name()).map(|o| (o, 0)),
-        Side::Herd => run_herd(flags, threads, &docs).map(|o| (o, 0)),
+        Side::System | Side::Mimalloc => {
+            run_heap(flags, threads, &docs, side.name()).map(|o| (o, 0, 0))
+        }
+        Side::Herd => run_herd(flags, threads, &docs).map(|o| (o, 0, 0)),
     };
-    let (mut out, busy) = match run {
+    let (mut out, busy, trims) = match run {
         Ok(r) => r,
         Err(e) => {
             eprintln!("service: {} failed: {e}", side.name());
@@ -1473,7 +1499,7 @@ fn child(flags: &Flags, side: Side) -> ExitCode {
     println!(
         "RESULT side={} threads={threads} requests={} failed={} batches={} secs={:.6} \
          p50_ns={p50} p99_ns={p99} peak_rss_kib={peak} held={held} held_trimmed={trimmed} \
-         busy_closes={busy} checksum={:016x} doc_bytes={}",
+         busy_closes={busy} pool_trims={trims} checksum={:016x} doc_bytes={}",
         side.name(),
         out.served,
         out.failed,
