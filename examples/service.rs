@@ -312,9 +312,9 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Option<Flags>, 
         csv: None,
         child: None,
     };
-    fn num<T: std::str::FromStr>(flag: &str, v: &str, min: T, max: T) -> Result<T, String>
+    fn num<T>(flag: &str, v: &str, min: T, max: T) -> Result<T, String>
     where
-        T: PartialOrd + std::fmt::Display,
+        T: std::str::FromStr + PartialOrd + std::fmt::Display,
     {
         match v.parse::<T>() {
             Ok(n) if n >= min && n <= max => Ok(n),
@@ -478,7 +478,11 @@ impl Docs {
         let mut spans = Vec::new();
         for i in 0..POOL {
             let s = bytes.len();
-            generate(i.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0x5eed, size, &mut bytes);
+            generate(
+                i.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0x5eed,
+                size,
+                &mut bytes,
+            );
             spans.push((s, bytes.len()));
         }
         Docs { bytes, spans }
@@ -519,7 +523,9 @@ impl Hasher for FxHasher {
         if !rest.is_empty() {
             let mut b = [0u8; 8];
             b[..rest.len()].copy_from_slice(rest);
-            self.0 = (self.0 ^ u64::from_le_bytes(b)).wrapping_mul(FX_K).rotate_left(26);
+            self.0 = (self.0 ^ u64::from_le_bytes(b))
+                .wrapping_mul(FX_K)
+                .rotate_left(26);
         }
     }
     #[inline]
@@ -867,7 +873,10 @@ fn compute<'t, A: Allocator + Copy>(
     a: A,
     sort: &impl Fn(&mut [i64]),
 ) -> Result<Summary<'t, A>, Fail> {
-    let id = root.get("id").and_then(Node::int).ok_or(Fail::Shape("id"))? as u64;
+    let id = root
+        .get("id")
+        .and_then(Node::int)
+        .ok_or(Fail::Shape("id"))? as u64;
     let user = root.get("user").ok_or(Fail::Shape("user"))?;
     let items = root
         .get("items")
@@ -877,8 +886,14 @@ fn compute<'t, A: Allocator + Copy>(
     let mut by_sku: Map<&[u8], (i64, i64), A> = Map::with_hasher_in(Fx, a);
     let mut total = 0i64;
     for it in items {
-        let sku = it.get("sku").and_then(Node::str).ok_or(Fail::Shape("sku"))?;
-        let qty = it.get("qty").and_then(Node::int).ok_or(Fail::Shape("qty"))?;
+        let sku = it
+            .get("sku")
+            .and_then(Node::str)
+            .ok_or(Fail::Shape("sku"))?;
+        let qty = it
+            .get("qty")
+            .and_then(Node::int)
+            .ok_or(Fail::Shape("qty"))?;
         let price = it
             .get("price")
             .and_then(Node::int)
@@ -1034,6 +1049,10 @@ struct Done<O> {
     out: O,
 }
 
+/// How a part hands each request to the worker loop (which times it):
+/// `each(request, serve_it)`.
+type Each<'a> = dyn FnMut(u64, &mut dyn FnMut() -> Result<u64, Fail>) + 'a;
+
 /// Per-batch resources: what the coordinator opens and closes.
 trait Batches {
     type Ctx: Clone + Send + 'static;
@@ -1056,7 +1075,7 @@ struct Outcome {
 fn worker_loop<C, O>(
     rx: Receiver<Part<C>>,
     tx: Sender<Done<O>>,
-    mut run_part: impl FnMut(Part<C>, &mut dyn FnMut(u64, &mut dyn FnMut() -> Result<u64, Fail>)) -> O,
+    mut run_part: impl FnMut(Part<C>, &mut Each<'_>) -> O,
     reserve: usize,
 ) -> Vec<u32> {
     let mut samples = Vec::with_capacity(reserve);
@@ -1142,7 +1161,9 @@ fn coordinate<B: Batches>(
                     first,
                     count,
                 };
-                part_tx.send(part).map_err(|_| Fail::Shape("workers gone"))?;
+                part_tx
+                    .send(part)
+                    .map_err(|_| Fail::Shape("workers gone"))?;
                 first += count;
                 parts += 1;
             }
@@ -1244,7 +1265,7 @@ fn memscope_part(
     part: Part<Arc<Arena>>,
     docs: &Docs,
     sort: &impl Fn(&mut [i64]),
-    each: &mut dyn FnMut(u64, &mut dyn FnMut() -> Result<u64, Fail>),
+    each: &mut Each<'_>,
 ) {
     let arena = part.ctx;
     let requests = part.first..part.first + part.count;
@@ -1410,17 +1431,12 @@ fn run_herd(flags: &Flags, threads: usize, docs: &Arc<Docs>) -> Result<Outcome, 
                             let mut results = AVec::with_capacity_in(part.count as usize, keep);
                             for request in part.first..part.first + part.count {
                                 each(request, &mut || {
-                                    let r = serve(
-                                        docs.get(request),
-                                        &scratch,
-                                        &sort_direct,
-                                        |s| {
-                                            let rec = Record::keep(request, s, keep);
-                                            let c = rec.checksum();
-                                            results.push(rec);
-                                            Ok(c)
-                                        },
-                                    );
+                                    let r = serve(docs.get(request), &scratch, &sort_direct, |s| {
+                                        let rec = Record::keep(request, s, keep);
+                                        let c = rec.checksum();
+                                        results.push(rec);
+                                        Ok(c)
+                                    });
                                     scratch.reset();
                                     r
                                 });
@@ -1570,7 +1586,11 @@ fn run_child(flags: &Flags, side: Side, threads: usize) -> Result<RunResult, Str
         get(k)?.parse::<f64>().map_err(|e| format!("{k}: {e}"))
     };
     if !out.status.success() {
-        return Err(format!("the {} run failed ({}): {line}", side.name(), out.status));
+        return Err(format!(
+            "the {} run failed ({}): {line}",
+            side.name(),
+            out.status
+        ));
     }
     Ok(RunResult {
         side,
@@ -1654,13 +1674,21 @@ fn parent(flags: &Flags) -> ExitCode {
     }
     // The ratios memscope / other, per thread count.
     println!();
-    println!("memscope / other side (throughput: higher is better; p99 and peak RSS: lower is better)");
+    println!(
+        "memscope / other side (throughput: higher is better; p99 and peak RSS: lower is better)"
+    );
     let mut targets: Vec<String> = Vec::new();
     for &t in &flags.threads {
-        let Some(m) = results.iter().find(|r| r.side == Side::Memscope && r.threads == t) else {
+        let Some(m) = results
+            .iter()
+            .find(|r| r.side == Side::Memscope && r.threads == t)
+        else {
             continue;
         };
-        for o in results.iter().filter(|r| r.side != Side::Memscope && r.threads == t) {
+        for o in results
+            .iter()
+            .filter(|r| r.side != Side::Memscope && r.threads == t)
+        {
             println!(
                 "  {t} threads vs {:<13} throughput {:.2}x   p99 {:.2}x   peak RSS {:.2}x",
                 o.side.name(),
