@@ -629,6 +629,30 @@ impl From<Error> for Fail {
     }
 }
 
+/// The first `"` or `\\` in `b`, eight bytes at a time.
+#[inline]
+fn find_quote_or_backslash(b: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let has = |w: u64, c: u8| {
+        let x = w ^ (LO * c as u64);
+        x.wrapping_sub(LO) & !x & HI
+    };
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let w = u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+        let m = has(w, b'"') | has(w, b'\\');
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b[i..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\')
+        .map(|p| i + p)
+}
+
 struct Parser<'d, A: Allocator + Copy> {
     doc: &'d [u8],
     pos: usize,
@@ -769,10 +793,7 @@ impl<'d, A: Allocator + Copy> Parser<'d, A> {
         self.pos += 1;
         let start = self.pos;
         let rest = &self.doc[start..];
-        let end = rest
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\')
-            .ok_or(Fail::Parse(self.pos))?;
+        let end = find_quote_or_backslash(rest).ok_or(Fail::Parse(self.pos))?;
         if rest[end] == b'"' {
             // The common case: no escapes, one exact-size copy.
             let mut s = AVec::with_capacity_in(end, self.alloc);
@@ -993,8 +1014,14 @@ impl<K: Allocator + Copy> Record<K> {
 /// One request, on any side: parse with scratch from `a`, compute, and hand
 /// the summary to `keep` (which stores the result record and returns its
 /// checksum).
+///
+/// `BULK`: `a` frees everything at once when the request ends (an arena or
+/// stack frame), so the tree and scratch are not walked to free them block
+/// by block — what an arena saves besides the allocations themselves. The
+/// tree holds nothing but memory from `a`, so skipping its destructors
+/// leaks nothing.
 #[inline]
-fn serve<A: Allocator + Copy>(
+fn serve<A: Allocator + Copy, const BULK: bool>(
     doc: &[u8],
     a: A,
     sort: &impl Fn(&mut [i64]),
@@ -1002,7 +1029,12 @@ fn serve<A: Allocator + Copy>(
 ) -> Result<u64, Fail> {
     let (tree, nodes) = Parser::parse(doc, a)?;
     let s = compute(&tree, nodes, a, sort)?;
-    keep(&s)
+    let r = keep(&s);
+    if BULK {
+        std::mem::forget(s);
+        std::mem::forget(tree);
+    }
+    r
 }
 
 // ============================================================ the C call
@@ -1282,7 +1314,7 @@ fn memscope_part(
                 // Per-request memory: this thread's stack frame, released
                 // (all at once) when the closure returns.
                 stack::frame(|f| {
-                    serve(doc, f, sort, |s| {
+                    serve::<_, true>(doc, f, sort, |s| {
                         // The result goes to the batch arena.
                         let rec = Record::keep(request, s, keep);
                         let c = rec.checksum();
@@ -1371,7 +1403,7 @@ fn run_heap(flags: &Flags, threads: usize, docs: &Arc<Docs>, label: &str) -> Res
                     let mut results = AVec::with_capacity_in(part.count as usize, Global);
                     for request in part.first..part.first + part.count {
                         each(request, &mut || {
-                            serve(docs.get(request), Global, &sort_direct, |s| {
+                            serve::<_, false>(docs.get(request), Global, &sort_direct, |s| {
                                 let rec = Record::keep(request, s, Global);
                                 let c = rec.checksum();
                                 results.push(rec);
@@ -1431,12 +1463,17 @@ fn run_herd(flags: &Flags, threads: usize, docs: &Arc<Docs>) -> Result<Outcome, 
                             let mut results = AVec::with_capacity_in(part.count as usize, keep);
                             for request in part.first..part.first + part.count {
                                 each(request, &mut || {
-                                    let r = serve(docs.get(request), &scratch, &sort_direct, |s| {
-                                        let rec = Record::keep(request, s, keep);
-                                        let c = rec.checksum();
-                                        results.push(rec);
-                                        Ok(c)
-                                    });
+                                    let r = serve::<_, true>(
+                                        docs.get(request),
+                                        &scratch,
+                                        &sort_direct,
+                                        |s| {
+                                            let rec = Record::keep(request, s, keep);
+                                            let c = rec.checksum();
+                                            results.push(rec);
+                                            Ok(c)
+                                        },
+                                    );
                                     scratch.reset();
                                     r
                                 });
