@@ -13,10 +13,12 @@
 //!
 //! * **memscope**: per-request memory from the worker's **stack frame**
 //!   (`stack::frame`, released when the request ends, so the same few
-//!   kilobytes are reused hot in cache); results in the **batch's shared
-//!   arena** through the worker's `arena.local()` handle, written under a
-//!   **`with_acquired` guard**; the coordinator **closes each batch's
-//!   session**, which frees the batch at once. `qsort` is looked up through
+//!   kilobytes are reused hot in cache; a document over 8 KiB uses the
+//!   worker's confined `Arena` instead, reset after each request); results
+//!   in the **batch's shared arena** through the worker's `arena.local()`
+//!   handle, written under a **`with_acquired` guard** (one per worker per
+//!   batch); the coordinator **closes each batch's session**, which frees
+//!   the batch at once. `qsort` is looked up through
 //!   the linker (`Library::libc()`, `Symbol::as_fn`: a typed function
 //!   pointer, a direct call).
 //! * **system**: `allocator_api2` collections on `Global` (what `std` does),
@@ -238,7 +240,7 @@ impl Side {
         match self {
             Side::Memscope => {
                 "stack frame per request; results in a per-batch shared arena (local handle, \
-                 with_acquired guard), session closed per batch; qsort through the linker"
+                 with_acquired guard), session closed per batch; qsort via the linker (as_fn)"
             }
             Side::System => {
                 "allocator_api2 collections on Global, glibc malloc; results freed per batch; \
@@ -1297,6 +1299,7 @@ fn memscope_part(
     part: Part<Arc<Arena>>,
     docs: &Docs,
     sort: &impl Fn(&mut [i64]),
+    scratch: &mut Option<Arena>,
     each: &mut Each<'_>,
 ) {
     let arena = part.ctx;
@@ -1311,6 +1314,22 @@ fn memscope_part(
         for request in requests.clone() {
             each(request, &mut || {
                 let doc = docs.get(request);
+                if doc.len() > stack::STACK_SIZE / 8 {
+                    // A big document's tree (several times the document)
+                    // would not fit the thread's stack: use the worker's
+                    // confined arena instead, reset after each request (it
+                    // keeps its largest chunk, so the memory stays warm).
+                    let sa = scratch.get_or_insert_with(Arena::confined);
+                    let r = serve::<_, true>(doc, &*sa, sort, |s| {
+                        // The result goes to the batch arena.
+                        let rec = Record::keep(request, s, keep);
+                        let c = rec.checksum();
+                        results.push(rec);
+                        Ok(c)
+                    });
+                    sa.reset();
+                    return r;
+                }
                 // Per-request memory: this thread's stack frame, released
                 // (all at once) when the closure returns.
                 stack::frame(|f| {
@@ -1357,6 +1376,7 @@ fn run_memscope(
             // void qsort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *)).
             let typed = unsafe { sym.as_fn::<Qsort>() }.expect("pointer-sized");
             let f = typed.get();
+            let mut scratch = None;
             let sort = move |s: &mut [i64]| {
                 // SAFETY: `f` is qsort (see above), valid while `sym` lives
                 // (this thread's whole loop); `s` is a live, exclusively
@@ -1366,7 +1386,7 @@ fn run_memscope(
             worker_loop(
                 rx,
                 tx,
-                |part, each| memscope_part(part, &docs, &sort, each),
+                |part, each| memscope_part(part, &docs, &sort, &mut scratch, each),
                 reserve,
             )
         })
