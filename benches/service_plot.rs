@@ -76,7 +76,8 @@ fn panel(
     title: &str,
     value: impl Fn(&Row) -> f64,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let top = rows.iter().map(&value).fold(0.0f64, f64::max) * 1.15;
+    // Headroom above the bars for the legend.
+    let top = rows.iter().map(&value).fold(0.0f64, f64::max) * 1.5;
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 20))
         .margin(12)
@@ -86,8 +87,9 @@ fn panel(
     chart
         .configure_mesh()
         .disable_x_mesh()
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .x_labels(threads.len() * 2 + 1)
-        .x_label_formatter(&|x| {
+        .x_label_formatter(&|x: &f64| {
             let i = x.floor() as usize;
             if (x - i as f64 - 0.5).abs() < 1e-6 && i < threads.len() {
                 format!("{} threads", threads[i])
