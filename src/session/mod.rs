@@ -317,13 +317,29 @@ impl Session {
     #[doc(alias = "with-acquired")]
     #[doc(alias = "with-memory-region")]
     pub fn with_acquired<R>(sessions: &[&Session], f: impl FnOnce() -> R) -> Result<R> {
-        let mut guards = Vec::with_capacity(sessions.len());
-        for s in sessions {
-            guards.push(s.acquire()?);
+        // The common cases hold their guards on the stack: a guard per
+        // request must not cost a heap allocation.
+        match sessions {
+            [] => Ok(f()),
+            [a] => {
+                let _g = a.acquire()?;
+                Ok(f())
+            }
+            [a, b] => {
+                let _ga = a.acquire()?;
+                let _gb = b.acquire()?;
+                Ok(f())
+            }
+            _ => {
+                let mut guards = Vec::with_capacity(sessions.len());
+                for s in sessions {
+                    guards.push(s.acquire()?);
+                }
+                let r = f();
+                drop(guards);
+                Ok(r)
+            }
         }
-        let r = f();
-        drop(guards);
-        Ok(r)
     }
 
     /// Starts a plain (unguarded) access: while the returned token lives the
