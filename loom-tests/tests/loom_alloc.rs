@@ -33,6 +33,12 @@ fn bump_and_check(arena: &Arena, tag: u8, sizes: &[usize]) -> Vec<(usize, usize)
     let mut segs = Vec::new();
     for &n in sizes {
         let mut s = arena.allocate(n, 8).unwrap();
+        // An entry read stale (base 0, length new) would place it near 0.
+        assert!(
+            s.address().get() >= 4096,
+            "allocation outside every chunk: {:?}",
+            s.address()
+        );
         s.set(0, tag).unwrap();
         segs.push(s);
     }
@@ -96,6 +102,37 @@ fn loom_chunk_growth_races_bump() {
 #[should_panic]
 fn twin_load_store_bump_during_growth_is_caught() {
     with_twin(Twin::ArenaLoadStoreBump, growth_races_bump);
+}
+
+/// One thread's request does not fit, so it publishes a new chunk into the
+/// slot word; the other thread's next bump may then read that new word and
+/// bump into the new chunk, reading its table entry: the word's Acquire load
+/// must make the entry written before it visible (issue 13: a bump into a
+/// chunk that another thread is publishing).
+fn bump_into_published_chunk() {
+    model(|| {
+        let arena = Arc::new(Arena::shared());
+        // 32 of the 64-byte loom chunk left.
+        arena.allocate(8, 8).unwrap();
+        arena.allocate(24, 8).unwrap();
+        let a2 = arena.clone();
+        let t = thread::spawn(move || bump_and_check(&a2, 1, &[40]));
+        let mine = bump_and_check(&arena, 2, &[8, 8]);
+        let mut all = t.join().unwrap();
+        all.extend(mine);
+        assert_disjoint(all);
+    });
+}
+
+#[test]
+fn loom_bump_into_a_chunk_being_published() {
+    bump_into_published_chunk();
+}
+
+#[test]
+#[should_panic]
+fn twin_relaxed_slot_load_is_caught() {
+    with_twin(Twin::ArenaRelaxedSlotLoad, bump_into_published_chunk);
 }
 
 /// Close races a bump: the bump either succeeds (and its segment's write

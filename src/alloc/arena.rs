@@ -827,7 +827,11 @@ impl Inner {
         let slot = self.slot();
         // Acquire: pairs with the Release that published the word's chunk
         // index (refill), so the table entry below is the one written for it.
-        let mut w = slot.load(Ordering::Acquire);
+        let mut w = if crate::session::state::twin_on("ArenaRelaxedSlotLoad") {
+            slot.load(Ordering::Relaxed)
+        } else {
+            slot.load(Ordering::Acquire)
+        };
         loop {
             let (start, new) = self.fit(w, size, align)?;
             if crate::session::state::twin_on("ArenaLoadStoreBump") {

@@ -136,6 +136,10 @@ pub mod broken {
         NoOwnerCheck,
         /// The arena bump uses a load + store instead of a read-modify-write.
         ArenaLoadStoreBump,
+        /// A bump reads its slot word with a Relaxed load, so the table
+        /// entry it then reads may be older than the word (a bump into a
+        /// chunk that another thread is publishing).
+        ArenaRelaxedSlotLoad,
         /// Unguarded segment accesses skip `Session::enter` (no liveness hold).
         SegmentSkipsLiveness,
         /// Arena close recycles the chunks without marking the bump slots closed.
