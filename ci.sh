@@ -36,6 +36,12 @@ cargo run -q --example zlib
 
 [ $QUICK = 1 ] && { echo "quick run done in $(( $(date +%s) - t0 ))s"; exit 0; }
 
+step "MSRV: cargo +1.95.0 check (the library and its tests, as rust-version says)"
+# rust-version = 1.95 (parking_lot 0.13 needs it). The MSRV toolchain builds
+# the library and its own tests; the benches crate's peers are left out.
+rustup toolchain install 1.95.0 --profile minimal >/dev/null 2>&1 || true
+CARGO_TARGET_DIR="$TARGET_BASE/msrv" cargo +1.95.0 check -q -p memscope --lib --tests
+
 step "cargo doc (-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
 
