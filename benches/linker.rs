@@ -85,6 +85,12 @@ fn linker(c: &mut Criterion) {
     g.bench_function("memscope_typed", |b| {
         b.iter(|| (typed_add.get())(black_box(1), black_box(2)))
     });
+    // bind!: a typed function-pointer call behind a `Result`.
+    // SAFETY: the bound declarations match testlib.c.
+    let bound10 = unsafe { Bound::load(&lib) }.unwrap();
+    g.bench_function("memscope_bind_macro", |b| {
+        b.iter(|| bound10.add(black_box(1), black_box(2)).unwrap())
+    });
     g.finish();
 
     // ---- row 11: add through a run-time descriptor vs raw libffi
