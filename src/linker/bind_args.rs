@@ -93,6 +93,11 @@ c_repr!(
 pub trait BindArg {
     /// What C receives.
     type C;
+    /// What must stay alive until the call returns (`()` for values; a
+    /// guard for segments and stubs; the copy of a `&str`).
+    type Hold<'h>
+    where
+        Self: 'h;
     /// The C layout of the parameter (checked against the C call when the
     /// function is loaded).
     fn layout() -> MemoryLayout;
@@ -103,107 +108,105 @@ pub trait BindArg {
     /// `Closed`/`WrongThread` when a segment's or stub's session cannot be
     /// acquired; `ReadOnly` for a read-only `&mut Segment`;
     /// `InvalidString` for a `&str` with an interior NUL.
-    fn prepare(&self) -> Result<(Self::C, Hold<'_>)>;
-}
-
-/// What keeps an argument valid for the duration of a bound call.
-///
-/// # Examples
-///
-/// ```
-/// use memscope::linker::{BindArg, Hold};
-/// let (_ptr, hold) = BindArg::prepare(&"text").unwrap();
-/// assert!(matches!(hold, Hold::CString(_)));
-/// ```
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Hold<'a> {
-    /// Nothing to hold.
-    None,
-    /// An acquire of a segment's or a stub's session.
-    Guard(AcquireGuard<'a>),
-    /// A NUL-terminated copy of a `&str`.
-    CString(CString),
+    fn prepare(&self) -> Result<(Self::C, Self::Hold<'_>)>;
 }
 
 impl<T: CRepr + Copy> BindArg for T {
     type C = T;
+    type Hold<'h>
+        = ()
+    where
+        T: 'h;
     #[inline(always)]
     fn layout() -> MemoryLayout {
         <T as Marshal>::layout()
     }
     #[inline(always)]
-    fn prepare(&self) -> Result<(T, Hold<'_>)> {
-        Ok((*self, Hold::None))
+    fn prepare(&self) -> Result<(T, ())> {
+        Ok((*self, ()))
     }
 }
 
 impl BindArg for &Segment<'_> {
     type C = *const c_void;
+    type Hold<'h>
+        = AcquireGuard<'h>
+    where
+        Self: 'h;
     fn layout() -> MemoryLayout {
         c::POINTER
     }
     #[inline]
-    fn prepare(&self) -> Result<(*const c_void, Hold<'_>)> {
+    fn prepare(&self) -> Result<(*const c_void, AcquireGuard<'_>)> {
         let g = self.session().acquire()?;
-        Ok((
-            self.address().as_ptr::<c_void>().cast_const(),
-            Hold::Guard(g),
-        ))
+        Ok((self.address().as_ptr::<c_void>().cast_const(), g))
     }
 }
 
 impl BindArg for &mut Segment<'_> {
     type C = *mut c_void;
+    type Hold<'h>
+        = AcquireGuard<'h>
+    where
+        Self: 'h;
     fn layout() -> MemoryLayout {
         c::POINTER
     }
     #[inline]
-    fn prepare(&self) -> Result<(*mut c_void, Hold<'_>)> {
+    fn prepare(&self) -> Result<(*mut c_void, AcquireGuard<'_>)> {
         if self.is_read_only() {
             return Err(Error::ReadOnly);
         }
         let g = self.session().acquire()?;
-        Ok((self.address().as_ptr::<c_void>(), Hold::Guard(g)))
+        Ok((self.address().as_ptr::<c_void>(), g))
     }
 }
 
 impl BindArg for &CStr {
     type C = *const c_char;
+    type Hold<'h>
+        = ()
+    where
+        Self: 'h;
     fn layout() -> MemoryLayout {
         c::POINTER
     }
     #[inline(always)]
-    fn prepare(&self) -> Result<(*const c_char, Hold<'_>)> {
-        Ok((self.as_ptr(), Hold::None))
+    fn prepare(&self) -> Result<(*const c_char, ())> {
+        Ok((self.as_ptr(), ()))
     }
 }
 
 impl BindArg for &str {
     type C = *const c_char;
+    type Hold<'h>
+        = CString
+    where
+        Self: 'h;
     fn layout() -> MemoryLayout {
         c::POINTER
     }
-    fn prepare(&self) -> Result<(*const c_char, Hold<'_>)> {
+    fn prepare(&self) -> Result<(*const c_char, CString)> {
         let s = CString::new(*self).map_err(|e| Error::InvalidString {
             reason: format!("interior NUL byte at index {}", e.nul_position()),
         })?;
-        Ok((s.as_ptr(), Hold::CString(s)))
+        Ok((s.as_ptr(), s))
     }
 }
 
 impl BindArg for &super::UpcallStub {
     type C = *const c_void;
+    type Hold<'h>
+        = AcquireGuard<'h>
+    where
+        Self: 'h;
     fn layout() -> MemoryLayout {
         c::POINTER
     }
     #[inline]
-    fn prepare(&self) -> Result<(*const c_void, Hold<'_>)> {
+    fn prepare(&self) -> Result<(*const c_void, AcquireGuard<'_>)> {
         let g = self.session().acquire()?;
-        Ok((
-            self.address().as_ptr::<c_void>().cast_const(),
-            Hold::Guard(g),
-        ))
+        Ok((self.address().as_ptr::<c_void>().cast_const(), g))
     }
 }
 

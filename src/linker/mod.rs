@@ -47,7 +47,7 @@ mod upcall;
 
 #[doc(hidden)]
 pub use bind_args::Bound;
-pub use bind_args::{BindArg, BindRet, CRepr, CReprField, Hold};
+pub use bind_args::{BindArg, BindRet, CRepr, CReprField};
 pub use closure::PanicPolicy;
 pub use code::ExecutableSegment;
 pub use descriptor::FunctionDescriptor;

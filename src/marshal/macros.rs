@@ -463,12 +463,13 @@ macro_rules! c_enum {
         // `bind!` passes a C enum as its `int` and checks what C returns.
         impl $crate::linker::BindArg for $name {
             type C = i32;
+            type Hold<'h> = ();
             fn layout() -> $crate::MemoryLayout {
                 <$name as $crate::marshal::Marshal>::layout()
             }
             #[inline(always)]
-            fn prepare(&self) -> $crate::Result<(i32, $crate::linker::Hold<'_>)> {
-                ::core::result::Result::Ok((*self as i32, $crate::linker::Hold::None))
+            fn prepare(&self) -> $crate::Result<(i32, ())> {
+                ::core::result::Result::Ok((*self as i32, ()))
             }
         }
 
