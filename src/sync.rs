@@ -200,19 +200,9 @@ pub(crate) fn current_thread_id() -> u64 {
 }
 
 /// Pads and aligns a value to a cache line so that per-thread shards do not
-/// share one (crossbeam's `CachePadded`, re-declared so loom atomics fit in it).
-#[derive(Debug, Default)]
-#[cfg_attr(target_arch = "x86_64", repr(align(128)))]
-#[cfg_attr(not(target_arch = "x86_64"), repr(align(64)))]
-pub(crate) struct CachePadded<T>(pub(crate) T);
-
-impl<T> core::ops::Deref for CachePadded<T> {
-    type Target = T;
-    #[inline(always)]
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
+/// share one: crossbeam's `CachePadded` (generic, so loom atomics fit in it,
+/// and sized per architecture).
+pub(crate) use crossbeam::utils::CachePadded;
 
 /// How many per-core slots a sharded structure should have: available
 /// parallelism rounded up to a power of two, at most 64 (computed once).

@@ -552,7 +552,7 @@ impl Inner {
                 Box::new([])
             } else {
                 (0..slot_count())
-                    .map(|_| CachePadded(AtomicU64::new(0)))
+                    .map(|_| CachePadded::new(AtomicU64::new(0)))
                     .collect()
             },
             table: if confined {
@@ -687,7 +687,7 @@ impl Inner {
         self.bridged.store(false, Ordering::Relaxed);
         self.id.store(0, Ordering::Relaxed);
         for slot in self.slots.iter() {
-            slot.0.store(0, Ordering::Relaxed);
+            slot.store(0, Ordering::Relaxed);
         }
         true
     }

@@ -13,17 +13,10 @@ use crate::error::{Error, Result};
 use crate::segment::{Primitive, Segment};
 use crate::session::Session;
 use crate::sync::{Arc, Mutex};
-use core::ffi::{c_int, c_void};
+use core::ffi::c_void;
 use core::fmt;
+use libc::{calloc, free, malloc, posix_memalign, realloc};
 use std::collections::HashMap;
-
-unsafe extern "C" {
-    fn malloc(size: usize) -> *mut c_void;
-    fn calloc(n: usize, size: usize) -> *mut c_void;
-    fn realloc(p: *mut c_void, size: usize) -> *mut c_void;
-    fn free(p: *mut c_void);
-    fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int;
-}
 
 /// What `malloc` aligns every block to (glibc and musl on 64-bit: 16).
 const MALLOC_ALIGN: usize = 2 * core::mem::size_of::<usize>();

@@ -79,7 +79,10 @@ impl<T> SpinMutex<T> {
         let mut spins = 0u32;
         loop {
             // Test before test-and-set: wait on a plain load (no cache-line
-            // ping-pong), then try again.
+            // ping-pong), then try again. Not crossbeam's `Backoff`: under
+            // loom every spin must yield through the shim's `yield_now`
+            // (Backoff yields through std's, which loom does not see, so
+            // the model would exceed its branch bound).
             while self.locked.load(Ordering::Relaxed) {
                 spins = spins.saturating_add(1);
                 if cfg!(loom) || spins > 64 {

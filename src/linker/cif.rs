@@ -109,17 +109,12 @@ pub(crate) unsafe fn zeroed_bytes_mut<'a>(p: *mut c_void, len: usize) -> &'a mut
     }
 }
 
-#[cfg(target_os = "linux")]
-unsafe extern "C" {
-    fn __errno_location() -> *mut std::ffi::c_int;
-}
-
 /// The calling thread's `errno`.
 #[cfg(target_os = "linux")]
 #[inline]
 pub(crate) fn errno() -> i32 {
     // SAFETY: glibc/musl return a valid pointer to this thread's errno.
-    unsafe { *__errno_location() }
+    unsafe { *libc::__errno_location() }
 }
 
 /// The calling thread's `errno` (not available on this platform: 0).

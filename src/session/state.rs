@@ -365,7 +365,9 @@ impl Core {
                 0
             }),
             id: AtomicU64::new(next_session_id()),
-            shards: (0..n).map(|_| CachePadded(AtomicU64::new(0))).collect(),
+            shards: (0..n)
+                .map(|_| CachePadded::new(AtomicU64::new(0)))
+                .collect(),
             kept: AtomicU64::new(0),
             ctl: Mutex::new(Control {
                 closed: false,
@@ -763,7 +765,9 @@ impl Core {
         }
         ctl.closed = true;
         if !broken!(NoEnterDrain) {
-            // Wait for plain accesses that entered before CLOSED.
+            // Wait for plain accesses that entered before CLOSED (spin,
+            // then yield through the shim: see `alloc/spin.rs` on why this
+            // is not crossbeam's `Backoff`).
             for s in self.shards.iter() {
                 let mut spins = 0u32;
                 while enters(s.load(Ordering::Acquire)) != 0 {
