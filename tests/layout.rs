@@ -412,8 +412,12 @@ fn walks_over_a_max_depth_layout_fit_a_small_stack() {
         let l2 = l.clone();
         assert_eq!(l, l2);
         assert!(l.same_shape(&l2));
-        assert!(!format!("{l:?}").is_empty());
-        assert!(l.to_string().contains("int32_t"));
+        if !cfg!(miri) {
+            // Printing is O(size * depth): too slow for Miri at MAX_DEPTH
+            // (tests/value_props.rs covers the other walks there).
+            assert!(!format!("{l:?}").is_empty());
+            assert!(l.to_string().contains("int32_t"));
+        }
         let _ = l.clone().unaligned().with_order(ByteOrder::Big);
         let mut path = Vec::new();
         let mut cur = &l;
