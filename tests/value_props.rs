@@ -285,7 +285,9 @@ proptest! {
     #[test]
     fn deep_layouts_stop_at_max_depth_on_a_small_stack(
         depth in depth(),
-        kinds in prop::collection::vec(0u8..4, 1..16),
+        // Packed levels re-align the whole subtree (O(depth) each): not
+        // under Miri.
+        kinds in prop::collection::vec(0u8..(if cfg!(miri) { 3 } else { 4 }), 1..16),
     ) {
         let (built, refused) = on_small_stack(move || {
             let mut l = c::INT.with_name("leaf");
@@ -313,8 +315,13 @@ proptest! {
                     }
                 }
             }
-            // Every walk over the deepest layout fits the stack.
-            check_layout(&l);
+            // Every walk over the deepest layout fits the stack. (Printing
+            // is O(size * depth): too slow for Miri at MAX_DEPTH.)
+            if cfg!(miri) {
+                assert_eq!(l.clone(), l);
+            } else {
+                check_layout(&l);
+            }
             let bytes = vec![0x5au8; l.size()];
             let v = Value::decode(&l, &bytes).unwrap();
             let mut out = bytes.clone();
