@@ -81,7 +81,7 @@ miri() { # miri LOGNAME EXTRA_MIRIFLAGS cargo-test-target-args...
   fi
 }
 # Single-threaded or schedule-independent binaries: one run.
-miri single "" --lib --test markers --test segment_props --test layout --test marshal --test api
+miri single "" --lib --test markers --test segment_props --test layout --test marshal --test api --test value_props
 # The binaries whose tests spawn threads (close vs guards, allocation from
 # several threads, close racing access) run over several schedules, so a
 # fault that depends on the interleaving fails CI every time instead of now
