@@ -462,16 +462,22 @@ fn close_blocking_waits_for_guards_held_by_other_threads() {
             .unwrap();
     }
     let (tx, rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
     let (s2, r2) = (s.clone(), released.clone());
     let worker = thread::spawn(move || {
         let g = s2.acquire().unwrap();
         tx.send(()).unwrap();
-        thread::sleep(Duration::from_millis(50));
+        // Hold the guard until the main thread has seen `Busy` (a sleep
+        // alone made this depend on the schedule: Miri's seed 7 let the
+        // guard go before the first close).
+        go_rx.recv().unwrap();
+        thread::sleep(Duration::from_millis(20)); // let close_blocking start waiting
         r2.store(true, SeqCst);
         drop(g);
     });
     rx.recv().unwrap();
     assert_eq!(s.close(), Err(Error::Busy { acquired: 1 }));
+    go_tx.send(()).unwrap();
     s.close_blocking().unwrap();
     assert!(
         released.load(SeqCst),
