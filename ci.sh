@@ -87,7 +87,7 @@ miri single "" --lib --test markers --test segment_props --test layout --test ma
 # fault that depends on the interleaving fails CI every time instead of now
 # and then. MIRI_SEEDS=N overrides the count (each seed is a whole run of
 # the binary; Miri runs seeds in parallel).
-SEEDS="${MIRI_SEEDS:-8}"
+SEEDS="${MIRI_SEEDS:-4}"
 for t in session alloc segment; do
   miri "$t" "-Zmiri-many-seeds=0..$SEEDS" --test "$t"
 done
