@@ -127,3 +127,296 @@ fn bind_holds_a_segment_arguments_session_open_during_the_call() {
     assert_eq!(arr.get_at_index::<i32>(0).unwrap(), 1);
     arena.close().unwrap(); // released after the call
 }
+
+/// Builds `tests/c/testlib.c` once per test binary, into target/tmp.
+fn testlib_path() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+        std::fs::create_dir_all(dir).unwrap();
+        let out = dir.join(format!("libmemscope_bind_{}.so", std::process::id()));
+        let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/c/testlib.c");
+        let st = std::process::Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .args(["-shared", "-fPIC", "-O2", "-pthread", "-o"])
+            .arg(&out)
+            .arg(src)
+            .status()
+            .expect("a C compiler (cc) is needed for the bind tests");
+        assert!(st.success(), "compiling {src} failed");
+        out.to_str().unwrap().to_owned()
+    })
+}
+
+c_struct! {
+    /// Two members with padding between them.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Pair { a: i32, b: f64 }
+}
+
+type BinOp = extern "C" fn(i32, i32) -> i32;
+
+bind! {
+    /// testlib.c, for the forms beyond plain values.
+    struct Test {
+        fn set_errno_to(e: i32) -> (i32, Errno);
+        fn set_errno_void(e: i32) -> Errno = "set_errno_to";
+        fn add(a: i32, b: i32) -> (i32, Errno);
+        fn vsum(n: i32, ...) -> f64;
+        fn vsum_long(n: i32, ...) -> i64;
+        fn apply_int(f: &Callback<BinOp>, a: i32, b: i32) -> i32;
+        fn apply_int_stub(f: &UpcallStub, a: i32, b: i32) -> i32 = "apply_int";
+        fn apply_int_twice(f: &Callback<BinOp>, a: i32, b: i32) -> i32;
+        fn greet(name: &str) -> CStrPtr;
+        fn c_free(p: CStrPtr);
+        fn id_pair(p: &Segment<'_>) -> CPtr<Pair> = "id_ptr";
+        fn id_cptr(p: CPtr<Pair>) -> CPtr<Pair> = "id_ptr";
+        fn id_cstr(p: &CStr) -> &CStr = "id_ptr";
+        fn id_cstr_opt(p: Address) -> Option<&CStr> = "id_ptr";
+    }
+}
+
+use memscope::linker::{CPtr, CStrPtr, Callback, Errno};
+
+fn test_in(session: &Session) -> Test {
+    // SAFETY: our own test library has no initialisers.
+    let lib = unsafe { Library::open(testlib_path(), session) }.unwrap();
+    // SAFETY: the declarations match testlib.c (`id_ptr` returns its
+    // argument, so the `&CStr` results are the caller's own strings).
+    unsafe { Test::load(&lib) }.unwrap()
+}
+
+#[test]
+fn bind_errno_is_cleared_before_and_captured_after_the_call() {
+    let t = test_in(&Session::global());
+    assert_eq!(t.set_errno_to(34).unwrap(), (-1, Errno(34)));
+    assert_eq!(t.set_errno_void(7).unwrap(), Errno(7));
+    // errno is left at 7 by the last call: a function that does not touch
+    // it reports 0, because the binding cleared it first.
+    assert_eq!(t.add(2, 3).unwrap(), (5, Errno(0)));
+    assert!(!Errno(0).is_set() && Errno(34).is_set());
+    assert!(Errno(2).to_string().starts_with("errno 2: "));
+    // libc's own idiom: strtol reports overflow through errno only.
+    bind! {
+        struct Strtol { fn strtol(s: &str, end: Address, base: i32) -> (i64, Errno); }
+    }
+    // SAFETY: libc's strtol.
+    let l = unsafe { Strtol::load(&Library::libc().unwrap()) }.unwrap();
+    assert_eq!(
+        l.strtol("-99999999999999999999", Address::NULL, 10).unwrap(),
+        (i64::MIN, Errno(34))
+    );
+    assert_eq!(l.strtol("123", Address::NULL, 10).unwrap(), (123, Errno(0)));
+}
+
+#[test]
+fn bind_variadic_calls_promote_as_c_does() {
+    let t = test_in(&Session::global());
+    // double vsum(int n, ...): floats are promoted to double.
+    assert_eq!(t.vsum(0, ()).unwrap(), 0.0);
+    assert_eq!(t.vsum(1, (2.5f64,)).unwrap(), 2.5);
+    assert_eq!(t.vsum(3, (1.0f64, 0.5f32, 0.25f64)).unwrap(), 1.75);
+    let eight = (1.0f64, 2.0f64, 3.0f64, 4.0f64, 5.0f64, 6.0f64, 7.0f64, 8.5f32);
+    assert_eq!(t.vsum(8, eight).unwrap(), 36.5);
+    assert_eq!(
+        t.vsum_long(4, (1i64, -2i64, 1i64 << 40, 7i64)).unwrap(),
+        (1i64 << 40) + 6
+    );
+    // libc: two fixed arguments and output pointers; three fixed arguments
+    // with every promoted kind; four fixed (the first variadic int declared
+    // as a fixed one: the same on this ABI).
+    bind! {
+        struct Fmt {
+            fn sscanf(s: &str, format: &CStr, ...) -> i32;
+            fn snprintf(buf: &mut Segment<'_>, n: usize, format: &CStr, ...) -> i32;
+            fn snprintf4(buf: &mut Segment<'_>, n: usize, format: &CStr, x: i32, ...) -> i32
+                = "snprintf";
+        }
+    }
+    // SAFETY: libc's prototypes.
+    let f = unsafe { Fmt::load(&Library::libc().unwrap()) }.unwrap();
+    let arena = Arena::confined();
+    let mut i = arena.allocate_value(0i32).unwrap();
+    let mut d = arena.allocate_value(0f64).unwrap();
+    assert_eq!(f.sscanf("12 3.5", c"%d %lf", (&mut i, &mut d)).unwrap(), 2);
+    assert_eq!((i.get::<i32>(0).unwrap(), d.get::<f64>(0).unwrap()), (12, 3.5));
+    let mut buf = arena.allocate(64, 1).unwrap();
+    let n = f
+        .snprintf(
+            &mut buf,
+            64,
+            c"%d|%u|%hd|%c|%d|%.1f|%s|%s",
+            (-1i8, 7u32, -3i16, b'z', true, 0.5f32, "str", c"cstr"),
+        )
+        .unwrap();
+    assert_eq!(buf.get_string(0).unwrap(), "-1|7|-3|z|1|0.5|str|cstr");
+    assert_eq!(n, 24);
+    let n = f
+        .snprintf4(&mut buf, 64, c"%d %lu %lld", 5, (u64::MAX, i64::MIN))
+        .unwrap();
+    assert_eq!(
+        buf.get_string(0).unwrap(),
+        format!("5 {} {}", u64::MAX, i64::MIN)
+    );
+    assert_eq!(n as usize, buf.get_string(0).unwrap().len());
+    // A string with an interior NUL in the variadic part never reaches C.
+    assert!(matches!(
+        f.snprintf(&mut buf, 64, c"%s", ("a\0b",)),
+        Err(Error::InvalidString { .. })
+    ));
+    // A closed segment in the variadic part neither.
+    let other = Arena::shared();
+    let mut gone = other.allocate_value(0i32).unwrap();
+    other.close().unwrap();
+    assert_eq!(
+        f.sscanf("1", c"%d", (&mut gone,)).unwrap_err(),
+        Error::Closed
+    );
+}
+
+#[test]
+fn bind_typed_callbacks_check_their_signature_and_report_panics() {
+    let t = test_in(&Session::global());
+    let s = Session::shared();
+    let mul = Callback::<BinOp>::new(|a: i32, b: i32| a * b, &s).unwrap();
+    assert_eq!(t.apply_int(&mul, 6, 7).unwrap(), 42);
+    let base = 100;
+    let capturing = Callback::<BinOp>::new(move |a: i32, b: i32| base + a - b, &s).unwrap();
+    assert_eq!(t.apply_int_twice(&capturing, 5, 2).unwrap(), 206);
+    assert!(!capturing.stub().address().is_null());
+    // A panic in the callback: C got 0 and finished, the call reports it.
+    let boom = Callback::<BinOp>::new(
+        |a: i32, _: i32| -> i32 {
+            if a < 0 {
+                panic!("negative {a}")
+            }
+            a
+        },
+        &s,
+    )
+    .unwrap();
+    assert_eq!(
+        t.apply_int(&boom, -1, 0).unwrap_err(),
+        Error::UpcallPanicked {
+            message: "negative -1".into()
+        }
+    );
+    // Reported once: the next call is clean.
+    assert_eq!(t.apply_int(&boom, 3, 0).unwrap(), 3);
+    // The same through an untyped stub argument, stateless and capturing.
+    let stub = Linker::native()
+        .upcall_typed(|_: i32, _: i32| -> i32 { panic!("untyped") }, &s)
+        .unwrap();
+    assert_eq!(
+        t.apply_int_stub(&stub, 1, 2).unwrap_err(),
+        Error::UpcallPanicked {
+            message: "untyped".into()
+        }
+    );
+    let k = 3;
+    let stub = Linker::native()
+        .upcall_typed(
+            move |a: i32, _: i32| -> i32 {
+                assert!(a < k, "too big");
+                a
+            },
+            &s,
+        )
+        .unwrap();
+    assert_eq!(t.apply_int_stub(&stub, 1, 0).unwrap(), 1);
+    assert!(matches!(
+        t.apply_int_stub(&stub, 5, 0),
+        Err(Error::UpcallPanicked { .. })
+    ));
+    // A callback of a closed session is refused before C runs.
+    s.close().unwrap();
+    assert_eq!(t.apply_int(&mul, 1, 2).unwrap_err(), Error::Closed);
+}
+
+#[test]
+fn bind_string_and_pointer_results() {
+    let t = test_in(&Session::global());
+    // A C-allocated string: the address, read unsafely, freed by C.
+    let g = t.greet("bind").unwrap();
+    assert!(!g.is_null());
+    // SAFETY: greet returns a malloc'd NUL-terminated string, freed below.
+    assert_eq!(unsafe { g.to_string_lossy() }.as_deref(), Some("hello, bind"));
+    // SAFETY: as above.
+    assert_eq!(unsafe { g.read() }.unwrap().to_bytes().len(), 11);
+    t.c_free(g).unwrap();
+    // `&CStr` / `Option<&CStr>` results (id_ptr hands the pointer back).
+    assert_eq!(t.id_cstr(c"same").unwrap(), c"same");
+    assert_eq!(
+        t.id_cstr_opt(Address::from_ptr(c"x".as_ptr())).unwrap(),
+        Some(c"x")
+    );
+    assert_eq!(t.id_cstr_opt(Address::NULL).unwrap(), None);
+    bind! {
+        struct Null { fn id_ptr(p: Address) -> &CStr; }
+    }
+    let lib = unsafe { Library::open(testlib_path(), &Session::global()) }.unwrap();
+    // SAFETY: testlib's id_ptr; the only string is NULL, which is refused.
+    let n = unsafe { Null::load(&lib) }.unwrap();
+    assert_eq!(n.id_ptr(Address::NULL).unwrap_err(), Error::NullAddress);
+    // A pointer to a layout: typed, read unsafely or as a segment.
+    let arena = Arena::confined();
+    let pair = arena.allocate_from(&Pair { a: -4, b: 0.75 }).unwrap();
+    let p = t.id_pair(&pair).unwrap();
+    assert_eq!(p.address(), pair.address());
+    // SAFETY: the pair is alive in the arena.
+    assert_eq!(unsafe { p.read() }, Some(Pair { a: -4, b: 0.75 }));
+    let s = Session::confined();
+    // SAFETY: as above (the arena outlives `s`'s use here).
+    let seg = unsafe { p.as_segment(&s) }.unwrap();
+    assert_eq!(seg.len(), 16);
+    assert_eq!(seg.get::<f64>(8).unwrap(), 0.75);
+    assert_eq!(t.id_cptr(p).unwrap(), p);
+    let null = t.id_cptr(CPtr::new(Address::NULL)).unwrap();
+    // SAFETY: NULL is never read.
+    assert_eq!(unsafe { null.read() }, None);
+    // SAFETY: as above.
+    assert_eq!(unsafe { null.as_segment(&s) }.unwrap_err(), Error::NullAddress);
+    let odd = CPtr::<Pair>::new(Address::new(pair.address().get() + 1));
+    // SAFETY: refused before any access.
+    assert!(matches!(
+        unsafe { odd.as_segment(&s) },
+        Err(Error::Misaligned { .. })
+    ));
+}
+
+#[test]
+fn bind_calls_fail_with_closed_once_the_library_session_closes() {
+    let s = Session::shared();
+    let t = test_in(&s);
+    let cb_session = Session::shared();
+    let add = Callback::<BinOp>::new(|a: i32, b: i32| a + b, &cb_session).unwrap();
+    assert_eq!(t.add(1, 2).unwrap(), (3, Errno(0)));
+    assert_eq!(t.apply_int(&add, 1, 2).unwrap(), 3);
+    s.close().unwrap();
+    assert_eq!(t.add(1, 2).unwrap_err(), Error::Closed);
+    assert_eq!(t.vsum(1, (1.0f64,)).unwrap_err(), Error::Closed);
+    assert_eq!(t.apply_int(&add, 1, 2).unwrap_err(), Error::Closed);
+    // The binding still holds the library mapped: dropping it unloads.
+    drop(t);
+}
+
+#[test]
+fn bind_a_call_in_progress_keeps_the_library_mapped_across_a_close() {
+    // The library's session closes from inside a callback, while C is
+    // running: the call returns normally (the code stays mapped), and
+    // the next call is refused.
+    let s = Session::shared();
+    let t = test_in(&s);
+    let s2 = s.clone();
+    let cbs = Session::shared();
+    let closing = Callback::<BinOp>::new(
+        move |a: i32, b: i32| {
+            let _ = s2.close(); // the second time: already closed
+            a + b
+        },
+        &cbs,
+    )
+    .unwrap();
+    assert_eq!(t.apply_int_twice(&closing, 2, 3).unwrap(), 10);
+    assert!(!s.is_alive());
+    assert_eq!(t.apply_int_twice(&closing, 2, 3).unwrap_err(), Error::Closed);
+}

@@ -62,7 +62,7 @@ macro_rules! bind {
         $vis:vis struct $name:ident {
             $(
                 $(#[$fm:meta])*
-                fn $f:ident ( $($a:ident : $t:ty),* $(,)? ) $(-> $r:ty)? $(= $cname:literal)? ;
+                fn $f:ident ( $($p:tt)* ) $(-> $r:ty)? $(= $cname:literal)? ;
             )*
         }
     ) => {
@@ -78,7 +78,9 @@ macro_rules! bind {
             /// # Safety
             ///
             /// Every declaration must match the C function's prototype
-            /// (see [`Linker::downcall`]($crate::linker::Linker::downcall)).
+            /// (see [`Linker::downcall`]($crate::linker::Linker::downcall)),
+            /// and a string result declared `&CStr` must be kept valid by
+            /// the library while it is loaded.
             ///
             /// # Errors
             ///
@@ -91,39 +93,122 @@ macro_rules! bind {
                     $( $f: {
                         let sym = lookup.lookup($crate::__bind_name!($f $(, $cname)?))?;
                         // SAFETY: forwarded to the caller of `load`.
-                        unsafe {
-                            $crate::linker::Bound::link(
-                                sym,
-                                <$crate::__bind_ret_ty!($($r)?) as $crate::linker::BindRet>::layout(),
-                                &[$(<$t as $crate::linker::BindArg>::layout()),*],
-                            )
-                        }?
+                        unsafe { $crate::__bind_link!(sym, ($($r)?), $($p)*) }?
                     }, )*
                 })
             }
 
             $(
-                $(#[$fm])*
-                #[allow(dead_code, clippy::unused_unit, clippy::too_many_arguments)]
-                #[inline]
-                $vis fn $f(&self, $($a: $t),*) -> $crate::Result<$crate::__bind_ret_ty!($($r)?)> {
-                    $( let $a = $crate::linker::BindArg::prepare(&$a)?; )*
-                    // SAFETY: `load`'s caller promised that this declaration
-                    // matches the C function, `Bound::link` checked that its
-                    // layouts are callable as declared, every parameter's
-                    // `C` type is the C representation of its layout, and
-                    // the symbol keeps the code loaded while `self` lives.
-                    let f: unsafe extern "C" fn($(<$t as $crate::linker::BindArg>::C),*)
-                        -> <$crate::__bind_ret_ty!($($r)?) as $crate::linker::BindRet>::C =
-                        unsafe { ::core::mem::transmute::<*const (), _>(self.$f.code()) };
-                    // SAFETY: as above; the holds (guards, C strings) live
-                    // until after the call returns.
-                    let r = unsafe { f($($a.0),*) };
-                    $( drop($a.1); )*
-                    <$crate::__bind_ret_ty!($($r)?) as $crate::linker::BindRet>::from_c(r)
-                }
+                $crate::__bind_fn! { [$(#[$fm])*] $vis $f ($($r)?) $($p)* }
             )*
         }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __bind_link {
+    ($sym:ident, ($($r:ty)?), $($a:ident : $t:ty),* $(,)?) => {
+        $crate::linker::Bound::link(
+            $sym,
+            <$crate::__bind_ret_ty!($($r)?) as $crate::linker::BindRet>::layout(),
+            &[$(<$t as $crate::linker::BindArg>::layout()),*],
+            false,
+        )
+    };
+    ($sym:ident, ($($r:ty)?), $($a:ident : $t:ty,)* ...) => {
+        $crate::linker::Bound::link(
+            $sym,
+            <$crate::__bind_ret_ty!($($r)?) as $crate::linker::BindRet>::layout(),
+            &[$(<$t as $crate::linker::BindArg>::layout()),*],
+            true,
+        )
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __bind_fn {
+    ([$(#[$fm:meta])*] $vis:vis $f:ident ($($r:ty)?) $($a:ident : $t:ty),* $(,)?) => {
+        $(#[$fm])*
+        #[allow(dead_code, clippy::unused_unit, clippy::too_many_arguments)]
+        #[inline]
+        $vis fn $f(&self, $($a: $t),*) -> $crate::Result<$crate::__bind_ret_ty!($($r)?)> {
+            let code = self.$f.code()?;
+            $( let $a = $crate::linker::BindArg::prepare(&$a)?; )*
+            // SAFETY: `load`'s caller promised that this declaration
+            // matches the C function, `Bound::link` checked that its
+            // layouts are callable as declared, every parameter's `C` type
+            // is the C representation of its layout, and the symbol keeps
+            // the code loaded while `self` lives.
+            // (The result type is inferred from `from_c` below: written
+            // out, a `&CStr` result would be a lifetime no input binds.)
+            let f: unsafe extern "C" fn($(<$t as $crate::linker::BindArg>::C),*) -> _ =
+                unsafe { ::core::mem::transmute::<*const (), _>(code) };
+            let errno = <$crate::__bind_ret_ty!($($r)?) as $crate::linker::BindRet>::ERRNO;
+            if errno {
+                $crate::linker::Bound::clear_errno();
+            }
+            // SAFETY: as above; the holds (guards, C strings) live until
+            // after the call returns.
+            let r = unsafe { f($($a.0),*) };
+            let e = if errno { $crate::linker::Bound::errno() } else { 0 };
+            $( <$t as $crate::linker::BindArg>::after($a.1)?; )*
+            // SAFETY: `r` is what the function declared with this result
+            // returned.
+            unsafe { <$crate::__bind_ret_ty!($($r)?) as $crate::linker::BindRet>::from_c(r, e) }
+        }
+    };
+    ([$(#[$fm:meta])*] $vis:vis $f:ident ($($r:ty)?) $($a:ident : $t:ty,)* ...) => {
+        $(#[$fm])*
+        ///
+        /// Variadic: the last parameter is a tuple of the arguments for
+        /// C's `...` (see [`VarArgs`]($crate::linker::VarArgs)).
+        #[allow(dead_code, clippy::unused_unit, clippy::too_many_arguments)]
+        #[inline]
+        $vis fn $f<V: $crate::linker::VarArgs>(&self, $($a: $t,)* varargs: V)
+            -> $crate::Result<$crate::__bind_ret_ty!($($r)?)>
+        {
+            let code = self.$f.code()?;
+            $( let $a = $crate::linker::BindArg::prepare(&$a)?; )*
+            let va = $crate::linker::VarArgs::prepare(&varargs)?;
+            let errno = <$crate::__bind_ret_ty!($($r)?) as $crate::linker::BindRet>::ERRNO;
+            if errno {
+                $crate::linker::Bound::clear_errno();
+            }
+            // SAFETY: `load`'s caller promised that the fixed part of this
+            // declaration matches the C function and that it is variadic;
+            // the variadic values are promoted C types (`VaPrimitive`), as
+            // C's `...` receives them (that the format or count fits is
+            // the C function's contract, part of the caller's promise for
+            // this call's values); the holds live until after the call.
+            let r: <$crate::__bind_ret_ty!($($r)?) as $crate::linker::BindRet>::C = unsafe {
+                $crate::__bind_va_call!(va.0, code; $($a.0),*)
+            };
+            let e = if errno { $crate::linker::Bound::errno() } else { 0 };
+            $( <$t as $crate::linker::BindArg>::after($a.1)?; )*
+            drop(va.1);
+            // SAFETY: `r` is what the function declared with this result
+            // returned.
+            unsafe { <$crate::__bind_ret_ty!($($r)?) as $crate::linker::BindRet>::from_c(r, e) }
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __bind_va_call {
+    ($va:expr, $code:ident; $a:expr) => {
+        $crate::linker::VaTuple::call1($va, $code, $a)
+    };
+    ($va:expr, $code:ident; $a:expr, $b:expr) => {
+        $crate::linker::VaTuple::call2($va, $code, $a, $b)
+    };
+    ($va:expr, $code:ident; $a:expr, $b:expr, $c:expr) => {
+        $crate::linker::VaTuple::call3($va, $code, $a, $b, $c)
+    };
+    ($va:expr, $code:ident; $a:expr, $b:expr, $c:expr, $d:expr) => {
+        $crate::linker::VaTuple::call4($va, $code, $a, $b, $c, $d)
     };
 }
 

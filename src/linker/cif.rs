@@ -123,6 +123,20 @@ pub(crate) fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
+/// Sets the calling thread's `errno` (C's `errno = 0;` before a call whose
+/// errno is captured: C functions only ever set it on failure).
+#[cfg(target_os = "linux")]
+#[inline]
+pub(crate) fn set_errno(v: i32) {
+    // SAFETY: glibc/musl return a valid pointer to this thread's errno,
+    // which only this thread accesses.
+    unsafe { *libc::__errno_location() = v }
+}
+
+/// Sets the calling thread's `errno` (not available on this platform: no-op).
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn set_errno(_v: i32) {}
+
 /// Calls whose arguments fit this many bytes (and this many arguments, and
 /// whose return value fits `SMALL_RET_BYTES`) marshal in small buffers on
 /// the native stack; the rest in the calling thread's stack allocator
@@ -348,6 +362,11 @@ impl CallPlan {
         assert!(ptrs.len() >= n && size_of_val(ret) >= self.ret_bytes);
         for (p, &off) in ptrs.iter_mut().zip(&self.offsets) {
             p.write(base.wrapping_add(off).cast());
+        }
+        if capture_errno {
+            // C's `errno = 0; f(..)` idiom: what is read after the call was
+            // set by the call (C functions never clear it themselves).
+            set_errno(0);
         }
         // SAFETY: `CallPlan::new`'s contract: `fun` has the cif's signature.
         // The first `n` pointers were just written (asserted room), each to

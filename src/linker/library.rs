@@ -19,6 +19,10 @@ use std::sync::Arc;
 pub(crate) struct Loaded {
     lib: libloading::Library,
     name: String,
+    /// Set by the session's close action: calls through symbols of a
+    /// closed library's session fail with `Closed` (the mapping itself
+    /// stays while a symbol holds this).
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for Loaded {
@@ -137,10 +141,17 @@ impl Library {
         let loaded = Arc::new(Loaded {
             lib,
             name: name.to_owned(),
+            closed: std::sync::atomic::AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&loaded);
-        // The close action owns the strong reference: closing drops it.
-        session.add_close_action(move || drop(loaded))?;
+        // The close action owns the strong reference: closing drops it
+        // (after marking it closed for the symbols that still hold it).
+        session.add_close_action(move || {
+            loaded
+                .closed
+                .store(true, std::sync::atomic::Ordering::Release);
+            drop(loaded)
+        })?;
         Ok(Library {
             loaded: weak,
             session: session.clone(),
@@ -260,7 +271,8 @@ impl Library {
             Ok(s) => Ok(Symbol {
                 addr: Address::from_ptr(*s as *const u8),
                 name: name.to_owned(),
-                _keep: Some(loaded.clone()),
+                _keep: None,
+                lib: Some(loaded.clone()),
             }),
             Err(_) => Err(Error::SymbolNotFound {
                 name: name.to_owned(),
@@ -486,8 +498,12 @@ pub struct Symbol {
     addr: Address,
     name: String,
     /// What keeps the code/data alive: the loaded library, an upcall stub's
-    /// closure, an executable mapping (`None` for raw addresses).
+    /// closure, an executable mapping (`None` for raw addresses and
+    /// library symbols).
     _keep: Option<Keep>,
+    /// The library a looked-up symbol came from (keeps it mapped; its
+    /// `closed` flag says whether the library's session has closed).
+    lib: Option<Arc<Loaded>>,
 }
 
 /// A reference that keeps a symbol's memory mapped.
@@ -533,6 +549,7 @@ impl Symbol {
             addr,
             name: format!("{addr}"),
             _keep: None,
+            lib: None,
         })
     }
 
@@ -612,7 +629,32 @@ impl Symbol {
             addr,
             name,
             _keep: Some(keep),
+            lib: None,
         }
+    }
+
+    /// Whether the session of the library this symbol was looked up in has
+    /// closed (always `false` for other symbols). One load: the library
+    /// stays mapped while the symbol lives whatever this says, so calls
+    /// check it only to fail as Java's do after a close.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::{Session, linker::Library};
+    /// let s = Session::shared();
+    /// // SAFETY: libm's initialisers are trusted.
+    /// let cos = unsafe { Library::open("libm.so.6", &s) }?.lookup("cos")?;
+    /// assert!(!cos.is_closed());
+    /// s.close()?;
+    /// assert!(cos.is_closed());
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[inline(always)]
+    pub fn is_closed(&self) -> bool {
+        self.lib
+            .as_ref()
+            .is_some_and(|l| l.closed.load(std::sync::atomic::Ordering::Acquire))
     }
 }
 

@@ -47,7 +47,12 @@ mod upcall;
 
 #[doc(hidden)]
 pub use bind_args::Bound;
-pub use bind_args::{BindArg, BindRet, CRepr, CReprField};
+#[doc(hidden)]
+pub use bind_args::{StubHold, VaTuple};
+pub use bind_args::{
+    BindArg, BindRet, CPtr, CRepr, CReprField, CStrPtr, Callback, Errno, VaPrimitive, VarArg,
+    VarArgs,
+};
 pub use closure::PanicPolicy;
 pub use code::ExecutableSegment;
 pub use descriptor::FunctionDescriptor;
