@@ -120,13 +120,29 @@ fn closed_session_refuses_lookups_but_symbols_keep_the_library_loaded() {
     // SAFETY: our own test library.
     let lib = unsafe { Library::open(testlib_path(), &s) }.unwrap();
     let add = link(&lib, "add", Some(c::INT), &[c::INT, c::INT]);
+    let sym = lib.lookup("add").unwrap();
+    assert!(!sym.is_closed());
     s.close().unwrap();
+    assert!(sym.is_closed());
     assert_eq!(lib.lookup("add").unwrap_err(), Error::Closed);
-    // The downcall holds the symbol, which holds the library.
+    // Calls through a downcall of the closed library fail, as Java's do,
+    // through every entry point ...
     assert_eq!(
-        add.call(&[Value::I32(2), Value::I32(3)]).unwrap(),
-        Some(Value::I32(5))
+        add.call(&[Value::I32(2), Value::I32(3)]).unwrap_err(),
+        Error::Closed
     );
+    assert_eq!(
+        add.call_with(&[2.into(), 3.into()]).unwrap_err(),
+        Error::Closed
+    );
+    assert_eq!(
+        add.call_as::<i32>(&[2.into(), 3.into()]).unwrap_err(),
+        Error::Closed
+    );
+    // ... but the symbol still holds the library mapped: its code runs.
+    // SAFETY: `int add(int, int)`, kept loaded by `sym`.
+    let f = unsafe { sym.as_fn::<extern "C" fn(i32, i32) -> i32>() }.unwrap();
+    assert_eq!((f.get())(2, 3), 5);
     // SAFETY: rejected: session closed.
     assert_eq!(
         // SAFETY: test code: the signature/pointer matches testlib.c or a live buffer.
@@ -1798,18 +1814,21 @@ fn an_upcall_panic_payload_that_panics_on_drop_is_contained() {
         )
         .unwrap();
     for stub in [&capturing, &stateless] {
-        let r = apply
-            .call_with(&[
-                Arg::Stub(stub),
-                Arg::Value(Value::I32(-1)),
-                Arg::Value(Value::I32(0)),
-            ])
-            .unwrap();
-        assert_eq!(r, Some(Value::I32(0)));
-        assert!(matches!(
-            stub.take_panic(),
-            Some(Error::UpcallPanicked { .. })
-        ));
+        // The panic reaches the caller of the downcall as its error (a
+        // stub argument is asked after the call) ...
+        let r = apply.call_with(&[
+            Arg::Stub(stub),
+            Arg::Value(Value::I32(-1)),
+            Arg::Value(Value::I32(0)),
+        ]);
+        assert_eq!(
+            r.unwrap_err(),
+            Error::UpcallPanicked {
+                message: "non-string panic payload".into()
+            }
+        );
+        // ... once.
+        assert_eq!(stub.take_panic(), None);
         let r = apply
             .call_with(&[
                 Arg::Stub(stub),
@@ -2061,5 +2080,175 @@ mod bind_by_value {
             u.sign_of_sum(3, 4),
             Err(Error::InvalidArgument { .. })
         ));
+    }
+}
+
+// ------------------------------------- issue 16: one argument type, typed results
+
+mod typed_results {
+    use super::*;
+    use memscope::c_struct;
+
+    c_struct! {
+        /// testlib's `Complex`.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub struct Complex { pub re: f64, pub im: f64 }
+    }
+
+    #[test]
+    fn call_as_returns_rust_scalars_structs_and_values() {
+        let lib = testlib();
+        let add = link(&lib, "add", Some(c::INT), &[c::INT, c::INT]);
+        assert_eq!(add.call_as::<i32>(&[2.into(), 40.into()]).unwrap(), 42);
+        assert_eq!(
+            add.call_as::<Value>(&[2.into(), 3.into()]).unwrap(),
+            Value::I32(5)
+        );
+        assert_eq!(
+            add.call_as::<Option<Value>>(&[2.into(), 3.into()]).unwrap(),
+            Some(Value::I32(5))
+        );
+        add.call_as::<()>(&[2.into(), 3.into()]).unwrap();
+        let f = link(&lib, "id_f64", Some(c::DOUBLE), &[c::DOUBLE]);
+        assert_eq!(f.call_as::<f64>(&[0.125.into()]).unwrap(), 0.125);
+        let u = link(&lib, "id_u32", Some(c::UINT), &[c::UINT]);
+        assert_eq!(u.call_as::<u32>(&[u32::MAX.into()]).unwrap(), u32::MAX);
+        let p = link(&lib, "id_ptr", Some(c::POINTER), &[c::POINTER]);
+        let a = Address::new(0x1000);
+        assert_eq!(p.call_as::<Address>(&[a.into()]).unwrap(), a);
+        let z = link(&lib, "c_strlen", Some(c::SIZE_T), &[c::POINTER]);
+        assert_eq!(z.call_as::<usize>(&[c"four".into()]).unwrap(), 4);
+        let b = link(&lib, "not_bool", Some(c::BOOL), &[c::BOOL]);
+        assert!(b.call_as::<bool>(&[false.into()]).unwrap());
+        // A struct by value, as its c_struct! type: in as raw bytes, out
+        // decoded from the return buffer.
+        let cl = MemoryLayout::c_struct([c::DOUBLE, c::DOUBLE]).unwrap();
+        let swap = link(&lib, "cswap", Some(cl.clone()), &[cl]);
+        let bytes = [1.5f64.to_ne_bytes(), (-2.0f64).to_ne_bytes()].concat();
+        assert_eq!(
+            swap.call_as::<Complex>(&[bytes.as_slice().into()]).unwrap(),
+            Complex { re: -2.0, im: 1.5 }
+        );
+        let v = link(&lib, "c_free", None, &[c::POINTER]);
+        v.call_as::<()>(&[Address::NULL.into()]).unwrap();
+        assert_eq!(
+            v.call_as::<Option<Value>>(&[Address::NULL.into()]).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn call_as_refuses_a_result_type_that_does_not_fit_naming_c_types() {
+        let lib = testlib();
+        let add = link(&lib, "add", Some(c::INT), &[c::INT, c::INT]);
+        let e = add.call_as::<u32>(&[1.into(), 2.into()]).unwrap_err();
+        assert_eq!(
+            e,
+            Error::InvalidArgument {
+                reason: "add returns int32_t, not u32 (uint32_t)".into()
+            }
+        );
+        // After a refusal the right type still works (and is cached).
+        assert_eq!(add.call_as::<i32>(&[1.into(), 2.into()]).unwrap(), 3);
+        assert_eq!(add.call_as::<i32>(&[1.into(), 2.into()]).unwrap(), 3);
+        assert!(add.call_as::<f64>(&[1.into(), 2.into()]).is_err());
+        let cl = MemoryLayout::c_struct([c::DOUBLE, c::DOUBLE]).unwrap();
+        let swap = link(&lib, "cswap", Some(cl.clone()), &[cl]);
+        let bytes = [0u8; 16];
+        let e = swap.call_as::<f64>(&[bytes.as_slice().into()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid argument: cswap returns struct { double _0; double _1; }, not f64 (double)"
+        );
+        let v = link(&lib, "c_free", None, &[c::POINTER]);
+        let e = v.call_as::<Value>(&[Address::NULL.into()]).unwrap_err();
+        assert!(e.to_string().contains("c_free returns void"), "{e}");
+    }
+
+    #[test]
+    fn argument_errors_name_the_c_type_and_the_1_based_position() {
+        let lib = testlib();
+        let add = link(&lib, "add", Some(c::INT), &[c::INT, c::INT]);
+        let msg = |e: Error| e.to_string();
+        assert_eq!(
+            msg(add.call(&[Value::I32(1), Value::F64(2.5)]).unwrap_err()),
+            "invalid argument: add: argument 2 is int32_t, given double 2.5"
+        );
+        assert_eq!(
+            msg(add.call_with(&[1u32.into(), 2.into()]).unwrap_err()),
+            "invalid argument: add: argument 1 is int32_t, given uint32_t 1"
+        );
+        assert_eq!(
+            msg(add.call_as::<i32>(&[1.into(), c"x".into()]).unwrap_err()),
+            "invalid argument: add: argument 2 is int32_t, given a C string (a pointer)"
+        );
+        assert_eq!(
+            msg(add.call_as::<i32>(&[1.into()]).unwrap_err()),
+            "invalid argument: add takes 2 argument(s), 1 given"
+        );
+        let cl = MemoryLayout::c_struct([c::DOUBLE, c::DOUBLE]).unwrap();
+        let swap = link(&lib, "cswap", Some(cl.clone()), &[cl]);
+        assert_eq!(
+            msg(swap.call_as::<()>(&[[0u8; 8].as_slice().into()]).unwrap_err()),
+            "invalid argument: cswap: argument 1 is struct { double _0; double _1; }, given 8 bytes"
+        );
+        let e = msg(swap.call(&[Value::I32(1)]).unwrap_err());
+        assert!(
+            e.starts_with("invalid argument: cswap: argument 1 (struct { double _0; double _1; }): "),
+            "{e}"
+        );
+        assert!(!e.contains("MemoryLayout"), "{e}");
+        // Link-time errors count from 1 too.
+        let d = FunctionDescriptor::of(Some(c::INT), &[c::POINTER, c::FLOAT]).variadic(1);
+        let sym = Library::libc().unwrap().lookup("printf").unwrap();
+        // SAFETY: refused at link time.
+        let e = unsafe { Linker::native().downcall(&sym, &d, DowncallOptions::default()) }
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("argument 2"), "{e}");
+    }
+
+    #[test]
+    fn a_capturing_downcall_clears_errno_before_the_call() {
+        let lib = testlib();
+        let o = DowncallOptions::default().capture_errno(true);
+        let set = lib.lookup("set_errno_to").unwrap();
+        let add = lib.lookup("add").unwrap();
+        // SAFETY: testlib's prototypes.
+        let (set, add) = unsafe {
+            (
+                Linker::native()
+                    .downcall(&set, &FunctionDescriptor::of(Some(c::INT), &[c::INT]), o)
+                    .unwrap(),
+                Linker::native()
+                    .downcall(
+                        &add,
+                        &FunctionDescriptor::of(Some(c::INT), &[c::INT, c::INT]),
+                        o,
+                    )
+                    .unwrap(),
+            )
+        };
+        let (_, e) = set.call_errno(&[5.into()]).unwrap();
+        assert_eq!(e, 5);
+        // add does not touch errno: what is captured is 0, not the 5 left
+        // behind by the previous call.
+        let (r, e) = add.call_errno(&[1.into(), 2.into()]).unwrap();
+        assert_eq!((r, e), (Some(Value::I32(3)), 0));
+        assert_eq!(memscope::linker::last_errno(), 0);
+        // libc's strtol idiom, without binding __errno_location.
+        let strtol = Library::libc().unwrap().lookup("strtol").unwrap();
+        let d = FunctionDescriptor::of(Some(c::LONG), &[c::POINTER, c::POINTER, c::INT]);
+        // SAFETY: `long strtol(const char *, char **, int)`.
+        let strtol = unsafe { Linker::native().downcall(&strtol, &d, o) }.unwrap();
+        let big = c"99999999999999999999";
+        let (r, e) = strtol
+            .call_errno(&[big.into(), Address::NULL.into(), 10.into()])
+            .unwrap();
+        assert_eq!((r, e), (Some(Value::I64(i64::MAX)), 34));
+        let (r, e) = strtol
+            .call_errno(&[c"12".into(), Address::NULL.into(), 10.into()])
+            .unwrap();
+        assert_eq!((r, e), (Some(Value::I64(12)), 0));
     }
 }

@@ -140,7 +140,7 @@ impl FunctionDescriptor {
         }
         let mut args = Vec::with_capacity(self.args.len());
         for (i, l) in self.args.iter().enumerate() {
-            let what = format!("argument {i}");
+            let what = format!("argument {}", i + 1);
             let shape = shape_of(l, &what)?;
             let ffi = shape.to_ffi(&what)?;
             if self.first_variadic.is_some_and(|v| i >= v) {

@@ -56,7 +56,14 @@ impl DowncallOptions {
     }
 }
 
-/// One argument of [`Downcall::call_with`].
+/// One argument of a dynamic call ([`Downcall::call_as`],
+/// [`call_with`](Downcall::call_with), [`call_into`](Downcall::call_into)
+/// …): the one argument type of every dynamic entry point but the
+/// [`Value`]-only [`call`](Downcall::call). Everything converts into it
+/// with `From`/`.into()`: Rust scalars and [`Address`] (as the matching
+/// [`Value`]), a [`Value`], `&Segment` (a pointer, its session acquired for
+/// the call), `&CStr`, `&UpcallStub` (acquired), `&[u8]` (raw bytes of a
+/// value passed by value, e.g. a struct).
 ///
 /// # Examples
 ///
@@ -64,6 +71,8 @@ impl DowncallOptions {
 /// use memscope::{linker::Arg, marshal::Value};
 /// let a: Arg<'_, '_> = Arg::from(Value::I32(3));
 /// assert!(matches!(a, Arg::Value(Value::I32(3))));
+/// assert!(matches!(Arg::from(2.5f64), Arg::Value(Value::F64(_))));
+/// assert!(matches!(Arg::from(c"text"), Arg::CStr(_)));
 /// ```
 #[derive(Debug)]
 pub enum Arg<'a, 's> {
@@ -127,6 +136,38 @@ impl From<Value> for Arg<'_, '_> {
     }
 }
 
+macro_rules! arg_from_scalar {
+    ($($t:ty => $v:ident),*) => {$(
+        impl From<$t> for Arg<'_, '_> {
+            #[inline(always)]
+            fn from(x: $t) -> Self {
+                Arg::Value(Value::$v(x))
+            }
+        }
+    )*};
+}
+arg_from_scalar!(
+    bool => Bool, i8 => I8, u8 => U8, i16 => I16, u16 => U16, i32 => I32, u32 => U32,
+    i64 => I64, u64 => U64, f32 => F32, f64 => F64, Address => Address
+);
+
+impl From<usize> for Arg<'_, '_> {
+    /// `size_t` (an unsigned integer of pointer width).
+    #[inline(always)]
+    fn from(x: usize) -> Self {
+        #[cfg(target_pointer_width = "64")]
+        return Arg::Value(Value::U64(x as u64));
+        #[cfg(target_pointer_width = "32")]
+        return Arg::Value(Value::U32(x as u32));
+    }
+}
+
+impl<'a> From<&'a [u8]> for Arg<'a, '_> {
+    fn from(b: &'a [u8]) -> Self {
+        Arg::Bytes(b)
+    }
+}
+
 impl<'a, 's> From<&'a Segment<'s>> for Arg<'a, 's> {
     fn from(s: &'a Segment<'s>) -> Self {
         Arg::Segment(s)
@@ -175,6 +216,9 @@ pub struct Downcall {
     descriptor: FunctionDescriptor,
     options: DowncallOptions,
     symbol: Symbol,
+    /// The Rust type [`call_as`](Downcall::call_as) last checked the return
+    /// layout against (so the check is one compare after the first call).
+    ret_checked: std::sync::OnceLock<std::any::TypeId>,
 }
 
 impl fmt::Debug for Downcall {
@@ -254,6 +298,7 @@ impl Downcall {
             descriptor: descriptor.clone(),
             options,
             symbol: symbol.clone(),
+            ret_checked: std::sync::OnceLock::new(),
         })
     }
 
@@ -338,7 +383,7 @@ impl Downcall {
         args: &[Value],
         read: impl FnOnce(&[u8]) -> Result<R>,
     ) -> Result<R> {
-        self.check_count(args.len())?;
+        self.check_call(args.len())?;
         self.plan.invoke(
             #[inline(always)]
             |buf| {
@@ -346,10 +391,11 @@ impl Downcall {
                     match e.scalar {
                         Some(s) => {
                             if put_scalar(buf, e.off, s, v).is_none() {
-                                return Err(mismatch(i, &self.sig.args[i], v));
+                                return Err(self.mismatch(i, &Given::Value(v)));
                             }
                         }
-                        None => write_arg(buf, e.off, &self.sig.args[i], i, v)?,
+                        None => write_arg(buf, e.off, &self.sig.args[i], i, v)
+                            .map_err(|e| self.named(e))?,
                     }
                 }
                 Ok(())
@@ -416,15 +462,19 @@ impl Downcall {
         args: &[Arg<'_, '_>],
         read: impl FnOnce(&mut [u8]) -> Result<R>,
     ) -> Result<R> {
-        self.check_count(args.len())?;
+        self.check_call(args.len())?;
         // Acquire every segment's session first: they stay acquired (their
         // sessions cannot close) until the call has returned. No vector
         // (and no allocation) unless there is a segment argument.
         let mut guards: Vec<Option<AcquireGuard<'_>>> = Vec::new();
+        let mut stubs = false;
         for a in args {
             match a {
                 Arg::Segment(s) => guards.push(super::protocol::acquire_argument(s)?),
-                Arg::Stub(u) => guards.push(super::protocol::acquire_stub(u)?),
+                Arg::Stub(u) => {
+                    stubs = true;
+                    guards.push(super::protocol::acquire_stub(u)?)
+                }
                 _ => {}
             }
         }
@@ -434,29 +484,30 @@ impl Downcall {
                     let spec = &self.sig.args[i];
                     match a {
                         Arg::Value(v) => match e.scalar {
-                            Some(s) => {
-                                put_scalar(buf, e.off, s, v).ok_or_else(|| mismatch(i, spec, v))?
-                            }
-                            None => write_arg(buf, e.off, spec, i, v)?,
+                            Some(s) => put_scalar(buf, e.off, s, v)
+                                .ok_or_else(|| self.mismatch(i, &Given::Value(v)))?,
+                            None => write_arg(buf, e.off, spec, i, v).map_err(|e| self.named(e))?,
                         },
-                        Arg::Segment(s) => write_address(buf, e.off, spec, i, s.address())?,
-                        Arg::Stub(u) => write_address(buf, e.off, spec, i, u.address())?,
-                        Arg::CStr(s) => {
-                            write_address(buf, e.off, spec, i, Address::from_ptr(s.as_ptr()))?
+                        Arg::Segment(s) => {
+                            self.write_address(buf, e.off, i, s.address(), Given::Segment)?
                         }
+                        Arg::Stub(u) => self.write_address(buf, e.off, i, u.address(), Given::Stub)?,
+                        Arg::CStr(s) => self.write_address(
+                            buf,
+                            e.off,
+                            i,
+                            Address::from_ptr(s.as_ptr()),
+                            Given::CStr,
+                        )?,
                         Arg::Bytes(b) => {
                             if b.len() != e.size {
-                                return Err(mismatch(i, spec, &format_args!("{} bytes", b.len())));
+                                return Err(self.mismatch(i, &Given::Bytes(b.len())));
                             }
                             copy_small(&mut buf[e.off..e.off + e.size], b);
                         }
                         Arg::Contents(s) => {
                             if s.len() < e.size {
-                                return Err(mismatch(
-                                    i,
-                                    spec,
-                                    &format_args!("a segment of {} bytes", s.len()),
-                                ));
+                                return Err(self.mismatch(i, &Given::Contents(s.len())));
                             }
                             s.copy_to_slice::<u8>(0, &mut buf[e.off..e.off + e.size])?;
                         }
@@ -471,6 +522,18 @@ impl Downcall {
             self.options.capture_errno,
         );
         drop(guards);
+        if stubs {
+            // A stub that panicked (or failed) during the call fails it:
+            // the panic was caught before it reached C, which got a zeroed
+            // result and finished.
+            for a in args {
+                if let Arg::Stub(u) = a
+                    && let Some(e) = u.take_panic()
+                {
+                    return Err(e);
+                }
+            }
+        }
         r
     }
 
@@ -672,6 +735,7 @@ impl Downcall {
         fill: impl FnOnce(&mut [u8], &[usize]) -> Result<()>,
         read: impl FnOnce(&mut [u8]) -> Result<R>,
     ) -> Result<R> {
+        self.check_open()?;
         self.plan.invoke(
             |buf| fill(buf, self.plan.offsets()),
             |ret, e| {
@@ -680,6 +744,139 @@ impl Downcall {
             },
             self.options.capture_errno,
         )
+    }
+
+    /// Calls through a symbol of a library whose session has closed fail
+    /// (as Java's do). The library itself stays mapped while this downcall
+    /// holds the symbol, so a call already running is unaffected: one load.
+    #[inline(always)]
+    fn check_open(&self) -> Result<()> {
+        if self.symbol.is_closed() {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// [`check_open`](Self::check_open) and [`check_count`](Self::check_count).
+    #[inline(always)]
+    fn check_call(&self, n: usize) -> Result<()> {
+        self.check_open()?;
+        self.check_count(n)
+    }
+
+    /// Argument `i` (0-based; reported 1-based) does not fit its layout.
+    #[cold]
+    #[inline(never)]
+    fn mismatch(&self, i: usize, given: &Given<'_>) -> Error {
+        Error::InvalidArgument {
+            reason: format!(
+                "{}: argument {} is {}, given {given}",
+                self.symbol.name(),
+                i + 1,
+                self.sig.args[i].layout
+            ),
+        }
+    }
+
+    /// An encoder's error, prefixed with the function's name.
+    #[cold]
+    #[inline(never)]
+    fn named(&self, e: Error) -> Error {
+        match e {
+            Error::InvalidArgument { reason } => Error::InvalidArgument {
+                reason: format!("{}: {reason}", self.symbol.name()),
+            },
+            e => e,
+        }
+    }
+
+    #[inline(always)]
+    fn write_address(
+        &self,
+        buf: &mut [u8],
+        off: usize,
+        i: usize,
+        a: Address,
+        given: Given<'_>,
+    ) -> Result<()> {
+        if self.enc[i].scalar != Some(Scalar::Address) {
+            return Err(self.mismatch(i, &given));
+        }
+        buf[off..off + size_of::<usize>()].copy_from_slice(&a.0.to_ne_bytes());
+        Ok(())
+    }
+
+    /// Checks that `R` can hold this function's result (once per type:
+    /// later calls compare a `TypeId`).
+    #[inline(always)]
+    fn check_ret<R: DynRet>(&self) -> Result<()> {
+        if self.ret_checked.get() == Some(&std::any::TypeId::of::<R>()) {
+            return Ok(());
+        }
+        self.check_ret_slow::<R>()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn check_ret_slow<R: DynRet>(&self) -> Result<()> {
+        if R::accepts(RetInfo(self.sig.ret.as_ref())) {
+            let _ = self.ret_checked.set(std::any::TypeId::of::<R>());
+            return Ok(());
+        }
+        Err(Error::InvalidArgument {
+            reason: format!(
+                "{} returns {}, not {}",
+                self.symbol.name(),
+                self.sig
+                    .ret
+                    .as_ref()
+                    .map_or_else(|| "void".to_owned(), |r| r.layout.to_string()),
+                R::describe()
+            ),
+        })
+    }
+
+    /// Calls with [`Arg`]s and returns the result as `R`: a Rust scalar of
+    /// the result's C type (`i32` for `int32_t`, `f64` for `double`,
+    /// [`Address`] for a pointer …), a [`c_struct!`](crate::c_struct) /
+    /// [`c_union!`](crate::c_union) type for a struct or union returned by
+    /// value (decoded straight from the return buffer: nothing is
+    /// allocated), `()` to ignore the result, or [`Value`] /
+    /// `Option<Value>`. The check that `R` fits the result runs once per
+    /// type (then it is one compare).
+    ///
+    /// # Errors
+    ///
+    /// As [`call_with`](Self::call_with); [`Error::InvalidArgument`] naming
+    /// both C types if `R` does not fit the result (`abs returns int32_t,
+    /// not f64 (double)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::layout::c;
+    /// use memscope::linker::*;
+    /// let abs = Library::libc()?.lookup("abs")?;
+    /// let d = FunctionDescriptor::of(Some(c::INT), &[c::INT]);
+    /// // SAFETY: `int abs(int)`.
+    /// let f = unsafe { Linker::native().downcall(&abs, &d, DowncallOptions::default()) }?;
+    /// assert_eq!(f.call_as::<i32>(&[(-3).into()])?, 3);
+    /// let e = f.call_as::<f64>(&[(-3).into()]).unwrap_err();
+    /// assert_eq!(e.to_string(), "invalid argument: abs returns int32_t, not f64 (double)");
+    /// let e = f.call_as::<i32>(&[2.5.into()]).unwrap_err();
+    /// assert_eq!(e.to_string(), "invalid argument: abs: argument 1 is int32_t, given double 2.5");
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[inline(always)]
+    pub fn call_as<R: DynRet>(&self, args: &[Arg<'_, '_>]) -> Result<R> {
+        self.check_ret::<R>()?;
+        self.call_as_unchecked(args)
+    }
+
+    #[inline(never)]
+    fn call_as_unchecked<R: DynRet>(&self, args: &[Arg<'_, '_>]) -> Result<R> {
+        let info = RetInfo(self.sig.ret.as_ref());
+        self.call_args(args, |ret| R::read(ret, info))
     }
 
     #[inline(always)]
@@ -740,23 +937,139 @@ fn copy_small(dst: &mut [u8], src: &[u8]) {
     }
 }
 
-#[cold]
-#[inline(never)]
-fn mismatch(i: usize, spec: &ArgSpec, v: &dyn fmt::Debug) -> Error {
-    Error::InvalidArgument {
-        reason: format!(
-            "argument {i}: {v:?} does not match layout {:?}",
-            spec.layout
-        ),
+/// What was given for an argument, for error messages.
+enum Given<'a> {
+    Value(&'a Value),
+    Segment,
+    Stub,
+    CStr,
+    Bytes(usize),
+    Contents(usize),
+}
+
+impl fmt::Display for Given<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Given::Value(v) => fmt_value(v, f),
+            Given::Segment => f.write_str("a segment (a pointer)"),
+            Given::Stub => f.write_str("an upcall stub (a function pointer)"),
+            Given::CStr => f.write_str("a C string (a pointer)"),
+            Given::Bytes(n) => write!(f, "{n} bytes"),
+            Given::Contents(n) => write!(f, "a segment of {n} bytes"),
+        }
     }
 }
 
-fn write_address(buf: &mut [u8], off: usize, spec: &ArgSpec, i: usize, a: Address) -> Result<()> {
-    if spec.scalar != Some(Scalar::Address) {
-        return Err(mismatch(i, spec, &a));
+/// A value as C would name it: `double 2.5`, `void * 0x10`, `a struct of 2
+/// members`.
+fn fmt_value(v: &Value, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match v {
+        Value::Bool(x) => write!(f, "bool {x}"),
+        Value::I8(x) => write!(f, "int8_t {x}"),
+        Value::U8(x) => write!(f, "uint8_t {x}"),
+        Value::I16(x) => write!(f, "int16_t {x}"),
+        Value::U16(x) => write!(f, "uint16_t {x}"),
+        Value::I32(x) => write!(f, "int32_t {x}"),
+        Value::U32(x) => write!(f, "uint32_t {x}"),
+        Value::I64(x) => write!(f, "int64_t {x}"),
+        Value::U64(x) => write!(f, "uint64_t {x}"),
+        Value::F32(x) => write!(f, "float {x}"),
+        Value::F64(x) => write!(f, "double {x}"),
+        Value::Address(a) => write!(f, "void * {a}"),
+        Value::Struct(m) => write!(f, "a struct of {} member(s)", m.len()),
+        Value::Array(e) => write!(f, "an array of {} element(s)", e.len()),
+        Value::Bytes(b) => write!(f, "{} bytes", b.len()),
     }
-    buf[off..off + size_of::<usize>()].copy_from_slice(&a.0.to_ne_bytes());
-    Ok(())
+}
+
+/// The C result of a downcall, as [`DynRet`] sees it (opaque).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct RetInfo<'a>(Option<&'a ArgSpec>);
+
+/// A result type for [`Downcall::call_as`]: C scalars as their Rust types,
+/// [`CRepr`](super::CRepr) structs and unions (`c_struct!`, `c_union!`),
+/// `()` (the result ignored), [`Value`] and `Option<Value>` (`None` for
+/// `void`).
+///
+/// # Examples
+///
+/// ```
+/// fn result<R: memscope::linker::DynRet>() {}
+/// result::<i32>();
+/// result::<()>();
+/// result::<memscope::marshal::Value>();
+/// ```
+pub trait DynRet: Sized + 'static {
+    /// Whether a C result like `ret` can be read as `Self`.
+    #[doc(hidden)]
+    fn accepts(ret: RetInfo<'_>) -> bool;
+    /// The type, for error messages.
+    #[doc(hidden)]
+    fn describe() -> String;
+    /// Reads the result from its bytes (exactly its size; empty for `void`).
+    ///
+    /// # Errors
+    ///
+    /// A decoder's error (a `c_enum!` member with an unknown value, say).
+    #[doc(hidden)]
+    fn read(bytes: &[u8], ret: RetInfo<'_>) -> Result<Self>;
+}
+
+impl<T: super::CRepr + 'static> DynRet for T {
+    fn accepts(ret: RetInfo<'_>) -> bool {
+        let mine = super::descriptor::shape_of(&T::layout(), "result");
+        matches!((ret.0, mine), (Some(r), Ok(m)) if r.shape == m)
+    }
+    fn describe() -> String {
+        format!("{} ({})", std::any::type_name::<T>(), T::layout())
+    }
+    #[inline(always)]
+    fn read(bytes: &[u8], _: RetInfo<'_>) -> Result<T> {
+        T::decode(bytes)
+    }
+}
+
+impl DynRet for () {
+    fn accepts(_: RetInfo<'_>) -> bool {
+        true
+    }
+    fn describe() -> String {
+        "()".into()
+    }
+    #[inline(always)]
+    fn read(_: &[u8], _: RetInfo<'_>) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl DynRet for Value {
+    fn accepts(ret: RetInfo<'_>) -> bool {
+        ret.0.is_some()
+    }
+    fn describe() -> String {
+        "a Value (use () or Option<Value> for void)".into()
+    }
+    fn read(bytes: &[u8], ret: RetInfo<'_>) -> Result<Value> {
+        match ret.0 {
+            Some(spec) => read_value(bytes, 0, spec),
+            None => Err(Error::InvalidArgument {
+                reason: "void has no value".into(),
+            }),
+        }
+    }
+}
+
+impl DynRet for Option<Value> {
+    fn accepts(_: RetInfo<'_>) -> bool {
+        true
+    }
+    fn describe() -> String {
+        "Option<Value>".into()
+    }
+    fn read(bytes: &[u8], ret: RetInfo<'_>) -> Result<Option<Value>> {
+        ret.0.map(|spec| read_value(bytes, 0, spec)).transpose()
+    }
 }
 
 /// Writes scalar `v` of kind `s` at `buf[off..]`; `None` if the kinds differ.
@@ -860,7 +1173,14 @@ pub(crate) fn write_arg(
     v: &Value,
 ) -> Result<()> {
     match spec.scalar {
-        Some(s) => put_scalar(buf, off, s, v).ok_or_else(|| mismatch(i, spec, v)),
+        Some(s) => put_scalar(buf, off, s, v).ok_or_else(|| Error::InvalidArgument {
+            reason: format!(
+                "argument {} is {}, given {}",
+                i + 1,
+                spec.layout,
+                Given::Value(v)
+            ),
+        }),
         None => {
             let out = &mut buf[off..off + spec.size];
             if encode_shape(&spec.shape, v, out) {
@@ -870,7 +1190,7 @@ pub(crate) fn write_arg(
                 // detailed error message: the marshal module's encoder.
                 v.encode(&spec.layout, out)
                     .map_err(|e| Error::InvalidArgument {
-                        reason: format!("argument {i}: {e}"),
+                        reason: format!("argument {} ({}): {e}", i + 1, spec.layout),
                     })
             }
         }

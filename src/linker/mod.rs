@@ -56,7 +56,9 @@ pub use bind_args::{
 pub use closure::PanicPolicy;
 pub use code::ExecutableSegment;
 pub use descriptor::FunctionDescriptor;
-pub use downcall::{Arg, Downcall, DowncallOptions, last_errno};
+pub use downcall::{Arg, Downcall, DowncallOptions, DynRet, last_errno};
+#[doc(hidden)]
+pub use downcall::RetInfo;
 pub use library::{Chain, Library, Symbol, SymbolLookup, TypedFn};
 pub use upcall::{CScalar, TypedUpcall, UpcallStub};
 

@@ -479,8 +479,18 @@ macro_rules! c_enum {
                 ::core::option::Option::Some(<$name as $crate::marshal::Marshal>::layout())
             }
             #[inline]
-            fn from_c(c: i32) -> $crate::Result<$name> {
+            unsafe fn from_c(c: i32, _errno: i32) -> $crate::Result<$name> {
                 <$name as $crate::marshal::Marshal>::decode(&c.to_ne_bytes())
+            }
+        }
+
+        // In a variadic position too: an `int`.
+        impl $crate::linker::VarArg for $name {
+            type C = i32;
+            type Hold<'h> = ();
+            #[inline(always)]
+            fn prepare(&self) -> $crate::Result<(i32, ())> {
+                ::core::result::Result::Ok((*self as i32, ()))
             }
         }
 
