@@ -91,6 +91,16 @@ fn linker(c: &mut Criterion) {
     g.bench_function("memscope_bind_macro", |b| {
         b.iter(|| bound10.add(black_box(1), black_box(2)).unwrap())
     });
+    // The same library in a shared session: every bind! call first checks
+    // (one load) that the library's session is still open.
+    let shared10 = Session::shared();
+    // SAFETY: our own test library.
+    let lib_shared = unsafe { Library::open(&path, &shared10) }.unwrap();
+    // SAFETY: the bound declarations match testlib.c.
+    let bound_shared = unsafe { Bound::load(&lib_shared) }.unwrap();
+    g.bench_function("memscope_bind_macro_shared_session", |b| {
+        b.iter(|| bound_shared.add(black_box(1), black_box(2)).unwrap())
+    });
     g.finish();
 
     // ---- row 11: add through a run-time descriptor vs raw libffi
@@ -130,6 +140,47 @@ fn linker(c: &mut Criterion) {
     });
     g.bench_function("memscope_bind_macro", |b| {
         b.iter(|| bound.add(black_box(1), black_box(2)).unwrap())
+    });
+    // The one argument type and a typed result.
+    g.bench_function("memscope_downcall_call_as_i32", |b| {
+        b.iter(|| {
+            dyn_add
+                .call_as::<i32>(&[black_box(1i32).into(), black_box(2i32).into()])
+                .unwrap()
+        })
+    });
+    g.bench_function("memscope_downcall_call_with", |b| {
+        b.iter(|| {
+            dyn_add
+                .call_with(&[black_box(1i32).into(), black_box(2i32).into()])
+                .unwrap()
+        })
+    });
+    // blank(): no arguments, no result.
+    let blank_sym = lib.lookup("blank").unwrap();
+    let dyn_blank = unsafe {
+        // SAFETY: `void blank(void)`.
+        Linker::native().downcall(
+            &blank_sym,
+            &FunctionDescriptor::of(None, &[]),
+            DowncallOptions::default(),
+        )
+    }
+    .unwrap();
+    let bcif = Cif::new([], Type::void());
+    let bcode = CodePtr(blank_sym.address().as_ptr::<c_void>());
+    g.bench_function("blank_raw_libffi_cif_call", |b| {
+        // SAFETY: the cif matches `void blank(void)`.
+        b.iter(|| unsafe { bcif.call::<()>(bcode, &[]) })
+    });
+    g.bench_function("blank_memscope_downcall_call", |b| {
+        b.iter(|| dyn_blank.call(black_box(&[])).unwrap())
+    });
+    g.bench_function("blank_memscope_downcall_call_as", |b| {
+        b.iter(|| dyn_blank.call_as::<()>(black_box(&[])).unwrap())
+    });
+    g.bench_function("blank_memscope_downcall_call_with", |b| {
+        b.iter(|| dyn_blank.call_with(black_box(&[])).unwrap())
     });
     g.finish();
 
@@ -199,6 +250,19 @@ fn linker(c: &mut Criterion) {
         b.iter(|| {
             bound
                 .cswap(black_box(MComplex { re: 1.0, im: 2.0 }))
+                .unwrap()
+        })
+    });
+    // The allocation-free typed dynamic path: bytes in, the c_struct!
+    // type out (decoded from the return buffer).
+    g.bench_function("memscope_downcall_bytes_call_as_struct", |b| {
+        b.iter(|| {
+            let x = black_box(Complex { re: 1.0, im: 2.0 });
+            let mut bytes = [0u8; 16];
+            bytes[..8].copy_from_slice(&x.re.to_ne_bytes());
+            bytes[8..].copy_from_slice(&x.im.to_ne_bytes());
+            dyn_swap
+                .call_as::<MComplex>(&[memscope::linker::Arg::Bytes(&bytes)])
                 .unwrap()
         })
     });

@@ -12,7 +12,8 @@ use memscope::prelude::*;
 bind! {
     /// The part of zlib's API this program uses (zlib.h).
     struct Zlib {
-        fn version() -> Address = "zlibVersion";
+        /// A static string of the library's: valid while it is loaded.
+        fn version() -> &core::ffi::CStr = "zlibVersion";
         fn crc32(crc: c_ulong, buf: &Segment<'_>, len: u32) -> c_ulong;
         fn compress_bound(source_len: c_ulong) -> c_ulong = "compressBound";
         fn compress2(
@@ -38,12 +39,13 @@ fn main() -> memscope::Result<()> {
     // SAFETY: loading zlib runs its initialisers (it has none of note).
     let lib = unsafe { Library::open("libz.so.1", &session) }?;
     // SAFETY: the declarations above match zlib.h (uLong is unsigned long,
-    // uInt is unsigned int, Bytef*/uLongf* are pointers).
+    // uInt is unsigned int, Bytef*/uLongf* are pointers; zlibVersion
+    // returns a string constant of the library).
     let z = unsafe { Zlib::load(&lib) }?;
 
-    // SAFETY: zlibVersion returns a static NUL-terminated string.
-    let version = unsafe { core::ffi::CStr::from_ptr(z.version()?.as_ptr()) };
+    let version = z.version()?;
     println!("zlib {}", version.to_string_lossy());
+    assert!(version.to_bytes().starts_with(b"1."), "zlib 1.x");
 
     let arena = Arena::confined();
     let text = b"The quick brown fox jumps over the lazy dog";
@@ -84,5 +86,11 @@ fn main() -> memscope::Result<()> {
     other.close()?;
     assert_eq!(z.crc32(0, &gone, text.len() as u32), Err(Error::Closed));
     println!("a closed buffer: {:?}", Error::Closed);
+
+    // Once zlib's session has closed, calls through the binding fail (the
+    // binding itself keeps the library mapped until it is dropped).
+    session.close()?;
+    assert_eq!(z.crc32(0, &input, text.len() as u32), Err(Error::Closed));
+    println!("after closing zlib's session: {:?}", Error::Closed);
     Ok(())
 }

@@ -202,7 +202,8 @@ fn bind_errno_is_cleared_before_and_captured_after_the_call() {
     // SAFETY: libc's strtol.
     let l = unsafe { Strtol::load(&Library::libc().unwrap()) }.unwrap();
     assert_eq!(
-        l.strtol("-99999999999999999999", Address::NULL, 10).unwrap(),
+        l.strtol("-99999999999999999999", Address::NULL, 10)
+            .unwrap(),
         (i64::MIN, Errno(34))
     );
     assert_eq!(l.strtol("123", Address::NULL, 10).unwrap(), (123, Errno(0)));
@@ -215,7 +216,9 @@ fn bind_variadic_calls_promote_as_c_does() {
     assert_eq!(t.vsum(0, ()).unwrap(), 0.0);
     assert_eq!(t.vsum(1, (2.5f64,)).unwrap(), 2.5);
     assert_eq!(t.vsum(3, (1.0f64, 0.5f32, 0.25f64)).unwrap(), 1.75);
-    let eight = (1.0f64, 2.0f64, 3.0f64, 4.0f64, 5.0f64, 6.0f64, 7.0f64, 8.5f32);
+    let eight = (
+        1.0f64, 2.0f64, 3.0f64, 4.0f64, 5.0f64, 6.0f64, 7.0f64, 8.5f32,
+    );
     assert_eq!(t.vsum(8, eight).unwrap(), 36.5);
     assert_eq!(
         t.vsum_long(4, (1i64, -2i64, 1i64 << 40, 7i64)).unwrap(),
@@ -238,7 +241,10 @@ fn bind_variadic_calls_promote_as_c_does() {
     let mut i = arena.allocate_value(0i32).unwrap();
     let mut d = arena.allocate_value(0f64).unwrap();
     assert_eq!(f.sscanf("12 3.5", c"%d %lf", (&mut i, &mut d)).unwrap(), 2);
-    assert_eq!((i.get::<i32>(0).unwrap(), d.get::<f64>(0).unwrap()), (12, 3.5));
+    assert_eq!(
+        (i.get::<i32>(0).unwrap(), d.get::<f64>(0).unwrap()),
+        (12, 3.5)
+    );
     let mut buf = arena.allocate(64, 1).unwrap();
     let n = f
         .snprintf(
@@ -338,8 +344,11 @@ fn bind_string_and_pointer_results() {
     // A C-allocated string: the address, read unsafely, freed by C.
     let g = t.greet("bind").unwrap();
     assert!(!g.is_null());
-    // SAFETY: greet returns a malloc'd NUL-terminated string, freed below.
-    assert_eq!(unsafe { g.to_string_lossy() }.as_deref(), Some("hello, bind"));
+    assert_eq!(
+        // SAFETY: greet returns a malloc'd NUL-terminated string, freed below.
+        unsafe { g.to_string_lossy() }.as_deref(),
+        Some("hello, bind")
+    );
     // SAFETY: as above.
     assert_eq!(unsafe { g.read() }.unwrap().to_bytes().len(), 11);
     t.c_free(g).unwrap();
@@ -353,6 +362,7 @@ fn bind_string_and_pointer_results() {
     bind! {
         struct Null { fn id_ptr(p: Address) -> &CStr; }
     }
+    // SAFETY: our own test library has no initialisers.
     let lib = unsafe { Library::open(testlib_path(), &Session::global()) }.unwrap();
     // SAFETY: testlib's id_ptr; the only string is NULL, which is refused.
     let n = unsafe { Null::load(&lib) }.unwrap();
@@ -373,11 +383,14 @@ fn bind_string_and_pointer_results() {
     let null = t.id_cptr(CPtr::new(Address::NULL)).unwrap();
     // SAFETY: NULL is never read.
     assert_eq!(unsafe { null.read() }, None);
-    // SAFETY: as above.
-    assert_eq!(unsafe { null.as_segment(&s) }.unwrap_err(), Error::NullAddress);
+    assert_eq!(
+        // SAFETY: NULL is refused before any access.
+        unsafe { null.as_segment(&s) }.unwrap_err(),
+        Error::NullAddress
+    );
     let odd = CPtr::<Pair>::new(Address::new(pair.address().get() + 1));
-    // SAFETY: refused before any access.
     assert!(matches!(
+        // SAFETY: refused before any access.
         unsafe { odd.as_segment(&s) },
         Err(Error::Misaligned { .. })
     ));
@@ -418,5 +431,8 @@ fn bind_a_call_in_progress_keeps_the_library_mapped_across_a_close() {
     .unwrap();
     assert_eq!(t.apply_int_twice(&closing, 2, 3).unwrap(), 10);
     assert!(!s.is_alive());
-    assert_eq!(t.apply_int_twice(&closing, 2, 3).unwrap_err(), Error::Closed);
+    assert_eq!(
+        t.apply_int_twice(&closing, 2, 3).unwrap_err(),
+        Error::Closed
+    );
 }

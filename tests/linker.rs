@@ -2189,12 +2189,16 @@ mod typed_results {
         let cl = MemoryLayout::c_struct([c::DOUBLE, c::DOUBLE]).unwrap();
         let swap = link(&lib, "cswap", Some(cl.clone()), &[cl]);
         assert_eq!(
-            msg(swap.call_as::<()>(&[[0u8; 8].as_slice().into()]).unwrap_err()),
+            msg(swap
+                .call_as::<()>(&[[0u8; 8].as_slice().into()])
+                .unwrap_err()),
             "invalid argument: cswap: argument 1 is struct { double _0; double _1; }, given 8 bytes"
         );
         let e = msg(swap.call(&[Value::I32(1)]).unwrap_err());
         assert!(
-            e.starts_with("invalid argument: cswap: argument 1 (struct { double _0; double _1; }): "),
+            e.starts_with(
+                "invalid argument: cswap: argument 1 (struct { double _0; double _1; }): "
+            ),
             "{e}"
         );
         assert!(!e.contains("MemoryLayout"), "{e}");

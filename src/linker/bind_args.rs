@@ -9,12 +9,12 @@
 //! NUL-terminated copy for a `&str`, clearing and reading `errno` for a
 //! result that captures it.
 
+use crate::Session;
 use crate::error::{Error, Result};
 use crate::layout::{MemoryLayout, c};
 use crate::marshal::Marshal;
 use crate::segment::{Address, Segment};
 use crate::session::AcquireGuard;
-use crate::Session;
 use core::ffi::{CStr, c_char, c_void};
 use core::marker::PhantomData;
 use std::ffi::CString;
@@ -520,7 +520,7 @@ impl<T> CPtr<T> {
         if self.addr.is_null() {
             return Err(Error::NullAddress);
         }
-        if self.addr.get() % T::ALIGN != 0 {
+        if !self.addr.get().is_multiple_of(T::ALIGN) {
             return Err(Error::Misaligned {
                 addr: self.addr.get(),
                 align: T::ALIGN,
@@ -1056,14 +1056,7 @@ pub unsafe trait VaTuple {
     unsafe fn call3<F1, F2, F3, R>(self, code: *const (), f1: F1, f2: F2, f3: F3) -> R;
     /// # Safety
     /// As `call1`, for `R f(F1, F2, F3, F4, ...)`.
-    unsafe fn call4<F1, F2, F3, F4, R>(
-        self,
-        code: *const (),
-        f1: F1,
-        f2: F2,
-        f3: F3,
-        f4: F4,
-    ) -> R;
+    unsafe fn call4<F1, F2, F3, F4, R>(self, code: *const (), f1: F1, f2: F2, f3: F3, f4: F4) -> R;
 }
 
 macro_rules! var_args {

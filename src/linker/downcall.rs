@@ -491,7 +491,9 @@ impl Downcall {
                         Arg::Segment(s) => {
                             self.write_address(buf, e.off, i, s.address(), Given::Segment)?
                         }
-                        Arg::Stub(u) => self.write_address(buf, e.off, i, u.address(), Given::Stub)?,
+                        Arg::Stub(u) => {
+                            self.write_address(buf, e.off, i, u.address(), Given::Stub)?
+                        }
                         Arg::CStr(s) => self.write_address(
                             buf,
                             e.off,

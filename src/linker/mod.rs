@@ -47,18 +47,18 @@ mod upcall;
 
 #[doc(hidden)]
 pub use bind_args::Bound;
-#[doc(hidden)]
-pub use bind_args::{StubHold, VaTuple};
 pub use bind_args::{
     BindArg, BindRet, CPtr, CRepr, CReprField, CStrPtr, Callback, Errno, VaPrimitive, VarArg,
     VarArgs,
 };
+#[doc(hidden)]
+pub use bind_args::{StubHold, VaTuple};
 pub use closure::PanicPolicy;
 pub use code::ExecutableSegment;
 pub use descriptor::FunctionDescriptor;
-pub use downcall::{Arg, Downcall, DowncallOptions, DynRet, last_errno};
 #[doc(hidden)]
 pub use downcall::RetInfo;
+pub use downcall::{Arg, Downcall, DowncallOptions, DynRet, last_errno};
 pub use library::{Chain, Library, Symbol, SymbolLookup, TypedFn};
 pub use upcall::{CScalar, TypedUpcall, UpcallStub};
 

@@ -670,27 +670,38 @@ impl Value {
 
 /// Iterative: a million nested structs drop without a million frames.
 impl Drop for Value {
+    // Inline, so that dropping a scalar (every argument of a dynamic call)
+    // is a compare in the caller, not a call (issue 16, row 11).
+    #[inline]
     fn drop(&mut self) {
         let (Value::Struct(children) | Value::Array(children)) = self else {
             return;
         };
-        if children
-            .iter()
-            .all(|c| c.children().is_none_or(<[Value]>::is_empty))
-        {
-            return; // shallow: the children's own drops do not recurse
+        if !children.is_empty() {
+            drop_deep(children);
         }
-        let mut stack = vec![core::mem::take(children)];
-        while let Some(mut level) = stack.pop() {
-            for c in &mut level {
-                if let Value::Struct(g) | Value::Array(g) = c
-                    && !g.is_empty()
-                {
-                    stack.push(core::mem::take(g));
-                }
+    }
+}
+
+/// The aggregate part of `Value`'s drop, out of line.
+#[inline(never)]
+fn drop_deep(children: &mut Vec<Value>) {
+    if children
+        .iter()
+        .all(|c| c.children().is_none_or(<[Value]>::is_empty))
+    {
+        return; // shallow: the children's own drops do not recurse
+    }
+    let mut stack = vec![core::mem::take(children)];
+    while let Some(mut level) = stack.pop() {
+        for c in &mut level {
+            if let Value::Struct(g) | Value::Array(g) = c
+                && !g.is_empty()
+            {
+                stack.push(core::mem::take(g));
             }
-            // Every child of `level` is now shallow: dropping it is flat.
         }
+        // Every child of `level` is now shallow: dropping it is flat.
     }
 }
 

@@ -10,6 +10,7 @@
 
 /* ---- scalars ---- */
 int add(int a, int b) { return a + b; }
+void blank(void) {}
 int8_t id_i8(int8_t x) { return x; }
 uint8_t id_u8(uint8_t x) { return x; }
 int16_t id_i16(int16_t x) { return x; }
