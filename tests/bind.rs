@@ -436,3 +436,86 @@ fn bind_a_call_in_progress_keeps_the_library_mapped_across_a_close() {
         Error::Closed
     );
 }
+
+/// Counts this thread's allocations (the tests run on many threads).
+struct Counting;
+
+std::thread_local! {
+    static ALLOCS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; the counter is a const-init
+// thread-local without a destructor (it never allocates).
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: forwarded.
+        unsafe { std::alloc::System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        // SAFETY: forwarded.
+        unsafe { std::alloc::System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+fn allocations_in(f: impl FnOnce()) -> usize {
+    let before = ALLOCS.with(|c| c.get());
+    f();
+    ALLOCS.with(|c| c.get()) - before
+}
+
+c_struct! {
+    /// testlib's `Complex`.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Complex { re: f64, im: f64 }
+}
+
+#[test]
+fn struct_by_value_calls_allocate_nothing() {
+    bind! {
+        struct Swap { fn cswap(c: Complex) -> Complex; }
+    }
+    // SAFETY: our own test library has no initialisers.
+    let lib = unsafe { Library::open(testlib_path(), &Session::global()) }.unwrap();
+    // SAFETY: `Complex cswap(Complex)`.
+    let b = unsafe { Swap::load(&lib) }.unwrap();
+    let cl = MemoryLayout::c_struct([c::DOUBLE, c::DOUBLE]).unwrap();
+    let sym = lib.lookup("cswap").unwrap();
+    // SAFETY: `Complex cswap(Complex)`.
+    let d = unsafe {
+        Linker::native().downcall(
+            &sym,
+            &FunctionDescriptor::of(Some(cl.clone()), &[cl]),
+            DowncallOptions::default(),
+        )
+    }
+    .unwrap();
+    let bytes = [1.0f64.to_ne_bytes(), 2.0f64.to_ne_bytes()].concat();
+    // Warm up (the first call_as checks the result type's layout).
+    assert_eq!(
+        d.call_as::<Complex>(&[bytes.as_slice().into()]).unwrap(),
+        Complex { re: 2.0, im: 1.0 }
+    );
+    let mut h = memscope::segment::HeapSegment::new(16, 8).unwrap();
+    let mut out = h.as_segment_mut();
+    let n = allocations_in(|| {
+        for _ in 0..100 {
+            let r = b.cswap(Complex { re: 1.0, im: 2.0 }).unwrap();
+            assert_eq!(r, Complex { re: 2.0, im: 1.0 });
+            let r = d.call_as::<Complex>(&[bytes.as_slice().into()]).unwrap();
+            assert_eq!(r.re, 2.0);
+            d.call_into(&[memscope::linker::Arg::Bytes(&bytes)], &mut out)
+                .unwrap();
+        }
+    });
+    assert_eq!(n, 0, "struct-by-value calls allocated");
+    assert_eq!(out.get::<f64>(8).unwrap(), 1.0);
+    // The counter works: a Value::Struct result allocates its members.
+    let n = allocations_in(|| {
+        d.call_with(&[bytes.as_slice().into()]).unwrap();
+    });
+    assert!(n > 0);
+}

@@ -22,6 +22,32 @@
 /// `fn rust_name(..) -> R = "c_symbol";` binds a C symbol under another
 /// Rust name (C names such as `zlibVersion`, `type` or `load`).
 ///
+/// What else C needs:
+///
+/// - **errno**: declare the result `(R, Errno)` (or [`Errno`] for `void`):
+///   `errno` is set to 0 right before the call and read right after it.
+/// - **variadic functions**: end the parameters with `...`; the method then
+///   takes the variadic part as a tuple of up to 8 [`VarArg`]s, promoted as
+///   C does (`f32` to `double`, small integers to `int`); 1 to 4 fixed
+///   parameters.
+/// - **typed callbacks**: a `&Callback<extern "C" fn(A, ..) -> R>` parameter
+///   takes only a [`Callback`] of that signature; its session is acquired
+///   for the call, and a panic in it makes the call return
+///   `Error::UpcallPanicked` (so does one in a `&UpcallStub` argument).
+/// - **C strings and pointers as results**: `&CStr` (a string the library
+///   keeps alive, tied to the binding; NULL is `Error::NullAddress`),
+///   `Option<&CStr>` (NULL is `None`), [`CStrPtr`] (owner unknown: reading
+///   is `unsafe`), [`CPtr<T>`] (a `T *`).
+/// - **closed libraries**: once the session of the library a binding was
+///   loaded from has closed, every method returns `Error::Closed` (the
+///   binding keeps the library mapped, so a call already running finishes).
+///
+/// [`Errno`]: crate::linker::Errno
+/// [`VarArg`]: crate::linker::VarArg
+/// [`Callback`]: crate::linker::Callback
+/// [`CStrPtr`]: crate::linker::CStrPtr
+/// [`CPtr<T>`]: crate::linker::CPtr
+///
 /// [`Linker::downcall`]: crate::linker::Linker::downcall
 ///
 /// # Examples
@@ -51,6 +77,42 @@
 /// assert_eq!(libc.strlen("a\0b").unwrap_err(), Error::InvalidString {
 ///     reason: "interior NUL byte at index 1".into()
 /// });
+/// # Ok::<(), memscope::Error>(())
+/// ```
+///
+/// errno, a variadic function, a typed callback and a string result:
+///
+/// ```
+/// use core::ffi::CStr;
+/// use memscope::linker::{Callback, Errno};
+/// use memscope::prelude::*;
+/// type Cmp = extern "C" fn(Address, Address) -> i32;
+/// memscope::bind! {
+///     struct Libc {
+///         fn strtoul(s: &str, end: Address, base: i32) -> (u64, Errno);
+///         fn snprintf(buf: &mut Segment<'_>, n: usize, format: &CStr, ...) -> i32;
+///         fn qsort(base: &mut Segment<'_>, n: usize, size: usize, cmp: &Callback<Cmp>);
+///         fn version() -> &CStr = "gnu_get_libc_version";
+///     }
+/// }
+/// // SAFETY: glibc's prototypes; its version string is static.
+/// let libc = unsafe { Libc::load(&Library::libc()?) }?;
+/// assert_eq!(libc.strtoul("ff", Address::NULL, 16)?, (255, Errno(0)));
+/// assert_eq!(libc.strtoul("99999999999999999999", Address::NULL, 10)?.1, Errno(34));
+/// let arena = Arena::confined();
+/// let mut buf = arena.allocate(32, 1)?;
+/// libc.snprintf(&mut buf, 32, c"%d-%.1f", (7, 2.5f32))?;
+/// assert_eq!(buf.get_string(0)?, "7-2.5");
+/// let s = Session::shared();
+/// let desc = Callback::<Cmp>::new(|a: Address, b: Address| {
+///     // SAFETY: qsort passes pointers to two u8 elements of the array.
+///     let (x, y) = unsafe { (*a.as_ptr::<u8>(), *b.as_ptr::<u8>()) };
+///     y.cmp(&x) as i32
+/// }, &s)?;
+/// let mut v = arena.allocate_copy(b"bca")?;
+/// libc.qsort(&mut v, 3, 1, &desc)?;
+/// assert_eq!(v.to_vec()?, b"cba");
+/// assert!(libc.version()?.to_bytes().starts_with(b"2."));
 /// # Ok::<(), memscope::Error>(())
 /// ```
 #[doc(alias = "defcfn")]

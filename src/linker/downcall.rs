@@ -337,7 +337,9 @@ impl Downcall {
     }
 
     /// Calls with values (pointers as [`Value::Address`]). Returns the
-    /// result (`None` for `void`). A [`Value::Address`] keeps nothing
+    /// result (`None` for `void`). The `Value`-only shorthand of
+    /// [`call_with`](Self::call_with); [`call_as`](Self::call_as) takes the
+    /// one argument type, [`Arg`], and returns a typed result. A [`Value::Address`] keeps nothing
     /// alive: what it points to (a segment, an upcall stub) must outlive the
     /// call by the caller's care; [`call_with`](Self::call_with) with
     /// [`Arg::Segment`] / [`Arg::Stub`] acquires their sessions instead.
