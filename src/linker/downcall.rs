@@ -465,9 +465,34 @@ impl Downcall {
         read: impl FnOnce(&mut [u8]) -> Result<R>,
     ) -> Result<R> {
         self.check_call(args.len())?;
+        // Without segment or stub arguments there is nothing to hold: no
+        // guard vector to make and drop, no stub to ask afterwards.
+        if !args
+            .iter()
+            .any(|a| matches!(a, Arg::Segment(_) | Arg::Stub(_)))
+        {
+            return self.plan.invoke(
+                |buf| self.fill_args(buf, args),
+                |ret, e| {
+                    self.set_errno(e);
+                    read(ret)
+                },
+                self.options.capture_errno,
+            );
+        }
+        self.call_args_held(args, read)
+    }
+
+    /// `call_args` with segment or stub arguments: their sessions are
+    /// acquired for the call.
+    #[inline(never)]
+    fn call_args_held<R>(
+        &self,
+        args: &[Arg<'_, '_>],
+        read: impl FnOnce(&mut [u8]) -> Result<R>,
+    ) -> Result<R> {
         // Acquire every segment's session first: they stay acquired (their
-        // sessions cannot close) until the call has returned. No vector
-        // (and no allocation) unless there is a segment argument.
+        // sessions cannot close) until the call has returned.
         let mut guards: Vec<Option<AcquireGuard<'_>>> = Vec::new();
         let mut stubs = false;
         for a in args {
@@ -481,44 +506,7 @@ impl Downcall {
             }
         }
         let r = self.plan.invoke(
-            |buf| {
-                for (i, (a, e)) in args.iter().zip(&*self.enc).enumerate() {
-                    let spec = &self.sig.args[i];
-                    match a {
-                        Arg::Value(v) => match e.scalar {
-                            Some(s) => put_scalar(buf, e.off, s, v)
-                                .ok_or_else(|| self.mismatch(i, &Given::Value(v)))?,
-                            None => write_arg(buf, e.off, spec, i, v).map_err(|e| self.named(e))?,
-                        },
-                        Arg::Segment(s) => {
-                            self.write_address(buf, e.off, i, s.address(), Given::Segment)?
-                        }
-                        Arg::Stub(u) => {
-                            self.write_address(buf, e.off, i, u.address(), Given::Stub)?
-                        }
-                        Arg::CStr(s) => self.write_address(
-                            buf,
-                            e.off,
-                            i,
-                            Address::from_ptr(s.as_ptr()),
-                            Given::CStr,
-                        )?,
-                        Arg::Bytes(b) => {
-                            if b.len() != e.size {
-                                return Err(self.mismatch(i, &Given::Bytes(b.len())));
-                            }
-                            copy_small(&mut buf[e.off..e.off + e.size], b);
-                        }
-                        Arg::Contents(s) => {
-                            if s.len() < e.size {
-                                return Err(self.mismatch(i, &Given::Contents(s.len())));
-                            }
-                            s.copy_to_slice::<u8>(0, &mut buf[e.off..e.off + e.size])?;
-                        }
-                    }
-                }
-                Ok(())
-            },
+            |buf| self.fill_args(buf, args),
             |ret, e| {
                 self.set_errno(e);
                 read(ret)
@@ -539,6 +527,41 @@ impl Downcall {
             }
         }
         r
+    }
+
+    /// Writes every [`Arg`] into the argument buffer.
+    #[inline(always)]
+    fn fill_args(&self, buf: &mut [u8], args: &[Arg<'_, '_>]) -> Result<()> {
+        for (i, (a, e)) in args.iter().zip(&*self.enc).enumerate() {
+            let spec = &self.sig.args[i];
+            match a {
+                Arg::Value(v) => match e.scalar {
+                    Some(s) => put_scalar(buf, e.off, s, v)
+                        .ok_or_else(|| self.mismatch(i, &Given::Value(v)))?,
+                    None => write_arg(buf, e.off, spec, i, v).map_err(|e| self.named(e))?,
+                },
+                Arg::Segment(s) => {
+                    self.write_address(buf, e.off, i, s.address(), Given::Segment)?
+                }
+                Arg::Stub(u) => self.write_address(buf, e.off, i, u.address(), Given::Stub)?,
+                Arg::CStr(s) => {
+                    self.write_address(buf, e.off, i, Address::from_ptr(s.as_ptr()), Given::CStr)?
+                }
+                Arg::Bytes(b) => {
+                    if b.len() != e.size {
+                        return Err(self.mismatch(i, &Given::Bytes(b.len())));
+                    }
+                    copy_small(&mut buf[e.off..e.off + e.size], b);
+                }
+                Arg::Contents(s) => {
+                    if s.len() < e.size {
+                        return Err(self.mismatch(i, &Given::Contents(s.len())));
+                    }
+                    s.copy_to_slice::<u8>(0, &mut buf[e.off..e.off + e.size])?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Calls with [`Arg`]s and writes the return value's bytes (a struct
