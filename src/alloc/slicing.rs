@@ -171,7 +171,7 @@ impl fmt::Debug for SlicingAllocator<'_> {
 ///
 /// A reset while a segment is alive would alias it, so this does not compile:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0502
 /// # use memscope::alloc::{Arena, PrefixAllocator, SegmentAllocator};
 /// let arena = Arena::confined();
 /// let mut prefix = PrefixAllocator::new(arena.allocate(64, 8)?);

@@ -24,6 +24,7 @@
 //! | speed | [`guarded`](Segment::guarded) / [`guarded_mut`](Segment::guarded_mut) (no liveness check; `&[T]` views) |
 //! | threads | [`atomics`](Segment::atomics) → [`AtomicView`] |
 //! | other memory | [`HeapSegment`], [`Segment::with_slice`], [`Segment::map_file`] |
+//! | a value (struct field, return value, cache, `'static` thread) | [`OwnedSegment`] (holds a session handle; [`Arena::allocate_owned`](crate::Arena::allocate_owned)) |
 
 pub(crate) mod raw;
 
@@ -34,12 +35,14 @@ mod heap;
 #[cfg(loom)]
 pub mod loom_hook;
 mod mapped;
+mod owned;
 mod view;
 
 pub use access::{ByteOrder, Elements};
 pub use atomic::AtomicView;
 pub use cursor::SegmentCursor;
 pub use heap::HeapSegment;
+pub use owned::OwnedSegment;
 pub use mapped::MapMode;
 pub use raw::{Numeric, Primitive};
 
