@@ -258,7 +258,12 @@ impl OffsetHandle {
     /// # Examples
     ///
     /// See [`OffsetHandle`].
-    pub fn set<T: Primitive + Marshal>(&self, seg: &mut Segment<'_>, indices: &[usize], value: T) -> Result<()> {
+    pub fn set<T: Primitive + Marshal>(
+        &self,
+        seg: &mut Segment<'_>,
+        indices: &[usize],
+        value: T,
+    ) -> Result<()> {
         let off = self.offset(indices)?;
         self.check_value::<T>()?;
         if self.target.align() < <T as Primitive>::ALIGN {

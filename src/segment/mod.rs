@@ -42,8 +42,8 @@ pub use access::{ByteOrder, Elements};
 pub use atomic::AtomicView;
 pub use cursor::SegmentCursor;
 pub use heap::HeapSegment;
-pub use owned::OwnedSegment;
 pub use mapped::MapMode;
+pub use owned::OwnedSegment;
 pub use raw::{Numeric, Primitive};
 
 pub use view::{Chunks, HexDump};
