@@ -35,7 +35,7 @@ pub const MAX_POINTER_DEPTH: usize = 256;
 pub const MAX_POINTER_FOLLOWS: usize = 1 << 16;
 
 /// A Rust value whose C form points to other memory (see the
-/// [module docs](self)). Implemented for the scalars and [`Address`]
+/// [`marshal` module docs](crate::marshal)). Implemented for the scalars and [`Address`]
 /// (flat: themselves), `String` and `CString` (`char *`), `Box<T>`
 /// (`T *`), `Option<T>` of a pointer type (NULL for `None`) and arrays.
 ///

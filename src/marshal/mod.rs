@@ -13,7 +13,7 @@
 //! * **With pointers**: [`MarshalIn`] for values whose C form points to
 //!   other memory (`char *` members, pointers to structs): [`encode_in`]
 //!   writes the pointed-to data into memory from any
-//!   [`SegmentAllocator`](crate::SegmentAllocator) and stores the
+//!   [`SegmentAllocator`] and stores the
 //!   addresses; [`Encoded::decode`] and [`Decoder`] read back, following a
 //!   pointer only into known segments (coffi's `serialize` with a session).
 //! * **Dynamic**: [`Value`] read and written through a run-time
