@@ -175,6 +175,11 @@ impl fmt::Display for Address {
 
 /// A checked view of `size` bytes of native memory owned by a session.
 ///
+/// It borrows its session handle (or the allocator that made it), so it is
+/// free to make and cannot outlive its memory's owner; when a segment must be
+/// a value of its own (a struct field beside its arena, a return value, a
+/// `'static` thread), use an [`OwnedSegment`] instead.
+///
 /// # Examples
 ///
 /// ```
