@@ -1292,6 +1292,41 @@ fn struct_returns_go_into_a_caller_given_allocator() {
     );
 }
 
+#[test]
+fn a_prefix_allocator_holds_a_calls_string_argument_and_its_struct_result() {
+    use memscope::alloc::{Arena, PrefixAllocator, SegmentAllocator};
+    let big = MemoryLayout::c_struct([MemoryLayout::sequence(17, c::UINT).unwrap()]).unwrap();
+    let twice = link(
+        &testlib(),
+        "big_twice",
+        Some(big.clone()),
+        std::slice::from_ref(&big),
+    );
+    let arena = Arena::confined();
+    let mut scratch = PrefixAllocator::new(arena.allocate(256, 16).unwrap());
+    let arg = Value::Struct(vec![Value::Array((0..17).map(Value::U32).collect())]);
+    let mut first = None;
+    for round in 0..3 {
+        {
+            // A C string and the result live together in one round.
+            let name = scratch.allocate_cstring("unused").unwrap();
+            let seg = twice
+                .call_in(&[arg.clone().into()], &scratch)
+                .unwrap()
+                .unwrap();
+            assert_eq!(seg.get::<u32>(4 * 16).unwrap(), 32);
+            assert_eq!(name.get_string(0).unwrap(), "unused");
+            let at = seg.address();
+            assert_eq!(
+                *first.get_or_insert(at),
+                at,
+                "round {round} did not reuse the bytes"
+            );
+        }
+        scratch.reset();
+    }
+}
+
 fn mapped(path: &str) -> bool {
     std::fs::read_to_string("/proc/self/maps")
         .unwrap()
