@@ -387,7 +387,10 @@ fn deep(depth: usize) -> memscope::Result<MemoryLayout> {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "safe layout code at MAX_DEPTH: minutes under Miri; runs natively in cargo test")]
+#[cfg_attr(
+    miri,
+    ignore = "safe layout code at MAX_DEPTH: minutes under Miri; runs natively in cargo test"
+)]
 fn layouts_deeper_than_max_depth_are_refused() {
     use memscope::layout::MAX_DEPTH;
     let l = deep(MAX_DEPTH).unwrap();
@@ -407,7 +410,10 @@ fn layouts_deeper_than_max_depth_are_refused() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "safe layout code at MAX_DEPTH: minutes under Miri; runs natively in cargo test")]
+#[cfg_attr(
+    miri,
+    ignore = "safe layout code at MAX_DEPTH: minutes under Miri; runs natively in cargo test"
+)]
 fn walks_over_a_max_depth_layout_fit_a_small_stack() {
     on_small_stack(|| {
         let l = deep(memscope::layout::MAX_DEPTH).unwrap();

@@ -932,7 +932,10 @@ fn reading_huge_sequences_of_zero_sized_elements_is_an_error() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "MAX_DEPTH nesting: minutes under Miri; the shallow reads cover the unsafe access")]
+#[cfg_attr(
+    miri,
+    ignore = "MAX_DEPTH nesting: minutes under Miri; the shallow reads cover the unsafe access"
+)]
 fn reading_a_max_depth_layout_fits_a_small_stack() {
     on_small_stack(|| {
         let mut l = c::INT;
