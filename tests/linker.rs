@@ -2132,3 +2132,188 @@ mod bind_by_value {
         ));
     }
 }
+
+// ------------------------------------------------- issue 16: reinterpret, typed globals
+
+mod reinterpret_and_globals {
+    use super::*;
+    use memscope::marshal::{StructView, read_seq};
+
+    memscope::c_struct! {
+        /// `IntDouble` of testlib.c.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub struct IntDouble { pub x: i32, pub y: f64 }
+    }
+    memscope::c_struct! {
+        /// `Complex` of testlib.c.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub struct Complex { pub re: f64, pub im: f64 }
+    }
+
+    fn ret_ptr(name: &str) -> Address {
+        let f = link(&testlib(), name, Some(c::POINTER), &[]);
+        match f.call(&[]).unwrap() {
+            Some(Value::Address(a)) => a,
+            r => panic!("{name} returned {r:?}"),
+        }
+    }
+
+    #[test]
+    fn a_returned_c_string_is_read_in_one_call() {
+        let p = ret_ptr("c_message");
+        // SAFETY: `c_message` returns a static NUL-terminated string.
+        assert_eq!(unsafe { p.read_string() }.unwrap(), "from C");
+        // SAFETY: as above.
+        assert_eq!(unsafe { p.read_c_string() }.unwrap().as_c_str(), c"from C");
+        let s = Session::shared();
+        // SAFETY: as above; the string is static, so it outlives `s`.
+        let seg = unsafe { p.reinterpret_c_str(&s) }.unwrap();
+        assert_eq!(seg.len(), 6);
+        assert!(seg.is_read_only());
+        assert_eq!(seg.to_vec().unwrap(), b"from C");
+        assert!(seg.get::<u8>(6).is_err()); // the NUL is not part of it
+        s.close().unwrap();
+        assert_eq!(seg.get::<u8>(0).unwrap_err(), Error::Closed);
+        // Not UTF-8: an error for String, fine as bytes.
+        let bad = ret_ptr("c_bad_utf8");
+        // SAFETY: a static C string.
+        assert!(matches!(
+            unsafe { bad.read_string() },
+            Err(Error::InvalidString { .. })
+        ));
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { bad.read_c_string() }.unwrap().as_bytes(),
+            b"\xff\xfe"
+        );
+        // NULL is an error, never a dereference.
+        // SAFETY: NULL is refused before any read.
+        unsafe {
+            assert_eq!(Address::NULL.read_string().unwrap_err(), Error::NullAddress);
+            assert_eq!(
+                Address::NULL.read_c_string().unwrap_err(),
+                Error::NullAddress
+            );
+            assert_eq!(
+                Address::NULL
+                    .reinterpret_c_str(&Session::global())
+                    .unwrap_err(),
+                Error::NullAddress
+            );
+        }
+    }
+
+    #[test]
+    fn a_returned_struct_pointer_is_a_checked_segment_or_a_copy() {
+        let p = ret_ptr("point_ptr");
+        // SAFETY: `point_ptr` returns a pointer to a static IntDouble.
+        assert_eq!(
+            unsafe { p.read::<IntDouble>() }.unwrap(),
+            IntDouble { x: 7, y: 0.5 }
+        );
+        let s = Session::confined();
+        // SAFETY: as above; static, so it outlives `s`; only this test uses it.
+        let mut seg = unsafe { p.reinterpret_as::<IntDouble>(&s) }.unwrap();
+        assert_eq!(seg.len(), 16);
+        assert_eq!(read_seq::<IntDouble>(&seg, 0, 1).unwrap()[0].x, 7);
+        seg.set::<i32>(0, 8).unwrap();
+        // SAFETY: as above.
+        assert_eq!(unsafe { p.read::<IntDouble>() }.unwrap().x, 8);
+        seg.set::<i32>(0, 7).unwrap();
+        assert!(seg.get::<u8>(16).is_err());
+        // The same memory with a size the caller gives.
+        // SAFETY: as above.
+        let raw = unsafe { p.reinterpret(16, &s) }.unwrap();
+        assert_eq!(raw.get::<f64>(8).unwrap(), 0.5);
+        // SAFETY: as above (global: the static lives as long as the program).
+        let g = unsafe { p.reinterpret_global(4) }.unwrap();
+        assert_eq!(g.get::<i32>(0).unwrap(), 7);
+        assert_eq!(g.session().kind(), SessionKind::Global);
+        // Misaligned and NULL addresses are refused.
+        let odd = p.checked_add(1).unwrap();
+        // SAFETY: refused before any read.
+        unsafe {
+            assert!(matches!(
+                odd.read::<IntDouble>(),
+                Err(Error::Misaligned { align: 8, .. })
+            ));
+            assert!(matches!(
+                odd.reinterpret_as::<IntDouble>(&s),
+                Err(Error::Misaligned { .. })
+            ));
+            assert_eq!(Address::NULL.read::<i32>().unwrap_err(), Error::NullAddress);
+            assert_eq!(
+                Address::NULL.reinterpret(4, &s).unwrap_err(),
+                Error::NullAddress
+            );
+            assert!(Address::NULL.reinterpret(0, &s).is_ok());
+        }
+        s.close().unwrap();
+        assert_eq!(seg.get::<i32>(0).unwrap_err(), Error::Closed);
+    }
+
+    #[test]
+    fn typed_globals_take_their_size_from_a_type_or_a_layout() {
+        let lib = testlib();
+        // SAFETY: `Complex g_complex` in the test library.
+        let mut g = unsafe { lib.global_of::<Complex>("g_complex") }.unwrap();
+        assert_eq!(g.len(), 16);
+        assert!(!g.is_read_only());
+        assert_eq!(
+            read_seq::<Complex>(&g, 0, 1).unwrap()[0],
+            Complex { re: 3.0, im: 4.0 }
+        );
+        g.set::<f64>(8, 5.0).unwrap();
+        // SAFETY: as above; C reads what Rust wrote.
+        let g2 = unsafe { lib.global_of::<Complex>("g_complex") }.unwrap();
+        assert_eq!(g2.get::<f64>(8).unwrap(), 5.0);
+        g.set::<f64>(8, 4.0).unwrap();
+        // A const object stays read-only.
+        // SAFETY: `const Complex g_const_complex`.
+        let mut k = unsafe { lib.global_of::<Complex>("g_const_complex") }.unwrap();
+        assert!(k.is_read_only());
+        assert_eq!(k.set::<f64>(0, 0.0).unwrap_err(), Error::ReadOnly);
+        let l =
+            MemoryLayout::c_struct([c::DOUBLE.with_name("re"), c::DOUBLE.with_name("im")]).unwrap();
+        // SAFETY: as above, by layout.
+        let kl = unsafe { lib.global_layout("g_const_complex", &l) }.unwrap();
+        assert!(kl.is_read_only());
+        assert_eq!(
+            StructView::new(&l, &kl, 0)
+                .unwrap()
+                .get_as::<f64>("im")
+                .unwrap(),
+            -2.5
+        );
+        // A layout whose alignment the symbol does not have is refused
+        // (`label` is a char[8]: alignment 1 is all C promises).
+        let over = MemoryLayout::c_struct([c::CHAR])
+            .unwrap()
+            .with_align(4096)
+            .unwrap();
+        // SAFETY: refused before any access.
+        assert!(matches!(
+            unsafe { lib.global_layout("label", &over) },
+            Err(Error::Misaligned { .. })
+        ));
+        // SAFETY: as above.
+        assert!(matches!(
+            unsafe { lib.global_of::<i32>("no_such_global") },
+            Err(Error::SymbolNotFound { .. })
+        ));
+        // Tied to the library's session.
+        let s = Session::shared();
+        // SAFETY: our own test library.
+        let lib2 = unsafe { Library::open(testlib_path(), &s) }.unwrap();
+        // SAFETY: `int32_t counter`.
+        let c = unsafe { lib2.global_of::<i32>("counter") }.unwrap();
+        assert_eq!(c.session(), &s);
+        drop(c);
+        s.close().unwrap();
+        // SAFETY: refused: closed.
+        assert_eq!(
+            unsafe { lib2.global_of::<i32>("counter") }.unwrap_err(),
+            Error::Closed
+        );
+    }
+}

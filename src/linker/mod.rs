@@ -42,6 +42,7 @@ mod downcall;
 mod library;
 #[doc(hidden)]
 pub mod protocol;
+mod reinterpret;
 mod ty;
 mod upcall;
 
