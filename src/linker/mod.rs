@@ -38,6 +38,7 @@ mod cif;
 mod closure;
 mod code;
 mod descriptor;
+mod direct;
 mod downcall;
 mod library;
 #[doc(hidden)]
@@ -54,7 +55,8 @@ pub use code::ExecutableSegment;
 pub use descriptor::FunctionDescriptor;
 pub use downcall::{Arg, Downcall, DowncallOptions, last_errno};
 pub use library::{Chain, Library, Symbol, SymbolLookup, TypedFn};
-pub use upcall::{CScalar, TypedUpcall, UpcallStub};
+pub use protocol::StubHold;
+pub use upcall::{CScalar, TypedUpcall, UpcallArg, UpcallRet, UpcallStub};
 
 #[doc(hidden)]
 pub use closure::ArgViews;
