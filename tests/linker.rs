@@ -2320,6 +2320,7 @@ mod reinterpret_and_globals {
 
 // ------------------------------------------------- issue 16: typed upcalls with aggregates
 
+#[allow(improper_ctypes_definitions)] // c_union! types are their C unions (CRepr)
 mod typed_aggregate_upcalls {
     use super::typed_unions::{UFD, UMix8};
     use super::*;
@@ -2342,7 +2343,8 @@ mod typed_aggregate_upcalls {
     }
 
     type ApplyCx2 = extern "C" fn(extern "C" fn(Cx, Cx) -> Cx, Cx, Cx) -> Cx;
-    type ApplyId = extern "C" fn(extern "C" fn(IntDouble, i32) -> IntDouble, IntDouble, i32) -> IntDouble;
+    type ApplyId =
+        extern "C" fn(extern "C" fn(IntDouble, i32) -> IntDouble, IntDouble, i32) -> IntDouble;
     type ApplyBig = extern "C" fn(extern "C" fn(Big17, u32) -> Big17, u32) -> Big17;
     type ApplyUMix8 = extern "C" fn(extern "C" fn(UMix8) -> UMix8, i64) -> UMix8;
     type ApplyUfd = extern "C" fn(extern "C" fn(UFD, f64) -> UFD, f64) -> UFD;
@@ -2368,7 +2370,18 @@ mod typed_aggregate_upcalls {
         let lib = testlib();
         let l = Linker::native();
         let k = std::hint::black_box(1.0f64); // captured: a capturing closure
-        let cx = l.upcall_typed(move |a: Cx, b: Cx| { let r = cmul(a, b); Cx { re: r.re * k, im: r.im * k } }, s).unwrap();
+        let cx = l
+            .upcall_typed(
+                move |a: Cx, b: Cx| {
+                    let r = cmul(a, b);
+                    Cx {
+                        re: r.re * k,
+                        im: r.im * k,
+                    }
+                },
+                s,
+            )
+            .unwrap();
         let cx0 = l.upcall_typed(cmul, s).unwrap(); // stateless
         let apply: ApplyCx2 = cfn(&lib, "apply_complex2");
         let (a, b) = (Cx { re: 1.0, im: 2.0 }, Cx { re: 3.0, im: -1.0 });
@@ -2382,12 +2395,21 @@ mod typed_aggregate_upcalls {
         }
         let scale = std::hint::black_box(10);
         let id = l
-            .upcall_typed(move |p: IntDouble, k: i32| IntDouble { x: p.x * k * scale, y: p.y * f64::from(k) }, s)
+            .upcall_typed(
+                move |p: IntDouble, k: i32| IntDouble {
+                    x: p.x * k * scale,
+                    y: p.y * f64::from(k),
+                },
+                s,
+            )
             .unwrap();
         let apply: ApplyId = cfn(&lib, "apply_id");
         // SAFETY: as above.
         let f = unsafe { id.as_fn::<extern "C" fn(IntDouble, i32) -> IntDouble>() }.unwrap();
-        assert_eq!(apply(f, IntDouble { x: -3, y: 1.5 }, 4), IntDouble { x: -120, y: 6.0 });
+        assert_eq!(
+            apply(f, IntDouble { x: -3, y: 1.5 }, 4),
+            IntDouble { x: -120, y: 6.0 }
+        );
         let big = l
             .upcall_typed(
                 move |mut b: Big17, k: u32| {
@@ -2406,14 +2428,22 @@ mod typed_aggregate_upcalls {
         assert_eq!(apply(f, 7).v, want);
         // Unions: INTEGER (union { int64_t; double }) and SSE (union { float; double }).
         let um = l
-            .upcall_typed(move |u: UMix8| UMix8::new(UMix8::i, &(u.get(UMix8::i).unwrap() * scale as i64)).unwrap(), s)
+            .upcall_typed(
+                move |u: UMix8| {
+                    UMix8::new(UMix8::i, &(u.get(UMix8::i).unwrap() * scale as i64)).unwrap()
+                },
+                s,
+            )
             .unwrap();
         let apply: ApplyUMix8 = cfn(&lib, "apply_umix8");
         // SAFETY: as above.
         let f = unsafe { um.as_fn::<extern "C" fn(UMix8) -> UMix8>() }.unwrap();
         assert_eq!(apply(f, -(1 << 40)).get(UMix8::i).unwrap(), -(10i64 << 40));
         let uf = l
-            .upcall_typed(move |u: UFD, d: f64| UFD::new(UFD::d, &(u.get(UFD::d).unwrap() + d * k)).unwrap(), s)
+            .upcall_typed(
+                move |u: UFD, d: f64| UFD::new(UFD::d, &(u.get(UFD::d).unwrap() + d * k)).unwrap(),
+                s,
+            )
             .unwrap();
         let apply: ApplyUfd = cfn(&lib, "apply_ufd");
         // SAFETY: as above.
@@ -2429,16 +2459,33 @@ mod typed_aggregate_upcalls {
         struct_upcalls_through_c(&Session::shared());
         struct_upcalls_through_c(&Session::confined());
         struct_upcalls_through_c(&Session::global());
+        // The same through libffi closures (the fallback when every direct
+        // slot is taken): the layout's libffi types move the aggregates.
+        memscope::linker::__typed_upcalls_via_libffi(true);
+        struct_upcalls_through_c(&Session::shared());
+        struct_upcalls_through_c(&Session::confined());
+        memscope::linker::__typed_upcalls_via_libffi(false);
         // Held: the same calls with the session held by this thread.
         let s = Session::shared();
         let lib = testlib();
         let k = std::hint::black_box(2.0);
-        let stub = Linker::native().upcall_typed(move |a: Cx, b: Cx| Cx { re: a.re * b.re * k, im: 0.0 }, &s).unwrap();
+        let stub = Linker::native()
+            .upcall_typed(
+                move |a: Cx, b: Cx| Cx {
+                    re: a.re * b.re * k,
+                    im: 0.0,
+                },
+                &s,
+            )
+            .unwrap();
         let apply: ApplyCx2 = cfn(&lib, "apply_complex2");
         // SAFETY: as above.
         let f = unsafe { stub.as_fn::<extern "C" fn(Cx, Cx) -> Cx>() }.unwrap();
         let hold = stub.hold().unwrap();
-        assert_eq!(apply(f, Cx { re: 2.0, im: 0.0 }, Cx { re: 3.0, im: 0.0 }).re, 12.0);
+        assert_eq!(
+            apply(f, Cx { re: 2.0, im: 0.0 }, Cx { re: 3.0, im: 0.0 }).re,
+            12.0
+        );
         drop(hold);
         s.close().unwrap();
     }
@@ -2449,24 +2496,54 @@ mod typed_aggregate_upcalls {
         let lib = testlib();
         let k = std::hint::black_box(1.0);
         let stub = Linker::native()
-            .upcall_typed(move |a: Cx, _: Cx| -> Cx { if a.re < 0.0 { panic!("negative re") } Cx { re: a.re * k, im: 1.0 } }, &s)
+            .upcall_typed(
+                move |a: Cx, _: Cx| -> Cx {
+                    if a.re < 0.0 {
+                        panic!("negative re")
+                    }
+                    Cx {
+                        re: a.re * k,
+                        im: 1.0,
+                    }
+                },
+                &s,
+            )
             .unwrap();
         let apply: ApplyCx2 = cfn(&lib, "apply_complex2");
         // SAFETY: as above.
         let f = unsafe { stub.as_fn::<extern "C" fn(Cx, Cx) -> Cx>() }.unwrap();
         let z = Cx { re: 0.0, im: 0.0 };
         assert_eq!(apply(f, Cx { re: -1.0, im: 9.0 }, z), z);
-        assert_eq!(stub.take_panic(), Some(Error::UpcallPanicked { message: "negative re".into() }));
-        assert_eq!(apply(f, Cx { re: 2.0, im: 9.0 }, z), Cx { re: 2.0, im: 1.0 });
+        assert_eq!(
+            stub.take_panic(),
+            Some(Error::UpcallPanicked {
+                message: "negative re".into()
+            })
+        );
+        assert_eq!(
+            apply(f, Cx { re: 2.0, im: 9.0 }, z),
+            Cx { re: 2.0, im: 1.0 }
+        );
         // The MEMORY-class return (a hidden result pointer) zeroed too.
         let big = Linker::native()
-            .upcall_typed(move |_: Big17, k: u32| -> Big17 { if k == 0 { panic!("zero") } Big17 { v: [k; 17] } }, &s)
+            .upcall_typed(
+                move |_: Big17, k: u32| -> Big17 {
+                    if k == 0 {
+                        panic!("zero")
+                    }
+                    Big17 { v: [k; 17] }
+                },
+                &s,
+            )
             .unwrap();
         let apply: ApplyBig = cfn(&lib, "apply_big17");
         // SAFETY: as above.
         let f = unsafe { big.as_fn::<extern "C" fn(Big17, u32) -> Big17>() }.unwrap();
         assert_eq!(apply(f, 0).v, [0; 17]);
-        assert!(matches!(big.take_panic(), Some(Error::UpcallPanicked { .. })));
+        assert!(matches!(
+            big.take_panic(),
+            Some(Error::UpcallPanicked { .. })
+        ));
         assert_eq!(apply(f, 5).v, [5; 17]);
     }
 
@@ -2475,13 +2552,23 @@ mod typed_aggregate_upcalls {
         let s = Session::confined();
         let lib = testlib();
         let k = std::hint::black_box(1.0);
-        let stub = Linker::native().upcall_typed(move |a: Cx, b: Cx| Cx { re: a.re + b.re * k, im: 7.0 }, &s).unwrap();
+        let stub = Linker::native()
+            .upcall_typed(
+                move |a: Cx, b: Cx| Cx {
+                    re: a.re + b.re * k,
+                    im: 7.0,
+                },
+                &s,
+            )
+            .unwrap();
         // SAFETY: as above.
         let f = unsafe { stub.as_fn::<extern "C" fn(Cx, Cx) -> Cx>() }.unwrap();
         let apply: ApplyCx2 = cfn(&lib, "apply_complex2");
         let one = Cx { re: 1.0, im: 0.0 };
         assert_eq!(apply(f, one, one).re, 2.0);
-        let r = std::thread::spawn(move || apply(f, one, one)).join().unwrap();
+        let r = std::thread::spawn(move || apply(f, one, one))
+            .join()
+            .unwrap();
         assert_eq!(r, Cx { re: 0.0, im: 0.0 });
         assert!(matches!(stub.take_panic(), Some(Error::WrongThread { .. })));
     }
@@ -2490,10 +2577,15 @@ mod typed_aggregate_upcalls {
     fn more_capturing_stubs_than_direct_slots_fall_back_to_libffi() {
         let s = Session::shared();
         let lib = testlib();
-        let apply: extern "C" fn(extern "C" fn(i32, i32) -> i32, i32, i32) -> i32 = cfn(&lib, "apply_int");
+        let apply: extern "C" fn(extern "C" fn(i32, i32) -> i32, i32, i32) -> i32 =
+            cfn(&lib, "apply_int");
         // More than the 64 direct slots at once: the rest are libffi closures.
         let stubs: Vec<_> = (0..150)
-            .map(|i| Linker::native().upcall_typed(move |a: i32, b: i32| a * b + i, &s).unwrap())
+            .map(|i| {
+                Linker::native()
+                    .upcall_typed(move |a: i32, b: i32| a * b + i, &s)
+                    .unwrap()
+            })
             .collect();
         for (i, stub) in stubs.iter().enumerate() {
             // SAFETY: the stub has this signature; `s` is open.
@@ -2504,7 +2596,9 @@ mod typed_aggregate_upcalls {
         // Closing gave the slots back: new stubs work (and use them).
         let s2 = Session::shared();
         for i in 0..100 {
-            let stub = Linker::native().upcall_typed(move |a: i32, b: i32| a - b - i, &s2).unwrap();
+            let stub = Linker::native()
+                .upcall_typed(move |a: i32, b: i32| a - b - i, &s2)
+                .unwrap();
             // SAFETY: as above.
             let f = unsafe { stub.as_fn::<extern "C" fn(i32, i32) -> i32>() }.unwrap();
             assert_eq!(apply(f, 10, 3), 7 - i);
@@ -2518,7 +2612,15 @@ mod typed_aggregate_upcalls {
         s.close().unwrap();
         let k = std::hint::black_box(1.0);
         assert_eq!(
-            Linker::native().upcall_typed(move |a: Cx| Cx { re: a.re * k, im: 0.0 }, &s).unwrap_err(),
+            Linker::native()
+                .upcall_typed(
+                    move |a: Cx| Cx {
+                        re: a.re * k,
+                        im: 0.0
+                    },
+                    &s
+                )
+                .unwrap_err(),
             Error::Closed
         );
     }
@@ -2589,8 +2691,12 @@ mod stub_holds {
     fn holds_of_two_sessions_on_one_thread_both_work() {
         let (a, b) = (Session::shared(), Session::confined());
         let k = std::hint::black_box(1);
-        let sa = Linker::native().upcall_typed(move |x: i32, y: i32| x + y * k, &a).unwrap();
-        let sb = Linker::native().upcall_typed(move |x: i32, y: i32| x - y * k, &b).unwrap();
+        let sa = Linker::native()
+            .upcall_typed(move |x: i32, y: i32| x + y * k, &a)
+            .unwrap();
+        let sb = Linker::native()
+            .upcall_typed(move |x: i32, y: i32| x - y * k, &b)
+            .unwrap();
         // SAFETY: the stubs have this signature; sessions open.
         let (fa, fb) = unsafe {
             (
@@ -2618,7 +2724,9 @@ mod stub_holds {
         let stub = Linker::native().upcall_typed(|x: i32| x, &s).unwrap();
         let stub = std::sync::Arc::new(stub);
         let st = stub.clone();
-        let r = std::thread::spawn(move || st.hold().map(drop)).join().unwrap();
+        let r = std::thread::spawn(move || st.hold().map(drop))
+            .join()
+            .unwrap();
         assert!(matches!(r, Err(Error::WrongThread { .. })), "{r:?}");
     }
 
@@ -2626,7 +2734,9 @@ mod stub_holds {
     fn a_forgotten_hold_leaks_the_session_open_never_a_stale_mark() {
         let s = Session::shared();
         let k = std::hint::black_box(1);
-        let stub = Linker::native().upcall_typed(move |x: i32, y: i32| x * y * k, &s).unwrap();
+        let stub = Linker::native()
+            .upcall_typed(move |x: i32, y: i32| x * y * k, &s)
+            .unwrap();
         std::mem::forget(stub.hold().unwrap());
         // SAFETY: as above; the forgotten hold keeps `s` open for good.
         let f = unsafe { stub.as_fn::<extern "C" fn(i32, i32) -> i32>() }.unwrap();
@@ -2654,9 +2764,18 @@ mod stub_holds {
                 &s,
             )
             .unwrap();
-        let d = link(&lib, "apply_int_twice", Some(c::INT), &[c::POINTER, c::INT, c::INT]);
+        let d = link(
+            &lib,
+            "apply_int_twice",
+            Some(c::INT),
+            &[c::POINTER, c::INT, c::INT],
+        );
         let r = d
-            .call_with(&[Arg::Stub(&stub), Value::I32(20).into(), Value::I32(1).into()])
+            .call_with(&[
+                Arg::Stub(&stub),
+                Value::I32(20).into(),
+                Value::I32(1).into(),
+            ])
             .unwrap();
         assert_eq!(r, Some(Value::I32(42)));
         assert_eq!(*seen.lock().unwrap(), Some(Err(Error::InUse)));

@@ -56,6 +56,8 @@ pub use descriptor::FunctionDescriptor;
 pub use downcall::{Arg, Downcall, DowncallOptions, last_errno};
 pub use library::{Chain, Library, Symbol, SymbolLookup, TypedFn};
 pub use protocol::StubHold;
+#[doc(hidden)]
+pub use upcall::__typed_upcalls_via_libffi;
 pub use upcall::{CScalar, TypedUpcall, UpcallArg, UpcallRet, UpcallStub};
 
 #[doc(hidden)]

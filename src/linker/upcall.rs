@@ -4,11 +4,11 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use super::bind_args::CRepr;
 use super::cif::PreparedCif;
 use super::closure::{self, ArgViews, Handler, PanicPolicy, StubShared};
 use super::descriptor::{ArgSpec, Checked};
 use super::downcall::{get_scalar, put_scalar, read_value};
-use super::bind_args::CRepr;
 use super::ty::Scalar;
 use crate::layout::MemoryLayout;
 use crate::marshal::Value;
@@ -682,7 +682,12 @@ where
         core: session.core_ptr(),
         shared: shared.clone(),
     });
-    let f = match super::direct::install(data, F::slot_code(), F::slot_entry(policy)) {
+    let installed = if via_libffi() {
+        Err(data)
+    } else {
+        super::direct::install(data, F::slot_code(), F::slot_entry(policy))
+    };
+    let f = match installed {
         Ok(owner) => {
             let code = Address(owner.code());
             // The close action owns the slot and the data: closing frees
@@ -711,4 +716,33 @@ where
         session,
         policy,
     )
+}
+
+std::thread_local! {
+    static VIA_LIBFFI: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn via_libffi() -> bool {
+    VIA_LIBFFI.try_with(|c| c.get()).unwrap_or(false)
+}
+
+/// Tests only: makes this thread's capturing typed stubs libffi closures
+/// (the fallback when every direct slot is taken), so that path is tested
+/// on purpose rather than by exhausting the slots.
+///
+/// # Examples
+///
+/// ```
+/// memscope::linker::__typed_upcalls_via_libffi(true);
+/// let s = memscope::Session::shared();
+/// let k = 3;
+/// let stub = memscope::linker::Linker::native().upcall_typed(move |x: i32| x * k, &s)?;
+/// let f = unsafe { stub.as_fn::<extern "C" fn(i32) -> i32>() }?;
+/// assert_eq!(f(2), 6);
+/// memscope::linker::__typed_upcalls_via_libffi(false);
+/// # Ok::<(), memscope::Error>(())
+/// ```
+#[doc(hidden)]
+pub fn __typed_upcalls_via_libffi(on: bool) {
+    let _ = VIA_LIBFFI.try_with(|c| c.set(on));
 }
