@@ -2178,11 +2178,13 @@ mod reinterpret_and_globals {
         let bad = ret_ptr("c_bad_utf8");
         // SAFETY: a static C string.
         assert!(matches!(
+            // SAFETY: as above (a static object of the test library, or refused before any access).
             unsafe { bad.read_string() },
             Err(Error::InvalidString { .. })
         ));
         // SAFETY: as above.
         assert_eq!(
+            // SAFETY: as above (a static object of the test library, or refused before any access).
             unsafe { bad.read_c_string() }.unwrap().as_bytes(),
             b"\xff\xfe"
         );
@@ -2208,6 +2210,7 @@ mod reinterpret_and_globals {
         let p = ret_ptr("point_ptr");
         // SAFETY: `point_ptr` returns a pointer to a static IntDouble.
         assert_eq!(
+            // SAFETY: as above (a static object of the test library, or refused before any access).
             unsafe { p.read::<IntDouble>() }.unwrap(),
             IntDouble { x: 7, y: 0.5 }
         );
@@ -2293,11 +2296,13 @@ mod reinterpret_and_globals {
             .unwrap();
         // SAFETY: refused before any access.
         assert!(matches!(
+            // SAFETY: as above (a static object of the test library, or refused before any access).
             unsafe { lib.global_layout("label", &over) },
             Err(Error::Misaligned { .. })
         ));
         // SAFETY: as above.
         assert!(matches!(
+            // SAFETY: as above (a static object of the test library, or refused before any access).
             unsafe { lib.global_of::<i32>("no_such_global") },
             Err(Error::SymbolNotFound { .. })
         ));
@@ -2308,10 +2313,10 @@ mod reinterpret_and_globals {
         // SAFETY: `int32_t counter`.
         let c = unsafe { lib2.global_of::<i32>("counter") }.unwrap();
         assert_eq!(c.session(), &s);
-        drop(c);
         s.close().unwrap();
         // SAFETY: refused: closed.
         assert_eq!(
+            // SAFETY: as above (a static object of the test library, or refused before any access).
             unsafe { lib2.global_of::<i32>("counter") }.unwrap_err(),
             Error::Closed
         );

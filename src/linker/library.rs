@@ -399,7 +399,7 @@ impl Library {
     ) -> Result<crate::Segment<'_>> {
         let sym = self.lookup(name)?;
         let (addr, align) = (sym.address().get(), layout.align().max(1));
-        if addr % align != 0 {
+        if !addr.is_multiple_of(align) {
             return Err(Error::Misaligned { addr, align });
         }
         // SAFETY: forwarded (# Safety): the object has the layout's size and

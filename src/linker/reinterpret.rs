@@ -30,7 +30,7 @@ fn non_null(a: Address) -> Result<Address> {
 
 fn aligned(a: Address, align: usize) -> Result<Address> {
     let align = align.max(1);
-    if a.get() % align != 0 {
+    if !a.get().is_multiple_of(align) {
         return Err(Error::Misaligned {
             addr: a.get(),
             align,
