@@ -331,22 +331,53 @@ fn linker(c: &mut Criterion) {
         ("rust_typed_capturing_shared_arg_stub", &stub_capturing),
     ] {
         let mut v = unsorted.clone();
+        let sort = |v: &mut Vec<i32>| {
+            v.copy_from_slice(&unsorted);
+            let base = Address::from_ptr(v.as_mut_ptr());
+            dyn_qsort
+                .call_with(&[
+                    Value::Address(base).into(),
+                    Value::U64(1000).into(),
+                    Value::U64(4).into(),
+                    memscope::linker::Arg::Stub(stub),
+                ])
+                .unwrap();
+        };
+        sort(&mut v);
+        assert!(v.windows(2).all(|w| w[0] <= w[1]), "{name} did not sort");
         g.bench_function(name, |b| {
             b.iter(|| {
-                v.copy_from_slice(&unsorted);
-                let base = Address::from_ptr(v.as_mut_ptr());
-                dyn_qsort
-                    .call_with(&[
-                        Value::Address(base).into(),
-                        Value::U64(1000).into(),
-                        Value::U64(4).into(),
-                        memscope::linker::Arg::Stub(stub),
-                    ])
-                    .unwrap();
+                sort(&mut v);
                 black_box(v[0])
             })
         });
-        assert!(v.windows(2).all(|w| w[0] <= w[1]), "{name} did not sort");
+    }
+    g.finish();
+    // One comparator call from Rust through the C function pointer (no
+    // qsort around it): what each path adds per upcall.
+    let (x, y) = (3i32, 4i32);
+    let (px, py) = (&raw const x as *const c_void, &raw const y as *const c_void);
+    let mut g = c.benchmark_group("row13_one_upcall");
+    for (name, cmp, held) in [
+        ("c_comparator", c_cmp.get(), None),
+        ("raw_libffi_closure", f_raw, None),
+        ("rust_typed_stateless_confined", f_conf, None),
+        ("rust_typed_capturing_confined", f_capt_conf, None),
+        ("rust_typed_capturing_shared", f_capt, None),
+        (
+            "rust_typed_capturing_confined_held",
+            f_capt_conf,
+            Some(&stub_capturing_conf),
+        ),
+        (
+            "rust_typed_capturing_shared_held",
+            f_capt,
+            Some(&stub_capturing),
+        ),
+    ] {
+        let hold = held.map(|s: &memscope::UpcallStub| s.hold().unwrap());
+        g.bench_function(name, |b| b.iter(|| cmp(black_box(px), black_box(py))));
+        drop(hold);
     }
     g.finish();
     drop(raw_closure);
