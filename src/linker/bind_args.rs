@@ -213,16 +213,18 @@ impl BindArg for &str {
     }
 }
 
-/// What a stub argument holds during the call: its session (acquired), and
-/// the stub itself, asked for a caught panic after the call.
+/// What a stub argument holds during the call: its session (acquired and
+/// held, so its upcalls on this thread skip their own entry:
+/// [`StubHold`](super::StubHold)), and the stub itself, asked for a caught
+/// panic after the call.
 #[doc(hidden)]
 #[derive(Debug)]
-pub struct StubHold<'h> {
-    _guard: AcquireGuard<'h>,
+pub struct StubArgHold<'h> {
+    _hold: Option<super::protocol::StubHold>,
     stub: &'h UpcallStub,
 }
 
-impl StubHold<'_> {
+impl StubArgHold<'_> {
     #[inline]
     fn finish(self) -> Result<()> {
         let stub = self.stub;
@@ -237,25 +239,25 @@ impl StubHold<'_> {
 impl BindArg for &UpcallStub {
     type C = *const c_void;
     type Hold<'h>
-        = StubHold<'h>
+        = StubArgHold<'h>
     where
         Self: 'h;
     fn layout() -> MemoryLayout {
         c::POINTER
     }
     #[inline]
-    fn prepare(&self) -> Result<(*const c_void, StubHold<'_>)> {
-        let g = self.session().acquire()?;
+    fn prepare(&self) -> Result<(*const c_void, StubArgHold<'_>)> {
+        let h = super::protocol::acquire_stub(self)?;
         Ok((
             self.address().as_ptr::<c_void>().cast_const(),
-            StubHold {
-                _guard: g,
+            StubArgHold {
+                _hold: h,
                 stub: self,
             },
         ))
     }
     #[inline]
-    fn after(hold: StubHold<'_>) -> Result<()> {
+    fn after(hold: StubArgHold<'_>) -> Result<()> {
         hold.finish()
     }
 }
@@ -363,15 +365,15 @@ macro_rules! callbacks {
         impl<'c, R, $($a),*> BindArg for &'c Callback<extern "C" fn($($a),*) -> R> {
             type C = extern "C" fn($($a),*) -> R;
             type Hold<'h>
-                = StubHold<'h>
+                = StubArgHold<'h>
             where
                 Self: 'h;
             fn layout() -> MemoryLayout {
                 c::POINTER
             }
             #[inline]
-            fn prepare(&self) -> Result<(Self::C, StubHold<'_>)> {
-                let g = self.stub.session().acquire()?;
+            fn prepare(&self) -> Result<(Self::C, StubArgHold<'_>)> {
+                let h = super::protocol::acquire_stub(&self.stub)?;
                 // SAFETY: the stub was made by `Callback::new` from a
                 // closure `Fn($($a),*) -> R` (its C signature is exactly
                 // `Self::C`); its session is acquired (the code stays
@@ -382,10 +384,10 @@ macro_rules! callbacks {
                         self.stub.address().as_ptr::<c_void>().cast_const(),
                     )
                 };
-                Ok((f, StubHold { _guard: g, stub: &self.stub }))
+                Ok((f, StubArgHold { _hold: h, stub: &self.stub }))
             }
             #[inline]
-            fn after(hold: StubHold<'_>) -> Result<()> {
+            fn after(hold: StubArgHold<'_>) -> Result<()> {
                 hold.finish()
             }
         }

@@ -494,13 +494,16 @@ impl Downcall {
         // Acquire every segment's session first: they stay acquired (their
         // sessions cannot close) until the call has returned.
         let mut guards: Vec<Option<AcquireGuard<'_>>> = Vec::new();
+        // A stub's session is held (acquired, and its upcalls on this
+        // thread need no entry of their own: protocol::StubHold).
+        let mut holds = Vec::new();
         let mut stubs = false;
         for a in args {
             match a {
                 Arg::Segment(s) => guards.push(super::protocol::acquire_argument(s)?),
                 Arg::Stub(u) => {
                     stubs = true;
-                    guards.push(super::protocol::acquire_stub(u)?)
+                    holds.push(super::protocol::acquire_stub(u)?)
                 }
                 _ => {}
             }
@@ -513,6 +516,7 @@ impl Downcall {
             },
             self.options.capture_errno,
         );
+        drop(holds);
         drop(guards);
         if stubs {
             // A stub that panicked (or failed) during the call fails it:
