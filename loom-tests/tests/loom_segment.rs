@@ -176,3 +176,40 @@ fn twin_check_then_increment_is_caught_by_cursor_and_atomics() {
 fn twin_relaxed_release_is_caught_by_guarded_read() {
     with_twin(Twin::RelaxedRelease, guarded_read_vs_close);
 }
+
+/// An unguarded `get` on the fast path (the session's gate already has
+/// USED, so the read's enter is a slot store, the light fence and a gate
+/// load: no read-modify-write) vs close (issue 15).
+fn fast_unguarded_read_vs_close() {
+    model(|| {
+        let (s, m, addr) = setup();
+        drop(s.enter().unwrap());
+        let m2 = m.clone();
+        loom_hook::set(move || m2.read());
+        let s2 = s.clone();
+        let t = thread::spawn(move || {
+            // SAFETY: the leaked buffer is never freed nor used elsewhere.
+            let seg = unsafe { Segment::from_raw(addr, 8, &s2) }.unwrap();
+            match seg.get::<u64>(0) {
+                Ok(v) => assert_eq!(v, 7),
+                Err(Error::Closed) => {}
+                Err(e) => panic!("unexpected {e}"),
+            }
+        });
+        let r = s.close();
+        t.join().unwrap();
+        loom_hook::clear();
+        r.unwrap();
+    });
+}
+
+#[test]
+fn loom_fast_unguarded_read_vs_close() {
+    fast_unguarded_read_vs_close();
+}
+
+#[test]
+#[should_panic]
+fn twin_enter_no_fence_is_caught_by_an_unguarded_read() {
+    with_twin(Twin::EnterNoFence, fast_unguarded_read_vs_close);
+}

@@ -19,6 +19,7 @@
 //! `state.rs` and is model-checked by `loom-tests/`.
 
 pub(crate) mod actions;
+mod enter;
 mod keep;
 pub(crate) mod state;
 

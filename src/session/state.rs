@@ -176,6 +176,12 @@ pub mod broken {
         /// `keep_alive` checks the hold graph for a cycle under one lock and
         /// adds its edge under another (two opposite holds both succeed).
         KeepGraphCheckThenAdd,
+        /// A fast-path enter publishes its slot without the light fence
+        /// (`session/enter.rs`): its gate load can miss CLOSED while the
+        /// closer misses its slot.
+        EnterNoFence,
+        /// Close waits for the fast-path slots without the heavy barrier.
+        CloseNoBarrier,
     }
 
     std::thread_local! {
@@ -272,6 +278,8 @@ pub(crate) struct Core {
     /// recycled.
     id: AtomicU64,
     shards: Box<[CachePadded<AtomicU64>]>,
+    /// Shared/auto: the fast-path plain access state (`session/enter.rs`).
+    gate: super::enter::Gate,
     /// Confined only: `keep_alive` holds on this session. Kept apart from the
     /// shard word because the keeper's close action may run on another
     /// thread (the keeper's last handle can drop anywhere), and the shard
@@ -368,6 +376,7 @@ impl Core {
             shards: (0..n)
                 .map(|_| CachePadded::new(AtomicU64::new(0)))
                 .collect(),
+            gate: super::enter::Gate::new(),
             kept: AtomicU64::new(0),
             ctl: Mutex::new(Control {
                 closed: false,
@@ -620,6 +629,10 @@ impl Core {
                 Ok(0)
             }
             SessionKind::Shared | SessionKind::Auto => {
+                // A slot of this thread, when one is free (no RMW).
+                if let Some(r) = self.gate.try_enter(self.addr()) {
+                    return r;
+                }
                 let i = my_shard(self.shards.len());
                 // Acquire: if this RMW comes after close's fetch_or(CLOSED) we
                 // see CLOSED; if before, close waits for our exit.
@@ -644,6 +657,10 @@ impl Core {
     #[inline(always)]
     pub(crate) fn exit(&self, i: usize) {
         if matches!(self.kind, SessionKind::Shared | SessionKind::Auto) {
+            if super::enter::is_fast(i) {
+                super::enter::exit(i);
+                return;
+            }
             // Release: the access happens-before close's drain load.
             self.shards[i].fetch_sub(ENTER_ONE, Ordering::Release);
         }
@@ -725,7 +742,14 @@ impl Core {
     #[inline]
     fn in_my_window(&self) -> bool {
         let s = &self.shards[my_shard(self.shards.len())];
-        enters(s.load(Ordering::Relaxed)) != 0 && windows::holds(self)
+        (enters(s.load(Ordering::Relaxed)) != 0 || super::enter::holds(self.addr()))
+            && windows::holds(self)
+    }
+
+    /// The core's address: what fast-path slots name it by.
+    #[inline(always)]
+    fn addr(&self) -> usize {
+        self as *const Core as usize
     }
 
     /// Fails with `InUse` when the calling thread is inside a user window or
@@ -764,7 +788,11 @@ impl Core {
             s.fetch_or(CLOSED, Ordering::AcqRel);
         }
         ctl.closed = true;
+        let fast_used = self.gate.close();
         if !broken!(NoEnterDrain) {
+            if fast_used {
+                self.gate.wait(self.addr());
+            }
             // Wait for plain accesses that entered before CLOSED (spin,
             // then yield through the shim: see `alloc/spin.rs` on why this
             // is not crossbeam's `Backoff`).
@@ -1001,6 +1029,7 @@ impl Core {
         for s in self.shards.iter() {
             s.store(0, Ordering::Relaxed);
         }
+        self.gate.reset();
         self.kept.store(0, Ordering::Relaxed);
         // SAFETY: unique (the caller's contract).
         unsafe {
