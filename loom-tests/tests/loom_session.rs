@@ -649,25 +649,31 @@ fn twin_keep_graph_check_then_add_is_caught() {
 
 /// A plain access on the fast path (the gate already has USED: main entered
 /// first, so the reader's enter is a slot store, the light fence and a gate
-/// load) vs close: close is `Ok`, and the read completes before the free or
-/// the enter fails with Closed. Both twins (light side without its fence,
+/// load) vs close: close is `Ok`, and each of two reads completes before
+/// the free or its enter fails with Closed. Both twins (light side without its fence,
 /// heavy side without its barrier) must be caught here.
 fn fast_enter_vs_close() {
     model("fast_enter_vs_close", || {
         let (s, m) = session_with_memory();
         drop(s.enter().expect("open"));
-        let (s2, m2) = (s.clone(), m.clone());
-        let t = thread::spawn(move || match s2.enter() {
-            Ok(a) => {
-                m2.read();
-                drop(a);
-            }
-            Err(e) => assert_eq!(e, Error::Closed),
-        });
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let (s, m) = (s.clone(), m.clone());
+                thread::spawn(move || match s.enter() {
+                    Ok(a) => {
+                        m.read();
+                        drop(a);
+                    }
+                    Err(e) => assert_eq!(e, Error::Closed),
+                })
+            })
+            .collect();
         if let Err(e) = s.close() {
             panic!("close failed: {e}");
         }
-        t.join().unwrap();
+        for t in ts {
+            t.join().unwrap();
+        }
         assert!(!m.is_live());
     });
 }
@@ -678,13 +684,13 @@ fn loom_fast_enter_vs_close() {
 }
 
 #[test]
-#[should_panic]
+#[should_panic(expected = "Causality violation")]
 fn twin_enter_no_fence_is_caught() {
     with_twin(Twin::EnterNoFence, fast_enter_vs_close);
 }
 
 #[test]
-#[should_panic]
+#[should_panic(expected = "Causality violation")]
 fn twin_close_no_barrier_is_caught() {
     with_twin(Twin::CloseNoBarrier, fast_enter_vs_close);
 }
@@ -723,7 +729,7 @@ fn loom_first_enters_vs_close() {
 }
 
 #[test]
-#[should_panic]
+#[should_panic(expected = "Causality violation")]
 fn twin_enter_no_fence_is_caught_by_first_enters() {
     with_twin(Twin::EnterNoFence, first_enters_vs_close);
 }

@@ -51,7 +51,10 @@
 //! is exiting), takes the shard word's read-modify-write path in
 //! `state.rs`, which close drains as before. Tokens tell the two apart:
 //! a shard index is below [`FAST_TOKEN_MIN`], a slot token is the slot's
-//! address.
+//! address. A user window (`Session::enter`'s token, marshal, an upcall)
+//! is a slot holding the core's address with [`WINDOW`] set: a close from
+//! inside it on the same thread finds it there and answers `InUse`
+//! without the per-thread window list (which only the fallback path uses).
 
 use core::cell::Cell;
 
@@ -66,6 +69,14 @@ pub(crate) const SLOTS: usize = if cfg!(loom) { 1 } else { 4 };
 /// Tokens from [`try_enter`] are slot addresses, never below this; shard
 /// indices (at most 64 shards) always are.
 pub(crate) const FAST_TOKEN_MIN: usize = 4096;
+
+/// Set in a slot (next to the core's address, which is at least 8-aligned)
+/// when the access is a *user window* (`Core::enter_user`): what a close
+/// from inside it on the same thread looks for (`InUse`).
+pub(crate) const WINDOW: usize = 1;
+
+// A core's address never has the WINDOW bit set.
+const _: () = assert!(core::mem::align_of::<super::state::Core>() > WINDOW);
 
 const USED: u64 = 1 << 0;
 const CLOSED: u64 = 1 << 1;
@@ -93,6 +104,12 @@ struct Local {
 
 impl Drop for Local {
     fn drop(&mut self) {
+        // Loom: loom atomics cannot be touched while loom tears a thread
+        // down, and every model execution starts with a fresh list anyway,
+        // so a record is simply not reused (the native tests cover reuse).
+        if cfg!(loom) {
+            return;
+        }
         let p = self.rec.get();
         if p.is_null() {
             return;
@@ -181,6 +198,7 @@ fn claim() -> *const CachePadded<Record> {
 
 // ----- the barrier -------------------------------------------------------------
 
+#[cfg(not(loom))]
 const MODE_UNDECIDED: u64 = 0;
 const MODE_MEMBARRIER: u64 = 1;
 const MODE_FENCE: u64 = 2;
@@ -262,6 +280,7 @@ mod membarrier {
 
 #[cfg(not(all(target_os = "linux", not(miri), not(loom))))]
 mod membarrier {
+    #[cfg(not(loom))]
     pub(super) fn register() -> bool {
         false
     }
@@ -373,7 +392,7 @@ impl Gate {
                 let mut spins = 0u32;
                 // Acquire: pairs with the slot's Release stores (an exit,
                 // or a later entry after one).
-                while s.load(Ordering::Acquire) == core {
+                while s.load(Ordering::Acquire) & !WINDOW == core {
                     spins += 1;
                     if cfg!(loom) || spins > 64 {
                         crate::sync::yield_now();
@@ -411,15 +430,15 @@ pub(crate) fn exit(token: usize) {
     unsafe { (*slot).store(0, Ordering::Release) };
 }
 
-/// Whether a slot of the calling thread names `core` (a plain access or
-/// user window of it is in flight on this thread).
+/// Whether a slot of the calling thread holds `value` (`core`, or
+/// `core | WINDOW` for a user window of it).
 #[inline]
-pub(crate) fn holds(core: usize) -> bool {
+pub(crate) fn holds(value: usize) -> bool {
     LOCAL
         .try_with(|l| {
             let p = l.rec.get();
             // SAFETY: records are leaked, never freed.
-            !p.is_null() && unsafe { &*p }.slots.iter().any(|s| s.load(Ordering::Relaxed) == core)
+            !p.is_null() && unsafe { &*p }.slots.iter().any(|s| s.load(Ordering::Relaxed) == value)
         })
         .unwrap_or(false)
 }

@@ -678,9 +678,11 @@ impl Core {
     //
     // * confined: in the enter field of the owner's word (the owner is the
     //   only thread that can close; `close_confined` refuses with `InUse`);
-    // * shared/auto: in the shard word as a plain access, and in this
-    //   thread's window record (`WINDOWS`), which `close`/`close_blocking`
-    //   consult before they would wait (`InUse` instead of a hang).
+    // * shared/auto: in one of this thread's fast-path slots, marked as a
+    //   window (`session/enter.rs`); when no slot is free, in the shard word
+    //   as a plain access and in this thread's window record (`WINDOWS`).
+    //   `close`/`close_blocking` consult both before they would wait
+    //   (`InUse` instead of a hang).
     //
     // An upcall is a user window too. Its stub reaches the core through a
     // raw pointer, not a handle, so for the length of its window the upcall
@@ -710,6 +712,10 @@ impl Core {
                 Ok(0)
             }
             SessionKind::Shared | SessionKind::Auto => {
+                // A slot marked as a window (a close from inside finds it).
+                if let Some(r) = self.gate.try_enter(self.addr() | super::enter::WINDOW) {
+                    return r;
+                }
                 let i = self.enter()?;
                 windows::note(self);
                 Ok(i)
@@ -729,6 +735,10 @@ impl Core {
                 s.store(w - ENTER_ONE, Ordering::Relaxed);
             }
             SessionKind::Shared | SessionKind::Auto => {
+                if super::enter::is_fast(i) {
+                    super::enter::exit(i);
+                    return;
+                }
                 self.exit(i);
                 windows::forget(self);
             }
@@ -736,14 +746,16 @@ impl Core {
     }
 
     /// Whether the calling thread holds a recorded window (a user window of
-    /// a shared/auto session, or an upcall window) on this core. This
-    /// thread's windows are counted on its own shard, by itself, so a zero
+    /// a shared/auto session, or an upcall window) on this core: a slot
+    /// of this thread marked as a window (`session/enter.rs`), or, for a
+    /// window that took the read-modify-write path, the window record. Such
+    /// windows are counted on this thread's own shard, by itself, so a zero
     /// count there (the common case) answers without the record.
     #[inline]
     fn in_my_window(&self) -> bool {
         let s = &self.shards[my_shard(self.shards.len())];
-        (enters(s.load(Ordering::Relaxed)) != 0 || super::enter::holds(self.addr()))
-            && windows::holds(self)
+        super::enter::holds(self.addr() | super::enter::WINDOW)
+            || (enters(s.load(Ordering::Relaxed)) != 0 && windows::holds(self))
     }
 
     /// The core's address: what fast-path slots name it by.
@@ -1498,6 +1510,13 @@ mod tests {
 
     #[test]
     fn enter_reports_too_many_acquires_at_the_limit() {
+        // Busy this thread's fast-path slots first: the limit is the shard
+        // word's (the fallback path).
+        let fillers: Vec<Core> = (0..super::super::enter::SLOTS)
+            .map(|_| Core::new(SessionKind::Shared))
+            .collect();
+        let held: Vec<usize> = fillers.iter().map(|c| c.enter().unwrap()).collect();
+        assert!(held.iter().all(|&t| super::super::enter::is_fast(t)));
         let core = Core::new(SessionKind::Shared);
         nearly_full(&core, ENTER_FULL, ENTER_ONE);
         let i = core.enter().expect("the last access below the limit");
@@ -1506,6 +1525,9 @@ mod tests {
         let w = core.shards[i].load(Ordering::Relaxed);
         assert_eq!(enters(w), (1 << 30) - 1);
         core.shards[i].store(0, Ordering::Relaxed);
+        for (c, t) in fillers.iter().zip(held) {
+            c.exit(t);
+        }
     }
 
     #[test]
