@@ -1,5 +1,5 @@
 //! Segment benches (PERFORMANCE.md rows 8–9, plus fill/copy at memset/memcpy
-//! speed). Each group puts memscope next to its plain-Rust floor; read the
+//! speed; issue 15 adds `read_range`/`fold_chunks` per session kind). Each group puts memscope next to its plain-Rust floor; read the
 //! ratios within one run.
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -14,9 +14,66 @@ fn segment_over<'s>(v: &mut [i32], s: &'s Session) -> Segment<'s> {
     unsafe { Segment::from_raw(Address::from_ptr(v.as_mut_ptr()), v.len() * 4, s) }.unwrap()
 }
 
+/// Row 9's per-element loop, kept out of line so its code can be read
+/// (`objdump -d --no-show-raw-insn target/release/deps/segment-* | grep -A80
+/// sum_get_at_index`). What it shows (x86-64, rustc 1.95, 2026-12-02):
+///
+/// * the loop is not vectorised: every element is a call-free but branchy
+///   sequence, because each `get_at_index` can return an error and the
+///   `unwrap` is an early exit out of the loop (LLVM does not vectorise a
+///   loop with an early exit);
+/// * the bounds check (`index * 4 + 4 <= len`, plus the overflow check of
+///   the multiplication) and the alignment check (`addr & 3`) stay in the
+///   loop: two compares and two never-taken branches per element;
+/// * the session kind is re-read per element (`Segment -> Session -> Core
+///   -> kind`, three dependent loads that hit L1), since the loop body also
+///   holds atomic loads that LLVM does not move loads across;
+/// * global: nothing else; confined: the owner-thread check (a TLS read of
+///   the thread id and a Relaxed atomic load of the owner) and the liveness
+///   load (a Relaxed atomic load of the shard word), neither hoisted (LLVM
+///   does not hoist atomic loads); shared: the fast-path enter/exit (TLS
+///   record, slot store, a compiler fence, the gate load, the slot store
+///   back), and the compiler fence pins every load and store around it.
+///
+/// So for global and confined sessions the 8–15× is neither the bounds
+/// check nor the liveness load alone but the lost vectorisation (a plain
+/// slice sum does 8 elements per instruction); the way to slice speed is to
+/// check once per range (`read_range`, `fold_chunks`), as the rows below
+/// measure.
+#[inline(never)]
+fn sum_get_at_index(seg: &Segment<'_>) -> i32 {
+    let mut a = 0i32;
+    for i in 0..N {
+        a = a.wrapping_add(seg.get_at_index::<i32>(i).unwrap());
+    }
+    a
+}
+
+#[inline(never)]
+fn sum_read_range(seg: &Segment<'_>) -> i32 {
+    seg.read_range::<i32, _>(0, N, |xs| xs.iter().fold(0i32, |a, &x| a.wrapping_add(x)))
+        .unwrap()
+}
+
+#[inline(never)]
+fn sum_fold_chunks(seg: &Segment<'_>) -> i32 {
+    seg.fold_chunks::<i32, i32>(0, |a, xs| xs.iter().fold(a, |a, &x| a.wrapping_add(x)))
+        .unwrap()
+}
+
+fn sum_next_chunk(seg: &Segment<'_>) -> i32 {
+    let mut it = seg.elements::<i32>().unwrap();
+    let mut a = 0i32;
+    while let Some(chunk) = it.next_chunk() {
+        a = chunk.unwrap().iter().fold(a, |a, &x| a.wrapping_add(x));
+    }
+    a
+}
+
 fn sum_i32(c: &mut Criterion) {
     let mut v: Vec<i32> = (0..N as i32).map(|i| i & 0xff).collect();
     let plain: Vec<i32> = v.clone();
+    let expected = plain.iter().fold(0i32, |a, &x| a.wrapping_add(x));
     let shared = Session::shared();
     let confined = Session::confined();
     let global = Session::global();
@@ -43,17 +100,6 @@ fn sum_i32(c: &mut Criterion) {
                     .fold(0i32, |a, &x| a.wrapping_add(x))
             })
         });
-        // Row 9: unguarded checked get per element (enter/exit RMW pair each).
-        g.bench_function("get_per_element/shared", |b| {
-            b.iter(|| {
-                let seg = black_box(&seg);
-                let mut a = 0i32;
-                for i in 0..N {
-                    a = a.wrapping_add(seg.get_at_index::<i32>(i).unwrap());
-                }
-                a
-            })
-        });
         g.bench_function("elements_iter/shared", |b| {
             b.iter(|| {
                 black_box(&seg)
@@ -62,51 +108,28 @@ fn sum_i32(c: &mut Criterion) {
                     .fold(0i32, |a, x| a.wrapping_add(x.unwrap()))
             })
         });
-        g.bench_function("elements_next_chunk/shared", |b| {
-            b.iter(|| {
-                let mut it = black_box(&seg).elements::<i32>().unwrap();
-                let mut a = 0i32;
-                while let Some(chunk) = it.next_chunk() {
-                    a = chunk.unwrap().iter().fold(a, |a, &x| a.wrapping_add(x));
-                }
-                a
-            })
-        });
     }
-    {
-        let seg = segment_over(&mut v, &confined);
-        g.bench_function("get_per_element/confined", |b| {
-            b.iter(|| {
-                let seg = black_box(&seg);
-                let mut a = 0i32;
-                for i in 0..N {
-                    a = a.wrapping_add(seg.get_at_index::<i32>(i).unwrap());
-                }
-                a
-            })
+    // Row 9, per session kind: a checked get per element (one enter/exit
+    // each), the chunked copy (`elements().next_chunk()`), and the checks
+    // hoisted out of the loop (`read_range`: one check; `fold_chunks`: one
+    // per 64 KiB chunk, the chunks plain slices).
+    for (kind, s) in [("global", &global), ("confined", &confined), ("shared", &shared)] {
+        let seg = segment_over(&mut v, s);
+        assert_eq!(sum_get_at_index(&seg), expected);
+        assert_eq!(sum_read_range(&seg), expected);
+        assert_eq!(sum_fold_chunks(&seg), expected);
+        assert_eq!(sum_next_chunk(&seg), expected);
+        g.bench_function(format!("get_per_element/{kind}"), |b| {
+            b.iter(|| sum_get_at_index(black_box(&seg)))
         });
-        g.bench_function("elements_next_chunk/confined", |b| {
-            b.iter(|| {
-                let mut it = black_box(&seg).elements::<i32>().unwrap();
-                let mut a = 0i32;
-                while let Some(chunk) = it.next_chunk() {
-                    a = chunk.unwrap().iter().fold(a, |a, &x| a.wrapping_add(x));
-                }
-                a
-            })
+        g.bench_function(format!("elements_next_chunk/{kind}"), |b| {
+            b.iter(|| sum_next_chunk(black_box(&seg)))
         });
-    }
-    {
-        let seg = segment_over(&mut v, &global);
-        g.bench_function("get_per_element/global", |b| {
-            b.iter(|| {
-                let seg = black_box(&seg);
-                let mut a = 0i32;
-                for i in 0..N {
-                    a = a.wrapping_add(seg.get_at_index::<i32>(i).unwrap());
-                }
-                a
-            })
+        g.bench_function(format!("read_range/{kind}"), |b| {
+            b.iter(|| sum_read_range(black_box(&seg)))
+        });
+        g.bench_function(format!("fold_chunks/{kind}"), |b| {
+            b.iter(|| sum_fold_chunks(black_box(&seg)))
         });
     }
     g.finish();
