@@ -15,31 +15,33 @@ fn segment_over<'s>(v: &mut [i32], s: &'s Session) -> Segment<'s> {
 }
 
 /// Row 9's per-element loop, kept out of line so its code can be read
-/// (`objdump -d --no-show-raw-insn target/release/deps/segment-* | grep -A80
-/// sum_get_at_index`). What it shows (x86-64, rustc 1.95, 2026-12-02):
+/// (`objdump -d --no-show-raw-insn -C target/release/deps/segment-* | awk
+/// '/<segment::sum_get_at_index>:/,/^$/'`). What it shows (x86-64, rustc
+/// 1.95, read 2026-12-02):
 ///
-/// * the loop is not vectorised: every element is a call-free but branchy
-///   sequence, because each `get_at_index` can return an error and the
-///   `unwrap` is an early exit out of the loop (LLVM does not vectorise a
-///   loop with an early exit);
-/// * the bounds check (`index * 4 + 4 <= len`, plus the overflow check of
-///   the multiplication) and the alignment check (`addr & 3`) stay in the
-///   loop: two compares and two never-taken branches per element;
-/// * the session kind is re-read per element (`Segment -> Session -> Core
-///   -> kind`, three dependent loads that hit L1), since the loop body also
-///   holds atomic loads that LLVM does not move loads across;
-/// * global: nothing else; confined: the owner-thread check (a TLS read of
-///   the thread id and a Relaxed atomic load of the owner) and the liveness
-///   load (a Relaxed atomic load of the shard word), neither hoisted (LLVM
-///   does not hoist atomic loads); shared: the fast-path enter/exit (TLS
-///   record, slot store, a compiler fence, the gate load, the slot store
-///   back), and the compiler fence pins every load and store around it.
+/// * the alignment check is hoisted: one `test $0x3` on the base address
+///   before the loop (known bits: `base + 4i` has base's low bits);
+/// * the bounds check stays: `add $4; cmp len; ja` per element, and since
+///   it (with the `unwrap`) is an early exit, the loop is not vectorised;
+/// * the session kind is re-read per element (`Session -> Core -> kind`,
+///   two dependent L1 loads): the loop holds every kind's path, some with
+///   stores and atomics, so LLVM neither hoists nor unswitches it;
+/// * global: nothing more (load, add, loop);
+/// * confined: the owner check (the thread id from TLS, with its lazy-init
+///   branch, against `owner`), the bounds check of `shards[0]` and the
+///   liveness load of the shard word: four loads and three branches;
+/// * shared (fast path, issue 15): the TLS record (a state byte for its
+///   destructor, then the pointer), the first free slot (one load), the
+///   slot store, the barrier mode load (`membarrier`: no fence instruction;
+///   the fallback is `lock orl $0,(%rsp)`), the gate load, then on exit the
+///   kind again, the token test and the slot store of 0; no locked
+///   instruction. The fallback path (`lock xadd`/`lock sub` on the shard)
+///   is there too, behind the "no free slot" branch.
 ///
-/// So for global and confined sessions the 8–15× is neither the bounds
-/// check nor the liveness load alone but the lost vectorisation (a plain
-/// slice sum does 8 elements per instruction); the way to slice speed is to
-/// check once per range (`read_range`, `fold_chunks`), as the rows below
-/// measure.
+/// So the per-element cost over a slice is the lost vectorisation (a plain
+/// slice sum does 8 elements per instruction) plus a few loads and branches
+/// per element; neither the bounds nor the alignment check alone. Slice
+/// speed needs the check out of the loop: `read_range` and `fold_chunks`.
 #[inline(never)]
 fn sum_get_at_index(seg: &Segment<'_>) -> i32 {
     let mut a = 0i32;

@@ -36,6 +36,17 @@ fn open_close(c: &mut Criterion) {
             black_box(s)
         })
     });
+    // Row 5's trade (issue 15): a shared session that was entered pays the
+    // heavy barrier at close (membarrier, unless MEMSCOPE_NO_MEMBARRIER is
+    // set); one never entered does not.
+    g.bench_function("shared_entered_once", |b| {
+        b.iter(|| {
+            let s = Session::shared();
+            drop(s.enter().unwrap());
+            s.close().unwrap();
+            black_box(s)
+        })
+    });
     g.bench_function("confined_dropped_unclosed", |b| {
         b.iter(|| black_box(Session::confined()))
     });
