@@ -115,7 +115,11 @@ fn sum_i32(c: &mut Criterion) {
     // each), the chunked copy (`elements().next_chunk()`), and the checks
     // hoisted out of the loop (`read_range`: one check; `fold_chunks`: one
     // per 64 KiB chunk, the chunks plain slices).
-    for (kind, s) in [("global", &global), ("confined", &confined), ("shared", &shared)] {
+    for (kind, s) in [
+        ("global", &global),
+        ("confined", &confined),
+        ("shared", &shared),
+    ] {
         let seg = segment_over(&mut v, s);
         assert_eq!(sum_get_at_index(&seg), expected);
         assert_eq!(sum_read_range(&seg), expected);

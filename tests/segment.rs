@@ -733,7 +733,8 @@ fn read_range_is_a_window_close_from_inside_is_in_use_and_closed_refuses() {
             Error::Closed
         );
         assert_eq!(
-            sg.fold_chunks::<u64, u64>(0, |a, xs| a + xs[0]).unwrap_err(),
+            sg.fold_chunks::<u64, u64>(0, |a, xs| a + xs[0])
+                .unwrap_err(),
             Error::Closed
         );
     }
@@ -772,11 +773,7 @@ fn fold_chunks_covers_every_element_once_in_order() {
         .fold_chunks::<u64, (u64, usize, u64)>((0, 0, 0), |(sum, c, next), xs| {
             assert!(!xs.is_empty() && xs.len() <= per);
             assert_eq!(xs[0], next, "chunks in order, none skipped");
-            (
-                sum + xs.iter().sum::<u64>(),
-                c + 1,
-                xs[xs.len() - 1] + 1,
-            )
+            (sum + xs.iter().sum::<u64>(), c + 1, xs[xs.len() - 1] + 1)
         })
         .unwrap();
     assert_eq!(chunks, 3);
@@ -784,11 +781,15 @@ fn fold_chunks_covers_every_element_once_in_order() {
     assert_eq!(sum, (n as u64 - 1) * n as u64 / 2);
     // Length not a multiple of the element, misaligned start, empty.
     assert!(matches!(
-        sg.slice(0, 12).unwrap().fold_chunks::<u64, ()>((), |_, _| ()),
+        sg.slice(0, 12)
+            .unwrap()
+            .fold_chunks::<u64, ()>((), |_, _| ()),
         Err(Error::InvalidArgument { .. })
     ));
     assert!(matches!(
-        sg.slice(4, 16).unwrap().fold_chunks::<u64, ()>((), |_, _| ()),
+        sg.slice(4, 16)
+            .unwrap()
+            .fold_chunks::<u64, ()>((), |_, _| ()),
         Err(Error::Misaligned { .. })
     ));
     assert_eq!(

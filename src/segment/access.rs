@@ -474,7 +474,11 @@ impl<'s> Segment<'s> {
     /// assert_eq!(sum, 9_999 * 10_000 / 2);
     /// # Ok::<(), memscope::Error>(())
     /// ```
-    pub fn fold_chunks<T: Numeric, B>(&self, init: B, mut f: impl FnMut(B, &[T]) -> B) -> Result<B> {
+    pub fn fold_chunks<T: Numeric, B>(
+        &self,
+        init: B,
+        mut f: impl FnMut(B, &[T]) -> B,
+    ) -> Result<B> {
         let n = super::check_array::<T>(&self.raw)?;
         if n == 0 {
             // No chunk, but the same answer on a closed session or a wrong thread.

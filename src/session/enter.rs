@@ -262,7 +262,14 @@ mod membarrier {
         // SAFETY: membarrier takes two integer arguments and touches no
         // memory of ours; an unknown command is an error return (ENOSYS
         // where the call is missing, EPERM under a seccomp filter).
-        unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0 as libc::c_long, 0 as libc::c_long) }
+        unsafe {
+            libc::syscall(
+                libc::SYS_membarrier,
+                cmd,
+                0 as libc::c_long,
+                0 as libc::c_long,
+            )
+        }
     }
 
     /// Registers the process for private expedited barriers; `false` if the
@@ -442,7 +449,11 @@ pub(crate) fn holds(value: usize) -> bool {
         .try_with(|l| {
             let p = l.rec.get();
             // SAFETY: records are leaked, never freed.
-            !p.is_null() && unsafe { &*p }.slots.iter().any(|s| s.load(Ordering::Relaxed) == value)
+            !p.is_null()
+                && unsafe { &*p }
+                    .slots
+                    .iter()
+                    .any(|s| s.load(Ordering::Relaxed) == value)
         })
         .unwrap_or(false)
 }
