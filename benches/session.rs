@@ -4,6 +4,8 @@
 //! - row 6: acquire + release on 1 thread vs a raw `fetch_add`+`fetch_sub`
 //!   pair, `Arc` clone+drop, parking_lot `RwLock` read, crossbeam-utils
 //!   `ShardedLock` read and `crossbeam::epoch::pin`;
+//! - row 6 also: `shared_segment_get` vs `global_segment_get`, what every
+//!   unguarded access pays for its enter/exit (issue 15's fast path);
 //! - row 7: the same with 2 threads hammering one object at once (persistent
 //!   threads, thread start excluded; the figure is wall time ÷ all pairs).
 #![allow(missing_docs)] // criterion_group! generates undocumented items
@@ -15,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use crossbeam_utils::sync::ShardedLock;
-use memscope::Session;
+use memscope::segment::Address;
+use memscope::{Segment, Session};
 
 fn open_close(c: &mut Criterion) {
     let mut g = c.benchmark_group("session/open_close");
@@ -29,6 +32,17 @@ fn open_close(c: &mut Criterion) {
     g.bench_function("shared", |b| {
         b.iter(|| {
             let s = Session::shared();
+            s.close().unwrap();
+            black_box(s)
+        })
+    });
+    // Row 5's trade (issue 15): a shared session that was entered pays the
+    // heavy barrier at close (membarrier, unless MEMSCOPE_NO_MEMBARRIER is
+    // set); one never entered does not.
+    g.bench_function("shared_entered_once", |b| {
+        b.iter(|| {
+            let s = Session::shared();
+            drop(s.enter().unwrap());
             s.close().unwrap();
             black_box(s)
         })
@@ -56,6 +70,22 @@ fn one_thread(c: &mut Criterion) {
     let shared2 = Session::shared();
     g.bench_function("shared_enter_exit", |b| {
         b.iter(|| drop(black_box(shared2.enter().unwrap())))
+    });
+    // What every unguarded access pays (row 6, issue 15): one checked
+    // `get` on a shared session against the same `get` on the global
+    // session (no enter at all); the difference is the enter/exit pair.
+    let mut word = [7u64];
+    let addr = Address::from_ptr(word.as_mut_ptr());
+    let global = Session::global();
+    // SAFETY: `word` outlives both segments and is only read through them.
+    let on_shared = unsafe { Segment::from_raw(addr, 8, &shared2) }.unwrap();
+    // SAFETY: as above.
+    let on_global = unsafe { Segment::from_raw(addr, 8, &global) }.unwrap();
+    g.bench_function("shared_segment_get", |b| {
+        b.iter(|| black_box(black_box(&on_shared).get::<u64>(0).unwrap()))
+    });
+    g.bench_function("global_segment_get", |b| {
+        b.iter(|| black_box(black_box(&on_global).get::<u64>(0).unwrap()))
     });
     let raw = AtomicUsize::new(0);
     g.bench_function("peer/raw_fetch_add_sub", |b| {
@@ -165,6 +195,19 @@ fn two_threads(c: &mut Criterion) {
     bench(
         "shared_enter_exit",
         Box::new(move || drop(black_box(s.enter().unwrap()))),
+    );
+    // Both threads read one word of one shared session's segment (each
+    // `get` enters and exits: the fast path's slots are per thread).
+    let s = Session::shared();
+    let word: &'static mut [u64; 1] = Box::leak(Box::new([7u64]));
+    let addr = Address::from_ptr(word.as_mut_ptr());
+    bench(
+        "shared_segment_get",
+        Box::new(move || {
+            // SAFETY: the leaked word lives for the process; only read.
+            let seg = unsafe { Segment::from_raw(addr, 8, &s) }.unwrap();
+            black_box(black_box(&seg).get::<u64>(0).unwrap());
+        }),
     );
     let raw = Arc::new(AtomicUsize::new(0));
     bench(

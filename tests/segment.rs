@@ -687,3 +687,116 @@ fn debug_stays_short_and_display_elides_big_segments() {
     );
     assert!(format!("{h:?}").starts_with("HeapSegment"));
 }
+
+// ----- checks hoisted out of loops (issue 15) ------------------------------------
+
+#[test]
+fn read_range_checks_once_then_hands_the_range_as_a_slice() {
+    for s in [Session::global(), Session::confined(), Session::shared()] {
+        let mut b: Vec<u64> = (0..16).collect();
+        let sg = seg(&mut b, &s);
+        assert_eq!(
+            sg.read_range::<u32, _>(8, 4, |xs| xs.to_vec()).unwrap(),
+            [1, 0, 2, 0]
+        );
+        assert_eq!(sg.read_range::<u64, _>(120, 1, |xs| xs[0]).unwrap(), 15);
+        assert_eq!(sg.read_range::<u64, _>(128, 0, |xs| xs.len()).unwrap(), 0);
+        assert!(matches!(
+            sg.read_range::<u64, _>(8, 16, |_| ()),
+            Err(Error::OutOfBounds { offset: 8, .. })
+        ));
+        assert!(matches!(
+            sg.read_range::<u64, _>(0, usize::MAX, |_| ()),
+            Err(Error::OutOfBounds { .. })
+        ));
+        assert!(matches!(
+            sg.read_range::<u64, _>(4, 1, |_| ()),
+            Err(Error::Misaligned { align: 8, .. })
+        ));
+        // `f` does not run on an error.
+        let mut ran = false;
+        let _ = sg.read_range::<u64, _>(4, 1, |_| ran = true);
+        assert!(!ran);
+    }
+}
+
+#[test]
+fn read_range_is_a_window_close_from_inside_is_in_use_and_closed_refuses() {
+    for s in [Session::confined(), Session::shared()] {
+        let mut b = [7u64; 2];
+        let sg = seg(&mut b, &s);
+        let r = sg.read_range::<u64, _>(0, 2, |xs| (s.close(), xs[1]));
+        assert_eq!(r.unwrap(), (Err(Error::InUse), 7));
+        s.close().unwrap();
+        assert_eq!(
+            sg.read_range::<u64, _>(0, 2, |xs| xs[0]).unwrap_err(),
+            Error::Closed
+        );
+        assert_eq!(
+            sg.fold_chunks::<u64, u64>(0, |a, xs| a + xs[0])
+                .unwrap_err(),
+            Error::Closed
+        );
+    }
+}
+
+#[test]
+fn read_range_refuses_another_thread_on_a_confined_session() {
+    let s = Session::confined();
+    let mut b = [1u64; 2];
+    let addr = Address::from_ptr(b.as_mut_ptr());
+    let owner = s.clone();
+    std::thread::scope(|t| {
+        t.spawn(|| {
+            // SAFETY: `b` outlives the segment; only read here.
+            let sg = unsafe { Segment::from_raw(addr, 16, &owner) }.unwrap();
+            assert!(matches!(
+                sg.read_range::<u64, _>(0, 2, |xs| xs[0]),
+                Err(Error::WrongThread { .. })
+            ));
+            assert!(matches!(
+                sg.fold_chunks::<u64, u64>(0, |a, _| a),
+                Err(Error::WrongThread { .. })
+            ));
+        });
+    });
+}
+
+#[test]
+fn fold_chunks_covers_every_element_once_in_order() {
+    let per = Segment::FOLD_CHUNK_BYTES / 8;
+    let n = 2 * per + 3; // three chunks, the last one short
+    let s = Session::shared();
+    let mut b: Vec<u64> = (0..n as u64).collect();
+    let sg = seg(&mut b, &s);
+    let (sum, chunks, next) = sg
+        .fold_chunks::<u64, (u64, usize, u64)>((0, 0, 0), |(sum, c, next), xs| {
+            assert!(!xs.is_empty() && xs.len() <= per);
+            assert_eq!(xs[0], next, "chunks in order, none skipped");
+            (sum + xs.iter().sum::<u64>(), c + 1, xs[xs.len() - 1] + 1)
+        })
+        .unwrap();
+    assert_eq!(chunks, 3);
+    assert_eq!(next, n as u64);
+    assert_eq!(sum, (n as u64 - 1) * n as u64 / 2);
+    // Length not a multiple of the element, misaligned start, empty.
+    assert!(matches!(
+        sg.slice(0, 12)
+            .unwrap()
+            .fold_chunks::<u64, ()>((), |_, _| ()),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        sg.slice(4, 16)
+            .unwrap()
+            .fold_chunks::<u64, ()>((), |_, _| ()),
+        Err(Error::Misaligned { .. })
+    ));
+    assert_eq!(
+        sg.slice(0, 0)
+            .unwrap()
+            .fold_chunks::<u64, u32>(5, |_, _| 0)
+            .unwrap(),
+        5
+    );
+}

@@ -584,6 +584,93 @@ fn plain_access_does_not_make_close_fail_close_waits_for_it() {
     worker.join().unwrap();
 }
 
+/// Plain accesses nest past the per-thread fast slots (issue 15: four
+/// slots, then the shard word's read-modify-write path): every depth, on
+/// one session and across several, is counted, so a close from inside is
+/// `InUse` and a close from another thread waits for the outermost one.
+#[test]
+fn plain_accesses_nest_past_the_fast_slots_and_close_waits_for_every_one() {
+    for depth in 1..=7 {
+        let s = Session::shared();
+        let others: Vec<Session> = (0..depth).map(|_| Session::shared()).collect();
+        // Fill some slots with accesses to other sessions first, then nest
+        // on `s` itself: the accesses on `s` are on both paths.
+        let outer: Vec<_> = others.iter().map(|o| o.enter().unwrap()).collect();
+        let mut mine: Vec<_> = (0..depth).map(|_| s.enter().unwrap()).collect();
+        assert_eq!(s.close(), Err(Error::InUse), "depth {depth}");
+        // Drop in an order that is not LIFO.
+        while !mine.is_empty() {
+            let i = mine.len() / 2;
+            drop(mine.remove(i));
+            if !mine.is_empty() {
+                assert_eq!(s.close(), Err(Error::InUse), "depth {depth}");
+            }
+        }
+        drop(outer);
+        // Now another thread's close waits for an access held here.
+        let a = s.enter().unwrap();
+        let b = others[0].enter().unwrap();
+        let freed = Arc::new(AtomicBool::new(false));
+        let f2 = freed.clone();
+        s.add_close_action(move || f2.store(true, SeqCst)).unwrap();
+        let s2 = s.clone();
+        let closer = thread::spawn(move || s2.close());
+        thread::sleep(Duration::from_millis(if cfg!(miri) { 1 } else { 5 }));
+        assert!(!freed.load(SeqCst), "freed under a plain access");
+        drop(b);
+        drop(a);
+        closer.join().unwrap().unwrap();
+        assert!(freed.load(SeqCst));
+        assert!(s.enter().is_err());
+        for o in others {
+            o.close().unwrap();
+        }
+    }
+}
+
+/// Short-lived threads each take a fast slot record and give it back at
+/// exit; a session entered from all of them still closes, and accesses of
+/// a later thread on a reused record are seen by close.
+#[test]
+fn plain_accesses_from_many_short_lived_threads_then_close() {
+    let s = Session::shared();
+    let n = if cfg!(miri) { 4 } else { 64 };
+    for i in 0..n {
+        let s2 = s.clone();
+        thread::spawn(move || {
+            let a = s2.enter().unwrap();
+            let b = s2.enter().unwrap();
+            drop(a);
+            drop(b);
+            if i % 2 == 0 {
+                // Leave with nothing held: the record goes back.
+                return;
+            }
+            drop(s2.enter().unwrap());
+        })
+        .join()
+        .unwrap();
+    }
+    let (tx, rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let s2 = s.clone();
+    let holder = thread::spawn(move || {
+        let a = s2.enter().unwrap();
+        tx.send(()).unwrap();
+        go_rx.recv().unwrap();
+        drop(a);
+    });
+    rx.recv().unwrap();
+    let s3 = s.clone();
+    let closer = thread::spawn(move || s3.close());
+    thread::sleep(Duration::from_millis(if cfg!(miri) { 1 } else { 5 }));
+    assert!(!closer.is_finished(), "close did not wait for the access");
+    go_tx.send(()).unwrap();
+    holder.join().unwrap();
+    closer.join().unwrap().unwrap();
+    assert_eq!(s.enter().unwrap_err(), Error::Closed);
+}
+
 // ----- keep_alive ------------------------------------------------------------
 
 #[test]

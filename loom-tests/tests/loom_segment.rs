@@ -176,3 +176,77 @@ fn twin_check_then_increment_is_caught_by_cursor_and_atomics() {
 fn twin_relaxed_release_is_caught_by_guarded_read() {
     with_twin(Twin::RelaxedRelease, guarded_read_vs_close);
 }
+
+/// An unguarded `get` on the fast path (the session's gate already has
+/// USED, so the read's enter is a slot store, the light fence and a gate
+/// load: no read-modify-write) vs close (issue 15).
+fn fast_unguarded_read_vs_close() {
+    model(|| {
+        let (s, m, addr) = setup();
+        drop(s.enter().unwrap());
+        let m2 = m.clone();
+        loom_hook::set(move || m2.read());
+        let s2 = s.clone();
+        let t = thread::spawn(move || {
+            // SAFETY: the leaked buffer is never freed nor used elsewhere.
+            let seg = unsafe { Segment::from_raw(addr, 8, &s2) }.unwrap();
+            match seg.get::<u64>(0) {
+                Ok(v) => assert_eq!(v, 7),
+                Err(Error::Closed) => {}
+                Err(e) => panic!("unexpected {e}"),
+            }
+        });
+        let r = s.close();
+        t.join().unwrap();
+        loom_hook::clear();
+        r.unwrap();
+    });
+}
+
+#[test]
+fn loom_fast_unguarded_read_vs_close() {
+    fast_unguarded_read_vs_close();
+}
+
+#[test]
+#[should_panic]
+fn twin_enter_no_fence_is_caught_by_an_unguarded_read() {
+    with_twin(Twin::EnterNoFence, fast_unguarded_read_vs_close);
+}
+
+/// `read_range` (one check, then the caller's closure on a plain slice,
+/// inside a user window) vs close: the closure's read completes before the
+/// free, or `read_range` fails with Closed; close is `Ok` (issue 15).
+fn read_range_vs_close() {
+    model(|| {
+        let (s, m, addr) = setup();
+        drop(s.enter().unwrap());
+        let (s2, m2) = (s.clone(), m.clone());
+        let t = thread::spawn(move || {
+            // SAFETY: the leaked buffer is never freed nor used elsewhere.
+            let seg = unsafe { Segment::from_raw(addr, 8, &s2) }.unwrap();
+            match seg.read_range::<u64, _>(0, 1, |xs| {
+                m2.read();
+                xs[0]
+            }) {
+                Ok(v) => assert_eq!(v, 7),
+                Err(Error::Closed) => {}
+                Err(e) => panic!("unexpected {e}"),
+            }
+        });
+        let r = s.close();
+        t.join().unwrap();
+        r.unwrap();
+    });
+}
+
+#[test]
+fn loom_read_range_vs_close() {
+    read_range_vs_close();
+}
+
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn twin_enter_no_fence_is_caught_by_read_range() {
+    with_twin(Twin::EnterNoFence, read_range_vs_close);
+}

@@ -640,3 +640,132 @@ fn loom_opposite_keep_alives() {
 fn twin_keep_graph_check_then_add_is_caught() {
     with_twin(Twin::KeepGraphCheckThenAdd, opposite_keep_alives);
 }
+
+// ----- fast-path plain access (issue 15, `session/enter.rs`) ----------------------------
+//
+// Under loom a thread has one slot, both sides of the barrier are
+// `fence(SeqCst)` (what membarrier stands for), and a nested access takes
+// the shard word's read-modify-write path.
+
+/// A plain access on the fast path (the gate already has USED: main entered
+/// first, so the reader's enter is a slot store, the light fence and a gate
+/// load) vs close: close is `Ok`, and each of two reads completes before
+/// the free or its enter fails with Closed. Both twins (light side without its fence,
+/// heavy side without its barrier) must be caught here.
+fn fast_enter_vs_close() {
+    model("fast_enter_vs_close", || {
+        let (s, m) = session_with_memory();
+        drop(s.enter().expect("open"));
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let (s, m) = (s.clone(), m.clone());
+                thread::spawn(move || match s.enter() {
+                    Ok(a) => {
+                        m.read();
+                        drop(a);
+                    }
+                    Err(e) => assert_eq!(e, Error::Closed),
+                })
+            })
+            .collect();
+        if let Err(e) = s.close() {
+            panic!("close failed: {e}");
+        }
+        for t in ts {
+            t.join().unwrap();
+        }
+        assert!(!m.is_live());
+    });
+}
+
+#[test]
+fn loom_fast_enter_vs_close() {
+    fast_enter_vs_close();
+}
+
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn twin_enter_no_fence_is_caught() {
+    with_twin(Twin::EnterNoFence, fast_enter_vs_close);
+}
+
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn twin_close_no_barrier_is_caught() {
+    with_twin(Twin::CloseNoBarrier, fast_enter_vs_close);
+}
+
+/// The first plain accesses of a session (each may set USED with its
+/// read-modify-write) race close, whose gate `fetch_or` may read no USED
+/// and then skip the barrier and the slot walk: that is only sound because
+/// nobody passes a gate without USED. Two readers, main closes.
+fn first_enters_vs_close() {
+    model("first_enters_vs_close", || {
+        let (s, m) = session_with_memory();
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let (s, m) = (s.clone(), m.clone());
+                thread::spawn(move || match s.enter() {
+                    Ok(a) => {
+                        m.read();
+                        drop(a);
+                    }
+                    Err(e) => assert_eq!(e, Error::Closed),
+                })
+            })
+            .collect();
+        if let Err(e) = s.close() {
+            panic!("close failed: {e}");
+        }
+        for t in ts {
+            t.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn loom_first_enters_vs_close() {
+    first_enters_vs_close();
+}
+
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn twin_enter_no_fence_is_caught_by_first_enters() {
+    with_twin(Twin::EnterNoFence, first_enters_vs_close);
+}
+
+/// A thread whose slot is busy (it is inside another session) enters
+/// through the shard word's read-modify-write path while main closes: the
+/// fallback path keeps semantics 5 (close `Ok`, the read live or Closed).
+fn nested_enter_vs_close() {
+    model("nested_enter_vs_close", || {
+        let (s, m) = session_with_memory();
+        let other = Session::shared();
+        let (s2, m2) = (s.clone(), m.clone());
+        let t = thread::spawn(move || {
+            let _outer = other.enter().expect("open"); // takes the one slot
+            match s2.enter() {
+                Ok(a) => {
+                    m2.read();
+                    drop(a);
+                }
+                Err(e) => assert_eq!(e, Error::Closed),
+            }
+        });
+        if let Err(e) = s.close() {
+            panic!("close failed: {e}");
+        }
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_nested_enter_vs_close() {
+    nested_enter_vs_close();
+}
+
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn twin_no_enter_drain_is_caught_on_the_fallback_path() {
+    with_twin(Twin::NoEnterDrain, nested_enter_vs_close);
+}

@@ -1,7 +1,7 @@
 //! Typed access beyond `get`/`set`: byte order, indexed access, bulk copies
 //! to and from Rust slices, and the chunked element iterator.
 
-use super::{Primitive, Segment};
+use super::{Numeric, Primitive, Segment};
 use crate::error::{Error, Result};
 
 /// The byte order of a value in memory.
@@ -393,6 +393,112 @@ impl<'s> Segment<'s> {
             pos: 0,
         })
     }
+}
+
+impl<'s> Segment<'s> {
+    /// Runs `f` on `len` values of `T` starting at `offset` (aligned to
+    /// `T`) as a plain `&[T]`: bounds, alignment, thread and liveness are
+    /// checked once for the whole range, and `f`'s loop then runs at slice
+    /// speed (it vectorizes; PERFORMANCE.md row 9).
+    ///
+    /// `f` runs inside an access window of the session (as
+    /// [`Session::enter`](crate::Session::enter)): a close from another
+    /// thread waits for it to return, and a close from inside `f` on this
+    /// thread is [`Error::InUse`]. Keep `f` short on a shared session that
+    /// others may close; for a long scan use
+    /// [`fold_chunks`](Self::fold_chunks), which lets a close in between
+    /// chunks.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfBounds`] (also when `len * size_of::<T>()` overflows),
+    /// [`Error::Misaligned`], [`Error::Closed`], [`Error::WrongThread`];
+    /// `f` does not run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::{Session, Segment, segment::Address};
+    /// let s = Session::shared();
+    /// let mut b: Vec<i32> = (1..=100).collect();
+    /// let seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 400, &s) }?;
+    /// let sum: i32 = seg.read_range::<i32, _>(4, 99, |xs| xs.iter().sum())?;
+    /// assert_eq!(sum, 5049);
+    /// assert!(seg.read_range::<i32, _>(4, 100, |xs| xs.len()).is_err()); // past the end
+    /// assert!(seg.read_range::<i32, _>(2, 1, |xs| xs.len()).is_err()); // misaligned
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[inline]
+    pub fn read_range<T: Numeric, R>(
+        &self,
+        offset: usize,
+        len: usize,
+        f: impl FnOnce(&[T]) -> R,
+    ) -> Result<R> {
+        let bytes = byte_len::<T>(offset, len, self.len())?;
+        let p = self.raw.check_aligned(offset, bytes, T::ALIGN)?;
+        // A user window: `f` is user code (it may try to close).
+        let _in = self.session.enter()?;
+        // SAFETY: `p .. p + bytes` is in bounds and aligned (checked above),
+        // live while `_in` is held (close waits for it, or is `InUse` from
+        // this thread), not written concurrently (writes need `&mut
+        // Segment`, atomic views too, and `&self` is borrowed for `f`), and
+        // `T: Numeric` accepts any bytes.
+        let xs = unsafe { super::raw::values::<T>(p, len) };
+        Ok(f(xs))
+    }
+
+    /// Folds the segment, viewed as an array of `T` (from offset 0), chunk
+    /// by chunk: each chunk (up to [`FOLD_CHUNK_BYTES`](Self::FOLD_CHUNK_BYTES)
+    /// bytes) is a plain `&[T]` into the segment's memory, checked once and
+    /// read inside one access window, so `f`'s loop runs at slice speed;
+    /// between chunks the session may close, and the fold then stops with
+    /// [`Error::Closed`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] if the length is not a multiple of
+    /// `size_of::<T>()`; [`Error::Misaligned`] if the start of a non-empty
+    /// segment is not aligned to `T`; [`Error::Closed`],
+    /// [`Error::WrongThread`] (before any chunk, or between two). A close
+    /// from inside `f` on this thread is [`Error::InUse`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::{Session, Segment, segment::Address};
+    /// let s = Session::shared();
+    /// let mut b: Vec<u32> = (0..10_000).collect();
+    /// let seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 40_000, &s) }?;
+    /// let sum = seg.fold_chunks::<u32, u64>(0, |a, xs| a + xs.iter().map(|&x| x as u64).sum::<u64>())?;
+    /// assert_eq!(sum, 9_999 * 10_000 / 2);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn fold_chunks<T: Numeric, B>(
+        &self,
+        init: B,
+        mut f: impl FnMut(B, &[T]) -> B,
+    ) -> Result<B> {
+        let n = super::check_array::<T>(&self.raw)?;
+        if n == 0 {
+            // No chunk, but the same answer on a closed session or a wrong thread.
+            drop(self.session.enter()?);
+            return Ok(init);
+        }
+        let per = (Self::FOLD_CHUNK_BYTES / T::SIZE).max(1);
+        let mut acc = init;
+        let mut i = 0;
+        while i < n {
+            let m = per.min(n - i);
+            acc = self.read_range::<T, B>(i * T::SIZE, m, |xs| f(acc, xs))?;
+            i += m;
+        }
+        Ok(acc)
+    }
+
+    /// How many bytes one chunk of [`fold_chunks`](Self::fold_chunks)
+    /// covers (one liveness check each).
+    pub const FOLD_CHUNK_BYTES: usize = 64 * 1024;
 }
 
 /// `n` values of `T` in bytes; overflow reports as out of bounds.

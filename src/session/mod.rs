@@ -16,9 +16,11 @@
 //! the few that are in flight, and later ones fail with [`Error::Closed`]; a
 //! close from inside one of the calling thread's own windows (an `enter`
 //! token, a `Marshal` encode/decode, an upcall) is [`Error::InUse`]. The protocol is in
-//! `state.rs` and is model-checked by `loom-tests/`.
+//! `state.rs` (a plain access on a shared session: `enter.rs`, a per-thread
+//! slot instead of a read-modify-write) and is model-checked by `loom-tests/`.
 
 pub(crate) mod actions;
+mod enter;
 mod keep;
 pub(crate) mod state;
 

@@ -180,6 +180,12 @@ pub mod broken {
         /// `keep_alive` checks the hold graph for a cycle under one lock and
         /// adds its edge under another (two opposite holds both succeed).
         KeepGraphCheckThenAdd,
+        /// A fast-path enter publishes its slot without the light fence
+        /// (`session/enter.rs`): its gate load can miss CLOSED while the
+        /// closer misses its slot.
+        EnterNoFence,
+        /// Close waits for the fast-path slots without the heavy barrier.
+        CloseNoBarrier,
     }
 
     std::thread_local! {
@@ -276,6 +282,8 @@ pub(crate) struct Core {
     /// recycled.
     id: AtomicU64,
     shards: Box<[CachePadded<AtomicU64>]>,
+    /// Shared/auto: the fast-path plain access state (`session/enter.rs`).
+    gate: super::enter::Gate,
     /// Confined only: `keep_alive` holds on this session. Kept apart from the
     /// shard word because the keeper's close action may run on another
     /// thread (the keeper's last handle can drop anywhere), and the shard
@@ -372,6 +380,7 @@ impl Core {
             shards: (0..n)
                 .map(|_| CachePadded::new(AtomicU64::new(0)))
                 .collect(),
+            gate: super::enter::Gate::new(),
             kept: AtomicU64::new(0),
             ctl: Mutex::new(Control {
                 closed: false,
@@ -624,6 +633,10 @@ impl Core {
                 Ok(0)
             }
             SessionKind::Shared | SessionKind::Auto => {
+                // A slot of this thread, when one is free (no RMW).
+                if let Some(r) = self.gate.try_enter(self.addr()) {
+                    return r;
+                }
                 let i = my_shard(self.shards.len());
                 // Acquire: if this RMW comes after close's fetch_or(CLOSED) we
                 // see CLOSED; if before, close waits for our exit.
@@ -648,6 +661,10 @@ impl Core {
     #[inline(always)]
     pub(crate) fn exit(&self, i: usize) {
         if matches!(self.kind, SessionKind::Shared | SessionKind::Auto) {
+            if super::enter::is_fast(i) {
+                super::enter::exit(i);
+                return;
+            }
             // Release: the access happens-before close's drain load.
             self.shards[i].fetch_sub(ENTER_ONE, Ordering::Release);
         }
@@ -665,9 +682,11 @@ impl Core {
     //
     // * confined: in the enter field of the owner's word (the owner is the
     //   only thread that can close; `close_confined` refuses with `InUse`);
-    // * shared/auto: in the shard word as a plain access, and in this
-    //   thread's window record (`WINDOWS`), which `close`/`close_blocking`
-    //   consult before they would wait (`InUse` instead of a hang).
+    // * shared/auto: in one of this thread's fast-path slots, marked as a
+    //   window (`session/enter.rs`); when no slot is free, in the shard word
+    //   as a plain access and in this thread's window record (`WINDOWS`).
+    //   `close`/`close_blocking` consult both before they would wait
+    //   (`InUse` instead of a hang).
     //
     // An upcall is a user window too. Its stub reaches the core through a
     // raw pointer, not a handle, so for the length of its window the upcall
@@ -697,6 +716,10 @@ impl Core {
                 Ok(0)
             }
             SessionKind::Shared | SessionKind::Auto => {
+                // A slot marked as a window (a close from inside finds it).
+                if let Some(r) = self.gate.try_enter(self.addr() | super::enter::WINDOW) {
+                    return r;
+                }
                 let i = self.enter()?;
                 windows::note(self);
                 Ok(i)
@@ -716,6 +739,10 @@ impl Core {
                 s.store(w - ENTER_ONE, Ordering::Relaxed);
             }
             SessionKind::Shared | SessionKind::Auto => {
+                if super::enter::is_fast(i) {
+                    super::enter::exit(i);
+                    return;
+                }
                 self.exit(i);
                 windows::forget(self);
             }
@@ -723,13 +750,22 @@ impl Core {
     }
 
     /// Whether the calling thread holds a recorded window (a user window of
-    /// a shared/auto session, or an upcall window) on this core. This
-    /// thread's windows are counted on its own shard, by itself, so a zero
+    /// a shared/auto session, or an upcall window) on this core: a slot
+    /// of this thread marked as a window (`session/enter.rs`), or, for a
+    /// window that took the read-modify-write path, the window record. Such
+    /// windows are counted on this thread's own shard, by itself, so a zero
     /// count there (the common case) answers without the record.
     #[inline]
     fn in_my_window(&self) -> bool {
         let s = &self.shards[my_shard(self.shards.len())];
-        enters(s.load(Ordering::Relaxed)) != 0 && windows::holds(self)
+        super::enter::holds(self.addr() | super::enter::WINDOW)
+            || (enters(s.load(Ordering::Relaxed)) != 0 && windows::holds(self))
+    }
+
+    /// The core's address: what fast-path slots name it by.
+    #[inline(always)]
+    fn addr(&self) -> usize {
+        self as *const Core as usize
     }
 
     /// Fails with `InUse` when the calling thread is inside a user window or
@@ -768,7 +804,11 @@ impl Core {
             s.fetch_or(CLOSED, Ordering::AcqRel);
         }
         ctl.closed = true;
+        let fast_used = self.gate.close();
         if !broken!(NoEnterDrain) {
+            if fast_used {
+                self.gate.wait(self.addr());
+            }
             // Wait for plain accesses that entered before CLOSED (spin,
             // then yield through the shim: see `alloc/spin.rs` on why this
             // is not crossbeam's `Backoff`).
@@ -1005,6 +1045,7 @@ impl Core {
         for s in self.shards.iter() {
             s.store(0, Ordering::Relaxed);
         }
+        self.gate.reset();
         self.kept.store(0, Ordering::Relaxed);
         // SAFETY: unique (the caller's contract).
         unsafe {
@@ -1473,6 +1514,13 @@ mod tests {
 
     #[test]
     fn enter_reports_too_many_acquires_at_the_limit() {
+        // Busy this thread's fast-path slots first: the limit is the shard
+        // word's (the fallback path).
+        let fillers: Vec<Core> = (0..super::super::enter::SLOTS)
+            .map(|_| Core::new(SessionKind::Shared))
+            .collect();
+        let held: Vec<usize> = fillers.iter().map(|c| c.enter().unwrap()).collect();
+        assert!(held.iter().all(|&t| super::super::enter::is_fast(t)));
         let core = Core::new(SessionKind::Shared);
         nearly_full(&core, ENTER_FULL, ENTER_ONE);
         let i = core.enter().expect("the last access below the limit");
@@ -1481,6 +1529,9 @@ mod tests {
         let w = core.shards[i].load(Ordering::Relaxed);
         assert_eq!(enters(w), (1 << 30) - 1);
         core.shards[i].store(0, Ordering::Relaxed);
+        for (c, t) in fillers.iter().zip(held) {
+            c.exit(t);
+        }
     }
 
     #[test]
