@@ -518,48 +518,48 @@ fn twin_close_marking_one_slot_is_caught() {
     with_twin(Twin::ArenaCloseMarksOneSlot, close_races_bump_on_two_slots);
 }
 
-/// The pool's per-thread cache (capacity 2): a thread's closed arena gives
-/// its dirty chunk to the thread's cache, which moves to the global pool
-/// when the thread exits, with its dirty prefix; an arena opened meanwhile
-/// and one opened after the join get zeroed memory whichever chunk they get.
-fn pool_cache_flushed_at_thread_exit() {
+/// The pool's per-thread cache (capacity 2): on each of two threads a
+/// closed arena gives its dirty chunk to the thread's cache and the next
+/// arena of the thread takes it from there (no lock), with its dirty
+/// prefix, so the memory it hands out is zero. (Each thread empties its
+/// cache before it exits: loom cannot take the global pool's lock in a
+/// thread-local destructor, so the flush at thread exit has no model.)
+fn pool_cache_hand_off() {
     with_knobs(knobs(|k| k.local_cap = 2), || {
         model(|| {
-            let t = thread::spawn(|| {
+            let round = || {
                 let a = Arena::confined();
                 let mut s = a.allocate(16, 8).unwrap();
                 s.set(0, u64::MAX).unwrap();
                 s.set(8, u64::MAX).unwrap();
+                drop(s);
                 a.close().unwrap();
-            });
-            let b = Arena::shared();
-            let s = b.allocate(16, 8).unwrap();
-            assert_eq!(s.get::<u64>(8).unwrap(), 0, "dirty bytes handed out");
-            drop(s);
+                let local = memscope::alloc::pool_stats().local_chunks;
+                assert_eq!(local, 1, "the chunk went to this thread's cache");
+                let b = Arena::shared();
+                let s = b.allocate(16, 8).unwrap();
+                assert_eq!(s.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
+                assert_eq!(s.get::<u64>(8).unwrap(), 0, "dirty bytes handed out");
+                drop(s);
+                drop((a, b));
+                memscope::alloc::trim_pool();
+            };
+            let t = thread::spawn(round);
+            round();
             t.join().unwrap();
-            let c = Arena::shared();
-            let s = c.allocate(16, 8).unwrap();
-            assert_eq!(s.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
-            assert_eq!(s.get::<u64>(8).unwrap(), 0, "dirty bytes handed out");
-            drop(s);
-            drop((b, c));
-            memscope::alloc::trim_pool();
         })
     });
 }
 
 #[test]
-fn loom_pool_thread_cache_flushed_at_thread_exit() {
-    pool_cache_flushed_at_thread_exit();
+fn loom_pool_thread_cache_hand_off() {
+    pool_cache_hand_off();
 }
 
 #[test]
 #[should_panic]
-fn twin_pool_flush_forgetting_dirty_prefixes_is_caught() {
-    with_twin(
-        Twin::PoolFlushForgetsDirty,
-        pool_cache_flushed_at_thread_exit,
-    );
+fn twin_pool_cache_forgetting_dirty_prefixes_is_caught() {
+    with_twin(Twin::LocalPoolForgetsDirty, pool_cache_hand_off);
 }
 
 /// A confined arena's standby first chunk: a closed confined arena leaves
@@ -589,11 +589,13 @@ fn confined_standby_chunk() {
                     assert_eq!(s.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
                     assert_eq!(s.get::<u64>(8).unwrap(), 0, "dirty bytes handed out");
                     assert_eq!(b.chunks(), 1);
+                    drop(s);
+                    drop(b);
+                    memscope::alloc::trim_pool();
                 };
                 let t = thread::spawn(round);
                 round();
                 t.join().unwrap();
-                memscope::alloc::trim_pool();
             })
         },
     );

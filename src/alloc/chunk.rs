@@ -238,7 +238,9 @@ mod shadow {
     /// A write of `addr .. addr + len` (loom reports it if it is not
     /// ordered with the granules' other accesses).
     pub(super) fn touch(addr: usize, len: usize) {
-        if len == 0 {
+        // A failing model unwinds through chunk drops outside its
+        // execution, where loom objects must not be touched.
+        if len == 0 || std::thread::panicking() {
             return;
         }
         let Some((base, cells)) = cells_of(addr) else {
@@ -254,7 +256,10 @@ mod shadow {
     /// The chunk is freed: a write of all of it, then its cells go.
     pub(super) fn free(base: usize, len: usize) {
         touch(base, len);
-        if let Some(c) = MAP.with(|m| m.borrow_mut().remove(&base)) {
+        let c = MAP.with(|m| m.borrow_mut().remove(&base));
+        if let Some(c) = c
+            && !std::thread::panicking()
+        {
             drop(ManuallyDrop::into_inner(c));
         }
     }

@@ -151,10 +151,14 @@ struct Local(Vec<Pooled>);
 
 impl Drop for Local {
     fn drop(&mut self) {
-        for mut p in self.0.drain(..) {
-            if super::twins::on(super::twins::Twin::PoolFlushForgetsDirty) {
-                p.dirty = 0;
-            }
+        // Loom: a failing model unwinds through thread-local destructors
+        // outside its execution, where no loom lock may be taken: leak.
+        #[cfg(loom)]
+        if std::thread::panicking() {
+            core::mem::forget(core::mem::take(&mut self.0));
+            return;
+        }
+        for p in self.0.drain(..) {
             give_global(p);
         }
     }
@@ -235,6 +239,10 @@ pub(crate) fn give(chunk: Chunk, dirty: usize) {
         let mut l = l.borrow_mut();
         let held: usize = l.0.iter().map(|q| q.chunk.len()).sum();
         if l.0.len() < super::knobs::local_cap() && held + p.chunk.len() <= limit() / 4 {
+            let mut p = p;
+            if super::twins::on(super::twins::Twin::LocalPoolForgetsDirty) {
+                p.dirty = 0;
+            }
             l.0.push(p);
             None
         } else {

@@ -38,9 +38,9 @@ pub enum Twin {
     /// the holder count, without the Acquire fence (the close action's last
     /// use of the state is not ordered before its reuse).
     SpareRelaxedCount,
-    /// The pool's per-thread cache, flushed to the global pool at thread
-    /// exit, forgets its chunks' dirty prefixes (they go back as clean).
-    PoolFlushForgetsDirty,
+    /// The pool's per-thread cache takes a chunk in without its dirty
+    /// prefix (the next taker on the thread gets dirty bytes as clean).
+    LocalPoolForgetsDirty,
     /// Close marks only the first slot word closed (a bump through another
     /// thread's slot still succeeds in a recycled chunk).
     ArenaCloseMarksOneSlot,

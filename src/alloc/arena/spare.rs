@@ -23,13 +23,28 @@ use crate::session::SessionKind;
 use crate::sync::{Arc, Ordering, fence};
 use core::cell::RefCell;
 
+/// This thread's spare states.
+#[derive(Default)]
+struct Spares(Vec<Arc<Inner>>);
+
+impl Drop for Spares {
+    fn drop(&mut self) {
+        // Loom: a failing model unwinds through thread-local destructors
+        // outside its execution, where no loom object may be touched: leak.
+        #[cfg(loom)]
+        if std::thread::panicking() {
+            core::mem::forget(core::mem::take(&mut self.0));
+        }
+    }
+}
+
 #[cfg(not(loom))]
 crate::sync::thread_local! {
-    static SPARE: RefCell<Vec<Arc<Inner>>> = const { RefCell::new(Vec::new()) };
+    static SPARE: RefCell<Spares> = const { RefCell::new(Spares(Vec::new())) };
 }
 #[cfg(loom)]
 crate::sync::thread_local! {
-    static SPARE: RefCell<Vec<Arc<Inner>>> = RefCell::new(Vec::new());
+    static SPARE: RefCell<Spares> = RefCell::new(Spares(Vec::new()));
 }
 
 /// A spare state for a new arena of `kind`, owned by `owner`, with no
@@ -38,7 +53,7 @@ pub(super) fn take(kind: SessionKind, owner: u64) -> Option<Arc<Inner>> {
     let confined = kind == SessionKind::Confined;
     let inner = SPARE
         .try_with(|v| {
-            let mut v = v.borrow_mut();
+            let v = &mut v.borrow_mut().0;
             let i = v.iter().rposition(|i| i.confined == confined)?;
             Some(v.swap_remove(i))
         })
@@ -87,7 +102,7 @@ pub(super) fn give(inner: Arc<Inner>) {
         return;
     }
     let _ = SPARE.try_with(|v| {
-        let mut v = v.borrow_mut();
+        let v = &mut v.borrow_mut().0;
         if v.len() < crate::alloc::knobs::spare_cap() {
             v.push(inner);
         }
@@ -97,7 +112,7 @@ pub(super) fn give(inner: Arc<Inner>) {
 /// Frees this thread's spare arena states (`trim_pool`).
 pub(crate) fn trim() {
     let v = SPARE
-        .try_with(|v| core::mem::take(&mut *v.borrow_mut()))
+        .try_with(|v| core::mem::take(&mut v.borrow_mut().0))
         .unwrap_or_default();
     drop(v);
 }
