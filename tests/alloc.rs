@@ -1116,3 +1116,26 @@ fn uninit_allocations_after_a_bridged_local_arena_are_initialised() {
     let next = Arena::shared();
     read_uninit_words(&next.local(), 512);
 }
+
+/// A confined arena moved to another thread and dropped there after its
+/// session closed leaves its state in that thread's spare list; the next
+/// confined arena of that thread takes it and is owned by that thread.
+#[test]
+fn a_confined_arena_dropped_on_another_thread_recycles_its_state_for_that_thread() {
+    let arena = Arena::confined();
+    arena.allocate(16, 8).unwrap();
+    arena.close().unwrap();
+    std::thread::spawn(move || {
+        drop(arena); // the last holder of its state: recycled here
+        for _ in 0..2 {
+            let mine = Arena::confined();
+            let mut s = mine.allocate(16, 8).expect("owned by this thread");
+            s.set(8, 1u64).unwrap();
+            assert_eq!(s.get::<u64>(0).unwrap(), 0);
+            drop(s);
+            drop(mine);
+        }
+    })
+    .join()
+    .unwrap();
+}
