@@ -21,7 +21,7 @@
 use super::state::{Inner, MIN_CHUNK, Rec, Slow, Where};
 use super::zeroing::{zero_locked, zero_owned};
 use crate::alloc::cells::OwnerCell;
-use crate::alloc::chunk::{CHUNK_ALIGN, Chunk, bump_in};
+use crate::alloc::chunk::{CHUNK_ALIGN, bump_in};
 use crate::alloc::pool::{self, Pooled};
 use crate::alloc::twins::{Twin, on};
 use crate::error::Result;
@@ -61,19 +61,18 @@ impl Inner {
         })
     }
 
-    /// Installs `chunk` (dirty for `stale` bytes) as the cursor's chunk,
-    /// `start .. start + size` handed out, and retires the old one. The
-    /// caller holds the lock (`s`) on the owner thread.
+    /// Installs the chunk of `new` (dirty for `new.stale` bytes) as the
+    /// cursor's chunk, `start .. start + size` handed out, and retires the
+    /// old one. The caller holds the lock (`s`) on the owner thread.
     pub(super) fn confined_install(
         s: &mut Slow,
         cur: &OwnerCell<Cursor>,
-        chunk: Chunk,
-        stale: usize,
+        new: Rec,
         start: usize,
         size: usize,
         zero: bool,
     ) -> Result<()> {
-        let (base, end) = (chunk.addr(), chunk.end());
+        let (base, end, stale) = (new.chunk.addr(), new.chunk.end(), new.stale);
         let rec = s.chunks.len();
         let clean = if zero {
             // SAFETY: `start .. base + stale` lies in the chunk being
@@ -97,7 +96,7 @@ impl Inner {
             let b = s.chunks[r].chunk.addr();
             s.chunks[r].retire(old.ptr.saturating_sub(b), old.clean);
         }
-        s.chunks.push(Rec::new(chunk, stale, Where::Confined));
+        s.chunks.push(new);
         Ok(())
     }
 
@@ -158,7 +157,8 @@ impl Inner {
                 };
                 s.reserved += chunk.len();
                 s.confined_rec = Some(s.chunks.len());
-                s.chunks.push(Rec::new(chunk, dirty, Where::Confined));
+                s.chunks
+                    .push(Rec::new(chunk, dirty, Where::Confined).asking(MIN_CHUNK));
                 self.cur.with_unchecked(|p| *p = c);
             })
         }

@@ -10,8 +10,17 @@
 //! write, zeroing dirty recycled bytes, runs in an enter window
 //! (`zeroing.rs`).
 //!
-//! May touch: the handle's cells; the arena's chunk records under the lock
-//! (`local_refill`, `local_done`); chunk bytes through `zeroing.rs`.
+//! A dropped handle *parks* its chunk in the arena (at most `PARKED_CAP`),
+//! and the next handle of the same thread resumes it at its first refill,
+//! under the lock, or grows from it when it is full: short-lived handles
+//! (one per request, say) share chunks and grow as one cursor instead of
+//! taking a fresh smallest chunk each, and chunk sizes do not climb (a
+//! cursor's next chunk doubles what it asked for, not what the pool handed
+//! over: `Rec::asked`).
+//!
+//! May touch: the handle's cells; the arena's chunk records and parked
+//! chunks under the lock (`local_refill`, `local_done`); chunk bytes
+//! through `zeroing.rs`.
 
 use super::LocalArena;
 use super::state::{Inner, Rec, Where, layout_error, layout_ok, next_chunk_size, oom};
@@ -20,6 +29,22 @@ use crate::alloc::cells::me;
 use crate::alloc::chunk::{CHUNK_ALIGN, align_up, bump_in};
 use crate::error::{Error, Result};
 use crate::sync::Ordering;
+
+/// Parked chunks an arena keeps for its next handles.
+const PARKED_CAP: usize = 8;
+
+/// A dropped handle's chunk: its record, cursor and clean
+/// mark (the base and end are the record's).
+#[derive(Debug)]
+pub(super) struct Parked {
+    pub(super) rec: usize,
+    pub(super) cur: usize,
+    clean: usize,
+    /// The thread that parked it: only its next handle resumes it, so each
+    /// thread's chunk sizes follow its own history (round after round the
+    /// same, so reset loops settle).
+    thread: u64,
+}
 
 /// A chunk handed to a LocalArena: its record, base, cursor and end.
 pub(super) struct LocalChunk {
@@ -79,11 +104,11 @@ impl LocalArena<'_> {
         Ok(start)
     }
 
-    /// The handle is dropped: its chunk's used length goes to the record.
+    /// The handle is dropped: its chunk is parked for the next handle, or
+    /// its used length goes to the record.
     pub(super) fn hand_back(&self) {
         if let Some(r) = self.rec.get() {
-            let used = self.cur.get().saturating_sub(self.base.get());
-            self.inner.local_done(r, used, self.clean.get());
+            self.inner.local_done(r, self.cur.get(), self.clean.get());
         }
     }
 }
@@ -118,9 +143,44 @@ impl Inner {
         let needed = size
             .checked_add(align.saturating_sub(CHUNK_ALIGN))
             .ok_or(Error::OutOfMemory { size, align })?;
-        let want = next_chunk_size(old.map(|(rec, _, _)| s.chunks[rec].chunk.len()));
+        // The chunk this handle outgrew: its own, or a parked one too full
+        // for this request (the handles that share parked chunks grow as
+        // one cursor).
+        let mut prev = old.map(|(rec, _, _)| s.chunks[rec].asked);
+        let me = me();
+        if old.is_none()
+            && let Some(i) = s.parked.iter().rposition(|p| p.thread == me)
+        {
+            let p = s.parked.swap_remove(i);
+            // Resume a dropped handle's chunk (its bytes past `p.cur` were
+            // handed out to nobody).
+            let r = &s.chunks[p.rec];
+            let (base, end) = (r.chunk.addr(), r.chunk.end());
+            if let Some((start, cur)) = bump_in(p.cur, end, size, align) {
+                let clean = if zero {
+                    // SAFETY: `start .. p.clean` lies in a chunk of this
+                    // arena past everything handed out from it, now given
+                    // to the calling handle alone; we hold the lock and the
+                    // arena is not released.
+                    unsafe { zero_locked(start, p.clean) }
+                } else {
+                    p.clean
+                };
+                let chunk = LocalChunk {
+                    rec: p.rec,
+                    base,
+                    cur,
+                    end,
+                    clean,
+                };
+                return Ok((start, Some(chunk)));
+            }
+            s.chunks[p.rec].retire(p.cur - base, p.clean);
+            prev = Some(s.chunks[p.rec].asked);
+        }
+        let want = next_chunk_size(prev);
         if needed > want / 2 {
-            let (chunk, _) =
+            let (chunk, _, _) =
                 Self::new_chunk(&mut s, size, align, true, false).map_err(|_| oom(size, align))?;
             let a = chunk.addr();
             s.chunks.push(Rec::new(chunk, 0, Where::Other));
@@ -129,12 +189,13 @@ impl Inner {
         if let Some((rec, used, clean)) = old {
             s.chunks[rec].retire(used, clean);
         }
-        let (chunk, stale) = Self::new_chunk(&mut s, want, CHUNK_ALIGN, false, true)
+        let (chunk, stale, asked) = Self::new_chunk(&mut s, want, CHUNK_ALIGN, false, true)
             .map_err(|_| oom(size, align))?;
         let base = chunk.addr();
         let end = chunk.end();
         let rec = s.chunks.len();
-        s.chunks.push(Rec::new(chunk, stale, Where::Other));
+        s.chunks
+            .push(Rec::new(chunk, stale, Where::Other).asking(asked));
         let start = align_up(base, align).ok_or(Error::OutOfMemory { size, align })?;
         let clean = if zero {
             // SAFETY: `start .. base + stale` lies in the chunk just given
@@ -156,13 +217,38 @@ impl Inner {
         ))
     }
 
-    /// A LocalArena is done with its chunk: record how much it used.
-    fn local_done(&self, rec: usize, used: usize, clean: usize) {
+    /// A LocalArena is done with its chunk (its cursor stood at `cur`):
+    /// park it for the thread's next handle, or (the arena holds
+    /// `PARKED_CAP` already) record how much it used.
+    fn local_done(&self, rec: usize, cur: usize, clean: usize) {
         let mut s = self.slow.lock();
-        if !s.released
-            && let Some(r) = s.chunks.get_mut(rec)
-        {
+        if s.released {
+            return;
+        }
+        // Parked even when full: the thread's next handle then grows from
+        // it instead of starting over at the smallest chunk.
+        if s.parked.len() < PARKED_CAP {
+            s.parked.push(Parked {
+                rec,
+                cur,
+                clean,
+                thread: me(),
+            });
+            return;
+        }
+        if let Some(r) = s.chunks.get_mut(rec) {
+            let used = cur.saturating_sub(r.chunk.addr());
             r.retire(used, clean);
+        }
+    }
+
+    /// Retires every parked chunk (release, reset). The caller holds the
+    /// lock (`s`).
+    pub(super) fn retire_parked(s: &mut super::state::Slow) {
+        for p in core::mem::take(&mut s.parked) {
+            let r = &mut s.chunks[p.rec];
+            let used = p.cur - r.chunk.addr();
+            r.retire(used, p.clean);
         }
     }
 }

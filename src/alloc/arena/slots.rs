@@ -18,7 +18,6 @@
 
 use super::state::{Inner, Rec, Slow, Where};
 use crate::alloc::cells::me;
-use crate::alloc::chunk::Chunk;
 use crate::alloc::twins::{Twin, on};
 use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 
@@ -111,26 +110,33 @@ impl Inner {
         Some((start, word(idx, new_off)))
     }
 
-    /// The length of the chunk this thread's slot word names (the chunk a
-    /// refill outgrew). The caller holds the lock.
-    pub(super) fn slot_chunk_len(&self) -> Option<usize> {
-        // Relaxed: slot words and table entries change only under `slow`,
-        // which the caller holds.
+    /// What the refill of the chunk this thread's slot word names asked
+    /// for (the chunk a refill outgrew). The caller holds the lock (`s`).
+    pub(super) fn slot_chunk_asked(&self, s: &Slow) -> Option<usize> {
+        // Relaxed: slot words change only under `slow`, which the caller
+        // holds.
         let idx = index(self.slot().load(Ordering::Relaxed));
-        (idx != 0 && idx < TABLE).then(|| self.table[idx].len.load(Ordering::Relaxed))
+        if idx == 0 || idx >= TABLE {
+            return None;
+        }
+        s.chunks
+            .iter()
+            .find(|r| matches!(r.at, Where::Table(i) if i == idx))
+            .map(|r| r.asked)
     }
 
-    /// Publishes `chunk` as this thread's slot's chunk, `start .. start +
-    /// size` already handed out, and retires the chunk the slot named. The
-    /// caller holds the lock (`s`) and the table has room.
-    pub(super) fn table_install(&self, s: &mut Slow, chunk: Chunk, start: usize, size: usize) {
-        let (base, len) = (chunk.addr(), chunk.len());
+    /// Publishes the chunk of `new` as this thread's slot's chunk, `start ..
+    /// start + size` already handed out, and retires the chunk the slot
+    /// named. The caller holds the lock (`s`) and the table has room.
+    pub(super) fn table_install(&self, s: &mut Slow, mut new: Rec, start: usize, size: usize) {
+        let (base, len) = (new.chunk.addr(), new.chunk.len());
         let idx = s.table_len;
         s.table_len += 1;
         let e = &self.table[idx];
         e.base.store(base, Ordering::Relaxed);
         e.len.store(len, Ordering::Relaxed);
-        s.chunks.push(Rec::new(chunk, 0, Where::Table(idx)));
+        new.at = Where::Table(idx);
+        s.chunks.push(new);
         // Release: publishes the table entry written above to every bumper
         // that loads this word (or a later one) with Acquire.
         let old = self

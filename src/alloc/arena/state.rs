@@ -54,16 +54,27 @@ pub(super) struct Rec {
     /// this arena (recycled and not cleared: the cursor zeroes on demand).
     pub(super) stale: usize,
     pub(super) at: Where,
+    /// The size its cursor asked for (a pooled or kept chunk may be
+    /// larger): the cursor's next chunk doubles this, not the length got,
+    /// so a larger chunk handed over does not compound (`next_chunk_size`).
+    pub(super) asked: usize,
 }
 
 impl Rec {
     pub(super) fn new(chunk: Chunk, stale: usize, at: Where) -> Rec {
         Rec {
+            asked: chunk.len(),
             chunk,
             dirty: LIVE,
             stale,
             at,
         }
+    }
+
+    /// The record of a chunk its cursor asked `asked` bytes for.
+    pub(super) fn asking(mut self, asked: usize) -> Rec {
+        self.asked = asked;
+        self
     }
 
     /// A cursor is done with the chunk: it handed out `used` bytes, and its
@@ -102,6 +113,10 @@ pub(super) struct Slow {
     /// refill, as bumpalo keeps its last chunk: a reset arena reuses one
     /// chunk without a trip through the pool or a bulk clear.
     pub(super) kept: Option<Pooled>,
+    /// Chunks of dropped `LocalArena`s with room left, for the next handle
+    /// (`local.rs`): short-lived handles share chunks instead of taking one
+    /// each.
+    pub(super) parked: Vec<super::local::Parked>,
 }
 
 pub(crate) struct Inner {
@@ -227,6 +242,7 @@ impl Inner {
                 released: false,
                 bridged: false,
                 kept: None,
+                parked: Vec::new(),
             }),
         }
     }
@@ -311,8 +327,8 @@ impl Inner {
         // The chunk the refilling cursor outgrew: the confined cursor's, or
         // the one this thread's slot word names.
         let prev = match cur {
-            Some(_) => s.confined_rec.map(|r| s.chunks[r].chunk.len()),
-            None => self.slot_chunk_len(),
+            Some(_) => s.confined_rec.map(|r| s.chunks[r].asked),
+            None => self.slot_chunk_asked(&s),
         };
         let mut want = next_chunk_size(prev);
         if cur.is_none() {
@@ -324,7 +340,7 @@ impl Inner {
         }
         if needed > want / 2 || needed > MAX_TABLE_CHUNK || table_full {
             // Huge: its own chunk, the current one stays current.
-            let (chunk, _) =
+            let (chunk, _, _) =
                 Self::new_chunk(&mut s, size, align, true, false).map_err(|_| oom(size, align))?;
             let a = chunk.addr();
             s.chunks.push(Rec::new(chunk, 0, Where::Other));
@@ -332,7 +348,7 @@ impl Inner {
         }
         // The confined cursor zeroes on demand; the table's chunks are
         // bumped by many threads at once, so they are cleared now.
-        let (chunk, stale) =
+        let (chunk, stale, asked) =
             Self::new_chunk(&mut s, want.max(needed), CHUNK_ALIGN, false, cur.is_some())
                 .map_err(|_| oom(size, align))?;
         let start = align_up(chunk.addr(), align).ok_or(Error::OutOfMemory { size, align })?;
@@ -341,8 +357,16 @@ impl Inner {
             "chunk too small for the request"
         );
         match cur {
-            Some(cur) => Self::confined_install(&mut s, cur, chunk, stale, start, size, zero)?,
-            None => self.table_install(&mut s, chunk, start, size),
+            Some(cur) => {
+                let rec = Rec::new(chunk, stale, Where::Confined).asking(asked);
+                Self::confined_install(&mut s, cur, rec, start, size, zero)?
+            }
+            None => self.table_install(
+                &mut s,
+                Rec::new(chunk, 0, Where::Other).asking(asked),
+                start,
+                size,
+            ),
         }
         Ok(start)
     }
@@ -352,14 +376,18 @@ impl Inner {
     /// a fresh one. `lazy`: the taker zeroes on demand below its clean mark;
     /// otherwise the chunk is cleared now (and the dirty length is 0).
     /// Honours the limit (for non-exact requests, a smaller chunk that still
-    /// fits is tried before giving up).
+    /// fits is tried before giving up). The third value is what the
+    /// cursor's next chunk grows from: the length asked, except for the
+    /// kept chunk, whose length is what the last round needed (so a reset
+    /// loop settles on one chunk), never a pooled chunk's larger length (a
+    /// pool hands out up to 4x the ask: growing from that compounded).
     pub(super) fn new_chunk(
         s: &mut Slow,
         len: usize,
         align: usize,
         exact: bool,
         lazy: bool,
-    ) -> Result<(Chunk, usize)> {
+    ) -> Result<(Chunk, usize, usize)> {
         let oom = || Error::OutOfMemory { size: len, align };
         let len = len.checked_next_multiple_of(CHUNK_ALIGN).ok_or_else(oom)?;
         let room = match s.limit {
@@ -384,6 +412,7 @@ impl Inner {
             }
             None => None,
         };
+        let was_kept = kept.is_some();
         let pooled = match kept {
             Some(k) => Some(k),
             None if exact => None,
@@ -418,7 +447,8 @@ impl Inner {
             0
         };
         s.reserved += chunk.len();
-        Ok((chunk, dirty))
+        let grow_from = if was_kept { chunk.len() } else { len };
+        Ok((chunk, dirty, grow_from))
     }
 
     // ----- release ---------------------------------------------------------------
@@ -474,6 +504,7 @@ impl Inner {
             // SAFETY: this function's contract.
             unsafe { self.retire_cursor(s) };
         }
+        Self::retire_parked(s);
     }
 
     /// Gives every chunk back to the pool with its dirty prefix (a chunk
@@ -550,7 +581,7 @@ impl Inner {
         let s = self.slow.lock();
         let mut used = 0usize;
         let (mut hidden, mut hidden_bytes) = (0usize, 0usize);
-        for r in &s.chunks {
+        for (i, r) in s.chunks.iter().enumerate() {
             // Not in use: a detached first chunk, or the cursor's chunk
             // before its first byte (the standby a new confined arena
             // starts with) is reported as not reserved yet.
@@ -574,7 +605,10 @@ impl Inner {
                     Where::Confined => {
                         confined_used.map_or(r.chunk.len(), |p| p.saturating_sub(r.chunk.addr()))
                     }
-                    Where::Other => r.chunk.len(),
+                    Where::Other => match s.parked.iter().find(|p| p.rec == i) {
+                        Some(p) => p.cur - r.chunk.addr(),
+                        None => r.chunk.len(),
+                    },
                     Where::Spare => 0,
                 }
             };

@@ -183,7 +183,7 @@ impl Inner {
         if needed > want / 2 {
             return None;
         }
-        let (chunk, stale) = Self::new_chunk(&mut s, want, CHUNK_ALIGN, false, true).ok()?;
+        let (chunk, stale, _) = Self::new_chunk(&mut s, want, CHUNK_ALIGN, false, true).ok()?;
         if same && let Some(r) = s.chunks.get_mut(old_rec) {
             r.retire(old_used, old_clean);
         }
