@@ -18,30 +18,13 @@
 //! confined session while the arena lives), so after a close nothing fits
 //! and the slow path answers `Closed`.
 
-use super::state::{Inner, MIN_CHUNK, Rec, Slow, Where};
+use super::state::{Cursor, Inner, MIN_CHUNK, NO_CURSOR, Rec, Slow, Where};
 use super::zeroing::{zero_locked, zero_owned};
 use crate::alloc::cells::OwnerCell;
 use crate::alloc::chunk::{CHUNK_ALIGN, bump_in};
 use crate::alloc::pool::{self, Pooled};
 use crate::alloc::twins::{Twin, on};
 use crate::error::Result;
-
-/// The confined cursor: next free address and end of the current chunk,
-/// and the chunk's clean mark (bytes below it may be dirty: a zeroing
-/// allocation there zeroes its own bytes). `(1, 0)` (nothing fits, not even
-/// size 0) means "no chunk".
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Cursor {
-    pub(super) ptr: usize,
-    pub(super) end: usize,
-    pub(super) clean: usize,
-}
-
-pub(super) const NO_CURSOR: Cursor = Cursor {
-    ptr: 1,
-    end: 0,
-    clean: 0,
-};
 
 impl Inner {
     /// The owner thread's bump; `None` if nothing fits or the caller is not

@@ -23,7 +23,9 @@
 //! through `zeroing.rs`.
 
 use super::LocalArena;
-use super::state::{Inner, Rec, Where, layout_error, layout_ok, next_chunk_size, oom};
+use super::state::{
+    Inner, Parked, Rec, Slow, Where, layout_error, layout_ok, next_chunk_size, oom,
+};
 use super::zeroing::{zero_entered, zero_locked};
 use crate::alloc::cells::me;
 use crate::alloc::chunk::{CHUNK_ALIGN, align_up, bump_in};
@@ -32,19 +34,6 @@ use crate::sync::Ordering;
 
 /// Parked chunks an arena keeps for its next handles.
 const PARKED_CAP: usize = 8;
-
-/// A dropped handle's chunk: its record, cursor and clean
-/// mark (the base and end are the record's).
-#[derive(Debug)]
-pub(super) struct Parked {
-    pub(super) rec: usize,
-    pub(super) cur: usize,
-    clean: usize,
-    /// The thread that parked it: only its next handle resumes it, so each
-    /// thread's chunk sizes follow its own history (round after round the
-    /// same, so reset loops settle).
-    thread: u64,
-}
 
 /// A chunk handed to a LocalArena: its record, base, cursor and end.
 pub(super) struct LocalChunk {
@@ -244,7 +233,7 @@ impl Inner {
 
     /// Retires every parked chunk (release, reset). The caller holds the
     /// lock (`s`).
-    pub(super) fn retire_parked(s: &mut super::state::Slow) {
+    pub(super) fn retire_parked(s: &mut Slow) {
         for p in core::mem::take(&mut s.parked) {
             let r = &mut s.chunks[p.rec];
             let used = p.cur - r.chunk.addr();

@@ -5,11 +5,12 @@
 //! goes to. Each mechanism has its own file, which says what it owns and
 //! what it may touch:
 //!
-//! * `state.rs` — the arena's state (`Inner`) and its cold path under one
-//!   spin lock (`spin.rs`): chunk records, refills, huge allocations,
-//!   limits, statistics, release, `reset` (which keeps the largest chunk,
-//!   as bumpalo keeps its last), chunk sizes (each cursor doubles from its
-//!   own history in the round, so reset loops settle).
+//! * `state.rs` — the arena's state (`Inner`, and `Slow` under one spin
+//!   lock, `spin.rs`), chunk records, size rules, finding a chunk (kept,
+//!   pooled or fresh); imports none of its siblings.
+//! * `cold.rs` — the cold path: refills, huge allocations, limits,
+//!   statistics, release, `reset` (which keeps the largest chunk, as
+//!   bumpalo keeps its last).
 //! * `slots.rs` — the slot table: `&Arena` on a shared session bumps a
 //!   per-core slot word with one CAS.
 //! * `tcache.rs` — the thread chunk cache: after a streak of slot-word
@@ -43,6 +44,7 @@
 //! dropped. Dropping an arena whose session is still open frees its chunks
 //! at once: no segment can outlive the arena borrow.
 
+mod cold;
 mod confined;
 mod local;
 mod slots;

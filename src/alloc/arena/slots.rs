@@ -16,22 +16,13 @@
 //! records when the caller holds the lock (`table_install`,
 //! `retire_slots`). Never chunk memory.
 
-use super::state::{Inner, Rec, Slow, Where};
+use super::state::{Inner, Rec, Slow, TABLE, Where};
 use crate::alloc::cells::me;
 use crate::alloc::twins::{Twin, on};
-use crate::sync::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{AtomicU64, Ordering};
 
-/// Entries in the chunk table of a shared arena (chunks double, so 64 is
-/// more than any address space can fill; past it, refills fall back to
-/// one chunk per allocation).
-pub(super) const TABLE: usize = 64;
 const IDX_SHIFT: u32 = 48;
 const OFF_MASK: u64 = (1 << IDX_SHIFT) - 1;
-/// A slot word that no bump accepts (index past the table).
-pub(super) const CLOSED_WORD: u64 = u64::MAX;
-/// Chunks that may be table chunks (offsets must fit 48 bits).
-pub(super) const MAX_TABLE_CHUNK: usize = 1 << 46;
-
 #[inline(always)]
 fn word(idx: usize, off: usize) -> u64 {
     ((idx as u64) << IDX_SHIFT) | off as u64
@@ -40,22 +31,6 @@ fn word(idx: usize, off: usize) -> u64 {
 #[inline(always)]
 fn index(w: u64) -> usize {
     (w >> IDX_SHIFT) as usize
-}
-
-/// A table entry: written once (under the lock) before its index is
-/// published in a slot word.
-pub(super) struct Entry {
-    base: AtomicUsize,
-    len: AtomicUsize,
-}
-
-impl Entry {
-    pub(super) fn new() -> Entry {
-        Entry {
-            base: AtomicUsize::new(0),
-            len: AtomicUsize::new(0),
-        }
-    }
 }
 
 impl Inner {

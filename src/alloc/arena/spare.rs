@@ -47,6 +47,15 @@ crate::sync::thread_local! {
     static SPARE: RefCell<Spares> = RefCell::new(Spares(Vec::new()));
 }
 
+impl crate::session::actions::CloseHook for Inner {
+    /// The session closed: every chunk goes back to the pool, and the
+    /// action lets go of the state.
+    fn on_close(&self) {
+        self.release(false);
+        let_go(self, 1);
+    }
+}
+
 /// A spare state for a new arena of `kind`, owned by `owner`, with no
 /// holder yet.
 pub(super) fn take(kind: SessionKind, owner: u64) -> Option<Arc<Inner>> {
