@@ -293,9 +293,13 @@ where
 
 /// Row 2 as the issue measures it: `local()` per thread, reset between rounds.
 fn row2_reset(c: &mut Criterion) {
-    two_threads_reset(c, "memscope_local_uninit", Arena::shared, Arena::reset, |a| {
-        row2_loop(&a.local(), false)
-    });
+    two_threads_reset(
+        c,
+        "memscope_local_uninit",
+        Arena::shared,
+        Arena::reset,
+        |a| row2_loop(&a.local(), false),
+    );
     two_threads_reset(c, "memscope_local", Arena::shared, Arena::reset, |a| {
         row2_loop(&a.local(), true)
     });

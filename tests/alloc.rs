@@ -1132,7 +1132,6 @@ fn a_confined_arena_dropped_on_another_thread_recycles_its_state_for_that_thread
             let mut s = mine.allocate(16, 8).expect("owned by this thread");
             s.set(8, 1u64).unwrap();
             assert_eq!(s.get::<u64>(0).unwrap(), 0);
-            drop(s);
             drop(mine);
         }
     })
