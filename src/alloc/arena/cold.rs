@@ -98,16 +98,6 @@ impl Inner {
         Ok(start)
     }
 
-    /// A chunk of at least `len` bytes and how much of its prefix may be
-    /// dirty: the chunk kept by the last reset, else one from the pool, else
-    /// a fresh one. `lazy`: the taker zeroes on demand below its clean mark;
-    /// otherwise the chunk is cleared now (and the dirty length is 0).
-    /// Honours the limit (for non-exact requests, a smaller chunk that still
-    /// fits is tried before giving up). The third value is what the
-    /// cursor's next chunk grows from: the length asked, except for the
-    /// kept chunk, whose length is what the last round needed (so a reset
-    /// loop settles on one chunk), never a pooled chunk's larger length (a
-    /// pool hands out up to 4x the ask: growing from that compounded).
     /// Marks the arena closed and (unless the bridge was used and `dropping`
     /// is false) returns every chunk to the pool. Idempotent.
     pub(super) fn release(&self, dropping: bool) {

@@ -14,9 +14,7 @@
 //! and the next handle of the same thread resumes it at its first refill,
 //! under the lock, or grows from it when it is full: short-lived handles
 //! (one per request, say) share chunks and grow as one cursor instead of
-//! taking a fresh smallest chunk each, and chunk sizes do not climb (a
-//! cursor's next chunk doubles what it asked for, not what the pool handed
-//! over: `Rec::asked`).
+//! taking a fresh smallest chunk each.
 //!
 //! May touch: the handle's cells; the arena's chunk records and parked
 //! chunks under the lock (`local_refill`, `local_done`); chunk bytes

@@ -107,9 +107,8 @@ pub(super) struct Rec {
     /// this arena (recycled and not cleared: the cursor zeroes on demand).
     pub(super) stale: usize,
     pub(super) at: Where,
-    /// The size its cursor asked for (a pooled or kept chunk may be
-    /// larger): the cursor's next chunk doubles this, not the length got,
-    /// so a larger chunk handed over does not compound (`next_chunk_size`).
+    /// What its cursor's next chunk grows from (`next_chunk_size`): the
+    /// length got (`new_chunk`), `MIN_CHUNK` for a standby chunk.
     pub(super) asked: usize,
 }
 
@@ -336,6 +335,16 @@ impl Inner {
         true
     }
 
+    /// A chunk of at least `len` bytes and how much of its prefix may be
+    /// dirty: the chunk kept by the last reset, else one from the pool, else
+    /// a fresh one. `lazy`: the taker zeroes on demand below its clean mark;
+    /// otherwise the chunk is cleared now (and the dirty length is 0).
+    /// Honours the limit (for non-exact requests, a smaller chunk that still
+    /// fits is tried before giving up). The third value is what the
+    /// cursor's next chunk grows from: the length got. (Growing from the
+    /// length asked instead, so that a pooled chunk of up to 4x the ask
+    /// does not compound, made two threads' reset loops allocate from the
+    /// system again in about one run of 20: not done.)
     pub(super) fn new_chunk(
         s: &mut Slow,
         len: usize,
@@ -367,7 +376,6 @@ impl Inner {
             }
             None => None,
         };
-        let was_kept = kept.is_some();
         let pooled = match kept {
             Some(k) => Some(k),
             None if exact => None,
@@ -402,7 +410,7 @@ impl Inner {
             0
         };
         s.reserved += chunk.len();
-        let grow_from = if was_kept { chunk.len() } else { len };
+        let grow_from = chunk.len();
         Ok((chunk, dirty, grow_from))
     }
 }
