@@ -232,6 +232,91 @@ where
 
 const ROW2_N: usize = 10_000;
 
+/// Row 2 with one state kept across rounds and `reset` between them (the
+/// issue's shape): the workers run `work` on it at once, the main thread
+/// resets it between rounds (outside the timing).
+fn two_threads_reset<S, M, R, W>(c: &mut Criterion, name: &str, make: M, reset: R, work: W)
+where
+    S: Send + Sync + 'static,
+    M: Fn() -> S,
+    R: Fn(&mut S),
+    W: Fn(&S) + Send + Sync + Copy + 'static,
+{
+    let slot: Arc<parking_lot::Mutex<Option<Arc<S>>>> = Arc::new(parking_lot::Mutex::new(None));
+    let start = Arc::new(Barrier::new(3));
+    let end = Arc::new(Barrier::new(3));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let (slot, start, end, stop) = (slot.clone(), start.clone(), end.clone(), stop.clone());
+            std::thread::spawn(move || {
+                loop {
+                    start.wait();
+                    if stop.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let s = slot.lock().clone().unwrap();
+                    work(&s);
+                    drop(s);
+                    end.wait();
+                }
+            })
+        })
+        .collect();
+    let mut state = Some(Arc::new(make()));
+    c.benchmark_group("row2_arena_2_threads_x10000x16B_reset")
+        .throughput(Throughput::Elements(2 * ROW2_N as u64))
+        .bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let s = state.take().unwrap();
+                    *slot.lock() = Some(s.clone());
+                    start.wait();
+                    let t0 = Instant::now();
+                    end.wait();
+                    total += t0.elapsed();
+                    *slot.lock() = None;
+                    let mut s = s;
+                    reset(Arc::get_mut(&mut s).expect("the workers let go"));
+                    state = Some(s);
+                }
+                total
+            })
+        });
+    stop.store(true, Ordering::Release);
+    start.wait();
+    for w in workers {
+        w.join().unwrap();
+    }
+}
+
+/// Row 2 as the issue measures it: `local()` per thread, reset between rounds.
+fn row2_reset(c: &mut Criterion) {
+    two_threads_reset(
+        c,
+        "memscope_local_uninit",
+        Arena::shared,
+        Arena::reset,
+        |a| row2_loop(&a.local(), false),
+    );
+    two_threads_reset(c, "memscope_local", Arena::shared, Arena::reset, |a| {
+        row2_loop(&a.local(), true)
+    });
+    two_threads_reset(
+        c,
+        "sync_blink_alloc_local",
+        blink_alloc::SyncBlinkAlloc::new,
+        blink_alloc::SyncBlinkAlloc::reset,
+        |a| {
+            let l = a.local();
+            for _ in 0..ROW2_N {
+                let _ = black_box(l.allocate(L16));
+            }
+        },
+    );
+}
+
 /// Row 2: one arena shared by two threads allocating at once.
 fn row2(c: &mut Criterion) {
     two_threads(c, "memscope_shared_arena", Arena::shared, |a| {
@@ -404,8 +489,17 @@ fn row45(c: &mut Criterion) {
     g.bench_function("box_new_drop", |b| {
         b.iter(|| black_box(Box::new([0u64; 2])))
     });
+    g.bench_function("malloc_free", |b| {
+        b.iter(|| {
+            // SAFETY: a valid non-zero layout; freed at once.
+            let p = unsafe { std::alloc::System.alloc(L16) };
+            black_box(p);
+            // SAFETY: allocated above with the same layout.
+            unsafe { std::alloc::System.dealloc(p, L16) };
+        })
+    });
     g.finish();
 }
 
-criterion_group!(benches, row1, row2, row3, row45);
+criterion_group!(benches, row1, row2, row2_reset, row3, row45);
 criterion_main!(benches);

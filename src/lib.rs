@@ -48,6 +48,8 @@ pub mod error;
 pub mod segment;
 pub mod session;
 pub(crate) mod sync;
+#[cfg(loom)]
+mod twins;
 
 pub use error::{Error, Result};
 pub use segment::{Address, OwnedSegment, Segment};

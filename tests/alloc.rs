@@ -1154,3 +1154,51 @@ fn uninit_allocations_after_a_bridged_local_arena_are_initialised() {
     let next = Arena::shared();
     read_uninit_words(&next.local(), 512);
 }
+
+/// A confined arena moved to another thread and dropped there after its
+/// session closed leaves its state in that thread's spare list; the next
+/// confined arena of that thread takes it and is owned by that thread.
+#[test]
+fn a_confined_arena_dropped_on_another_thread_recycles_its_state_for_that_thread() {
+    let arena = Arena::confined();
+    arena.allocate(16, 8).unwrap();
+    arena.close().unwrap();
+    std::thread::spawn(move || {
+        drop(arena); // the last holder of its state: recycled here
+        for _ in 0..2 {
+            let mine = Arena::confined();
+            let mut s = mine.allocate(16, 8).expect("owned by this thread");
+            s.set(8, 1u64).unwrap();
+            assert_eq!(s.get::<u64>(0).unwrap(), 0);
+            drop(mine);
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+/// A thread that kept allocating from a shared arena holds a chunk of its
+/// own (the thread chunk cache); once another thread's close is seen, its
+/// next allocation (a cache hit) fails with `Closed`.
+#[test]
+fn a_thread_chunk_cache_fails_with_closed_after_a_close_elsewhere() {
+    let arena = Arena::shared();
+    let (to_main, from_worker) = std::sync::mpsc::channel();
+    let (to_worker, from_main) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let a = &arena;
+        s.spawn(move || {
+            // Past the streak: the thread bumps its own chunk now.
+            for _ in 0..200 {
+                a.allocate_uninit(16, 8).unwrap();
+            }
+            to_main.send(()).unwrap();
+            from_main.recv().unwrap();
+            assert_eq!(a.allocate_uninit(16, 8).unwrap_err(), Error::Closed);
+            assert_eq!(a.allocate(16, 8).unwrap_err(), Error::Closed);
+        });
+        from_worker.recv().unwrap();
+        arena.close().unwrap();
+        to_worker.send(()).unwrap();
+    });
+}

@@ -10,9 +10,9 @@ use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
 use loom_tests::{model, session_with_memory};
+use memscope::alloc::loom::{Knobs, Twin, with_knobs, with_twin};
 use memscope::alloc::{Arena, SegmentAllocator, stack};
 use memscope::segment::loom_hook;
-use memscope::session::broken::{Twin, with_twin};
 use memscope::{Error, Segment};
 
 fn range(s: &Segment<'_>) -> (usize, usize) {
@@ -370,4 +370,244 @@ fn loom_spin_lock_orders_stats_and_refill() {
 #[should_panic]
 fn twin_spin_lock_relaxed_unlock_is_caught() {
     with_twin(Twin::SpinRelaxedUnlock, spin_lock_orders_stats_and_refill);
+}
+
+// ----- the arena's fast paths, reached with small knobs (issue 13) --------
+
+/// Runs `f` with the defaults of the older models plus `set`.
+fn knobs(set: impl FnOnce(&mut Knobs)) -> Knobs {
+    let mut k = Knobs::default();
+    set(&mut k);
+    k
+}
+
+/// An arena dropped on one thread while another closes its session (the
+/// close action runs there): whoever lets go of the state last decides
+/// from the Release decrement of the state's own holder count (then an
+/// Acquire fence) that it may recycle it, and the next arena of the thread
+/// takes it. The close action's last uses of the state (under the arena's
+/// lock, after it set `closed`) must happen-before the reuse.
+fn spare_after_close_elsewhere() {
+    with_knobs(knobs(|k| k.spare_cap = 1), || {
+        model(|| {
+            let arena = Arena::shared();
+            arena.allocate(16, 8).unwrap().set(0, u64::MAX).unwrap();
+            let s = arena.session().clone();
+            let t = thread::spawn(move || {
+                let _ = s.close();
+            });
+            drop(arena);
+            let next = Arena::shared();
+            let seg = next.allocate(16, 8).unwrap();
+            assert_eq!(seg.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
+            drop(seg);
+            t.join().unwrap();
+            drop(next);
+            memscope::alloc::trim_pool();
+        })
+    });
+}
+
+#[test]
+fn loom_spare_state_recycled_after_a_close_on_another_thread() {
+    spare_after_close_elsewhere();
+}
+
+#[test]
+#[should_panic]
+fn twin_spare_relaxed_count_is_caught() {
+    with_twin(Twin::SpareRelaxedCount, spare_after_close_elsewhere);
+}
+
+/// A thread that keeps bumping one shared arena (streak 1) gets a chunk of
+/// its own, a dirty recycled one taken by an `allocate_uninit`; its next
+/// zeroing allocation, a hit in its cache, zeroes the dirty bytes while
+/// another thread closes the session and a new arena takes the recycled
+/// chunk (clearing it). The chunk bytes are loom cells: the memset must be
+/// ordered before the close returns the chunk (its enter window).
+fn cache_zero_races_close() {
+    with_knobs(knobs(|k| k.streak = 1), || {
+        model(|| {
+            {
+                let a = Arena::shared();
+                let l = a.local();
+                l.allocate(16, 8).unwrap().set(0, u64::MAX).unwrap();
+                drop(l);
+                a.close().unwrap();
+            }
+            let arena = Arc::new(Arena::shared());
+            let a2 = arena.clone();
+            let t = thread::spawn(move || {
+                let _ = a2.allocate_uninit(8, 8); // the cache takes the dirty chunk
+                match a2.allocate(8, 8) {
+                    Ok(s) => match s.get::<u64>(0) {
+                        Ok(v) => assert_eq!(v, 0, "dirty bytes handed out"),
+                        Err(e) => assert_eq!(e, Error::Closed),
+                    },
+                    Err(e) => assert_eq!(e, Error::Closed),
+                }
+            });
+            arena.close().unwrap();
+            let next = Arena::shared();
+            let s = next.allocate(16, 8).unwrap();
+            assert_eq!(s.get::<u64>(0).unwrap(), 0);
+            drop(s);
+            t.join().unwrap();
+            drop(next);
+            drop(arena);
+            memscope::alloc::trim_pool();
+        })
+    });
+}
+
+#[test]
+fn loom_thread_cache_zeroing_races_close() {
+    cache_zero_races_close();
+}
+
+#[test]
+#[should_panic]
+fn twin_thread_cache_zeroing_outside_enter_is_caught() {
+    with_twin(Twin::ArenaZeroOutsideEnter, cache_zero_races_close);
+}
+
+/// Two slot words: each thread bumps its own; one grows its slot while the
+/// other bumps, and close must mark every slot (a bump through any slot
+/// after close returned fails with Closed).
+fn close_races_bump_on_two_slots() {
+    with_knobs(knobs(|k| k.slots = 2), || {
+        model(|| {
+            let arena = Arc::new(Arena::shared());
+            arena.allocate(8, 8).unwrap();
+            let closed = Arc::new(AtomicBool::new(false));
+            let (a2, c2) = (arena.clone(), closed.clone());
+            let t = thread::spawn(move || {
+                let mut got = Vec::new();
+                for _ in 0..2 {
+                    let was_closed = c2.load(Ordering::Acquire);
+                    match a2.allocate(24, 8) {
+                        Ok(s) => {
+                            assert!(!was_closed, "allocated after close returned");
+                            got.push(range(&s));
+                        }
+                        Err(e) => assert_eq!(e, Error::Closed),
+                    }
+                }
+                got
+            });
+            let mine = arena.allocate(8, 8).ok().map(|s| range(&s));
+            arena.close().unwrap();
+            closed.store(true, Ordering::Release);
+            let after = arena.allocate(8, 8).map(|_| ());
+            let mut all = t.join().unwrap();
+            all.extend(mine);
+            assert_disjoint(all);
+            assert_eq!(after, Err(Error::Closed), "allocated after close returned");
+        })
+    });
+}
+
+#[test]
+fn loom_close_races_bumps_on_two_slot_words() {
+    close_races_bump_on_two_slots();
+}
+
+#[test]
+#[should_panic]
+fn twin_close_marking_one_slot_is_caught() {
+    with_twin(Twin::ArenaCloseMarksOneSlot, close_races_bump_on_two_slots);
+}
+
+/// The pool's per-thread cache (capacity 2): on each of two threads a
+/// closed arena gives its dirty chunk to the thread's cache and the next
+/// arena of the thread takes it from there (no lock), with its dirty
+/// prefix, so the memory it hands out is zero. (Each thread empties its
+/// cache before it exits: loom cannot take the global pool's lock in a
+/// thread-local destructor, so the flush at thread exit has no model.)
+fn pool_cache_hand_off() {
+    with_knobs(knobs(|k| k.local_cap = 2), || {
+        model(|| {
+            let round = || {
+                let a = Arena::confined();
+                let mut s = a.allocate(16, 8).unwrap();
+                s.set(0, u64::MAX).unwrap();
+                s.set(8, u64::MAX).unwrap();
+                drop(s);
+                a.close().unwrap();
+                let local = memscope::alloc::pool_stats().local_chunks;
+                assert_eq!(local, 1, "the chunk went to this thread's cache");
+                let b = Arena::shared();
+                let s = b.allocate(16, 8).unwrap();
+                assert_eq!(s.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
+                assert_eq!(s.get::<u64>(8).unwrap(), 0, "dirty bytes handed out");
+                drop(s);
+                drop((a, b));
+                memscope::alloc::trim_pool();
+            };
+            let t = thread::spawn(round);
+            round();
+            t.join().unwrap();
+        })
+    });
+}
+
+#[test]
+fn loom_pool_thread_cache_hand_off() {
+    pool_cache_hand_off();
+}
+
+#[test]
+#[should_panic]
+fn twin_pool_cache_forgetting_dirty_prefixes_is_caught() {
+    with_twin(Twin::LocalPoolForgetsDirty, pool_cache_hand_off);
+}
+
+/// A confined arena's standby first chunk: a closed confined arena leaves
+/// its dirty chunk in this thread's pool cache and its state in the spare
+/// list; the next confined arena takes both, its cursor starting in the
+/// dirty chunk with a clean mark, so its first zeroing allocation (a plain
+/// bump) zeroes what is dirty. Another thread does the same on its own.
+fn confined_standby_chunk() {
+    with_knobs(
+        knobs(|k| {
+            k.local_cap = 2;
+            k.spare_cap = 1;
+        }),
+        || {
+            model(|| {
+                let round = || {
+                    let a = Arena::confined();
+                    let mut s = a.allocate(16, 8).unwrap();
+                    s.set(0, u64::MAX).unwrap();
+                    s.set(8, u64::MAX).unwrap();
+                    drop(s);
+                    a.close().unwrap();
+                    drop(a);
+                    let b = Arena::confined();
+                    assert_eq!(b.chunks(), 0, "an unused standby is not reported");
+                    let s = b.allocate(16, 8).unwrap();
+                    assert_eq!(s.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
+                    assert_eq!(s.get::<u64>(8).unwrap(), 0, "dirty bytes handed out");
+                    assert_eq!(b.chunks(), 1);
+                    drop(s);
+                    drop(b);
+                    memscope::alloc::trim_pool();
+                };
+                let t = thread::spawn(round);
+                round();
+                t.join().unwrap();
+            })
+        },
+    );
+}
+
+#[test]
+fn loom_confined_arena_starts_in_a_dirty_standby_chunk() {
+    confined_standby_chunk();
+}
+
+#[test]
+#[should_panic]
+fn twin_standby_without_clean_mark_is_caught() {
+    with_twin(Twin::StandbyNoCleanMark, confined_standby_chunk);
 }

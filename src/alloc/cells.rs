@@ -64,9 +64,7 @@ impl<T> OwnerCell<T> {
     }
 
     /// Gives the cell a new owner. Only while the cell is unshared (a
-    /// recycled arena state, before it is handed out; recycling is compiled
-    /// out under loom).
-    #[cfg_attr(loom, allow(dead_code))]
+    /// recycled arena state, before it is handed out).
     pub(crate) fn set_owner(&self, owner: u64) {
         self.owner
             .store(owner, core::sync::atomic::Ordering::Relaxed);
@@ -74,7 +72,7 @@ impl<T> OwnerCell<T> {
 
     /// Runs `f` on the value if the caller is the owner thread.
     /// `f` must not call `with` on the same cell (it is only given to
-    /// straight-line code in `arena.rs`).
+    /// straight-line code in `arena/confined.rs`).
     #[inline(always)]
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R> {
         let me = me();

@@ -9,20 +9,44 @@ pub(crate) mod arena;
 mod bridge;
 mod cells;
 mod chunk;
+pub(crate) mod knobs;
 mod malloc;
 mod pool;
 mod slicing;
 mod spin;
 pub mod stack;
+pub(crate) mod twins;
+
+/// Loom-only switches for `loom-tests/`: the allocators' broken twins and
+/// the knobs that make their fast paths reachable in a model.
+#[cfg(loom)]
+pub mod loom {
+    pub use super::knobs::{Knobs, with_knobs};
+    pub use super::twins::{Twin, with_twin};
+}
 
 pub use arena::{Arena, LocalArena};
 pub use malloc::{MallocAllocator, MallocBlock};
-pub use pool::{DEFAULT_POOL_LIMIT, PoolStats, pool_limit, pool_stats, set_pool_limit, trim_pool};
+pub use pool::{DEFAULT_POOL_LIMIT, PoolStats, pool_limit, pool_stats, set_pool_limit};
 pub use slicing::{PrefixAllocator, SlicingAllocator};
 pub use stack::Frame;
 
 use crate::error::{Error, Result};
 use crate::segment::{Primitive, Segment};
+
+/// Frees every pooled chunk (this thread's cache and the global pool) back
+/// to the global allocator, and this thread's spare arena states.
+///
+/// # Examples
+///
+/// ```
+/// memscope::alloc::trim_pool();
+/// assert_eq!(memscope::alloc::pool_stats().local_chunks, 0);
+/// ```
+pub fn trim_pool() {
+    pool::trim_chunks();
+    arena::trim_spares();
+}
 
 /// Checks a size/alignment request: alignment must be a non-zero power of
 /// two and `size` rounded up to it must not overflow `isize::MAX`.

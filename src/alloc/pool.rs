@@ -14,12 +14,6 @@ use core::cell::RefCell;
 
 /// Chunks larger than this are freed instead of pooled.
 pub(crate) const POOL_MAX_CHUNK: usize = 4 << 20;
-/// Chunks kept per thread (none under loom: every hand-off goes through the
-/// global pool, which is what the loom models check).
-#[cfg(not(loom))]
-const LOCAL_CAP: usize = 8;
-#[cfg(loom)]
-const LOCAL_CAP: usize = 0;
 /// The default bound on pooled bytes (global pool plus, separately, each
 /// thread's cache): small, so a program that closed its arenas does not keep
 /// much memory it no longer uses. [`set_pool_limit`] changes it.
@@ -157,6 +151,13 @@ struct Local(Vec<Pooled>);
 
 impl Drop for Local {
     fn drop(&mut self) {
+        // Loom: a failing model unwinds through thread-local destructors
+        // outside its execution, where no loom lock may be taken: leak.
+        #[cfg(loom)]
+        if std::thread::panicking() {
+            core::mem::forget(core::mem::take(&mut self.0));
+            return;
+        }
         for p in self.0.drain(..) {
             give_global(p);
         }
@@ -212,7 +213,6 @@ pub(crate) fn take_dirty(min: usize, align: usize) -> Option<Pooled> {
 
 /// Like [`take_dirty`], from this thread's cache only (no lock): `None` if
 /// it has no fitting chunk.
-#[cfg(not(loom))]
 pub(crate) fn take_local(min: usize, align: usize) -> Option<Pooled> {
     LOCAL
         .try_with(|l| pick(&mut l.borrow_mut().0, min, align))
@@ -238,7 +238,11 @@ pub(crate) fn give(chunk: Chunk, dirty: usize) {
     let rest = LOCAL.try_with(|l| {
         let mut l = l.borrow_mut();
         let held: usize = l.0.iter().map(|q| q.chunk.len()).sum();
-        if l.0.len() < LOCAL_CAP && held + p.chunk.len() <= limit() / 4 {
+        if l.0.len() < super::knobs::local_cap() && held + p.chunk.len() <= limit() / 4 {
+            let mut p = p;
+            if super::twins::on(super::twins::Twin::LocalPoolForgetsDirty) {
+                p.dirty = 0;
+            }
             l.0.push(p);
             None
         } else {
@@ -308,20 +312,12 @@ pub fn pool_stats() -> PoolStats {
 }
 
 /// Frees every pooled chunk (this thread's cache and the global pool) back
-/// to the global allocator, and this thread's spare arena states.
-///
-/// # Examples
-///
-/// ```
-/// memscope::alloc::trim_pool();
-/// assert_eq!(memscope::alloc::pool_stats().local_chunks, 0);
-/// ```
-pub fn trim_pool() {
+/// to the global allocator (`alloc::trim_pool`).
+pub(crate) fn trim_chunks() {
     let local = LOCAL
         .try_with(|l| core::mem::take(&mut l.borrow_mut().0))
         .unwrap_or_default();
     drop(local);
     let g = core::mem::take(&mut *global().lock());
     drop(g);
-    super::arena::trim_spares();
 }

@@ -38,9 +38,6 @@ unsafe impl<T: Send> Send for SpinMutex<T> {}
 /// Exclusive access to a [`SpinMutex`]'s data until dropped.
 pub(crate) struct SpinGuard<'a, T> {
     m: &'a SpinMutex<T>,
-    /// Loom: the tracked write access, ended before the unlock.
-    #[cfg(loom)]
-    ptr: Option<loom::cell::MutPtr<T>>,
 }
 
 impl<T> SpinMutex<T> {
@@ -66,11 +63,7 @@ impl<T> SpinMutex<T> {
         {
             self.lock_contended();
         }
-        SpinGuard {
-            m: self,
-            #[cfg(loom)]
-            ptr: Some(self.data.get_mut()),
-        }
+        SpinGuard { m: self }
     }
 
     #[cold]
@@ -101,8 +94,9 @@ impl<T> SpinMutex<T> {
         }
     }
 
-    /// Runs `f` on the data without taking the lock (loom: takes it, so the
-    /// model still checks the caller's claim).
+    /// Runs `f` on the data without taking the lock (loom too: the data is
+    /// a loom cell, so the model checks the caller's claim of exclusivity
+    /// and happens-before instead of the lock providing it).
     ///
     /// # Safety
     ///
@@ -119,14 +113,10 @@ impl<T> SpinMutex<T> {
         }
         #[cfg(loom)]
         {
-            f(&mut *self.lock())
+            // SAFETY: as above; loom reports an access that is not ordered
+            // after the other threads' ones.
+            self.data.with_mut(|p| f(unsafe { &mut *p }))
         }
-    }
-
-    /// The data, through a unique borrow of the mutex (no locking).
-    #[cfg(not(loom))]
-    pub(crate) fn get_mut(&mut self) -> &mut T {
-        self.data.get_mut()
     }
 }
 
@@ -142,12 +132,10 @@ impl<T> Deref for SpinGuard<'_, T> {
         }
         #[cfg(loom)]
         {
-            match &self.ptr {
-                // SAFETY: as above; loom tracks the access until the guard
-                // drops.
-                Some(p) => unsafe { p.deref() },
-                None => unreachable!("the access ends only in drop"),
-            }
+            // SAFETY: as above. Loom records one access per deref, at the
+            // point the holder makes it (not once per guard), so a use
+            // late in a critical section is checked as late as it is.
+            self.m.data.with(|p| unsafe { &*p })
         }
     }
 }
@@ -163,12 +151,8 @@ impl<T> DerefMut for SpinGuard<'_, T> {
         }
         #[cfg(loom)]
         {
-            match &self.ptr {
-                // SAFETY: as above; loom tracks the access until the guard
-                // drops.
-                Some(p) => unsafe { p.deref() },
-                None => unreachable!("the access ends only in drop"),
-            }
+            // SAFETY: as above; one loom access per deref (see `deref`).
+            self.m.data.with_mut(|p| unsafe { &mut *p })
         }
     }
 }
@@ -176,9 +160,7 @@ impl<T> DerefMut for SpinGuard<'_, T> {
 impl<T> Drop for SpinGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        #[cfg(loom)]
-        drop(self.ptr.take());
-        if crate::session::state::twin_on("SpinRelaxedUnlock") {
+        if super::twins::on(super::twins::Twin::SpinRelaxedUnlock) {
             self.m.locked.store(false, Ordering::Relaxed);
             return;
         }

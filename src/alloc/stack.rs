@@ -164,7 +164,7 @@ std::thread_local! {
 #[cfg(loom)]
 #[inline(always)]
 fn twin() -> bool {
-    crate::session::state::twin_on("StackNotPerThread")
+    super::twins::on(super::twins::Twin::StackNotPerThread)
 }
 
 /// Runs `f` on this thread's cold state; `None` once it is destroyed.

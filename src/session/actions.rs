@@ -12,6 +12,72 @@
 //! above all) from growing with every allocator made and dropped on it.
 
 use super::state::Action;
+use crate::sync::Arc;
+
+/// A close action that is its owner's own shared state (an allocator's):
+/// registering it ([`Hook::new`]) costs an `Arc` clone, no allocation, and
+/// the session needs to know nothing of the owner's type. `on_close` runs
+/// at most once per registration (never if the registration is withdrawn),
+/// then the session drops its `Arc`.
+pub(crate) trait CloseHook: Send + Sync + 'static {
+    /// The session closed (or was already closed at registration).
+    fn on_close(&self);
+}
+
+/// An `Arc<H>` of some [`CloseHook`] type `H`, with the type erased by a
+/// two-entry table of functions (no `Arc<dyn _>`: loom's `Arc` cannot
+/// coerce to a trait object).
+pub(crate) struct Hook {
+    ptr: *const (),
+    run: unsafe fn(*const ()),
+    drop: unsafe fn(*const ()),
+}
+
+// SAFETY: `Hook` owns an `Arc<H>` with `H: Send + Sync` (`CloseHook`'s
+// bounds), which is `Send` and `Sync`.
+unsafe impl Send for Hook {}
+// SAFETY: as above.
+unsafe impl Sync for Hook {}
+
+impl Hook {
+    /// Erases `h`'s type.
+    pub(crate) fn new<H: CloseHook>(h: Arc<H>) -> Hook {
+        /// # Safety
+        ///
+        /// `p` came from `Arc::<H>::into_raw` and is still owned.
+        unsafe fn run<H: CloseHook>(p: *const ()) {
+            // SAFETY: `p` is a live `Arc<H>`'s pointer (the caller's duty).
+            unsafe { &*p.cast::<H>() }.on_close();
+        }
+        /// # Safety
+        ///
+        /// `p` came from `Arc::<H>::into_raw`, and is given up here.
+        unsafe fn drop<H: CloseHook>(p: *const ()) {
+            // SAFETY: the caller's duty: this ends the `Arc` made in `new`.
+            core::mem::drop(unsafe { Arc::from_raw(p.cast::<H>()) });
+        }
+        Hook {
+            ptr: Arc::into_raw(h).cast(),
+            run: run::<H>,
+            drop: drop::<H>,
+        }
+    }
+
+    /// Runs the hook's `on_close`.
+    pub(crate) fn on_close(&self) {
+        // SAFETY: `ptr` is the `Arc<H>` made in `new` for this `run`, owned
+        // by `self` until its drop.
+        unsafe { (self.run)(self.ptr) }
+    }
+}
+
+impl Drop for Hook {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` and `drop` were made together in `new`; this is the
+        // one place the `Arc` is given up.
+        unsafe { (self.drop)(self.ptr) }
+    }
+}
 
 /// Names one registration of a close action (see [`Actions::withdraw`]):
 /// its place in the sequence and the session (id) it was made on, so a key
@@ -54,20 +120,6 @@ impl Actions {
         self.next += 1;
         self.list.push((seq, Some(a)));
         ActionKey { seq, session }
-    }
-
-    /// The key the next registration will get: every action registered
-    /// from now on has a key at least this (see `Control::arena_at`).
-    #[inline]
-    pub(crate) fn mark(&self) -> u64 {
-        self.next
-    }
-
-    /// The key of the newest action not withdrawn.
-    #[inline]
-    pub(crate) fn newest(&mut self) -> Option<u64> {
-        self.trim();
-        self.list.last().map(|e| e.0)
     }
 
     /// Removes and returns the newest action not withdrawn (capacity kept).

@@ -63,10 +63,9 @@
 //! of its last session left: `close_unique` runs any leftover action (a
 //! close that was cut short) and `reset` refuses a core that still has one.
 //!
-//! A core also carries the state of its session's first confined arena
-//! (`Core::arena`, handed out by `claim_arena`): the arena needs no `Arc`
-//! and its close action none (`Control::arena_at` keeps its LIFO place
-//! without pushing an action); recycling cleans it with the core.
+//! The session knows nothing of allocators: an owner whose state outlives
+//! the registration (an arena) registers that state itself as a close
+//! action ([`CloseHook`], `Action::Hook`: one `Arc` clone, no box).
 
 use core::mem::ManuallyDrop;
 use core::ops::Deref;
@@ -79,7 +78,7 @@ use crate::sync::{
 };
 
 use super::SessionKind;
-use super::actions::{ActionKey, Actions};
+use super::actions::{ActionKey, Actions, Hook};
 
 pub(crate) const CLOSING: u64 = 1 << 0;
 pub(crate) const CLOSED: u64 = 1 << 1;
@@ -113,8 +112,6 @@ fn enters(w: u64) -> usize {
 /// thread-local (all loom threads of one model run on the caller's OS thread).
 #[cfg(loom)]
 pub mod broken {
-    use std::cell::Cell;
-
     /// A deliberately wrong variant of the protocol.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum Twin {
@@ -134,35 +131,12 @@ pub mod broken {
         NoWakeup,
         /// Confined sessions skip the owner-thread check.
         NoOwnerCheck,
-        /// The arena bump uses a load + store instead of a read-modify-write.
-        ArenaLoadStoreBump,
-        /// A bump reads its slot word with a Relaxed load, so the table
-        /// entry it then reads may be older than the word (a bump into a
-        /// chunk that another thread is publishing).
-        ArenaRelaxedSlotLoad,
         /// Unguarded segment accesses skip `Session::enter` (no liveness hold).
         SegmentSkipsLiveness,
-        /// Arena close recycles the chunks without marking the bump slots closed.
-        ArenaNoCloseMark,
-        /// The chunk pool hands out a recycled chunk without clearing it.
-        PoolNoClear,
-        /// The stack allocator keeps its state in a `std` thread-local (shared
-        /// by all loom threads) instead of the shim's.
-        StackNotPerThread,
         /// An upcall stub runs without entering its session (close can free it mid-upcall).
         UpcallNoEnter,
         /// A downcall does not acquire the sessions of its segment arguments.
         DowncallNoAcquire,
-        /// Arena release touches a confined arena's cursor before taking its lock.
-        ArenaCursorOutsideLock,
-        /// A zeroing allocation below a recycled chunk's clean mark is not zeroed.
-        ArenaNoLazyZero,
-        /// The arena's spin lock unlocks with a Relaxed store (no happens-before
-        /// to the next holder).
-        SpinRelaxedUnlock,
-        /// A shared arena's cursor zeroes dirty recycled bytes outside a
-        /// `Session::enter` window (a racing close may recycle the chunk).
-        ArenaZeroOutsideEnter,
         /// Withdrawing a close action decides "not closed" under one lock
         /// and withdraws under another (reports an action withdrawn that a
         /// racing close has taken and runs).
@@ -188,26 +162,10 @@ pub mod broken {
         CloseNoBarrier,
     }
 
-    std::thread_local! {
-        static TWIN: Cell<Option<Twin>> = const { Cell::new(None) };
-    }
-
     /// Runs `f` with `twin` switched on for this OS thread (every loom thread
-    /// of a model started inside `f` sees it).
+    /// of a model started inside `f` sees it; the switch is `crate::twins`).
     pub fn with_twin<R>(twin: Twin, f: impl FnOnce() -> R) -> R {
-        struct Reset;
-        impl Drop for Reset {
-            fn drop(&mut self) {
-                TWIN.with(|t| t.set(None));
-            }
-        }
-        TWIN.with(|t| t.set(Some(twin)));
-        let _reset = Reset;
-        f()
-    }
-
-    pub(crate) fn current() -> Option<Twin> {
-        TWIN.with(|t| t.get())
+        crate::twins::with(format!("{twin:?}"), f)
     }
 }
 
@@ -226,29 +184,25 @@ pub(crate) const fn twin_on(_name: &str) -> bool {
 
 #[cfg(loom)]
 pub(crate) fn twin_on(name: &str) -> bool {
-    broken::current().is_some_and(|t| format!("{t:?}") == name)
+    crate::twins::on(name)
 }
 
-/// A close action: a boxed closure, or an arena's release (which needs no
-/// allocation: opening an arena on a session must not cost a `Box`).
+/// A close action: a boxed closure, or an owner's shared state (which needs
+/// no allocation: opening an allocator on a session must not cost a `Box`).
 pub(crate) enum Action {
     /// Any `FnOnce`.
     Boxed(Box<dyn FnOnce() + Send + 'static>),
-    /// [`crate::alloc::Arena`]'s state: its chunks go back to the pool.
-    Arena(Arc<crate::alloc::arena::Inner>),
-    /// The arena state embedded in the session's own core (see
-    /// [`Core::claim_arena`]): no `Arc` to clone or drop.
-    Embedded,
+    /// An owner's state (a [`super::actions::CloseHook`]).
+    Hook(Hook),
 }
 
 impl Action {
     /// Runs the action; `core` is the session it was registered on.
     #[inline]
-    fn run(self, core: &Core) {
+    fn run(self, _core: &Core) {
         match self {
             Action::Boxed(f) => f(),
-            Action::Arena(i) => i.on_close(),
-            Action::Embedded => core.arena.on_close(),
+            Action::Hook(h) => h.on_close(),
         }
     }
 }
@@ -258,15 +212,6 @@ struct Control {
     closed: bool,
     waiters: usize,
     actions: Actions,
-    /// The embedded arena state was handed out (at most once per session:
-    /// a later arena on the same session takes an `Arc` state).
-    arena_claimed: bool,
-    /// The embedded arena's close action, not run yet: its place in
-    /// `actions` (`Actions::mark` when it was registered: every action
-    /// registered after it has a key at least this). It runs when the
-    /// actions registered after it have run, so the order is LIFO as if it
-    /// were in `actions`, without pushing one (PERFORMANCE.md row 4).
-    arena_at: Option<u64>,
     /// The global session holds this one open for good (`keep_alive`
     /// from global is taken once per session).
     kept_forever: bool,
@@ -292,12 +237,6 @@ pub(crate) struct Core {
     kept: AtomicU64,
     ctl: Mutex<Control>,
     cv: Condvar,
-    /// The state of a confined session's first arena (see
-    /// [`Core::claim_arena`]): it lives as long as the core, which every
-    /// arena keeps alive through its session handle, so the arena needs no
-    /// `Arc` of its own and its close action ([`Action::Embedded`]) none
-    /// either (PERFORMANCE.md row 4). Unused by other kinds.
-    pub(crate) arena: crate::alloc::arena::Inner,
 }
 
 #[cfg(not(loom))]
@@ -386,43 +325,10 @@ impl Core {
                 closed: false,
                 waiters: 0,
                 actions: Actions::new(),
-                arena_claimed: false,
-                arena_at: None,
                 kept_forever: false,
             }),
             cv: Condvar::new(),
-            arena: crate::alloc::arena::Inner::embedded(),
         }
-    }
-
-    /// Hands the embedded arena state to a new arena of this confined
-    /// session, registering its close action ([`Action::Embedded`], kept
-    /// as `Control::arena_at`): `None`
-    /// if this is not a confined session owned by the caller, the session
-    /// is closed, or the state was already handed out since the core was
-    /// made or recycled (the caller then makes a state of its own).
-    ///
-    /// Every caller that gets `Some` holds a handle of this session (the
-    /// core, and so the state, outlives it) and must treat the state as
-    /// its own: nobody else is given it until the core is recycled, which
-    /// needs every handle gone.
-    #[inline]
-    pub(crate) fn claim_arena(&self) -> Option<&crate::alloc::arena::Inner> {
-        if self.kind != SessionKind::Confined || self.check_thread().is_err() {
-            return None;
-        }
-        // SAFETY: the owner thread (checked above): see `close_confined`.
-        let claimed = unsafe {
-            with_unlocked(&self.ctl, |c| {
-                if c.closed || c.arena_claimed {
-                    return false;
-                }
-                c.arena_claimed = true;
-                c.arena_at = Some(c.actions.mark());
-                true
-            })
-        };
-        claimed.then_some(&self.arena)
     }
 
     /// The owner thread (confined) or 0.
@@ -957,18 +863,7 @@ impl Core {
         loop {
             // SAFETY: exclusivity is the caller's contract; the borrow ends
             // before the action (user code) runs.
-            let next = unsafe {
-                with_unlocked(&self.ctl, |c| {
-                    if let Some(at) = c.arena_at
-                        && c.actions.newest().is_none_or(|k| k < at)
-                    {
-                        c.arena_at = None;
-                        Some(Action::Embedded)
-                    } else {
-                        c.actions.pop()
-                    }
-                })
-            };
+            let next = unsafe { with_unlocked(&self.ctl, |c| c.actions.pop()) };
             let Some(a) = next else {
                 break;
             };
@@ -991,7 +886,7 @@ impl Core {
         // SAFETY: unique (the caller's contract).
         let (was_closed, leftover) = unsafe {
             with_unlocked(&self.ctl, |c| {
-                let leftover = c.actions.live() != 0 || c.arena_at.is_some();
+                let leftover = c.actions.live() != 0;
                 (core::mem::replace(&mut c.closed, true), leftover)
             })
         };
@@ -1016,30 +911,17 @@ impl Core {
     }
 
     /// Makes a closed, uniquely held core like new for the calling thread;
-    /// false if it cannot be reused (its embedded arena state did not come
-    /// back clean).
+    /// false if it cannot be reused (an action of its last session is left).
     ///
     /// # Safety
     ///
     /// The caller holds the only reference to this core.
     unsafe fn reset(&self) -> bool {
         // SAFETY: unique (the caller's contract).
-        let (claimed, leftover) = unsafe {
-            with_unlocked(&self.ctl, |c| {
-                (
-                    c.arena_claimed,
-                    c.actions.live() != 0 || c.arena_at.is_some(),
-                )
-            })
-        };
+        let leftover = unsafe { with_unlocked(&self.ctl, |c| c.actions.live() != 0) };
         // Never hand a core with anything of its last session left to the
         // next one (close_unique runs leftovers, so this is a backstop).
         if leftover {
-            return false;
-        }
-        // SAFETY: the core is unique, so no arena refers to its state (each
-        // holds a handle).
-        if claimed && !unsafe { self.arena.clean() } {
             return false;
         }
         for s in self.shards.iter() {
@@ -1053,7 +935,6 @@ impl Core {
                 c.closed = false;
                 c.actions.clear_withdrawn();
                 c.waiters = 0;
-                c.arena_claimed = false;
                 c.kept_forever = false;
             })
         };
@@ -1181,7 +1062,7 @@ impl Core {
     /// (a snapshot; `WrongThread` for a confined session elsewhere).
     pub(crate) fn pending_close_actions(&self) -> Result<usize> {
         self.check_thread()?;
-        let count = |c: &mut Control| c.actions.live() + usize::from(c.arena_at.is_some());
+        let count = |c: &mut Control| c.actions.live();
         if self.kind == SessionKind::Confined {
             // SAFETY: the owner thread (checked above): see `close_confined`.
             return Ok(unsafe { with_unlocked(&self.ctl, count) });
@@ -1449,7 +1330,7 @@ fn recycle(core: Arc<Core>) {
     // destructors would then run outside the model and abort the test
     // binary: broken twins run without the pool.
     #[cfg(loom)]
-    if broken::current().is_some() {
+    if crate::twins::any() {
         return; // `core` drops (and closes) the ordinary way
     }
     // SAFETY: the caller saw a strong count of 1 on its own handle, no Weak

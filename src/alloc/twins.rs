@@ -1,0 +1,70 @@
+//! The allocators' broken twins (loom builds only): deliberately wrong
+//! variants of the arena, pool, spin lock and stack code that the loom
+//! models in `loom-tests/tests/loom_alloc.rs` must catch.
+//!
+//! Owns the `Twin` enum and its switch; touches nothing but the leaf switch
+//! `crate::twins`. The switch sites (`on(Twin::X)`) sit in the code each
+//! variant breaks; outside loom `on` is a constant `false`, so the twins
+//! cost nothing and nothing else depends on this module.
+
+/// A deliberately wrong variant of an allocator protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(loom), allow(dead_code))]
+pub enum Twin {
+    /// The arena bump uses a load + store instead of a read-modify-write.
+    ArenaLoadStoreBump,
+    /// A bump reads its slot word with a Relaxed load, so the table entry
+    /// it then reads may be older than the word (a bump into a chunk that
+    /// another thread is publishing).
+    ArenaRelaxedSlotLoad,
+    /// Arena close recycles the chunks without marking the bump slots closed.
+    ArenaNoCloseMark,
+    /// The chunk pool hands out a recycled chunk without clearing it.
+    PoolNoClear,
+    /// The stack allocator keeps its state in a `std` thread-local (shared
+    /// by all loom threads) instead of the shim's.
+    StackNotPerThread,
+    /// Arena release touches a confined arena's cursor before taking its lock.
+    ArenaCursorOutsideLock,
+    /// A zeroing allocation below a recycled chunk's clean mark is not zeroed.
+    ArenaNoLazyZero,
+    /// The arena's spin lock unlocks with a Relaxed store (no happens-before
+    /// to the next holder).
+    SpinRelaxedUnlock,
+    /// A shared arena's cursor zeroes dirty recycled bytes outside a
+    /// `Session::enter` window (a racing close may recycle the chunk).
+    ArenaZeroOutsideEnter,
+    /// Spare-state recycling decides "unique" from a Relaxed decrement of
+    /// the holder count, without the Acquire fence (the close action's last
+    /// use of the state is not ordered before its reuse).
+    SpareRelaxedCount,
+    /// The pool's per-thread cache takes a chunk in without its dirty
+    /// prefix (the next taker on the thread gets dirty bytes as clean).
+    LocalPoolForgetsDirty,
+    /// Close marks only the first slot word closed (a bump through another
+    /// thread's slot still succeeds in a recycled chunk).
+    ArenaCloseMarksOneSlot,
+    /// A confined arena's standby first chunk is attached with the clean
+    /// mark at the chunk's base (its dirty prefix handed out as zeroed).
+    StandbyNoCleanMark,
+}
+
+/// Runs `f` with `twin` switched on for this OS thread (every loom thread
+/// of a model started inside `f` sees it).
+#[cfg(loom)]
+pub fn with_twin<R>(twin: Twin, f: impl FnOnce() -> R) -> R {
+    crate::twins::with(format!("{twin:?}"), f)
+}
+
+/// Whether `twin` is switched on (always `false` outside loom).
+#[cfg(not(loom))]
+#[inline(always)]
+pub(crate) const fn on(_twin: Twin) -> bool {
+    false
+}
+
+/// Whether `twin` is switched on.
+#[cfg(loom)]
+pub(crate) fn on(twin: Twin) -> bool {
+    crate::twins::on(&format!("{twin:?}"))
+}
