@@ -249,3 +249,118 @@ fn loom_last_handle_drop_inside_upcall() {
 fn twin_upcall_without_a_handle_is_caught_by_a_drop_inside_it() {
     with_twin(Twin::UpcallNoHandle, last_handle_drop_inside_upcall);
 }
+
+// ----- issue 13: the real call sites (libffi into Rust extern "C" fns) -----------
+
+mod real {
+    use super::*;
+    use memscope::layout::c;
+    use memscope::linker::{Arg, DowncallOptions, FunctionDescriptor, Linker, Symbol};
+    use memscope::marshal::Value;
+
+    std::thread_local! {
+        // All loom threads of a model run on one OS thread: only the thread
+        // that is running uses this, between a catch and its re-panic.
+        static CAUGHT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+    }
+
+    /// The "C" function the downcall calls through libffi: reads the memory
+    /// its segment argument points at, then calls the stub it was given.
+    /// A loom failure inside is caught here (a panic must not unwind
+    /// through libffi's frames) and re-raised by the caller after the call.
+    extern "C" fn reader(m: *const Memory, cb: Option<extern "C" fn(i32) -> i32>) -> i32 {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: `m` is the address of a `Memory` the model keeps alive
+            // (an `Arc` clone); whether it may be read is loom's to judge.
+            unsafe { (*m).read() };
+        }));
+        if let Err(p) = r {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            CAUGHT.with(|c| *c.borrow_mut() = Some(msg));
+            return -1;
+        }
+        cb.map_or(0, |f| f(1))
+    }
+
+    fn reraise() {
+        if let Some(msg) = CAUGHT.with(|c| c.borrow_mut().take()) {
+            panic!("{msg}");
+        }
+    }
+
+    /// The real downcall path: `Downcall::call_with` (`call_args` acquires
+    /// the segment argument's session and the stub argument's session,
+    /// libffi calls `reader`, which reads the segment's memory and calls the
+    /// stub: the real trampoline and `closure::Data::run`, whose handler
+    /// reads the stub session's memory) on one thread, while main closes
+    /// the segment's session: the close is `Busy` (nothing freed) or the
+    /// call fails with `Closed` before C runs. The stub's session closes
+    /// after the call.
+    pub(super) fn real_downcall_and_upcall_vs_close() {
+        model(|| {
+            let (a, ma) = session_with_memory();
+            let (b, mb) = session_with_memory();
+            let (a2, b2, ma2, mb2) = (a.clone(), b.clone(), ma.clone(), mb.clone());
+            let t = thread::spawn(move || {
+                let up = FunctionDescriptor::of(Some(c::INT), &[c::INT]);
+                let stub = Linker::native()
+                    .upcall(
+                        move |_: &[Value]| {
+                            mb2.read();
+                            Value::I32(7)
+                        },
+                        &up,
+                        &b2,
+                    )
+                    .unwrap();
+                let addr = Address::from_ptr(loom::sync::Arc::as_ptr(&ma2).cast::<u8>());
+                // SAFETY: a zero-size view of the model's `Memory`; `reader`
+                // only reads it as a `Memory`.
+                let seg = unsafe { Segment::from_raw(addr, 0, &a2) }.unwrap();
+                // SAFETY: `reader` is a live Rust function of this signature.
+                let sym = unsafe {
+                    Symbol::from_address(Address::from_ptr(reader as *const u8))
+                }
+                .unwrap();
+                let d = FunctionDescriptor::of(Some(c::INT), &[c::POINTER, c::POINTER]);
+                // SAFETY: the descriptor matches `reader`.
+                let f = unsafe { Linker::native().downcall(&sym, &d, DowncallOptions::default()) }
+                    .unwrap();
+                let r = f.call_with(&[Arg::Segment(&seg), Arg::Stub(&stub)]);
+                reraise();
+                if let Some(p) = stub.take_panic() {
+                    panic!("upcall failed: {p}");
+                }
+                match r {
+                    Ok(v) => assert_eq!(v, Some(Value::I32(7))),
+                    Err(e) => assert_eq!(e, Error::Closed),
+                }
+            });
+            let closed = must_close_or_busy(a.close());
+            t.join().unwrap();
+            if !closed {
+                a.close().unwrap();
+            }
+            b.close().unwrap();
+            assert!(!ma.is_live() && !mb.is_live());
+        });
+    }
+}
+
+#[test]
+fn loom_real_downcall_and_upcall_vs_close() {
+    real::real_downcall_and_upcall_vs_close();
+}
+
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn twin_downcall_without_argument_acquire_is_caught_through_libffi() {
+    with_twin(
+        Twin::DowncallNoAcquire,
+        real::real_downcall_and_upcall_vs_close,
+    );
+}
