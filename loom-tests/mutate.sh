@@ -76,7 +76,10 @@ EOF
 }
 
 run_loom() { # bin -> 0 passed, else failed
+  # Incremental release builds: each mutation recompiles only what changed
+  # (the scratch copy has new mtimes, but rustc reuses unchanged code).
   (cd "$SCRATCH/tree" && RUSTFLAGS="--cfg loom -C debug-assertions" CARGO_TARGET_DIR="$SCRATCH/target-loom" \
+    CARGO_PROFILE_RELEASE_INCREMENTAL=true \
     timeout "$TIMEOUT" cargo test -q --release -p loom-tests --test "$1" -- loom_ --test-threads=2) \
     >"$SCRATCH/last-$1.log" 2>&1
 }

@@ -322,10 +322,8 @@ mod real {
                 // only reads it as a `Memory`.
                 let seg = unsafe { Segment::from_raw(addr, 0, &a2) }.unwrap();
                 // SAFETY: `reader` is a live Rust function of this signature.
-                let sym = unsafe {
-                    Symbol::from_address(Address::from_ptr(reader as *const u8))
-                }
-                .unwrap();
+                let sym = unsafe { Symbol::from_address(Address::from_ptr(reader as *const u8)) }
+                    .unwrap();
                 let d = FunctionDescriptor::of(Some(c::INT), &[c::POINTER, c::POINTER]);
                 // SAFETY: the descriptor matches `reader`.
                 let f = unsafe { Linker::native().downcall(&sym, &d, DowncallOptions::default()) }
