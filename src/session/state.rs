@@ -1292,12 +1292,16 @@ mod windows {
 const POOL_CAP: usize = 8;
 
 /// Closed cores waiting to be reused by `Session::confined()` / `shared()`.
+/// Boxed, not inline: a handle points at its core, so a core keeps its
+/// address from `Handle::new` until it is freed.
+#[allow(clippy::vec_box)]
 struct Pool {
     confined: Vec<Box<Core>>,
     shared: Vec<Box<Core>>,
 }
 
 impl Pool {
+    #[allow(clippy::vec_box)] // see `Pool`
     fn of(&mut self, kind: SessionKind) -> &mut Vec<Box<Core>> {
         if kind == SessionKind::Confined {
             &mut self.confined
