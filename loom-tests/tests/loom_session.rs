@@ -804,23 +804,29 @@ fn twin_relaxed_handle_drop_is_caught() {
 
 // ----- issue 13: close_timeout's time-out branch ----------------------------------
 
-/// Main holds a guard; one thread waits in `close_blocking`, another calls
-/// `close_timeout(0)`, which fails its try, times out (the shim times a
-/// passed deadline out at once) and takes the time-out branch: it must not
-/// clear the WAITER bits the other waiter still needs, or main's release
-/// never wakes it. Exactly one close succeeds; nothing is freed under the
-/// guard.
+/// One thread uses the memory under a guard; main waits in
+/// `close_blocking`; another thread calls `close_timeout(0)`, which fails
+/// its try, times out (the shim times a passed deadline out at once) and
+/// takes the time-out branch: it must not clear the WAITER bits main still
+/// needs, or the guard's release never wakes main (a deadlock loom
+/// reports). Exactly one close succeeds; nothing is freed under the guard.
+/// (Main is the waiter: a spawned thread left blocked by a failing twin
+/// would abort the test binary in loom's cleanup.)
 fn close_timeout_times_out_beside_a_waiter() {
     model("close_timeout_times_out_beside_a_waiter", || {
         let (s, m) = session_with_memory();
-        let g = s.acquire().unwrap();
-        let s1 = s.clone();
-        let waiting = thread::spawn(move || s1.close_blocking());
+        let (s1, m1) = (s.clone(), m.clone());
+        let user = thread::spawn(move || {
+            if let Ok(g) = s1.acquire() {
+                m1.read();
+                drop(g);
+            }
+        });
         let s2 = s.clone();
         let timed = thread::spawn(move || s2.close_timeout(std::time::Duration::ZERO));
-        m.read();
-        drop(g);
-        let (rw, rt) = (waiting.join().unwrap(), timed.join().unwrap());
+        let rw = s.close_blocking();
+        user.join().unwrap();
+        let rt = timed.join().unwrap();
         assert!(
             matches!(rt, Ok(()) | Err(Error::Busy { .. }) | Err(Error::Closed)),
             "{rt:?}"
