@@ -347,6 +347,76 @@ mod real {
             assert!(!ma.is_live() && !mb.is_live());
         });
     }
+
+    /// `UpcallStub::as_fn` (its enter) for a capturing stub (the real
+    /// trampoline and `closure::Data::run`) and a stateless one (a direct
+    /// trampoline), called from another thread under a guard while main
+    /// closes the session: the close is `Busy` or the guard fails; once the
+    /// session is closed, `as_fn` refuses with `Closed` (a pointer to freed
+    /// code is never handed out).
+    pub(super) fn as_fn_vs_close() {
+        model(|| {
+            let (s, m) = session_with_memory();
+            let m2 = m.clone();
+            let up = FunctionDescriptor::of(Some(c::INT), &[c::INT]);
+            let stub = Linker::native()
+                .upcall(
+                    move |_: &[Value]| {
+                        m2.read();
+                        Value::I32(7)
+                    },
+                    &up,
+                    &s,
+                )
+                .unwrap();
+            let direct = Linker::native()
+                .upcall_typed(|x: i32| -> i32 { x + 1 }, &s)
+                .unwrap();
+            let s2 = s.clone();
+            let t = thread::spawn(move || {
+                if let Ok(g) = s2.acquire() {
+                    // SAFETY: the signatures match; the guard keeps the
+                    // session (and so both stubs) alive for the calls.
+                    let f = unsafe { stub.as_fn::<extern "C" fn(i32) -> i32>() }.unwrap();
+                    assert_eq!(f(1), 7);
+                    // SAFETY: as above.
+                    let h = unsafe { direct.as_fn::<extern "C" fn(i32) -> i32>() }.unwrap();
+                    assert_eq!(h(1), 2);
+                    drop(g);
+                }
+                if let Some(p) = stub.take_panic() {
+                    panic!("upcall failed: {p}");
+                }
+                (stub, direct)
+            });
+            let closed = must_close_or_busy(s.close());
+            let (stub, direct) = t.join().unwrap();
+            if !closed {
+                s.close().unwrap();
+            }
+            // SAFETY: never called (the session is closed).
+            let after = unsafe { stub.as_fn::<extern "C" fn(i32) -> i32>() }.map(drop);
+            // SAFETY: as above.
+            let after_direct = unsafe { direct.as_fn::<extern "C" fn(i32) -> i32>() }.map(drop);
+            assert_eq!(
+                (after, after_direct),
+                (Err(Error::Closed), Err(Error::Closed)),
+                "as_fn handed out a pointer into a closed session"
+            );
+            assert!(!m.is_live());
+        });
+    }
+}
+
+#[test]
+fn loom_as_fn_vs_close() {
+    real::as_fn_vs_close();
+}
+
+#[test]
+#[should_panic(expected = "as_fn handed out a pointer")]
+fn twin_as_fn_without_enter_is_caught() {
+    with_twin(Twin::AsFnNoEnter, real::as_fn_vs_close);
 }
 
 #[test]

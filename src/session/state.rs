@@ -190,6 +190,9 @@ pub mod broken {
         /// close_timeout's time-out branch clears the WAITER bits although
         /// another close_blocking still waits (its wake-up is lost).
         TimeoutClearsOthersWaiter,
+        /// `UpcallStub::as_fn` hands out the code pointer without entering
+        /// the stub's session (a closed stub's freed code).
+        AsFnNoEnter,
     }
 
     std::thread_local! {
