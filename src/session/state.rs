@@ -1396,9 +1396,11 @@ impl Handle {
     pub(crate) unsafe fn from_stub(core: *const Core) -> Handle {
         // SAFETY: the caller's contract: a live core with a handle, so the
         // count is at least 1 and this increment cannot revive a dead core.
-        let core = unsafe { &*core };
-        Handle::count_one_more(core);
-        Handle(NonNull::from(core))
+        Handle::count_one_more(unsafe { &*core });
+        // SAFETY: non-null (from `as_ptr`); built from the raw pointer, not
+        // the reference above, so it keeps the provenance of the whole box
+        // (`Box::leak` in `Handle::new`), which the last drop takes back.
+        Handle(unsafe { NonNull::new_unchecked(core.cast_mut()) })
     }
 
     /// One more handle of `core` (some handle of it is alive).
