@@ -1483,7 +1483,15 @@ fn recycle(core: Box<Core>) {
     // binary: broken twins run without the pool.
     #[cfg(loom)]
     if broken::current().is_some() {
-        return; // `core` drops (and closes) the ordinary way
+        // A broken twin may still reach the core through a raw pointer
+        // (`UpcallNoHandle`): its memory is kept (leaked, for this model
+        // execution) so that the twin fails as loom reports it, not as a
+        // use after free of the core; leaked first, so that a loom failure
+        // inside the close unwinds without closing it a second time.
+        let core: &Core = Box::leak(core);
+        // SAFETY: unique (the caller's contract, as below).
+        unsafe { core.close_unique() };
+        return;
     }
     // SAFETY: the caller's decrement of the handle count returned 1 and was
     // followed by an Acquire fence: every other handle's uses happen-before
