@@ -11,8 +11,10 @@ export CARGO_TERM_COLOR=never
 QUICK=0
 [ "${1:-}" = "--quick" ] && QUICK=1
 
-step() { printf '\n=== %s\n' "$*"; }
 t0=$(date +%s)
+# Each step's header says how long the run has taken so far, so a slow step
+# shows in any log of a run.
+step() { printf '\n=== [%4ss] %s\n' "$(( $(date +%s) - t0 ))" "$*"; }
 # Works whether or not CARGO_TARGET_DIR is set: every path below hangs off
 # one base directory, created here, so `tee` never writes into a missing dir.
 TARGET_BASE="${CARGO_TARGET_DIR:-$PWD/target}"

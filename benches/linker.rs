@@ -222,7 +222,10 @@ fn linker(c: &mut Criterion) {
     };
     let stub_confined = Linker::native().upcall_typed(rust_cmp, &confined).unwrap();
     let stub_shared = Linker::native().upcall_typed(rust_cmp, &shared).unwrap();
-    // A capturing closure has state, so it runs through a libffi closure.
+    // A capturing closure has state: it runs through a direct typed
+    // trampoline (a slot, direct.rs) that enters its session per call —
+    // unless this thread holds the session for the call (`hold`, or a
+    // downcall with the stub as `Arg::Stub`), which skips the entry.
     let flip = black_box(1i32);
     let stub_capturing = Linker::native()
         .upcall_typed(move |a: Address, b: Address| flip * rust_cmp(a, b), &shared)
@@ -244,6 +247,29 @@ fn linker(c: &mut Criterion) {
             &confined,
         )
         .unwrap();
+    // The floor for a closure with state: a raw libffi closure, no session.
+    unsafe extern "C" fn raw_cb(
+        _cif: &libffi::low::ffi_cif,
+        result: &mut u64,
+        args: *const *const c_void,
+        flip: &i32,
+    ) {
+        // SAFETY: libffi passes two pointer arguments, each pointing to an
+        // element pointer of the array qsort sorts.
+        let (x, y) = unsafe {
+            let a = *(*args).cast::<*const i32>();
+            let b = *(*args.add(1)).cast::<*const i32>();
+            (*a, *b)
+        };
+        *result = (flip * ((x > y) as i32 - (x < y) as i32)) as i64 as u64;
+    }
+    let raw_closure = libffi::middle::Closure::new(
+        Cif::new([Type::pointer(), Type::pointer()], Type::i32()),
+        raw_cb,
+        &flip,
+    );
+    // SAFETY: the closure has the comparator's signature.
+    let f_raw: CmpFn = unsafe { std::mem::transmute(*raw_closure.code_ptr()) };
     // SAFETY: the stubs have the comparator signature and their sessions are open.
     let f_conf = unsafe { stub_confined.as_fn::<CmpFn>() }.unwrap();
     // SAFETY: as above.
@@ -255,13 +281,25 @@ fn linker(c: &mut Criterion) {
     // SAFETY: as above.
     let f_dyn = unsafe { stub_dyn.as_fn::<CmpFn>() }.unwrap();
     let mut g = c.benchmark_group("row13_qsort_1000");
-    for (name, cmp) in [
-        ("c_comparator", c_cmp.get()),
-        ("rust_typed_upcall_confined", f_conf),
-        ("rust_typed_upcall_shared", f_shared),
-        ("rust_typed_capturing_libffi_closure_shared", f_capt),
-        ("rust_typed_capturing_libffi_closure_confined", f_capt_conf),
-        ("rust_dynamic_upcall", f_dyn),
+    // (name, comparator, stub held around each sort)
+    for (name, cmp, held) in [
+        ("c_comparator", c_cmp.get(), None),
+        ("raw_libffi_closure", f_raw, None),
+        ("rust_typed_upcall_confined", f_conf, None),
+        ("rust_typed_upcall_shared", f_shared, None),
+        ("rust_typed_capturing_shared", f_capt, None),
+        ("rust_typed_capturing_confined", f_capt_conf, None),
+        (
+            "rust_typed_capturing_shared_held",
+            f_capt,
+            Some(&stub_capturing),
+        ),
+        (
+            "rust_typed_capturing_confined_held",
+            f_capt_conf,
+            Some(&stub_capturing_conf),
+        ),
+        ("rust_dynamic_upcall", f_dyn, None),
     ] {
         let mut v = unsorted.clone();
         // SAFETY: `v` holds 1,000 i32; the comparator fits.
@@ -270,13 +308,79 @@ fn linker(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 v.copy_from_slice(&unsorted);
+                // Held: the session entered once per sort, not per compare.
+                let hold = held.map(|s: &memscope::UpcallStub| s.hold().unwrap());
                 // SAFETY: as above.
                 unsafe { (qsort.get())(v.as_mut_ptr().cast(), v.len(), 4, cmp) };
+                drop(hold);
+                black_box(v[0])
+            })
+        });
+    }
+    // qsort as a Downcall with the stub as `Arg::Stub`: the call holds the
+    // stub's session (as `held` above), the way a binding passes it.
+    let dq = FunctionDescriptor::of(None, &[c::POINTER, c::SIZE_T, c::SIZE_T, c::POINTER]);
+    // SAFETY: `void qsort(void *, size_t, size_t, int (*)(const void *, const void *))`.
+    let dyn_qsort =
+        unsafe { Linker::native().downcall(&qsort_sym, &dq, DowncallOptions::default()) }.unwrap();
+    for (name, stub) in [
+        (
+            "rust_typed_capturing_confined_arg_stub",
+            &stub_capturing_conf,
+        ),
+        ("rust_typed_capturing_shared_arg_stub", &stub_capturing),
+    ] {
+        let mut v = unsorted.clone();
+        let sort = |v: &mut Vec<i32>| {
+            v.copy_from_slice(&unsorted);
+            let base = Address::from_ptr(v.as_mut_ptr());
+            dyn_qsort
+                .call_with(&[
+                    Value::Address(base).into(),
+                    Value::U64(1000).into(),
+                    Value::U64(4).into(),
+                    memscope::linker::Arg::Stub(stub),
+                ])
+                .unwrap();
+        };
+        sort(&mut v);
+        assert!(v.windows(2).all(|w| w[0] <= w[1]), "{name} did not sort");
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                sort(&mut v);
                 black_box(v[0])
             })
         });
     }
     g.finish();
+    // One comparator call from Rust through the C function pointer (no
+    // qsort around it): what each path adds per upcall.
+    let (x, y) = (3i32, 4i32);
+    let (px, py) = (&raw const x as *const c_void, &raw const y as *const c_void);
+    let mut g = c.benchmark_group("row13_one_upcall");
+    for (name, cmp, held) in [
+        ("c_comparator", c_cmp.get(), None),
+        ("raw_libffi_closure", f_raw, None),
+        ("rust_typed_stateless_confined", f_conf, None),
+        ("rust_typed_capturing_confined", f_capt_conf, None),
+        ("rust_typed_capturing_shared", f_capt, None),
+        (
+            "rust_typed_capturing_confined_held",
+            f_capt_conf,
+            Some(&stub_capturing_conf),
+        ),
+        (
+            "rust_typed_capturing_shared_held",
+            f_capt,
+            Some(&stub_capturing),
+        ),
+    ] {
+        let hold = held.map(|s: &memscope::UpcallStub| s.hold().unwrap());
+        g.bench_function(name, |b| b.iter(|| cmp(black_box(px), black_box(py))));
+        drop(hold);
+    }
+    g.finish();
+    drop(raw_closure);
     confined.close().unwrap();
     shared.close().unwrap();
 }

@@ -50,7 +50,7 @@ pub mod session;
 pub(crate) mod sync;
 
 pub use error::{Error, Result};
-pub use segment::{Address, Segment};
+pub use segment::{Address, OwnedSegment, Segment};
 pub use session::{AcquireGuard, Session, SessionKind};
 pub mod layout;
 pub mod marshal;
@@ -119,7 +119,7 @@ pub mod prelude {
         Arg, Downcall, DowncallOptions, FunctionDescriptor, Library, Linker, Symbol, UpcallStub,
     };
     pub use crate::marshal::{AllocateExt, Marshal, Value};
-    pub use crate::segment::{Address, Segment};
+    pub use crate::segment::{Address, OwnedSegment, Segment};
     pub use crate::session::{AcquireGuard, Session, SessionKind};
     pub use crate::{Error, Result, bind, c_enum, c_flags, c_struct, c_union};
 }

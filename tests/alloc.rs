@@ -568,11 +568,49 @@ fn prefix_allocator_reuses_one_segment() {
         s.set(0, 5u64).unwrap();
         s.address()
     };
+    // Exhausted until reset: nothing of the round is handed out twice.
+    assert!(matches!(p.allocate(1, 1), Err(Error::OutOfMemory { .. })));
+    p.reset();
     assert_eq!(p.allocate_uninit(8, 8).unwrap().get::<u64>(0).unwrap(), 5);
+    p.reset();
     let s = p.allocate(8, 8).unwrap();
     assert_eq!(s.address(), a);
     assert_eq!(s.get::<u64>(0).unwrap(), 0);
+    p.reset();
     assert!(matches!(p.allocate(33, 1), Err(Error::OutOfMemory { .. })));
+    assert!(matches!(p.allocate(1, 3), Err(Error::InvalidLayout { .. })));
+}
+
+#[test]
+fn prefix_allocator_is_a_segment_allocator_with_disjoint_live_segments() {
+    fn takes_allocator<A: SegmentAllocator>(a: &A) -> (usize, usize) {
+        let s = a.allocate_cstring("hi").unwrap();
+        let v = a.allocate_value(0x0102_0304u32).unwrap();
+        assert_eq!(s.get_string(0).unwrap(), "hi");
+        assert_eq!(v.get::<u32>(0).unwrap(), 0x0102_0304);
+        (s.address().get(), v.address().get())
+    }
+    let arena = Arena::confined();
+    let mut p = PrefixAllocator::new(arena.allocate(16, 8).unwrap());
+    let (s, v) = takes_allocator(&p);
+    assert_eq!(v % 4, 0);
+    assert!(v >= s + 3, "the two live segments overlap");
+    assert_eq!(p.remaining(), 16 - (v + 4 - s));
+    // Every round gives the same addresses: the bytes are recycled.
+    for _ in 0..3 {
+        p.reset();
+        assert_eq!(takes_allocator(&p), (s, v));
+    }
+    // A read-only segment gives nothing.
+    let ro = arena.allocate(8, 8).unwrap();
+    let p = PrefixAllocator::new(ro.as_read_only());
+    assert_eq!(p.allocate(1, 1).unwrap_err(), Error::ReadOnly);
+    // Closed: the slices fail their accesses like any segment.
+    let arena = Arena::shared();
+    let p = PrefixAllocator::new(arena.allocate(8, 8).unwrap());
+    let seg = p.allocate(8, 8).unwrap();
+    arena.close().unwrap();
+    assert_eq!(seg.get::<u64>(0), Err(Error::Closed));
 }
 
 #[test]

@@ -994,6 +994,69 @@ fn variadic_calls_snprintf_and_vsum() {
     assert_eq!(&buf[..11], b"-7|1.23|ok\0");
 }
 
+#[test]
+fn structs_and_unions_pass_in_variadic_positions() {
+    let lib = testlib();
+    // double va_points(int n, ...) with n IntDouble {int32_t x; double y;}
+    let pt = MemoryLayout::c_struct([c::INT, c::DOUBLE]).unwrap();
+    for n in [1usize, 3, 9] {
+        let mut layouts = vec![c::INT];
+        let mut args = vec![Value::I32(n as i32)];
+        let mut want = 0.0;
+        for i in 0..n {
+            layouts.push(pt.clone());
+            let (x, y) = (i as i32 * 100 - 7, i as f64 * 0.25);
+            args.push(Value::Struct(vec![Value::I32(x), Value::F64(y)]));
+            want += f64::from(x) + y;
+        }
+        let f = link_var(&lib, "va_points", Some(c::DOUBLE), &layouts, 1);
+        assert_eq!(f.call(&args).unwrap(), Some(Value::F64(want)), "{n} points");
+    }
+    // Every class: SSE struct, INTEGER and SSE unions, a MEMORY struct,
+    // mixed with scalar varargs; weights check the order.
+    let umix8 = MemoryLayout::union_of([c::LONG, c::DOUBLE]).unwrap();
+    let ufd = MemoryLayout::union_of([c::FLOAT, c::DOUBLE]).unwrap();
+    let big = MemoryLayout::c_struct([MemoryLayout::sequence(17, c::UINT).unwrap()]).unwrap();
+    let f = link_var(
+        &lib,
+        "va_kinds",
+        Some(c::DOUBLE),
+        &[
+            c::POINTER,
+            complex(),
+            umix8.clone(),
+            c::LONG,
+            ufd,
+            big,
+            c::DOUBLE,
+            umix8,
+        ],
+        1,
+    );
+    let big_bytes: Vec<u8> = (0..17u32).flat_map(|i| (i * 1000).to_ne_bytes()).collect();
+    let r = f
+        .call_with(&[
+            Arg::CStr(c"culfbdu"),
+            Value::Struct(vec![Value::F64(1.5), Value::F64(0.25)]).into(),
+            Arg::Bytes(&(-40i64).to_ne_bytes()),
+            Value::I64(7).into(),
+            Arg::Bytes(&2.5f64.to_ne_bytes()),
+            Arg::Bytes(&big_bytes),
+            Value::F64(-0.5).into(),
+            Arg::Bytes(&(1i64 << 40).to_ne_bytes()),
+        ])
+        .unwrap();
+    let big_sum: f64 = (0..17).map(|i| f64::from(i * 1000)).sum();
+    let want = 15.25
+        + 2.0 * -40.0
+        + 3.0 * 7.0
+        + 4.0 * 2.5
+        + 5.0 * big_sum
+        + 6.0 * -0.5
+        + 7.0 * (1u64 << 40) as f64;
+    assert_eq!(r, Some(Value::F64(want)));
+}
+
 fn link_var(
     lib: &Library,
     name: &str,
@@ -1058,9 +1121,15 @@ fn signatures_are_checked_at_link_time() {
         try_link(FunctionDescriptor::of(None, &[pad])),
         Err(Error::InvalidSignature { .. })
     ));
+    // Aggregates in a variadic position are C (issue 16): accepted; an
+    // array by value still is not.
     let agg_vararg = FunctionDescriptor::of(None, &[c::INT, complex()]).variadic(1);
+    assert!(try_link(agg_vararg).is_ok());
+    let array_vararg =
+        FunctionDescriptor::of(None, &[c::INT, MemoryLayout::sequence(2, c::INT).unwrap()])
+            .variadic(1);
     assert!(matches!(
-        try_link(agg_vararg),
+        try_link(array_vararg),
         Err(Error::InvalidSignature { .. })
     ));
     let s = Session::shared();
@@ -1290,6 +1359,41 @@ fn struct_returns_go_into_a_caller_given_allocator() {
             .unwrap()
             .is_none()
     );
+}
+
+#[test]
+fn a_prefix_allocator_holds_a_calls_string_argument_and_its_struct_result() {
+    use memscope::alloc::{Arena, PrefixAllocator, SegmentAllocator};
+    let big = MemoryLayout::c_struct([MemoryLayout::sequence(17, c::UINT).unwrap()]).unwrap();
+    let twice = link(
+        &testlib(),
+        "big_twice",
+        Some(big.clone()),
+        std::slice::from_ref(&big),
+    );
+    let arena = Arena::confined();
+    let mut scratch = PrefixAllocator::new(arena.allocate(256, 16).unwrap());
+    let arg = Value::Struct(vec![Value::Array((0..17).map(Value::U32).collect())]);
+    let mut first = None;
+    for round in 0..3 {
+        {
+            // A C string and the result live together in one round.
+            let name = scratch.allocate_cstring("unused").unwrap();
+            let seg = twice
+                .call_in(&[arg.clone().into()], &scratch)
+                .unwrap()
+                .unwrap();
+            assert_eq!(seg.get::<u32>(4 * 16).unwrap(), 32);
+            assert_eq!(name.get_string(0).unwrap(), "unused");
+            let at = seg.address();
+            assert_eq!(
+                *first.get_or_insert(at),
+                at,
+                "round {round} did not reuse the bytes"
+            );
+        }
+        scratch.reset();
+    }
 }
 
 fn mapped(path: &str) -> bool {
@@ -2061,5 +2165,665 @@ mod bind_by_value {
             u.sign_of_sum(3, 4),
             Err(Error::InvalidArgument { .. })
         ));
+    }
+}
+
+// ------------------------------------------------- issue 16: reinterpret, typed globals
+
+mod reinterpret_and_globals {
+    use super::*;
+    use memscope::marshal::{StructView, read_seq};
+
+    memscope::c_struct! {
+        /// `IntDouble` of testlib.c.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub struct IntDouble { pub x: i32, pub y: f64 }
+    }
+    memscope::c_struct! {
+        /// `Complex` of testlib.c.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub struct Complex { pub re: f64, pub im: f64 }
+    }
+
+    fn ret_ptr(name: &str) -> Address {
+        let f = link(&testlib(), name, Some(c::POINTER), &[]);
+        match f.call(&[]).unwrap() {
+            Some(Value::Address(a)) => a,
+            r => panic!("{name} returned {r:?}"),
+        }
+    }
+
+    #[test]
+    fn a_returned_c_string_is_read_in_one_call() {
+        let p = ret_ptr("c_message");
+        // SAFETY: `c_message` returns a static NUL-terminated string.
+        assert_eq!(unsafe { p.read_string() }.unwrap(), "from C");
+        // SAFETY: as above.
+        assert_eq!(unsafe { p.read_c_string() }.unwrap().as_c_str(), c"from C");
+        let s = Session::shared();
+        // SAFETY: as above; the string is static, so it outlives `s`.
+        let seg = unsafe { p.reinterpret_c_str(&s) }.unwrap();
+        assert_eq!(seg.len(), 6);
+        assert!(seg.is_read_only());
+        assert_eq!(seg.to_vec().unwrap(), b"from C");
+        assert!(seg.get::<u8>(6).is_err()); // the NUL is not part of it
+        s.close().unwrap();
+        assert_eq!(seg.get::<u8>(0).unwrap_err(), Error::Closed);
+        // Not UTF-8: an error for String, fine as bytes.
+        let bad = ret_ptr("c_bad_utf8");
+        // SAFETY: a static C string.
+        assert!(matches!(
+            // SAFETY: as above (a static object of the test library, or refused before any access).
+            unsafe { bad.read_string() },
+            Err(Error::InvalidString { .. })
+        ));
+        // SAFETY: as above.
+        assert_eq!(
+            // SAFETY: as above (a static object of the test library, or refused before any access).
+            unsafe { bad.read_c_string() }.unwrap().as_bytes(),
+            b"\xff\xfe"
+        );
+        // NULL is an error, never a dereference.
+        // SAFETY: NULL is refused before any read.
+        unsafe {
+            assert_eq!(Address::NULL.read_string().unwrap_err(), Error::NullAddress);
+            assert_eq!(
+                Address::NULL.read_c_string().unwrap_err(),
+                Error::NullAddress
+            );
+            assert_eq!(
+                Address::NULL
+                    .reinterpret_c_str(&Session::global())
+                    .unwrap_err(),
+                Error::NullAddress
+            );
+        }
+    }
+
+    #[test]
+    fn a_returned_struct_pointer_is_a_checked_segment_or_a_copy() {
+        let p = ret_ptr("point_ptr");
+        // SAFETY: `point_ptr` returns a pointer to a static IntDouble.
+        assert_eq!(
+            // SAFETY: as above (a static object of the test library, or refused before any access).
+            unsafe { p.read::<IntDouble>() }.unwrap(),
+            IntDouble { x: 7, y: 0.5 }
+        );
+        let s = Session::confined();
+        // SAFETY: as above; static, so it outlives `s`; only this test uses it.
+        let mut seg = unsafe { p.reinterpret_as::<IntDouble>(&s) }.unwrap();
+        assert_eq!(seg.len(), 16);
+        assert_eq!(read_seq::<IntDouble>(&seg, 0, 1).unwrap()[0].x, 7);
+        seg.set::<i32>(0, 8).unwrap();
+        // SAFETY: as above.
+        assert_eq!(unsafe { p.read::<IntDouble>() }.unwrap().x, 8);
+        seg.set::<i32>(0, 7).unwrap();
+        assert!(seg.get::<u8>(16).is_err());
+        // The same memory with a size the caller gives.
+        // SAFETY: as above.
+        let raw = unsafe { p.reinterpret(16, &s) }.unwrap();
+        assert_eq!(raw.get::<f64>(8).unwrap(), 0.5);
+        // SAFETY: as above (global: the static lives as long as the program).
+        let g = unsafe { p.reinterpret_global(4) }.unwrap();
+        assert_eq!(g.get::<i32>(0).unwrap(), 7);
+        assert_eq!(g.session().kind(), SessionKind::Global);
+        // Misaligned and NULL addresses are refused.
+        let odd = p.checked_add(1).unwrap();
+        // SAFETY: refused before any read.
+        unsafe {
+            assert!(matches!(
+                odd.read::<IntDouble>(),
+                Err(Error::Misaligned { align: 8, .. })
+            ));
+            assert!(matches!(
+                odd.reinterpret_as::<IntDouble>(&s),
+                Err(Error::Misaligned { .. })
+            ));
+            assert_eq!(Address::NULL.read::<i32>().unwrap_err(), Error::NullAddress);
+            assert_eq!(
+                Address::NULL.reinterpret(4, &s).unwrap_err(),
+                Error::NullAddress
+            );
+            assert!(Address::NULL.reinterpret(0, &s).is_ok());
+        }
+        s.close().unwrap();
+        assert_eq!(seg.get::<i32>(0).unwrap_err(), Error::Closed);
+    }
+
+    #[test]
+    fn typed_globals_take_their_size_from_a_type_or_a_layout() {
+        let lib = testlib();
+        // SAFETY: `Complex g_complex` in the test library.
+        let mut g = unsafe { lib.global_of::<Complex>("g_complex") }.unwrap();
+        assert_eq!(g.len(), 16);
+        assert!(!g.is_read_only());
+        assert_eq!(
+            read_seq::<Complex>(&g, 0, 1).unwrap()[0],
+            Complex { re: 3.0, im: 4.0 }
+        );
+        g.set::<f64>(8, 5.0).unwrap();
+        // SAFETY: as above; C reads what Rust wrote.
+        let g2 = unsafe { lib.global_of::<Complex>("g_complex") }.unwrap();
+        assert_eq!(g2.get::<f64>(8).unwrap(), 5.0);
+        g.set::<f64>(8, 4.0).unwrap();
+        // A const object stays read-only.
+        // SAFETY: `const Complex g_const_complex`.
+        let mut k = unsafe { lib.global_of::<Complex>("g_const_complex") }.unwrap();
+        assert!(k.is_read_only());
+        assert_eq!(k.set::<f64>(0, 0.0).unwrap_err(), Error::ReadOnly);
+        let l =
+            MemoryLayout::c_struct([c::DOUBLE.with_name("re"), c::DOUBLE.with_name("im")]).unwrap();
+        // SAFETY: as above, by layout.
+        let kl = unsafe { lib.global_layout("g_const_complex", &l) }.unwrap();
+        assert!(kl.is_read_only());
+        assert_eq!(
+            StructView::new(&l, &kl, 0)
+                .unwrap()
+                .get_as::<f64>("im")
+                .unwrap(),
+            -2.5
+        );
+        // A layout whose alignment the symbol does not have is refused
+        // (`label` is a char[8]: alignment 1 is all C promises).
+        let over = MemoryLayout::c_struct([c::CHAR])
+            .unwrap()
+            .with_align(4096)
+            .unwrap();
+        // SAFETY: refused before any access.
+        assert!(matches!(
+            // SAFETY: as above (a static object of the test library, or refused before any access).
+            unsafe { lib.global_layout("label", &over) },
+            Err(Error::Misaligned { .. })
+        ));
+        // SAFETY: as above.
+        assert!(matches!(
+            // SAFETY: as above (a static object of the test library, or refused before any access).
+            unsafe { lib.global_of::<i32>("no_such_global") },
+            Err(Error::SymbolNotFound { .. })
+        ));
+        // Tied to the library's session.
+        let s = Session::shared();
+        // SAFETY: our own test library.
+        let lib2 = unsafe { Library::open(testlib_path(), &s) }.unwrap();
+        // SAFETY: `int32_t counter`.
+        let c = unsafe { lib2.global_of::<i32>("counter") }.unwrap();
+        assert_eq!(c.session(), &s);
+        s.close().unwrap();
+        // SAFETY: refused: closed.
+        assert_eq!(
+            // SAFETY: as above (a static object of the test library, or refused before any access).
+            unsafe { lib2.global_of::<i32>("counter") }.unwrap_err(),
+            Error::Closed
+        );
+    }
+}
+
+// ------------------------------------------------- issue 16: typed upcalls with aggregates
+
+#[allow(improper_ctypes_definitions)] // c_union! types are their C unions (CRepr)
+mod typed_aggregate_upcalls {
+    use super::typed_unions::{UFD, UMix8};
+    use super::*;
+    use memscope::c_struct;
+
+    c_struct! {
+        /// `Complex` of testlib.c.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub struct Cx { pub re: f64, pub im: f64 }
+    }
+    c_struct! {
+        /// `IntDouble` of testlib.c (INTEGER + SSE).
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub struct IntDouble { pub x: i32, pub y: f64 }
+    }
+    c_struct! {
+        /// `Big17` of testlib.c (68 bytes: MEMORY class, in and out).
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub struct Big17 { pub v: [u32; 17] }
+    }
+
+    type ApplyCx2 = extern "C" fn(extern "C" fn(Cx, Cx) -> Cx, Cx, Cx) -> Cx;
+    type ApplyId =
+        extern "C" fn(extern "C" fn(IntDouble, i32) -> IntDouble, IntDouble, i32) -> IntDouble;
+    type ApplyBig = extern "C" fn(extern "C" fn(Big17, u32) -> Big17, u32) -> Big17;
+    type ApplyUMix8 = extern "C" fn(extern "C" fn(UMix8) -> UMix8, i64) -> UMix8;
+    type ApplyUfd = extern "C" fn(extern "C" fn(UFD, f64) -> UFD, f64) -> UFD;
+    type SumVia = extern "C" fn(extern "C" fn(Cx, Cx) -> Cx, i32) -> f64;
+
+    fn cfn<F: Copy>(lib: &Library, name: &str) -> F {
+        let sym = lib.lookup(name).unwrap();
+        // SAFETY: each call site names the C prototype of testlib.c; the
+        // library is opened in the global session (never unloaded).
+        *unsafe { sym.as_fn::<F>() }.unwrap()
+    }
+
+    fn cmul(a: Cx, b: Cx) -> Cx {
+        Cx {
+            re: a.re * b.re - a.im * b.im,
+            im: a.re * b.im + a.im * b.re,
+        }
+    }
+
+    /// Every by-value class through C, for one session kind, capturing
+    /// (direct slot trampolines) and stateless.
+    fn struct_upcalls_through_c(s: &Session) {
+        let lib = testlib();
+        let l = Linker::native();
+        let k = std::hint::black_box(1.0f64); // captured: a capturing closure
+        let cx = l
+            .upcall_typed(
+                move |a: Cx, b: Cx| {
+                    let r = cmul(a, b);
+                    Cx {
+                        re: r.re * k,
+                        im: r.im * k,
+                    }
+                },
+                s,
+            )
+            .unwrap();
+        let cx0 = l.upcall_typed(cmul, s).unwrap(); // stateless
+        let apply: ApplyCx2 = cfn(&lib, "apply_complex2");
+        let (a, b) = (Cx { re: 1.0, im: 2.0 }, Cx { re: 3.0, im: -1.0 });
+        for stub in [&cx, &cx0] {
+            // SAFETY: the stub has this signature; `s` is open.
+            let f = unsafe { stub.as_fn::<extern "C" fn(Cx, Cx) -> Cx>() }.unwrap();
+            assert_eq!(apply(f, a, b), Cx { re: 5.0, im: 5.0 });
+            let sum: SumVia = cfn(&lib, "sum_complex_via");
+            // re of (i + 1j) * (2 - ij) = 2i + i = 3i; sum over 0..10 = 135
+            assert_eq!(sum(f, 10), 135.0);
+        }
+        let scale = std::hint::black_box(10);
+        let id = l
+            .upcall_typed(
+                move |p: IntDouble, k: i32| IntDouble {
+                    x: p.x * k * scale,
+                    y: p.y * f64::from(k),
+                },
+                s,
+            )
+            .unwrap();
+        let apply: ApplyId = cfn(&lib, "apply_id");
+        // SAFETY: as above.
+        let f = unsafe { id.as_fn::<extern "C" fn(IntDouble, i32) -> IntDouble>() }.unwrap();
+        assert_eq!(
+            apply(f, IntDouble { x: -3, y: 1.5 }, 4),
+            IntDouble { x: -120, y: 6.0 }
+        );
+        let big = l
+            .upcall_typed(
+                move |mut b: Big17, k: u32| {
+                    for v in &mut b.v {
+                        *v = *v * k + scale as u32;
+                    }
+                    b
+                },
+                s,
+            )
+            .unwrap();
+        let apply: ApplyBig = cfn(&lib, "apply_big17");
+        // SAFETY: as above.
+        let f = unsafe { big.as_fn::<extern "C" fn(Big17, u32) -> Big17>() }.unwrap();
+        let want: [u32; 17] = std::array::from_fn(|i| i as u32 * 3 * 7 + 10);
+        assert_eq!(apply(f, 7).v, want);
+        // Unions: INTEGER (union { int64_t; double }) and SSE (union { float; double }).
+        let um = l
+            .upcall_typed(
+                move |u: UMix8| {
+                    UMix8::new(UMix8::i, &(u.get(UMix8::i).unwrap() * scale as i64)).unwrap()
+                },
+                s,
+            )
+            .unwrap();
+        let apply: ApplyUMix8 = cfn(&lib, "apply_umix8");
+        // SAFETY: as above.
+        let f = unsafe { um.as_fn::<extern "C" fn(UMix8) -> UMix8>() }.unwrap();
+        assert_eq!(apply(f, -(1 << 40)).get(UMix8::i).unwrap(), -(10i64 << 40));
+        let uf = l
+            .upcall_typed(
+                move |u: UFD, d: f64| UFD::new(UFD::d, &(u.get(UFD::d).unwrap() + d * k)).unwrap(),
+                s,
+            )
+            .unwrap();
+        let apply: ApplyUfd = cfn(&lib, "apply_ufd");
+        // SAFETY: as above.
+        let f = unsafe { uf.as_fn::<extern "C" fn(UFD, f64) -> UFD>() }.unwrap();
+        assert_eq!(apply(f, 1.25).get(UFD::d).unwrap(), 2.5);
+        for stub in [&cx, &cx0, &id, &big, &um, &uf] {
+            assert_eq!(stub.take_panic(), None);
+        }
+    }
+
+    #[test]
+    fn c_calls_typed_upcalls_with_structs_and_unions_by_value() {
+        struct_upcalls_through_c(&Session::shared());
+        struct_upcalls_through_c(&Session::confined());
+        struct_upcalls_through_c(&Session::global());
+        // The same through libffi closures (the fallback when every direct
+        // slot is taken): the layout's libffi types move the aggregates.
+        memscope::linker::__typed_upcalls_via_libffi(true);
+        struct_upcalls_through_c(&Session::shared());
+        struct_upcalls_through_c(&Session::confined());
+        memscope::linker::__typed_upcalls_via_libffi(false);
+        // Held: the same calls with the session held by this thread.
+        let s = Session::shared();
+        let lib = testlib();
+        let k = std::hint::black_box(2.0);
+        let stub = Linker::native()
+            .upcall_typed(
+                move |a: Cx, b: Cx| Cx {
+                    re: a.re * b.re * k,
+                    im: 0.0,
+                },
+                &s,
+            )
+            .unwrap();
+        let apply: ApplyCx2 = cfn(&lib, "apply_complex2");
+        // SAFETY: as above.
+        let f = unsafe { stub.as_fn::<extern "C" fn(Cx, Cx) -> Cx>() }.unwrap();
+        let hold = stub.hold().unwrap();
+        assert_eq!(
+            apply(f, Cx { re: 2.0, im: 0.0 }, Cx { re: 3.0, im: 0.0 }).re,
+            12.0
+        );
+        drop(hold);
+        s.close().unwrap();
+    }
+
+    #[test]
+    fn a_panicking_struct_upcall_returns_a_zeroed_struct() {
+        let s = Session::shared();
+        let lib = testlib();
+        let k = std::hint::black_box(1.0);
+        let stub = Linker::native()
+            .upcall_typed(
+                move |a: Cx, _: Cx| -> Cx {
+                    if a.re < 0.0 {
+                        panic!("negative re")
+                    }
+                    Cx {
+                        re: a.re * k,
+                        im: 1.0,
+                    }
+                },
+                &s,
+            )
+            .unwrap();
+        let apply: ApplyCx2 = cfn(&lib, "apply_complex2");
+        // SAFETY: as above.
+        let f = unsafe { stub.as_fn::<extern "C" fn(Cx, Cx) -> Cx>() }.unwrap();
+        let z = Cx { re: 0.0, im: 0.0 };
+        assert_eq!(apply(f, Cx { re: -1.0, im: 9.0 }, z), z);
+        assert_eq!(
+            stub.take_panic(),
+            Some(Error::UpcallPanicked {
+                message: "negative re".into()
+            })
+        );
+        assert_eq!(
+            apply(f, Cx { re: 2.0, im: 9.0 }, z),
+            Cx { re: 2.0, im: 1.0 }
+        );
+        // The MEMORY-class return (a hidden result pointer) zeroed too.
+        let big = Linker::native()
+            .upcall_typed(
+                move |_: Big17, k: u32| -> Big17 {
+                    if k == 0 {
+                        panic!("zero")
+                    }
+                    Big17 { v: [k; 17] }
+                },
+                &s,
+            )
+            .unwrap();
+        let apply: ApplyBig = cfn(&lib, "apply_big17");
+        // SAFETY: as above.
+        let f = unsafe { big.as_fn::<extern "C" fn(Big17, u32) -> Big17>() }.unwrap();
+        assert_eq!(apply(f, 0).v, [0; 17]);
+        assert!(matches!(
+            big.take_panic(),
+            Some(Error::UpcallPanicked { .. })
+        ));
+        assert_eq!(apply(f, 5).v, [5; 17]);
+    }
+
+    #[test]
+    fn a_struct_upcall_from_a_confined_session_refuses_other_threads() {
+        let s = Session::confined();
+        let lib = testlib();
+        let k = std::hint::black_box(1.0);
+        let stub = Linker::native()
+            .upcall_typed(
+                move |a: Cx, b: Cx| Cx {
+                    re: a.re + b.re * k,
+                    im: 7.0,
+                },
+                &s,
+            )
+            .unwrap();
+        // SAFETY: as above.
+        let f = unsafe { stub.as_fn::<extern "C" fn(Cx, Cx) -> Cx>() }.unwrap();
+        let apply: ApplyCx2 = cfn(&lib, "apply_complex2");
+        let one = Cx { re: 1.0, im: 0.0 };
+        assert_eq!(apply(f, one, one).re, 2.0);
+        let r = std::thread::spawn(move || apply(f, one, one))
+            .join()
+            .unwrap();
+        assert_eq!(r, Cx { re: 0.0, im: 0.0 });
+        assert!(matches!(stub.take_panic(), Some(Error::WrongThread { .. })));
+    }
+
+    #[test]
+    fn more_capturing_stubs_than_direct_slots_fall_back_to_libffi() {
+        let s = Session::shared();
+        let lib = testlib();
+        let apply: extern "C" fn(extern "C" fn(i32, i32) -> i32, i32, i32) -> i32 =
+            cfn(&lib, "apply_int");
+        // More than the 64 direct slots at once: the rest are libffi closures.
+        let stubs: Vec<_> = (0..150)
+            .map(|i| {
+                Linker::native()
+                    .upcall_typed(move |a: i32, b: i32| a * b + i, &s)
+                    .unwrap()
+            })
+            .collect();
+        for (i, stub) in stubs.iter().enumerate() {
+            // SAFETY: the stub has this signature; `s` is open.
+            let f = unsafe { stub.as_fn::<extern "C" fn(i32, i32) -> i32>() }.unwrap();
+            assert_eq!(apply(f, 6, 7), 42 + i as i32, "stub {i}");
+        }
+        s.close().unwrap();
+        // Closing gave the slots back: new stubs work (and use them).
+        let s2 = Session::shared();
+        for i in 0..100 {
+            let stub = Linker::native()
+                .upcall_typed(move |a: i32, b: i32| a - b - i, &s2)
+                .unwrap();
+            // SAFETY: as above.
+            let f = unsafe { stub.as_fn::<extern "C" fn(i32, i32) -> i32>() }.unwrap();
+            assert_eq!(apply(f, 10, 3), 7 - i);
+        }
+        s2.close().unwrap();
+    }
+
+    #[test]
+    fn a_typed_upcall_of_a_closed_session_is_not_made() {
+        let s = Session::shared();
+        s.close().unwrap();
+        let k = std::hint::black_box(1.0);
+        assert_eq!(
+            Linker::native()
+                .upcall_typed(
+                    move |a: Cx| Cx {
+                        re: a.re * k,
+                        im: 0.0
+                    },
+                    &s
+                )
+                .unwrap_err(),
+            Error::Closed
+        );
+    }
+}
+
+// ------------------------------------------------- issue 16: holding a stub's session
+
+mod stub_holds {
+    use super::*;
+
+    fn apply_int_fn() -> extern "C" fn(extern "C" fn(i32, i32) -> i32, i32, i32) -> i32 {
+        let sym = testlib().lookup("apply_int").unwrap();
+        // SAFETY: `int32_t apply_int(int32_t (*)(int32_t, int32_t), int32_t, int32_t)`.
+        *unsafe { sym.as_fn() }.unwrap()
+    }
+
+    #[test]
+    fn a_held_session_cannot_close_and_its_upcalls_still_run() {
+        for s in [Session::shared(), Session::confined()] {
+            let s2 = s.clone();
+            let closes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let seen = closes.clone();
+            let k = std::hint::black_box(1);
+            let stub = Linker::native()
+                .upcall_typed(
+                    move |a: i32, b: i32| {
+                        // A close from inside a held upcall: InUse, never a free or a hang.
+                        seen.lock().unwrap().push((s2.close(), s2.close_blocking()));
+                        a * b * k
+                    },
+                    &s,
+                )
+                .unwrap();
+            // SAFETY: the stub has this signature; `s` is open (held below).
+            let f = unsafe { stub.as_fn::<extern "C" fn(i32, i32) -> i32>() }.unwrap();
+            let apply = apply_int_fn();
+            {
+                let hold = stub.hold().unwrap();
+                assert_eq!(hold.session(), &s);
+                assert_eq!(apply(f, 6, 7), 42);
+                // Nested holds of the same session.
+                let inner = stub.hold().unwrap();
+                assert_eq!(apply(f, 2, 3), 6);
+                drop(inner);
+                assert_eq!(apply(f, 1, 3), 3);
+                assert_eq!(s.close().unwrap_err(), Error::InUse);
+                if s.kind() == SessionKind::Shared {
+                    // From another thread: Busy (acquired), not a wait.
+                    let s3 = s.clone();
+                    let r = std::thread::spawn(move || s3.close()).join().unwrap();
+                    assert!(matches!(r, Err(Error::Busy { .. })), "{r:?}");
+                }
+            }
+            for (c, cb) in closes.lock().unwrap().iter() {
+                assert_eq!(c, &Err(Error::InUse));
+                assert_eq!(cb, &Err(Error::InUse));
+            }
+            // Unheld: the upcall enters by itself, and a close inside is InUse too.
+            assert_eq!(apply(f, 2, 2), 4);
+            assert_eq!(closes.lock().unwrap().last().unwrap().0, Err(Error::InUse));
+            assert_eq!(stub.take_panic(), None);
+            s.close().unwrap();
+            assert_eq!(stub.hold().unwrap_err(), Error::Closed);
+        }
+    }
+
+    #[test]
+    fn holds_of_two_sessions_on_one_thread_both_work() {
+        let (a, b) = (Session::shared(), Session::confined());
+        let k = std::hint::black_box(1);
+        let sa = Linker::native()
+            .upcall_typed(move |x: i32, y: i32| x + y * k, &a)
+            .unwrap();
+        let sb = Linker::native()
+            .upcall_typed(move |x: i32, y: i32| x - y * k, &b)
+            .unwrap();
+        // SAFETY: the stubs have this signature; sessions open.
+        let (fa, fb) = unsafe {
+            (
+                sa.as_fn::<extern "C" fn(i32, i32) -> i32>().unwrap(),
+                sb.as_fn::<extern "C" fn(i32, i32) -> i32>().unwrap(),
+            )
+        };
+        let apply = apply_int_fn();
+        let ha = sa.hold().unwrap();
+        let hb = sb.hold().unwrap(); // taken unmarked: b's upcalls enter as usual
+        assert_eq!(apply(fa, 5, 3), 8);
+        assert_eq!(apply(fb, 5, 3), 2);
+        drop(ha); // out of order
+        assert_eq!(apply(fa, 5, 3), 8);
+        assert_eq!(apply(fb, 5, 3), 2);
+        assert_eq!(b.close().unwrap_err(), Error::InUse);
+        drop(hb);
+        a.close().unwrap();
+        b.close().unwrap();
+    }
+
+    #[test]
+    fn a_confined_hold_from_another_thread_is_refused() {
+        let s = Session::confined();
+        let stub = Linker::native().upcall_typed(|x: i32| x, &s).unwrap();
+        let stub = std::sync::Arc::new(stub);
+        let st = stub.clone();
+        let r = std::thread::spawn(move || st.hold().map(drop))
+            .join()
+            .unwrap();
+        assert!(matches!(r, Err(Error::WrongThread { .. })), "{r:?}");
+    }
+
+    #[test]
+    fn a_forgotten_hold_leaks_the_session_open_never_a_stale_mark() {
+        let s = Session::shared();
+        let k = std::hint::black_box(1);
+        let stub = Linker::native()
+            .upcall_typed(move |x: i32, y: i32| x * y * k, &s)
+            .unwrap();
+        std::mem::forget(stub.hold().unwrap());
+        // SAFETY: as above; the forgotten hold keeps `s` open for good.
+        let f = unsafe { stub.as_fn::<extern "C" fn(i32, i32) -> i32>() }.unwrap();
+        drop(stub);
+        assert_eq!(apply_int_fn()(f, 4, 5), 20);
+        assert_eq!(s.close().unwrap_err(), Error::InUse);
+        drop(s); // the hold's handle keeps the core (and the stub) alive
+        assert_eq!(apply_int_fn()(f, 4, 6), 24);
+    }
+
+    #[test]
+    fn a_downcall_holds_each_stub_argument_for_the_call() {
+        let lib = testlib();
+        let s = Session::shared();
+        let s2 = s.clone();
+        let k = std::hint::black_box(1);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let seen2 = seen.clone();
+        let stub = Linker::native()
+            .upcall_typed(
+                move |a: i32, b: i32| {
+                    *seen2.lock().unwrap() = Some(s2.close());
+                    (a + b) * k
+                },
+                &s,
+            )
+            .unwrap();
+        let d = link(
+            &lib,
+            "apply_int_twice",
+            Some(c::INT),
+            &[c::POINTER, c::INT, c::INT],
+        );
+        let r = d
+            .call_with(&[
+                Arg::Stub(&stub),
+                Value::I32(20).into(),
+                Value::I32(1).into(),
+            ])
+            .unwrap();
+        assert_eq!(r, Some(Value::I32(42)));
+        assert_eq!(*seen.lock().unwrap(), Some(Err(Error::InUse)));
+        s.close().unwrap();
+        assert_eq!(
+            d.call_with(&[Arg::Stub(&stub), Value::I32(1).into(), Value::I32(1).into()])
+                .unwrap_err(),
+            Error::Closed
+        );
     }
 }

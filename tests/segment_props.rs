@@ -341,7 +341,7 @@ proptest! {
     fn segment_matches_a_vec_model(
         window in window(),
         read_only in proptest::bool::weighted(0.2),
-        ops in proptest::collection::vec(op(), 1..40),
+        ops in proptest::collection::vec(op(), 1..if cfg!(miri) { 10 } else { 40 }),
     ) {
         run(window, read_only, &ops)?;
     }

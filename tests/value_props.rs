@@ -16,7 +16,7 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 
 fn config() -> Config {
-    config_with(if cfg!(miri) { 8 } else { 64 })
+    config_with(if cfg!(miri) { 4 } else { 64 })
 }
 
 /// Fewer cases for the deep tests (each walks up to DEEPEST levels).
@@ -37,7 +37,7 @@ fn config_with(default: u32) -> Config {
 }
 
 /// The deepest nesting the deep cases try (beyond MAX_DEPTH on purpose).
-const DEEPEST: usize = if cfg!(miri) { 2_000 } else { 100_000 };
+const DEEPEST: usize = if cfg!(miri) { 700 } else { 100_000 };
 
 /// Runs `f` on a thread with a 2 MiB stack; a panic there fails the test.
 fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {

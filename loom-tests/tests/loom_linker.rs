@@ -432,3 +432,42 @@ fn twin_downcall_without_argument_acquire_is_caught_through_libffi() {
         real::real_downcall_and_upcall_vs_close,
     );
 }
+
+/// A thread holds a stub's session around a C call whose upcalls skip
+/// their own entry (`StubHold`, the row 13 fast path: a marked thread's
+/// upcall only compares a thread-local) while main closes the session:
+/// the close is `Busy` while the hold lives, or came first and the hold is
+/// refused with `Closed` — never a free under a held upcall.
+fn held_upcall_vs_close() {
+    model(|| {
+        let (s, m) = session_with_memory();
+        let (s2, m2) = (s.clone(), m.clone());
+        let t = thread::spawn(move || match hooks::hold(&s2) {
+            Ok(hold) => {
+                assert!(hooks::held_here(&s2));
+                touch(&m2); // an upcall that skipped its entry: the closure's data
+                touch(&m2); // and a second one in the same call
+                drop(hold);
+                assert!(!hooks::held_here(&s2));
+            }
+            Err(e) => assert_eq!(e, Error::Closed),
+        });
+        let closed = must_close_or_busy(s.close());
+        t.join().unwrap();
+        if !closed {
+            s.close().unwrap();
+        }
+        assert!(!m.is_live());
+    });
+}
+
+#[test]
+fn loom_held_upcall_vs_close() {
+    held_upcall_vs_close();
+}
+
+#[test]
+#[should_panic]
+fn twin_stub_hold_without_a_pin_is_caught() {
+    with_twin(Twin::StubHoldNoPin, held_upcall_vs_close);
+}

@@ -1396,6 +1396,10 @@ pub struct Arena {
     /// The registration of an own state's close action, withdrawn by `drop`
     /// (so a long-lived session does not keep one action per dropped arena).
     key: Option<crate::session::actions::ActionKey>,
+    /// Set once an owned segment was handed out (`allocate_owned`): owned
+    /// segments hold session handles, not borrows of the arena, so `drop`
+    /// and `reset` must leave the chunks to the session's close.
+    owned: AtomicBool,
 }
 
 impl Arena {
@@ -1447,6 +1451,7 @@ impl Arena {
                 session,
                 inner: None,
                 key: None,
+                owned: AtomicBool::new(false),
             };
             return (arena, Ok(()));
         }
@@ -1478,6 +1483,7 @@ impl Arena {
             session,
             inner: Some(inner),
             key,
+            owned: AtomicBool::new(false),
         };
         (arena, registered)
     }
@@ -1726,7 +1732,26 @@ impl Arena {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn reset(&mut self) {
+        if self.owned.load(Ordering::Relaxed) {
+            // Owned segments may point into every chunk: move on to a fresh
+            // state on the same session and leave this one (pinned, so its
+            // drop frees nothing) to the session's close. If none can be
+            // made (the session is closed, or this is not a confined
+            // session's owner thread), keep everything as it is.
+            if let Ok(fresh) = Arena::new(self.session.clone()) {
+                fresh.set_allocation_limit(self.allocation_limit());
+                drop(core::mem::replace(self, fresh));
+            }
+            return;
+        }
         self.inner().reset();
+    }
+
+    /// Marks the arena as having handed out an owned segment (see the
+    /// `owned` field).
+    #[inline]
+    pub(crate) fn pin_for_owned(&self) {
+        self.owned.store(true, Ordering::Relaxed);
     }
 
     /// Marks the arena as used by the allocator-api2 bridge: from now on
@@ -1827,6 +1852,12 @@ impl SegmentAllocator for Arena {
 
 impl Drop for Arena {
     fn drop(&mut self) {
+        // Owned segments (`allocate_owned`) may still reach the chunks while
+        // the session is open: its close action (left registered) frees
+        // them. The mark was set through `&self`, before this `&mut self`.
+        if self.owned.load(Ordering::Relaxed) && !self.inner().closed.load(Ordering::Acquire) {
+            return;
+        }
         // Unregister the close action first (it would only find nothing to
         // do); if a close has already taken it, it runs or ran as before.
         if let Some(key) = self.key.take() {

@@ -1,7 +1,8 @@
 //! Allocators over one existing segment: [`SlicingAllocator`] hands out
 //! consecutive slices of it (Java's `SegmentAllocator.slicingAllocator`);
-//! [`PrefixAllocator`] hands out its prefix again and again (Java's
-//! `prefixAllocator`, the "recycling" allocator).
+//! [`PrefixAllocator`] does the same and can be rewound with `reset(&mut
+//! self)`, reusing the bytes round after round (Java's `prefixAllocator`,
+//! the "recycling" allocator).
 
 use super::SegmentAllocator;
 use super::chunk::align_up;
@@ -37,8 +38,9 @@ fn slice<'a>(seg: &'a Segment<'_>, rel: usize, size: usize) -> Result<Segment<'a
     // for as long as `seg`'s session is alive; `seg` is owned by the
     // allocator and never handed out while slices borrow it (`into_inner`
     // consumes the allocator), and the allocators below never hand out two
-    // overlapping live slices (slicing: offsets only grow; prefix: `&mut
-    // self` ends the previous slice's borrow first).
+    // overlapping live slices (offsets only grow; the prefix allocator's
+    // `reset` rewinds them, and takes `&mut self`, which ends every slice's
+    // borrow first).
     Ok(unsafe { Segment::from_raw_parts(raw, seg.session()) })
 }
 
@@ -132,49 +134,59 @@ impl fmt::Debug for SlicingAllocator<'_> {
     }
 }
 
-/// Every allocation is a prefix of the same segment, reused each time
-/// (Java's `prefixAllocator`): the cheapest allocator for a scratch buffer
-/// that one call at a time uses.
+/// A recycling allocator over one segment (Java's `prefixAllocator`): it
+/// hands out slices of the segment from its start, and [`reset`](Self::reset)
+/// makes the whole segment available again, so a scratch buffer is reused
+/// call after call without touching a bigger allocator.
 ///
-/// Reuse means a new allocation overwrites the previous one, so the two
-/// must never be alive together. `allocate` therefore takes `&mut self` and
-/// returns a segment borrowing it: the borrow checker ends the previous
-/// segment before the next allocation. This is why `PrefixAllocator` does
-/// not implement [`SegmentAllocator`], whose methods take `&self` (a `&self`
-/// version would let two live segments alias the same bytes).
+/// It is a [`SegmentAllocator`]: between two resets, allocations are
+/// consecutive and disjoint (as [`SlicingAllocator`]'s), so several can be
+/// alive together — a downcall's C string and its result segment, say, with
+/// `allocate_cstring` and `Downcall::call_in`. Reuse happens only at
+/// `reset(&mut self)`: every segment borrows the allocator, so the borrow
+/// checker ends them all before their bytes are handed out again. (Java's
+/// version overwrites the previous allocation at each call; with `&self`
+/// methods that would let two live segments alias the same bytes.)
 ///
 /// # Examples
 ///
 /// ```
-/// use memscope::alloc::{Arena, PrefixAllocator, SegmentAllocator};
+/// use memscope::{Error, alloc::{Arena, PrefixAllocator, SegmentAllocator}};
 /// let arena = Arena::confined();
 /// let mut prefix = PrefixAllocator::new(arena.allocate(64, 8)?);
-/// let a = prefix.allocate(8, 8)?.address();
-/// let mut seg = prefix.allocate(16, 8)?;
-/// seg.set(0, 1u64)?;
-/// assert_eq!(seg.address(), a);
-/// // let again = prefix.allocate(8, 8)?; // error[E0499] while `seg` lives
-/// assert_eq!(prefix.allocate(8, 8)?.get::<u64>(0)?, 0); // zeroed again
+/// let first = {
+///     let name = prefix.allocate_cstring("abc")?; // both alive together
+///     let mut n = prefix.allocate_value(7u64)?;
+///     n.set(0, u64::MAX)?;
+///     assert_ne!(name.address(), n.address());
+///     name.address()
+/// };
+/// prefix.reset(); // every segment above is gone: the bytes are reused
+/// let again = prefix.allocate(8, 8)?;
+/// assert_eq!(again.address(), first);
+/// assert_eq!(again.get::<u64>(0)?, 0); // zeroed again
+/// assert!(matches!(prefix.allocate(64, 1), Err(Error::OutOfMemory { .. })));
 /// # Ok::<(), memscope::Error>(())
 /// ```
 ///
-/// Two live prefixes would alias, so this does not compile:
+/// A reset while a segment is alive would alias it, so this does not compile:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0502
 /// # use memscope::alloc::{Arena, PrefixAllocator, SegmentAllocator};
 /// let arena = Arena::confined();
 /// let mut prefix = PrefixAllocator::new(arena.allocate(64, 8)?);
 /// let a = prefix.allocate(8, 8)?;
-/// let b = prefix.allocate(8, 8)?; // error[E0499]: `prefix` borrowed mutably twice
+/// prefix.reset(); // error[E0502]: `prefix` is borrowed by `a`
 /// drop(a);
 /// # Ok::<(), memscope::Error>(())
 /// ```
 pub struct PrefixAllocator<'s> {
     seg: Segment<'s>,
+    offset: Cell<usize>,
 }
 
 impl<'s> PrefixAllocator<'s> {
-    /// Reuses `seg` for every allocation.
+    /// Reuses `seg` for every round of allocations.
     ///
     /// # Examples
     ///
@@ -186,7 +198,10 @@ impl<'s> PrefixAllocator<'s> {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn new(seg: Segment<'s>) -> PrefixAllocator<'s> {
-        PrefixAllocator { seg }
+        PrefixAllocator {
+            seg,
+            offset: Cell::new(0),
+        }
     }
 
     /// The size of the reused segment.
@@ -203,29 +218,26 @@ impl<'s> PrefixAllocator<'s> {
         self.seg.len()
     }
 
-    /// The first `size` bytes (after aligning the start to `align`),
-    /// contents left from the previous use.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::OutOfMemory`] if they do not fit; [`Error::InvalidLayout`]
-    /// for a bad alignment; [`Error::ReadOnly`] for a read-only segment.
+    /// Bytes not handed out since the last reset (alignment padding may use
+    /// some).
     ///
     /// # Examples
     ///
     /// ```
-    /// # use memscope::{Error, alloc::{Arena, PrefixAllocator, SegmentAllocator}};
+    /// # use memscope::alloc::{Arena, PrefixAllocator, SegmentAllocator};
     /// let arena = Arena::confined();
-    /// let mut p = PrefixAllocator::new(arena.allocate(4, 4)?);
-    /// assert!(matches!(p.allocate_uninit(8, 1), Err(Error::OutOfMemory { .. })));
+    /// let p = PrefixAllocator::new(arena.allocate(8, 8)?);
+    /// p.allocate(3, 1)?;
+    /// assert_eq!(p.remaining(), 5);
     /// # Ok::<(), memscope::Error>(())
     /// ```
-    pub fn allocate_uninit(&mut self, size: usize, align: usize) -> Result<Segment<'_>> {
-        let rel = place(&self.seg, 0, size, align)?;
-        slice(&self.seg, rel, size)
+    pub fn remaining(&self) -> usize {
+        self.seg.len() - self.offset.get()
     }
 
-    /// As [`allocate_uninit`](Self::allocate_uninit), zeroed.
+    /// Makes the whole segment available again. `&mut self`: no segment of
+    /// the previous round can be alive. Contents are left as they are
+    /// (`allocate` zeroes, `allocate_uninit` does not).
     ///
     /// # Examples
     ///
@@ -233,14 +245,14 @@ impl<'s> PrefixAllocator<'s> {
     /// # use memscope::alloc::{Arena, PrefixAllocator, SegmentAllocator};
     /// let arena = Arena::confined();
     /// let mut p = PrefixAllocator::new(arena.allocate(8, 8)?);
-    /// p.allocate(8, 8)?.set(0, u64::MAX)?;
-    /// assert_eq!(p.allocate(8, 8)?.get::<u64>(0)?, 0);
+    /// p.allocate_value(9u64)?;
+    /// assert_eq!(p.remaining(), 0);
+    /// p.reset();
+    /// assert_eq!(p.allocate_uninit(8, 8)?.get::<u64>(0)?, 9); // the old bytes
     /// # Ok::<(), memscope::Error>(())
     /// ```
-    pub fn allocate(&mut self, size: usize, align: usize) -> Result<Segment<'_>> {
-        let mut s = self.allocate_uninit(size, align)?;
-        crate::segment::zero(&mut s)?;
-        Ok(s)
+    pub fn reset(&mut self) {
+        self.offset.set(0);
     }
 
     /// Gives the segment back.
@@ -259,10 +271,22 @@ impl<'s> PrefixAllocator<'s> {
     }
 }
 
+impl SegmentAllocator for PrefixAllocator<'_> {
+    /// The next slice since the last reset; contents left from the previous
+    /// round.
+    fn allocate_uninit(&self, size: usize, align: usize) -> Result<Segment<'_>> {
+        let rel = place(&self.seg, self.offset.get(), size, align)?;
+        let s = slice(&self.seg, rel, size)?;
+        self.offset.set(rel + size);
+        Ok(s)
+    }
+}
+
 impl fmt::Debug for PrefixAllocator<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PrefixAllocator")
             .field("segment", &self.seg)
+            .field("offset", &self.offset.get())
             .finish()
     }
 }

@@ -31,7 +31,7 @@ pub mod c;
 mod display;
 mod path;
 
-pub use path::PathElement;
+pub use path::{OffsetHandle, PathElement};
 
 use crate::error::{Error, Result};
 

@@ -13,7 +13,9 @@ use crate::{Error, Result};
 /// Nothing is checked until it is linked ([`Linker::downcall`],
 /// [`Linker::upcall`]): then unsupported layouts, arguments C would promote
 /// in variadic position, packed structs, zero-sized aggregates and arrays
-/// passed by value give [`Error::InvalidSignature`].
+/// passed by value give [`Error::InvalidSignature`]. Structs and unions may
+/// be passed in variadic positions (C does not promote them; the callee
+/// reads them with `va_arg(ap, struct T)`).
 ///
 /// Unions are passed by value although libffi has no union type: the
 /// linker passes a struct of the same size and alignment made of chunks of
@@ -153,10 +155,15 @@ impl FunctionDescriptor {
                             ),
                         });
                     }
-                    Shape::Scalar(_) => {}
-                    _ => {
+                    // Structs and unions travel in a variadic position as
+                    // they would in a fixed one (C applies no promotion to
+                    // them; x86-64 System V and AArch64 classify them the
+                    // same way, and libffi's `ffi_prep_cif_var` accepts
+                    // them). Arrays never reach here: `to_ffi` refused them.
+                    Shape::Scalar(_) | Shape::Struct { .. } | Shape::Union { .. } => {}
+                    Shape::Array { .. } => {
                         return Err(Error::InvalidSignature {
-                            reason: format!("{what}: aggregates cannot be passed as varargs"),
+                            reason: format!("{what}: C cannot pass an array as a vararg"),
                         });
                     }
                 }

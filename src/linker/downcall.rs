@@ -421,10 +421,13 @@ impl Downcall {
         // sessions cannot close) until the call has returned. No vector
         // (and no allocation) unless there is a segment argument.
         let mut guards: Vec<Option<AcquireGuard<'_>>> = Vec::new();
+        // A stub's session is held (acquired, and its upcalls on this
+        // thread need no entry of their own: protocol::StubHold).
+        let mut holds = Vec::new();
         for a in args {
             match a {
                 Arg::Segment(s) => guards.push(super::protocol::acquire_argument(s)?),
-                Arg::Stub(u) => guards.push(super::protocol::acquire_stub(u)?),
+                Arg::Stub(u) => holds.push(super::protocol::acquire_stub(u)?),
                 _ => {}
             }
         }
@@ -470,6 +473,7 @@ impl Downcall {
             },
             self.options.capture_errno,
         );
+        drop(holds);
         drop(guards);
         r
     }

@@ -319,6 +319,95 @@ impl Library {
     }
 }
 
+impl Library {
+    /// A data symbol typed by a Rust type: [`global`](Self::global) with the
+    /// size of `T`'s C layout, tied to this library's session (closing it
+    /// ends the segment; the library stays mapped while the segment's
+    /// session is open). Read and write it with the marshal views
+    /// ([`read_seq`](crate::marshal::read_seq),
+    /// [`StructView`](crate::marshal::StructView)). A `const` object is
+    /// [read-only](crate::Segment::is_read_only), as for `global`.
+    ///
+    /// # Safety
+    ///
+    /// The symbol must name a C object whose type is `T`'s C layout (at
+    /// least `T::SIZE` bytes, and any bit pattern of it read back as a `T`
+    /// is one C could have stored), and C code must not write it
+    /// concurrently with this segment's accesses.
+    ///
+    /// # Errors
+    ///
+    /// As [`lookup`](Self::lookup); [`Error::Misaligned`] if the symbol's
+    /// address is not aligned for `T` (so it cannot be a `T`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::linker::Library;
+    /// let libc = Library::libc()?;
+    /// // SAFETY: `char **environ` is a pointer-sized global of libc.
+    /// let env = unsafe { libc.global_of::<memscope::Address>("environ") }?;
+    /// assert_eq!(env.len(), 8);
+    /// let first = memscope::marshal::read_seq::<memscope::Address>(&env, 0, 1)?;
+    /// assert!(!first[0].is_null());
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub unsafe fn global_of<T: crate::marshal::Marshal>(
+        &self,
+        name: &str,
+    ) -> Result<crate::Segment<'_>> {
+        // SAFETY: forwarded (# Safety): the object is a `T`, whose layout
+        // is `T::layout()`.
+        unsafe { self.global_layout(name, &T::layout()) }
+    }
+
+    /// A data symbol typed by a C layout: [`global`](Self::global) with the
+    /// layout's size, its address checked against the layout's alignment,
+    /// tied to this library's session. A `const` object is
+    /// [read-only](crate::Segment::is_read_only), as for `global`.
+    ///
+    /// # Safety
+    ///
+    /// The symbol must name a C object of type `layout` (at least
+    /// `layout.size()` bytes), and C code must not write it concurrently
+    /// with this segment's accesses.
+    ///
+    /// # Errors
+    ///
+    /// As [`lookup`](Self::lookup); [`Error::Misaligned`] if the address is
+    /// not aligned to `layout.align()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::layout::{MemoryLayout, c};
+    /// use memscope::linker::Library;
+    /// use memscope::marshal::StructView;
+    /// let libc = Library::libc()?;
+    /// // `const struct in6_addr in6addr_loopback` is `::1`: 16 bytes in .rodata.
+    /// let in6 = MemoryLayout::c_struct([MemoryLayout::sequence(16, c::UCHAR)?.with_name("s6_addr")])?;
+    /// // SAFETY: `in6addr_loopback` is a `struct in6_addr` of libc.
+    /// let lo = unsafe { libc.global_layout("in6addr_loopback", &in6) }?;
+    /// assert!(lo.is_read_only());
+    /// assert_eq!(StructView::new(&in6, &lo, 0)?.get_as::<u8>("s6_addr[15]")?, 1);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub unsafe fn global_layout(
+        &self,
+        name: &str,
+        layout: &crate::layout::MemoryLayout,
+    ) -> Result<crate::Segment<'_>> {
+        let sym = self.lookup(name)?;
+        let (addr, align) = (sym.address().get(), layout.align().max(1));
+        if !addr.is_multiple_of(align) {
+            return Err(Error::Misaligned { addr, align });
+        }
+        // SAFETY: forwarded (# Safety): the object has the layout's size and
+        // the library's session is the one that keeps it mapped.
+        unsafe { self.global(name, layout.size(), &self.session) }
+    }
+}
+
 /// Whether `addr .. addr + size` lies in memory the dynamic loader mapped
 /// writable and leaves writable: inside one `PT_LOAD` segment with `PF_W` of
 /// a loaded object, and not overlapping that object's `PT_GNU_RELRO` range

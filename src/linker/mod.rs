@@ -1,6 +1,7 @@
 //! Calling C and being called back: libraries tied to sessions, symbol
 //! lookup, function descriptors checked at link time, downcalls (libffi,
-//! or a direct typed function pointer), upcall stubs (libffi closures),
+//! or a direct typed function pointer), upcall stubs (typed trampolines or
+//! libffi closures), reading what C returns by address,
 //! executable code segments and the [`bind!`](crate::bind) macro.
 //!
 //! Lifetimes (DESIGN.md semantics 13): a [`Library`] is unloaded by its
@@ -38,10 +39,12 @@ mod cif;
 mod closure;
 mod code;
 mod descriptor;
+mod direct;
 mod downcall;
 mod library;
 #[doc(hidden)]
 pub mod protocol;
+mod reinterpret;
 mod ty;
 mod upcall;
 
@@ -53,7 +56,10 @@ pub use code::ExecutableSegment;
 pub use descriptor::FunctionDescriptor;
 pub use downcall::{Arg, Downcall, DowncallOptions, last_errno};
 pub use library::{Chain, Library, Symbol, SymbolLookup, TypedFn};
-pub use upcall::{CScalar, TypedUpcall, UpcallStub};
+pub use protocol::StubHold;
+#[doc(hidden)]
+pub use upcall::__typed_upcalls_via_libffi;
+pub use upcall::{CScalar, TypedUpcall, UpcallArg, UpcallRet, UpcallStub};
 
 #[doc(hidden)]
 pub use closure::ArgViews;
@@ -208,23 +214,31 @@ impl Linker {
         upcall::dynamic(f, descriptor.check()?, session, policy)
     }
 
-    /// An upcall stub for a closure over C scalars, `Fn(A, B, ..) -> R`
-    /// (the signature comes from the types; `R = ()` is `void`). No
-    /// [`Value`]s are built: this is the fast path (PERFORMANCE.md row 13).
+    /// An upcall stub for a typed closure `Fn(A, B, ..) -> R` (up to 6
+    /// arguments): the signature comes from the types — C scalars,
+    /// [`Address`](crate::Address), and `c_struct!`/`c_union!` values by
+    /// value ([`UpcallArg`]; `R = ()` is `void`). No [`Value`]s are built:
+    /// this is the fast path (PERFORMANCE.md row 13).
     ///
     /// A *stateless* closure (zero-sized: it captures nothing) needs no
-    /// libffi closure at all: its stub is a plain monomorphised
-    /// `extern "C" fn` that catches panics, so it costs about as much as a C
-    /// callback; it has no state for the session to guard, so it does not
-    /// enter the session (and works from any thread even for a confined
-    /// session). Its panics are kept per closure type. A capturing closure
-    /// runs through a libffi closure whose data the session's close frees;
-    /// each upcall enters the session first (a confined session's stub
-    /// refuses other threads).
+    /// data at all: its stub is a plain monomorphised `extern "C" fn` that
+    /// catches panics, so it costs about as much as a C callback; it has no
+    /// state for the session to guard, so it does not enter the session
+    /// (and works from any thread even for a confined session). Its panics
+    /// are kept per closure type. A *capturing* closure runs from a direct
+    /// typed trampoline (one of 64 slots; a libffi closure once all are
+    /// taken) whose data the session's close frees; each upcall enters the
+    /// session first (a confined session's stub refuses other threads),
+    /// unless the calling thread holds the session already — a downcall
+    /// passing the stub as [`Arg::Stub`] does, and so does
+    /// [`UpcallStub::hold`] — which makes the check one thread-local
+    /// compare.
     ///
     /// # Errors
     ///
     /// [`Error::Closed`](crate::Error::Closed) if the session is closed;
+    /// [`Error::InvalidSignature`](crate::Error::InvalidSignature) for a
+    /// type C cannot pass by value;
     /// [`Error::OutOfMemory`](crate::Error::OutOfMemory) if libffi cannot
     /// allocate the stub.
     ///
@@ -236,6 +250,15 @@ impl Linker {
     /// let stub = Linker::native().upcall_typed(|x: f64| x * 2.0, &s)?;
     /// let f = unsafe { stub.as_fn::<extern "C" fn(f64) -> f64>() }?;
     /// assert_eq!(f(1.25), 2.5);
+    /// // Structs by value, in and out, with captured state.
+    /// memscope::c_struct! {
+    ///     #[derive(Clone, Copy, Debug, PartialEq)]
+    ///     struct Pt { x: f64, y: f64 }
+    /// }
+    /// let k = 3.0;
+    /// let scale = Linker::native().upcall_typed(move |p: Pt| Pt { x: p.x * k, y: p.y * k }, &s)?;
+    /// let g = unsafe { scale.as_fn::<extern "C" fn(Pt) -> Pt>() }?;
+    /// assert_eq!(g(Pt { x: 1.0, y: -2.0 }), Pt { x: 3.0, y: -6.0 });
     /// # Ok::<(), memscope::Error>(())
     /// ```
     #[doc(alias = "upcallStub")]

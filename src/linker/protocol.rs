@@ -9,6 +9,7 @@
 
 use crate::session::AcquireGuard;
 use crate::session::state::{Core, Handle};
+
 use crate::{Result, Segment};
 
 /// Acquires a downcall argument's session for the duration of the call
@@ -21,15 +22,169 @@ pub(crate) fn acquire_argument<'a>(seg: &'a Segment<'_>) -> Result<Option<Acquir
     seg.session().acquire().map(Some)
 }
 
-/// Acquires an upcall stub argument's session for the duration of the call
+/// Holds an upcall stub argument's session for the duration of the call
 /// (`None` only under the broken twin `DowncallNoAcquire`): C may call the
-/// stub until the call returns, so it must not be freed before.
+/// stub until the call returns, so it must not be freed before; and the
+/// stub's upcalls on this thread meanwhile need no session entry of their
+/// own (see [`StubHold`]).
 #[inline]
-pub(crate) fn acquire_stub(stub: &super::UpcallStub) -> Result<Option<AcquireGuard<'_>>> {
+pub(crate) fn acquire_stub(stub: &super::UpcallStub) -> Result<Option<StubHold>> {
     if crate::session::state::twin_on("DowncallNoAcquire") {
         return Ok(None);
     }
-    stub.session().acquire().map(Some)
+    StubHold::new(stub.session()).map(Some)
+}
+
+// The thread's hold mark: (core address, how many holds of this thread
+// mark it). One core at a time: a hold of another core while one is marked
+// is taken unmarked (its upcalls then enter as usual). loom's
+// thread_local! (edition 2018 macro) takes no `const {}` init.
+#[cfg(not(loom))]
+crate::sync::thread_local! {
+    static HELD: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
+}
+#[cfg(loom)]
+crate::sync::thread_local! {
+    static HELD: std::cell::Cell<(usize, usize)> = std::cell::Cell::new((0, 0));
+}
+
+/// Whether a [`StubHold`] of the calling thread holds the session of
+/// `core` open right now (one thread-local load and compare).
+#[inline(always)]
+pub(crate) fn held_here(core: *const Core) -> bool {
+    HELD.try_with(|h| {
+        let (c, n) = h.get();
+        n != 0 && c == core as usize
+    })
+    .unwrap_or(false)
+}
+
+/// A session held open by this thread around calls into C that may call
+/// its upcall stubs back (made by a downcall for each stub argument, or by
+/// [`UpcallStub::hold`](super::UpcallStub::hold)).
+///
+/// While it lives, the session is **acquired** (`close()` gives
+/// [`Busy`](crate::Error::Busy)), this thread is inside a **user window**
+/// of it (a `close()`/`close_blocking()` from this thread — from inside an
+/// upcall, say — gives [`InUse`](crate::Error::InUse), never a free or a
+/// hang), it holds a **handle** of it (the last handle cannot drop), and the
+/// thread is **marked**: a direct typed upcall of a stub of this session
+/// running on this thread skips its own session entry (an RMW pair and a
+/// handle clone) for one thread-local compare — the row 13 fast path.
+/// Sound because nothing can free the stub while the hold lives, and the
+/// hold cannot end during an upcall on its thread (it is owned by a frame
+/// below the upcall, and it is `!Send`). Forgetting it (`mem::forget`)
+/// leaks the session (it can never close), never a stale mark: the held
+/// handle keeps the core from being freed or reused.
+///
+/// # Examples
+///
+/// ```
+/// use memscope::{Error, Session, linker::Linker};
+/// let s = Session::shared();
+/// let stub = Linker::native().upcall_typed(move |x: i32| x + 1, &s)?;
+/// let f = unsafe { stub.as_fn::<extern "C" fn(i32) -> i32>() }?;
+/// {
+///     let _hold = stub.hold()?;
+///     assert_eq!(f(1), 2); // C calling back here enters nothing
+///     assert!(matches!(s.close(), Err(Error::InUse)));
+/// }
+/// s.close()?;
+/// # Ok::<(), memscope::Error>(())
+/// ```
+#[must_use = "the session is released as soon as the hold drops"]
+pub struct StubHold {
+    session: crate::Session,
+    /// The acquire's shard (`None` under the broken twin `StubHoldNoPin`).
+    guard: Option<usize>,
+    /// The window's shard (`None` under the broken twin).
+    window: Option<usize>,
+    marked: bool,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl std::fmt::Debug for StubHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StubHold")
+            .field("session", &self.session)
+            .field("marked", &self.marked)
+            .finish()
+    }
+}
+
+impl StubHold {
+    /// Acquires `session`, opens a user window on it and marks the thread.
+    pub(crate) fn new(session: &crate::Session) -> Result<StubHold> {
+        let core = session.core();
+        let (guard, window) = if crate::session::state::twin_on("StubHoldNoPin") {
+            // Broken: the mark without anything that keeps the session open.
+            (None, None)
+        } else {
+            let g = core.acquire()?;
+            match core.enter_user() {
+                Ok(w) => (Some(g), Some(w)),
+                Err(e) => {
+                    core.release(g);
+                    return Err(e);
+                }
+            }
+        };
+        let addr = core as *const Core as usize;
+        let marked = HELD
+            .try_with(|h| {
+                let (c, n) = h.get();
+                if n == 0 || c == addr {
+                    h.set((addr, n + 1));
+                    true
+                } else {
+                    false
+                }
+            })
+            .unwrap_or(false);
+        Ok(StubHold {
+            session: session.clone(),
+            guard,
+            window,
+            marked,
+            _not_send: std::marker::PhantomData,
+        })
+    }
+
+    /// The session held open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::{Session, linker::Linker};
+    /// let s = Session::shared();
+    /// let stub = Linker::native().upcall_typed(|| 1i32, &s)?;
+    /// assert_eq!(stub.hold()?.session(), &s);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn session(&self) -> &crate::Session {
+        &self.session
+    }
+}
+
+impl Drop for StubHold {
+    fn drop(&mut self) {
+        if self.marked {
+            let _ = HELD.try_with(|h| {
+                let (c, n) = h.get();
+                h.set((c, n - 1));
+            });
+        }
+        let core = self.session.core();
+        // The window ends before the acquire is released (a closer that
+        // gets past the guards would otherwise spin on the window).
+        if let Some(w) = self.window {
+            core.exit_user(w);
+        }
+        if let Some(g) = self.guard {
+            core.release(g);
+        }
+        // `session` (the handle) drops after this body.
+    }
 }
 
 /// An upcall's window on its session; ends on drop. It holds a handle of
@@ -104,6 +259,18 @@ pub mod hooks {
     /// `DowncallNoAcquire`).
     pub fn acquire_argument<'a>(seg: &'a Segment<'_>) -> Result<Option<AcquireGuard<'a>>> {
         super::acquire_argument(seg)
+    }
+
+    /// A hold of `session` by this thread ([`StubHold`]: what a downcall
+    /// takes for each stub argument; `StubHoldNoPin` breaks it).
+    pub fn hold(session: &Session) -> Result<StubHold> {
+        StubHold::new(session)
+    }
+
+    /// What a direct typed upcall checks first: whether this thread holds
+    /// `session` open (then it skips [`enter_upcall`]).
+    pub fn held_here(session: &Session) -> bool {
+        super::held_here(session.core_ptr())
     }
 
     /// What an upcall stub does before running the user's code.

@@ -4,11 +4,13 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use super::bind_args::CRepr;
 use super::cif::PreparedCif;
 use super::closure::{self, ArgViews, Handler, PanicPolicy, StubShared};
 use super::descriptor::{ArgSpec, Checked};
 use super::downcall::{get_scalar, put_scalar, read_value};
-use super::ty::{FfiTy, Scalar};
+use super::ty::Scalar;
+use crate::layout::MemoryLayout;
 use crate::marshal::Value;
 use crate::{Address, Error, Result, Session};
 
@@ -80,6 +82,51 @@ impl UpcallStub {
     /// ```
     pub fn session(&self) -> &Session {
         &self.session
+    }
+
+    /// Holds the stub's session open on this thread until the hold drops,
+    /// around calls into C that will call the stub back: the session is
+    /// acquired (`close()` gives [`Error::Busy`]; from this thread,
+    /// [`Error::InUse`]), and the stub's typed upcalls on this thread skip
+    /// their per-call session entry for a thread-local compare (see
+    /// [`StubHold`](super::protocol::StubHold)). A downcall does this by
+    /// itself for each stub passed as [`Arg::Stub`](super::Arg::Stub); use
+    /// `hold` when C gets the stub otherwise (a bare function pointer
+    /// through [`Symbol::as_fn`](super::Symbol::as_fn), say).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`]; [`Error::WrongThread`] for a confined session
+    /// from another thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::{Error, Session, linker::{Library, Linker, SymbolLookup}};
+    /// let s = Session::confined();
+    /// let flip = -1;
+    /// let stub = Linker::native().upcall_typed(
+    ///     move |a: memscope::Address, b: memscope::Address| {
+    ///         // SAFETY: qsort passes pointers to elements of the array.
+    ///         let (x, y) = unsafe { (*a.as_ptr::<i32>(), *b.as_ptr::<i32>()) };
+    ///         flip * x.cmp(&y) as i32
+    ///     }, &s)?;
+    /// type Cmp = extern "C" fn(memscope::Address, memscope::Address) -> i32;
+    /// let qsort = Library::libc()?.lookup("qsort")?;
+    /// // SAFETY: libc's qsort, and the stub has the comparator's signature.
+    /// let qsort = unsafe { qsort.as_fn::<unsafe extern "C" fn(*mut i32, usize, usize, Cmp)>() }?;
+    /// let cmp = unsafe { stub.as_fn::<Cmp>() }?;
+    /// let mut v = [3, 1, 2];
+    /// {
+    ///     let _hold = stub.hold()?; // one session entry for the whole sort
+    ///     // SAFETY: `v` holds 3 ints; the stub stays callable (held).
+    ///     unsafe { (qsort.get())(v.as_mut_ptr(), 3, 4, cmp) };
+    /// }
+    /// assert_eq!(v, [3, 2, 1]);
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn hold(&self) -> Result<super::protocol::StubHold> {
+        super::protocol::StubHold::new(&self.session)
     }
 
     /// The first panic (as [`Error::UpcallPanicked`]) or upcall error (e.g.
@@ -160,7 +207,7 @@ pub trait CScalar: Copy + Send + Sync + 'static + private::Sealed {
 /// Hidden: the C scalar kind of a [`CScalar`].
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy)]
-pub struct ScalarKind(pub(crate) Scalar);
+pub struct ScalarKind(#[allow(dead_code)] pub(crate) Scalar);
 
 mod private {
     pub trait Sealed {}
@@ -212,7 +259,7 @@ impl CScalar for Address {
     const KIND: ScalarKind = ScalarKind(Scalar::Address);
     #[inline(always)]
     fn from_arg(b: &[u8]) -> Self {
-        Address(usize::from_arg(b))
+        Address(<usize as CScalar>::from_arg(b))
     }
     #[inline(always)]
     fn to_ret(self, ret: &mut [u8]) {
@@ -245,10 +292,102 @@ impl CScalar for () {
     fn to_ret(self, _: &mut [u8]) {}
 }
 
+/// Argument types of a typed upcall ([`Linker::upcall_typed`]): every
+/// `Copy` [`CRepr`] type — the C scalars, `bool`, `usize`/`isize`,
+/// [`Address`], and the structs and unions that [`c_struct!`](crate::c_struct)
+/// and [`c_union!`](crate::c_union) declare, passed by value as C passes
+/// them. Implemented for all of them; its methods are hidden.
+///
+/// [`Linker::upcall_typed`]: super::Linker::upcall_typed
+///
+/// # Examples
+///
+/// ```
+/// fn arg<T: memscope::linker::UpcallArg>() {}
+/// memscope::c_struct! {
+///     #[derive(Clone, Copy, Debug)]
+///     struct Pt { x: f64, y: f64 }
+/// }
+/// arg::<i16>();
+/// arg::<memscope::Address>();
+/// arg::<Pt>();
+/// ```
+pub trait UpcallArg: Copy + 'static {
+    #[doc(hidden)]
+    fn layout() -> MemoryLayout;
+    #[doc(hidden)]
+    fn from_arg(bytes: &[u8]) -> Self;
+}
+
+impl<T: CRepr + Copy + 'static> UpcallArg for T {
+    fn layout() -> MemoryLayout {
+        <T as crate::marshal::Marshal>::layout()
+    }
+    #[inline(always)]
+    fn from_arg(bytes: &[u8]) -> Self {
+        assert!(bytes.len() >= size_of::<T>(), "argument view too short");
+        // SAFETY: `bytes` holds at least `size_of::<T>()` initialised bytes
+        // (asserted), read unaligned; `CRepr` promises that every bit
+        // pattern C can pass in a `T` is a valid `T`.
+        unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) }
+    }
+}
+
+/// Return types of a typed upcall: every `Copy` [`CRepr`] type (as for
+/// [`UpcallArg`]) and `()` for `void`. Implemented for all of them; its
+/// methods are hidden.
+///
+/// # Examples
+///
+/// ```
+/// fn ret<T: memscope::linker::UpcallRet>() {}
+/// ret::<()>();
+/// ret::<f64>();
+/// ```
+pub trait UpcallRet: Sized + 'static {
+    #[doc(hidden)]
+    fn layout() -> Option<MemoryLayout>;
+    #[doc(hidden)]
+    fn to_ret(self, ret: &mut [u8]);
+    /// The value returned to C when the closure panicked or was refused.
+    #[doc(hidden)]
+    fn zeroed() -> Self;
+}
+
+impl<T: CRepr + Copy + 'static> UpcallRet for T {
+    fn layout() -> Option<MemoryLayout> {
+        Some(<T as crate::marshal::Marshal>::layout())
+    }
+    #[inline(always)]
+    fn to_ret(self, ret: &mut [u8]) {
+        assert!(ret.len() >= size_of::<T>(), "return buffer too short");
+        // SAFETY: `ret` has room for a `T` (asserted); written unaligned.
+        // (libffi reads small integers back with their own width.)
+        unsafe { std::ptr::write_unaligned(ret.as_mut_ptr().cast::<T>(), self) }
+    }
+    #[inline(always)]
+    fn zeroed() -> Self {
+        // SAFETY: `CRepr` promises every bit pattern C can hand back is a
+        // valid `T`; all-zero is one (C's zero-initialised value).
+        unsafe { std::mem::zeroed() }
+    }
+}
+
+impl UpcallRet for () {
+    fn layout() -> Option<MemoryLayout> {
+        None
+    }
+    #[inline(always)]
+    fn to_ret(self, _: &mut [u8]) {}
+    #[inline(always)]
+    fn zeroed() -> Self {}
+}
+
 /// Closures usable with [`Linker::upcall_typed`](super::Linker::upcall_typed):
-/// `Fn(A, B, ..) -> R` (up to 6 arguments) over [`CScalar`] types, `R =
-/// ()` for `void`. Implemented for every such closure; not implementable
-/// otherwise in practice (its methods are hidden).
+/// `Fn(A, B, ..) -> R` (up to 6 arguments) over [`UpcallArg`] types
+/// (scalars, [`Address`], `c_struct!`/`c_union!` values by value), `R` an
+/// [`UpcallRet`] (`()` for `void`). Implemented for every such closure; not
+/// implementable otherwise in practice (its methods are hidden).
 ///
 /// # Examples
 ///
@@ -257,22 +396,25 @@ impl CScalar for () {
 /// fn accepts<Args, F: TypedUpcall<Args>>(_: F) {}
 /// accepts(|a: i32, b: f64| a as f64 + b);
 /// accepts(|| ());
+/// memscope::c_struct! {
+///     #[derive(Clone, Copy, Debug)]
+///     struct Pt { x: f64, y: f64 }
+/// }
+/// accepts(|p: Pt, k: f64| Pt { x: p.x * k, y: p.y * k });
 /// ```
 pub trait TypedUpcall<Args>: Send + Sync + 'static {
     #[doc(hidden)]
-    fn signature() -> (Vec<Scalar>, Option<Scalar>);
+    fn signature() -> (Vec<MemoryLayout>, Option<MemoryLayout>);
     #[doc(hidden)]
     fn invoke(&self, args: ArgViews<'_>, ret: &mut [u8]);
     #[doc(hidden)]
     fn direct(policy: PanicPolicy) -> Option<usize>;
-}
-
-fn ret_kind<R: CScalar>() -> Option<Scalar> {
-    if std::any::TypeId::of::<R>() == std::any::TypeId::of::<()>() {
-        None
-    } else {
-        Some(R::KIND.0)
-    }
+    /// The slot trampolines of this signature (`direct.rs`).
+    #[doc(hidden)]
+    fn slot_code() -> fn(usize) -> usize;
+    /// The typed entry that runs this closure type from a slot.
+    #[doc(hidden)]
+    fn slot_entry(policy: PanicPolicy) -> usize;
 }
 
 macro_rules! typed_upcall {
@@ -285,15 +427,15 @@ macro_rules! typed_upcall {
             pub(super) extern "C" fn tramp<F, R, $($a,)* const ABORT: bool>($($x: $a),*) -> R
             where
                 F: Fn($($a),*) -> R + Send + Sync + 'static,
-                R: CScalar,
-                $($a: CScalar,)*
+                R: UpcallRet,
+                $($a: UpcallArg,)*
             {
                 let f = super::zst_ref::<F>();
                 match catch_unwind(AssertUnwindSafe(|| f($($x),*))) {
                     Ok(r) => r,
                     Err(p) => {
                         super::direct_failed::<F>(p, ABORT);
-                        R::from_arg(&[0u8; 8])
+                        R::zeroed()
                     }
                 }
             }
@@ -302,11 +444,11 @@ macro_rules! typed_upcall {
         impl<F, R, $($a,)*> TypedUpcall<($($a,)*)> for F
         where
             F: Fn($($a),*) -> R + Send + Sync + 'static,
-            R: CScalar,
-            $($a: CScalar,)*
+            R: UpcallRet,
+            $($a: UpcallArg,)*
         {
-            fn signature() -> (Vec<Scalar>, Option<Scalar>) {
-                (vec![$($a::KIND.0),*], ret_kind::<R>())
+            fn signature() -> (Vec<MemoryLayout>, Option<MemoryLayout>) {
+                (vec![$($a::layout()),*], R::layout())
             }
             #[inline(always)]
             #[allow(unused_variables)]
@@ -323,6 +465,16 @@ macro_rules! typed_upcall {
                     PanicPolicy::Abort => $m::tramp::<F, R, $($a,)* true>,
                 };
                 Some(f as usize)
+            }
+            fn slot_code() -> fn(usize) -> usize {
+                super::direct::$m::code::<fn($($a),*) -> R>
+            }
+            fn slot_entry(policy: PanicPolicy) -> usize {
+                let f: unsafe extern "C" fn($($a,)* *const ()) -> R = match policy {
+                    PanicPolicy::ReturnDefault => super::direct::$m::entry::<F, R, $($a,)* false>,
+                    PanicPolicy::Abort => super::direct::$m::entry::<F, R, $($a,)* true>,
+                };
+                f as usize
             }
         }
     };
@@ -511,6 +663,10 @@ where
     F: TypedUpcall<Args>,
     Args: 'static,
 {
+    // The C signature from the Rust types, checked as a descriptor's is
+    // (a c_struct! that C cannot pass by value is refused here).
+    let (args, ret) = F::signature();
+    let sig = super::FunctionDescriptor::of(ret, &args).check()?;
     if let Some(code) = F::direct(policy) {
         // A stateless closure: a plain `extern "C" fn` runs it, no libffi
         // closure and no session entry are needed (there is no state for
@@ -524,12 +680,37 @@ where
             direct: Some(std::any::TypeId::of::<F>()),
         });
     }
-    let (args, ret) = F::signature();
-    let ffi: Vec<FfiTy> = args.iter().map(|s| FfiTy::Scalar(*s)).collect();
-    let ret_ffi = ret.map(FfiTy::Scalar);
-    let cif = PreparedCif::new(&ffi, ret_ffi.as_ref(), None)?;
-    let sizes = args.iter().map(|s| s.size()).collect();
-    let ret_size = ret.map_or(0, |s| s.size());
+    // A capturing closure: a direct typed trampoline through a free slot
+    // (direct.rs), or a libffi closure when every slot is taken.
+    let shared = std::sync::Arc::new(StubShared::default());
+    let data = Box::new(super::direct::SlotData {
+        f,
+        core: session.core_ptr(),
+        shared: shared.clone(),
+    });
+    let installed = if via_libffi() {
+        Err(data)
+    } else {
+        super::direct::install(data, F::slot_code(), F::slot_entry(policy))
+    };
+    let f = match installed {
+        Ok(owner) => {
+            let code = Address(owner.code());
+            // The close action owns the slot and the data: closing frees
+            // both (at once if the session is already closed).
+            session.add_close_action(move || drop(owner))?;
+            return Ok(UpcallStub {
+                code,
+                session: session.clone(),
+                shared,
+                direct: None,
+            });
+        }
+        Err(data) => data.f,
+    };
+    let cif = PreparedCif::new(&sig.arg_ffi(), sig.ret.as_ref().map(|r| &r.ffi), None)?;
+    let sizes = sig.sizes();
+    let ret_size = sig.ret.as_ref().map_or(0, |r| r.size);
     install(
         Typed {
             f,
@@ -541,4 +722,33 @@ where
         session,
         policy,
     )
+}
+
+std::thread_local! {
+    static VIA_LIBFFI: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn via_libffi() -> bool {
+    VIA_LIBFFI.try_with(|c| c.get()).unwrap_or(false)
+}
+
+/// Tests only: makes this thread's capturing typed stubs libffi closures
+/// (the fallback when every direct slot is taken), so that path is tested
+/// on purpose rather than by exhausting the slots.
+///
+/// # Examples
+///
+/// ```
+/// memscope::linker::__typed_upcalls_via_libffi(true);
+/// let s = memscope::Session::shared();
+/// let k = 3;
+/// let stub = memscope::linker::Linker::native().upcall_typed(move |x: i32| x * k, &s)?;
+/// let f = unsafe { stub.as_fn::<extern "C" fn(i32) -> i32>() }?;
+/// assert_eq!(f(2), 6);
+/// memscope::linker::__typed_upcalls_via_libffi(false);
+/// # Ok::<(), memscope::Error>(())
+/// ```
+#[doc(hidden)]
+pub fn __typed_upcalls_via_libffi(on: bool) {
+    let _ = VIA_LIBFFI.try_with(|c| c.set(on));
 }

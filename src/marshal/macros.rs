@@ -49,8 +49,138 @@
 ///     pub struct Bad { pub p: Option<Address> }
 /// }
 /// ```
+///
+/// # Packed structs
+///
+/// `packed struct` declares a `#[repr(C, packed)]` struct with the layout of
+/// C's `__attribute__((packed))` ([`MemoryLayout::packed`](crate::MemoryLayout::packed)):
+/// no padding, alignment 1, members at any offset. Encoding and decoding go
+/// through byte slices, so members are read and written unaligned wherever
+/// the struct lies. Every field type must be `Copy` (a packed field is read
+/// by copy; a reference to it could be unaligned); a packed struct is not
+/// passed by value through `bind!`/`as_fn` (it does not implement `CRepr`).
+///
+/// ```
+/// use memscope::{c_struct, Arena, SegmentAllocator, marshal::Marshal};
+/// c_struct! {
+///     /// `struct __attribute__((packed)) { char tag; uint32_t len; uint16_t id; }`
+///     #[derive(Clone, Copy, Debug, PartialEq)]
+///     pub packed struct Header { pub tag: u8, pub len: u32, pub id: u16 }
+/// }
+/// assert_eq!((Header::SIZE, Header::ALIGN), (7, 1));
+/// assert_eq!(Header::layout().byte_offset("id")?, 5);
+/// let arena = Arena::confined();
+/// let mut seg = arena.allocate(16, 8)?;
+/// let h = Header { tag: 1, len: 0x0102_0304, id: 0xbeef };
+/// h.write_to(&mut seg, 3)?; // any offset: alignment 1
+/// assert_eq!(seg.get_unaligned::<u32>(4)?, 0x0102_0304);
+/// assert_eq!(Header::read_from(&seg, 3)?, h);
+/// # Ok::<(), memscope::Error>(())
+/// ```
+///
+/// A packed field that is not `Copy` does not compile:
+///
+/// ```compile_fail,E0507
+/// use memscope::c_struct;
+/// c_struct! {
+///     /// Does not compile: `Inner` is not `Copy`.
+///     pub packed struct Outer { pub a: u8, pub b: Inner }
+/// }
+/// c_struct! {
+///     /// Not `Copy`.
+///     pub struct Inner { pub x: u32 }
+/// }
+/// ```
 #[macro_export]
 macro_rules! c_struct {
+    (
+        $(#[$meta:meta])*
+        $vis:vis packed struct $name:ident {
+            $( $(#[$fmeta:meta])* $fvis:vis $field:ident : $ty:ty ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[repr(C, packed)]
+        $vis struct $name {
+            $( $(#[$fmeta])* $fvis $field: $ty ),+
+        }
+
+        const _: () = {
+            use $crate::marshal::Marshal as _M;
+            // Packed: every member at alignment 1.
+            let (offsets, size, align) = match $crate::layout::c_struct_placement(
+                [$( (<$ty as _M>::SIZE, 1) ),+],
+            ) {
+                ::core::option::Option::Some(p) => p,
+                ::core::option::Option::None => panic!(
+                    concat!("c_struct!: `", stringify!($name), "` has no valid packed layout")
+                ),
+            };
+            let rust_offsets = [$( ::core::mem::offset_of!($name, $field) ),+];
+            let mut i = 0;
+            while i < offsets.len() {
+                assert!(
+                    offsets[i] == rust_offsets[i],
+                    concat!("c_struct!: a member offset of packed `", stringify!($name), "` differs from C's")
+                );
+                i += 1;
+            }
+            assert!(size == ::core::mem::size_of::<$name>(),
+                concat!("c_struct!: size of packed `", stringify!($name), "` differs from C's"));
+            assert!(align == ::core::mem::align_of::<$name>());
+            $(
+                assert!(
+                    <$ty as _M>::SIZE == ::core::mem::size_of::<$ty>(),
+                    concat!("c_struct!: field `", stringify!($field),
+                        "`: its Marshal size differs from its Rust size")
+                );
+            )+
+        };
+
+        impl $crate::marshal::Marshal for $name {
+            const SIZE: usize = ::core::mem::size_of::<$name>();
+            const ALIGN: usize = 1;
+
+            fn layout() -> $crate::MemoryLayout {
+                $crate::MemoryLayout::packed([
+                    $( <$ty as $crate::marshal::Marshal>::layout().with_name(stringify!($field)) ),+
+                ])
+                .ok()
+                .filter(|l| l.size() == ::core::mem::size_of::<$name>())
+                .unwrap_or_else(|| $crate::MemoryLayout::__opaque(::core::mem::size_of::<$name>(), 1))
+                .with_name(stringify!($name))
+            }
+
+            #[inline]
+            fn encode(&self, out: &mut [u8]) -> $crate::Result<()> {
+                let out = $crate::marshal::fixed_mut::<{ ::core::mem::size_of::<$name>() }>(out)?;
+                $(
+                    {
+                        const O: usize = ::core::mem::offset_of!($name, $field);
+                        const N: usize = <$ty as $crate::marshal::Marshal>::SIZE;
+                        // A copy: a reference to a packed field may be unaligned.
+                        let v: $ty = self.$field;
+                        <$ty as $crate::marshal::Marshal>::encode(&v, &mut out[O..O + N])?;
+                    }
+                )+
+                ::core::result::Result::Ok(())
+            }
+
+            #[inline]
+            fn decode(bytes: &[u8]) -> $crate::Result<Self> {
+                let bytes = $crate::marshal::fixed::<{ ::core::mem::size_of::<$name>() }>(bytes)?;
+                ::core::result::Result::Ok($name {
+                    $(
+                        $field: {
+                            const O: usize = ::core::mem::offset_of!($name, $field);
+                            const N: usize = <$ty as $crate::marshal::Marshal>::SIZE;
+                            <$ty as $crate::marshal::Marshal>::decode(&bytes[O..O + N])?
+                        },
+                    )+
+                })
+            }
+        }
+    };
     (
         $(#[$meta:meta])*
         $vis:vis struct $name:ident {

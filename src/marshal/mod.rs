@@ -10,6 +10,12 @@
 //!   [`c_enum!`](crate::c_enum) and [`c_flags!`](crate::c_flags), which
 //!   assert *at compile time* that the C layout memscope computes equals
 //!   Rust's (`offset_of!`, `size_of`, `align_of`).
+//! * **With pointers**: [`MarshalIn`] for values whose C form points to
+//!   other memory (`char *` members, pointers to structs): [`encode_in`]
+//!   writes the pointed-to data into memory from any
+//!   [`SegmentAllocator`] and stores the
+//!   addresses; [`Encoded::decode`] and [`Decoder`] read back, following a
+//!   pointer only into known segments (coffi's `serialize` with a session).
 //! * **Dynamic**: [`Value`] read and written through a run-time
 //!   [`MemoryLayout`] (Janet `ffi/read`/`ffi/write`), and [`StructView`] to
 //!   get and set members by path (`view.set("p.y", Value::I32(3))`).
@@ -31,11 +37,15 @@
 pub mod abi;
 mod alloc_ext;
 mod bytes;
+mod deep;
 mod macros;
 mod value;
 mod view;
 
 pub use alloc_ext::AllocateExt;
+pub use deep::{
+    Decoder, Encoded, Encoder, MAX_POINTER_DEPTH, MAX_POINTER_FOLLOWS, MarshalIn, encode_in,
+};
 pub use value::Value;
 pub use view::{SeqIter, StructView, read_seq, read_seq_into, seq_of, write_seq};
 

@@ -24,6 +24,7 @@
 //! | speed | [`guarded`](Segment::guarded) / [`guarded_mut`](Segment::guarded_mut) (no liveness check; `&[T]` views) |
 //! | threads | [`atomics`](Segment::atomics) → [`AtomicView`] |
 //! | other memory | [`HeapSegment`], [`Segment::with_slice`], [`Segment::map_file`] |
+//! | a value (struct field, return value, cache, `'static` thread) | [`OwnedSegment`] (holds a session handle; [`Arena::allocate_owned`](crate::Arena::allocate_owned)) |
 
 pub(crate) mod raw;
 
@@ -34,6 +35,7 @@ mod heap;
 #[cfg(loom)]
 pub mod loom_hook;
 mod mapped;
+mod owned;
 mod view;
 
 pub use access::{ByteOrder, Elements};
@@ -41,6 +43,7 @@ pub use atomic::AtomicView;
 pub use cursor::SegmentCursor;
 pub use heap::HeapSegment;
 pub use mapped::MapMode;
+pub use owned::OwnedSegment;
 pub use raw::{Numeric, Primitive};
 
 pub use view::{Chunks, HexDump};
@@ -171,6 +174,11 @@ impl fmt::Display for Address {
 }
 
 /// A checked view of `size` bytes of native memory owned by a session.
+///
+/// It borrows its session handle (or the allocator that made it), so it is
+/// free to make and cannot outlive its memory's owner; when a segment must be
+/// a value of its own (a struct field beside its arena, a return value, a
+/// `'static` thread), use an [`OwnedSegment`] instead.
 ///
 /// # Examples
 ///

@@ -174,6 +174,10 @@ pub mod broken {
         /// An upcall holds no handle of its session while it runs (the last
         /// handle can drop, and free the stub, under it).
         UpcallNoHandle,
+        /// A stub hold (`linker::protocol::StubHold`) marks its thread
+        /// without acquiring the session or opening a window on it (a
+        /// marked upcall skips its entry while a close frees the stub).
+        StubHoldNoPin,
         /// `keep_alive` checks the hold graph for a cycle under one lock and
         /// adds its edge under another (two opposite holds both succeed).
         KeepGraphCheckThenAdd,

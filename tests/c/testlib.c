@@ -210,3 +210,67 @@ typedef union { DI s; double e[2]; } UTwo;               /* SSE + INTEGER, 16 B 
 UTwo utwo_bump(UTwo u, int32_t k) { u.s.d *= 2; u.s.i += k; return u; }
 typedef union { double d[3]; int64_t i; } UBig;          /* MEMORY, 24 B */
 UBig ubig_rev(UBig u) { double t = u.d[0]; u.d[0] = u.d[2]; u.d[2] = t; u.d[1] += 1; return u; }
+
+/* ---- issue 16 (linker): structs and unions in variadic positions ---- */
+/* n IntDouble structs read with va_arg: sum of x + y */
+double va_points(int n, ...) {
+    va_list ap;
+    va_start(ap, n);
+    double s = 0;
+    for (int i = 0; i < n; i++) {
+        IntDouble p = va_arg(ap, IntDouble);
+        s += p.x + p.y;
+    }
+    va_end(ap);
+    return s;
+}
+/* one vararg per letter of `kinds`: 'c' Complex (re*10+im), 'u' UMix8 (.i),
+ * 'f' UFD (.d), 'b' Big17 (sum), 'l' int64_t, 'd' double; weights check order */
+double va_kinds(const char *kinds, ...) {
+    va_list ap;
+    va_start(ap, kinds);
+    double s = 0;
+    for (int i = 0; kinds[i]; i++) {
+        double w = i + 1, x = 0;
+        switch (kinds[i]) {
+        case 'c': { Complex c = va_arg(ap, Complex); x = c.re * 10 + c.im; break; }
+        case 'u': { UMix8 u = va_arg(ap, UMix8); x = (double)u.i; break; }
+        case 'f': { UFD u = va_arg(ap, UFD); x = u.d; break; }
+        case 'b': { Big17 b = va_arg(ap, Big17); for (int k = 0; k < 17; k++) x += b.v[k]; break; }
+        case 'l': x = (double)va_arg(ap, int64_t); break;
+        case 'd': x = va_arg(ap, double); break;
+        default: return -1;
+        }
+        s += w * x;
+    }
+    va_end(ap);
+    return s;
+}
+
+/* ---- issue 16 (linker): typed upcalls with structs and unions by value ---- */
+Complex apply_complex2(Complex (*f)(Complex, Complex), Complex a, Complex b) { return f(a, b); }
+IntDouble apply_id(IntDouble (*f)(IntDouble, int32_t), IntDouble p, int32_t k) { return f(p, k); }
+Big17 apply_big17(Big17 (*f)(Big17, uint32_t), uint32_t k) { /* memory class in and out */
+    Big17 b;
+    for (int i = 0; i < 17; i++) b.v[i] = (uint32_t)i * 3u;
+    return f(b, k);
+}
+UMix8 apply_umix8(UMix8 (*f)(UMix8), int64_t i) { UMix8 u; u.i = i; return f(u); }
+UFD apply_ufd(UFD (*f)(UFD, double), double d) { UFD u; u.d = d; return f(u, d); }
+/* calls f n times and sums the real parts: C reading many struct results */
+double sum_complex_via(Complex (*f)(Complex, Complex), int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++) {
+        Complex a = {i, 1}, b = {2, -i};
+        s += f(a, b).re;
+    }
+    return s;
+}
+
+/* ---- issue 16 (linker): typed globals and reinterpreted addresses ---- */
+Complex g_complex = {3.0, 4.0};
+const Complex g_const_complex = {1.5, -2.5};
+const char *c_message(void) { return "from C"; }
+const char *c_bad_utf8(void) { return "\xff\xfe"; }
+static IntDouble the_point = {7, 0.5};
+IntDouble *point_ptr(void) { return &the_point; }
