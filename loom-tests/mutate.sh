@@ -9,6 +9,7 @@
 #   loom-tests/mutate.sh --check         only check that every entry still applies (unique match)
 #   loom-tests/mutate.sh --only S01,A03  the named entries
 #   loom-tests/mutate.sh --loom-only     skip `cargo test` (faster; loom models only)
+#   loom-tests/mutate.sh --fast          run `cargo test` only for mutations no loom model caught
 #   loom-tests/mutate.sh --list          print the catalogue
 #
 # The catalogue (mutations.tsv, tab-separated): id, file, exact text to find
@@ -25,14 +26,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 CAT="$REPO/loom-tests/mutations.tsv"
-CHECK=0 LIST=0 LOOM_ONLY=0 ONLY=""
+CHECK=0 LIST=0 LOOM_ONLY=0 FAST=0 ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --check) CHECK=1 ;;
     --list) LIST=1 ;;
     --loom-only) LOOM_ONLY=1 ;;
     --only) ONLY="$2"; shift ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    --fast) FAST=1 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "mutate.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -42,6 +44,12 @@ if [ $LIST = 1 ]; then column -t -s $'\t' "$CAT" | cut -c1-200; exit 0; fi
 
 SCRATCH="${SCRATCH:-$(mktemp -d /tmp/memscope-mutate.XXXXXX)}"
 mkdir -p "$SCRATCH/tree"
+# Seed the scratch build dirs with this checkout's (dependencies compiled
+# once; only memscope and the test crates rebuild per mutation).
+[ $CHECK = 1 ] || {
+  [ -d "$SCRATCH/target-loom" ] || [ ! -d target/loom ] || cp -r target/loom "$SCRATCH/target-loom"
+  [ -d "$SCRATCH/target" ] || [ ! -d target/debug ] || { mkdir -p "$SCRATCH/target" && cp -r target/debug "$SCRATCH/target/debug"; }
+}
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
 TIMEOUT="${TIMEOUT:-900}"
 BINS=$(cd loom-tests/tests && ls loom_*.rs | sed 's/\.rs$//')
@@ -68,7 +76,10 @@ EOF
 }
 
 run_loom() { # bin -> 0 passed, else failed
+  # Incremental release builds: each mutation recompiles only what changed
+  # (the scratch copy has new mtimes, but rustc reuses unchanged code).
   (cd "$SCRATCH/tree" && RUSTFLAGS="--cfg loom -C debug-assertions" CARGO_TARGET_DIR="$SCRATCH/target-loom" \
+    CARGO_PROFILE_RELEASE_INCREMENTAL=true \
     timeout "$TIMEOUT" cargo test -q --release -p loom-tests --test "$1" -- loom_ --test-threads=2) \
     >"$SCRATCH/last-$1.log" 2>&1
 }
@@ -96,7 +107,9 @@ while IFS=$'\t' read -r id file find repl class note; do
   for b in $BINS; do
     if ! run_loom "$b"; then catchers+="$b "; fi
   done
-  if [ $LOOM_ONLY = 0 ] && ! run_tests; then catchers+="cargo-test "; fi
+  if [ $LOOM_ONLY = 0 ] && { [ $FAST = 0 ] || [ -z "$catchers" ]; } && ! run_tests; then
+    catchers+="cargo-test "
+  fi
   secs=$(( $(date +%s) - t0 ))
   if [ -n "$catchers" ]; then
     verdict=CAUGHT; caught=$((caught + 1))

@@ -22,27 +22,107 @@ mod imp {
     pub(crate) use loom::thread::yield_now;
     pub(crate) use loom::{lazy_static, thread_local};
 
-    /// `loom::sync::Mutex` with parking_lot's shape: `lock()` returns the guard.
-    #[derive(Debug, Default)]
-    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
-    pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+    /// A mutex with parking_lot's shape (`lock()` returns the guard) whose
+    /// data lives in a loom cell beside a `loom::sync::Mutex<()>`: a locked
+    /// access is a tracked cell access made while the loom mutex is held,
+    /// and [`with_unlocked`] is a tracked cell access made WITHOUT the lock,
+    /// as in the real build. So a lock-free confined path (`claim_arena`,
+    /// `close_confined`, confined `add_close_action`,
+    /// `run_actions_unlocked`, `close_unique`, `reset`) is checked as it
+    /// really runs: an access from another thread that is not ordered with
+    /// it (by the lock, a handle count's Release/Acquire, a spawn or a join)
+    /// is a "Causality violation" (issue 13; LOOM.md).
+    pub(crate) struct Mutex<T> {
+        lock: loom::sync::Mutex<()>,
+        data: loom::cell::UnsafeCell<T>,
+    }
 
-    impl<T> Mutex<T> {
-        pub(crate) fn new(v: T) -> Self {
-            Mutex(loom::sync::Mutex::new(v))
-        }
-        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-            self.0.lock().unwrap_or_else(|e| e.into_inner())
+    // SAFETY: the data is reached only through a guard (the loom mutex held)
+    // or `with_unlocked` (the caller's exclusivity contract, which loom
+    // checks through the cell); it moves between threads with them.
+    unsafe impl<T: Send> Sync for Mutex<T> {}
+    // SAFETY: the mutex owns its data; sending it sends the data.
+    unsafe impl<T: Send> Send for Mutex<T> {}
+
+    impl<T> core::fmt::Debug for Mutex<T> {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.debug_struct("Mutex").finish_non_exhaustive()
         }
     }
 
-    /// Loom: takes the lock (loom still checks the caller's exclusivity).
+    impl<T: Default> Default for Mutex<T> {
+        fn default() -> Self {
+            Mutex::new(T::default())
+        }
+    }
+
+    /// The guard: the loom lock plus the tracked write access to the data
+    /// (ended before the lock is released).
+    pub(crate) struct MutexGuard<'a, T> {
+        m: &'a Mutex<T>,
+        ptr: Option<loom::cell::MutPtr<T>>,
+        lock: Option<loom::sync::MutexGuard<'a, ()>>,
+    }
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(v: T) -> Self {
+            Mutex {
+                lock: loom::sync::Mutex::new(()),
+                data: loom::cell::UnsafeCell::new(v),
+            }
+        }
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            let lock = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            MutexGuard {
+                m: self,
+                ptr: Some(self.data.get_mut()),
+                lock: Some(lock),
+            }
+        }
+    }
+
+    impl<T> core::ops::Deref for MutexGuard<'_, T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            match &self.ptr {
+                // SAFETY: the guard holds the lock; loom tracks the access
+                // until the guard drops (or waits).
+                Some(p) => unsafe { p.deref() },
+                None => unreachable!("the access ends only in drop or wait"),
+            }
+        }
+    }
+
+    impl<T> core::ops::DerefMut for MutexGuard<'_, T> {
+        fn deref_mut(&mut self) -> &mut T {
+            match &self.ptr {
+                // SAFETY: as for Deref; the guard is borrowed uniquely.
+                Some(p) => unsafe { p.deref() },
+                None => unreachable!("the access ends only in drop or wait"),
+            }
+        }
+    }
+
+    impl<T> Drop for MutexGuard<'_, T> {
+        fn drop(&mut self) {
+            // The data access ends before the unlock.
+            drop(self.ptr.take());
+            drop(self.lock.take());
+        }
+    }
+
+    /// Loom: runs `f` on the data without the lock, as a tracked access of
+    /// the data's loom cell: loom reports any access by another thread that
+    /// is not ordered with this one (the real build's contract, checked).
     ///
     /// # Safety
     ///
     /// As the std version: no concurrent access to `m`.
     pub(crate) unsafe fn with_unlocked<T, R>(m: &Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
-        f(&mut m.lock())
+        let p = m.data.get_mut();
+        // SAFETY: exclusivity is the caller's contract, and loom checks it
+        // (the access is tracked until `p` drops, after `f`).
+        f(unsafe { p.deref() })
     }
 
     /// `loom::sync::Condvar` with a guard-in, guard-out API shared with the std build.
@@ -53,16 +133,36 @@ mod imp {
         pub(crate) fn new() -> Self {
             Condvar(loom::sync::Condvar::new())
         }
-        pub(crate) fn wait<'a, T>(&self, g: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-            self.0.wait(g).unwrap_or_else(|e| e.into_inner())
+        pub(crate) fn wait<'a, T>(&self, mut g: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            // End the data access, sleep on the loom lock, then take it up
+            // again (as a real condvar wait does).
+            drop(g.ptr.take());
+            let lock = g.lock.take().expect("a guard holds its lock");
+            let lock = self.0.wait(lock).unwrap_or_else(|e| e.into_inner());
+            g.lock = Some(lock);
+            g.ptr = Some(g.m.data.get_mut());
+            g
         }
-        /// Loom does not model time: a timed wait is an untimed wait that
-        /// reports "not timed out".
+        /// Loom does not model time. A deadline that has already passed
+        /// (`close_timeout(Duration::ZERO)`) times out at once, after
+        /// letting the other threads run with the lock released (a real
+        /// timed wait unlocks too); a later deadline is an untimed wait that
+        /// reports "not timed out". So the time-out branch is reachable in a
+        /// model.
         pub(crate) fn wait_until<'a, T>(
             &self,
-            g: MutexGuard<'a, T>,
-            _deadline: std::time::Instant,
+            mut g: MutexGuard<'a, T>,
+            deadline: std::time::Instant,
         ) -> (MutexGuard<'a, T>, bool) {
+            if std::time::Instant::now() >= deadline {
+                drop(g.ptr.take());
+                drop(g.lock.take());
+                loom::thread::yield_now();
+                let lock = g.m.lock.lock().unwrap_or_else(|e| e.into_inner());
+                g.lock = Some(lock);
+                g.ptr = Some(g.m.data.get_mut());
+                return (g, true);
+            }
             (self.wait(g), false)
         }
         pub(crate) fn notify_all(&self) {

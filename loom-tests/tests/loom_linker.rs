@@ -250,6 +250,189 @@ fn twin_upcall_without_a_handle_is_caught_by_a_drop_inside_it() {
     with_twin(Twin::UpcallNoHandle, last_handle_drop_inside_upcall);
 }
 
+// ----- issue 13: the real call sites (libffi into Rust extern "C" fns) -----------
+
+mod real {
+    use super::*;
+    use memscope::layout::c;
+    use memscope::linker::{Arg, DowncallOptions, FunctionDescriptor, Linker, Symbol};
+    use memscope::marshal::Value;
+
+    std::thread_local! {
+        // All loom threads of a model run on one OS thread: only the thread
+        // that is running uses this, between a catch and its re-panic.
+        static CAUGHT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+    }
+
+    /// The "C" function the downcall calls through libffi: reads the memory
+    /// its segment argument points at, then calls the stub it was given.
+    /// A loom failure inside is caught here (a panic must not unwind
+    /// through libffi's frames) and re-raised by the caller after the call.
+    extern "C" fn reader(m: *const Memory, cb: Option<extern "C" fn(i32) -> i32>) -> i32 {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: `m` is the address of a `Memory` the model keeps alive
+            // (an `Arc` clone); whether it may be read is loom's to judge.
+            unsafe { (*m).read() };
+        }));
+        if let Err(p) = r {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            CAUGHT.with(|c| *c.borrow_mut() = Some(msg));
+            return -1;
+        }
+        cb.map_or(0, |f| f(1))
+    }
+
+    fn reraise() {
+        if let Some(msg) = CAUGHT.with(|c| c.borrow_mut().take()) {
+            panic!("{msg}");
+        }
+    }
+
+    /// The real downcall path: `Downcall::call_with` (`call_args` acquires
+    /// the segment argument's session and the stub argument's session,
+    /// libffi calls `reader`, which reads the segment's memory and calls the
+    /// stub: the real trampoline and `closure::Data::run`, whose handler
+    /// reads the stub session's memory) on one thread, while main closes
+    /// the segment's session: the close is `Busy` (nothing freed) or the
+    /// call fails with `Closed` before C runs. The stub's session closes
+    /// after the call.
+    pub(super) fn real_downcall_and_upcall_vs_close() {
+        model(|| {
+            let (a, ma) = session_with_memory();
+            let (b, mb) = session_with_memory();
+            let (a2, b2, ma2, mb2) = (a.clone(), b.clone(), ma.clone(), mb.clone());
+            let t = thread::spawn(move || {
+                let up = FunctionDescriptor::of(Some(c::INT), &[c::INT]);
+                let stub = Linker::native()
+                    .upcall(
+                        move |_: &[Value]| {
+                            mb2.read();
+                            Value::I32(7)
+                        },
+                        &up,
+                        &b2,
+                    )
+                    .unwrap();
+                let addr = Address::from_ptr(loom::sync::Arc::as_ptr(&ma2).cast::<u8>());
+                // SAFETY: a zero-size view of the model's `Memory`; `reader`
+                // only reads it as a `Memory`.
+                let seg = unsafe { Segment::from_raw(addr, 0, &a2) }.unwrap();
+                // SAFETY: `reader` is a live Rust function of this signature.
+                let sym = unsafe { Symbol::from_address(Address::from_ptr(reader as *const u8)) }
+                    .unwrap();
+                let d = FunctionDescriptor::of(Some(c::INT), &[c::POINTER, c::POINTER]);
+                // SAFETY: the descriptor matches `reader`.
+                let f = unsafe { Linker::native().downcall(&sym, &d, DowncallOptions::default()) }
+                    .unwrap();
+                let r = f.call_with(&[Arg::Segment(&seg), Arg::Stub(&stub)]);
+                reraise();
+                if let Some(p) = stub.take_panic() {
+                    panic!("upcall failed: {p}");
+                }
+                match r {
+                    Ok(v) => assert_eq!(v, Some(Value::I32(7))),
+                    Err(e) => assert_eq!(e, Error::Closed),
+                }
+            });
+            let closed = must_close_or_busy(a.close());
+            t.join().unwrap();
+            if !closed {
+                a.close().unwrap();
+            }
+            b.close().unwrap();
+            assert!(!ma.is_live() && !mb.is_live());
+        });
+    }
+
+    /// `UpcallStub::as_fn` (its enter) for a capturing stub (the real
+    /// trampoline and `closure::Data::run`) and a stateless one (a direct
+    /// trampoline), called from another thread under a guard while main
+    /// closes the session: the close is `Busy` or the guard fails; once the
+    /// session is closed, `as_fn` refuses with `Closed` (a pointer to freed
+    /// code is never handed out).
+    pub(super) fn as_fn_vs_close() {
+        model(|| {
+            let (s, m) = session_with_memory();
+            let m2 = m.clone();
+            let up = FunctionDescriptor::of(Some(c::INT), &[c::INT]);
+            let stub = Linker::native()
+                .upcall(
+                    move |_: &[Value]| {
+                        m2.read();
+                        Value::I32(7)
+                    },
+                    &up,
+                    &s,
+                )
+                .unwrap();
+            let direct = Linker::native()
+                .upcall_typed(|x: i32| -> i32 { x + 1 }, &s)
+                .unwrap();
+            let s2 = s.clone();
+            let t = thread::spawn(move || {
+                if let Ok(g) = s2.acquire() {
+                    // SAFETY: the signatures match; the guard keeps the
+                    // session (and so both stubs) alive for the calls.
+                    let f = unsafe { stub.as_fn::<extern "C" fn(i32) -> i32>() }.unwrap();
+                    assert_eq!(f(1), 7);
+                    // SAFETY: as above.
+                    let h = unsafe { direct.as_fn::<extern "C" fn(i32) -> i32>() }.unwrap();
+                    assert_eq!(h(1), 2);
+                    drop(g);
+                }
+                if let Some(p) = stub.take_panic() {
+                    panic!("upcall failed: {p}");
+                }
+                (stub, direct)
+            });
+            let closed = must_close_or_busy(s.close());
+            let (stub, direct) = t.join().unwrap();
+            if !closed {
+                s.close().unwrap();
+            }
+            // SAFETY: never called (the session is closed).
+            let after = unsafe { stub.as_fn::<extern "C" fn(i32) -> i32>() }.map(drop);
+            // SAFETY: as above.
+            let after_direct = unsafe { direct.as_fn::<extern "C" fn(i32) -> i32>() }.map(drop);
+            assert_eq!(
+                (after, after_direct),
+                (Err(Error::Closed), Err(Error::Closed)),
+                "as_fn handed out a pointer into a closed session"
+            );
+            assert!(!m.is_live());
+        });
+    }
+}
+
+#[test]
+fn loom_as_fn_vs_close() {
+    real::as_fn_vs_close();
+}
+
+#[test]
+#[should_panic(expected = "as_fn handed out a pointer")]
+fn twin_as_fn_without_enter_is_caught() {
+    with_twin(Twin::AsFnNoEnter, real::as_fn_vs_close);
+}
+
+#[test]
+fn loom_real_downcall_and_upcall_vs_close() {
+    real::real_downcall_and_upcall_vs_close();
+}
+
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn twin_downcall_without_argument_acquire_is_caught_through_libffi() {
+    with_twin(
+        Twin::DowncallNoAcquire,
+        real::real_downcall_and_upcall_vs_close,
+    );
+}
+
 /// A thread holds a stub's session around a C call whose upcalls skip
 /// their own entry (`StubHold`, the row 13 fast path: a marked thread's
 /// upcall only compares a thread-local) while main closes the session:

@@ -769,3 +769,214 @@ fn loom_nested_enter_vs_close() {
 fn twin_no_enter_drain_is_caught_on_the_fallback_path() {
     with_twin(Twin::NoEnterDrain, nested_enter_vs_close);
 }
+
+// ----- issue 13: the confined paths run unlocked under loom ------------------------
+
+/// The owner of a confined session closes it while another thread tries to
+/// register a close action: the foreign call is `WrongThread` and touches
+/// nothing; the owner's action runs once. The shim's `with_unlocked` is a
+/// tracked loom-cell access without the lock (as in the real build), so a
+/// foreign access to the confined control block is a causality violation
+/// (twin `NoOwnerCheck`: with a locking shim it went unseen).
+fn confined_foreign_add_vs_owner_close() {
+    model("confined_foreign_add_vs_owner_close", || {
+        let s = Session::confined();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let r = runs.clone();
+        s.add_close_action(move || {
+            r.fetch_add(1, Ordering::Relaxed);
+        })
+        .unwrap();
+        let s2 = s.clone();
+        let t = thread::spawn(move || s2.add_close_action(|| ()));
+        s.close().unwrap();
+        let foreign = t.join().unwrap();
+        assert!(
+            matches!(foreign, Err(Error::WrongThread { .. })),
+            "a foreign thread registered an action on a confined session: {foreign:?}"
+        );
+        assert_eq!(runs.load(Ordering::Relaxed), 1);
+    });
+}
+
+#[test]
+fn loom_confined_foreign_add_vs_owner_close() {
+    confined_foreign_add_vs_owner_close();
+}
+
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn twin_no_owner_check_is_caught_as_a_race_on_the_unlocked_control() {
+    with_twin(Twin::NoOwnerCheck, confined_foreign_add_vs_owner_close);
+}
+
+// ----- issue 13: a confined keep_alive released on another thread -------------------
+
+/// Confined `k` keeps confined `c` alive (same owner, main) and reads `c`'s
+/// memory in its own close action. A clone of `k` goes to another thread,
+/// which drops it while main drops its own and then closes `c` (retrying
+/// while `Busy`). Whichever handle of `k` is last closes `k` on its thread
+/// (a lock-free `close_unique` of a confined core, maybe off its owner),
+/// whose action reads `c`'s memory and then releases the hold (`unkeep`,
+/// Release) — so `c`'s close (Acquire) frees only after that read.
+fn confined_keep_released_elsewhere() {
+    model("confined_keep_released_elsewhere", || {
+        let k = Session::confined();
+        let (c, mc) = {
+            let c = Session::confined();
+            let m = loom_tests::Memory::new();
+            loom_tests::free_on_close(&c, &m);
+            (c, m)
+        };
+        k.keep_alive(&c).unwrap();
+        let k2 = k.clone();
+        let t = thread::spawn(move || drop(k2));
+        let m2 = mc.clone();
+        // Registered after keep_alive (runs before the hold is released),
+        // and after the spawn: an unlocked write of `k`'s control block
+        // that only the handle count orders before a close_unique on `t`.
+        k.add_close_action(move || m2.read()).unwrap();
+        drop(k);
+        loop {
+            match c.close() {
+                Ok(()) => break,
+                Err(Error::Busy { .. }) => thread::yield_now(),
+                Err(e) => panic!("confined close failed: {e}"),
+            }
+        }
+        t.join().unwrap();
+        assert!(!mc.is_live());
+    });
+}
+
+#[test]
+fn loom_confined_keep_released_elsewhere() {
+    confined_keep_released_elsewhere();
+}
+
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn twin_relaxed_unkeep_is_caught() {
+    with_twin(Twin::RelaxedUnkeep, confined_keep_released_elsewhere);
+}
+
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn twin_handle_drop_without_fence_is_caught_by_a_confined_keeper() {
+    with_twin(Twin::HandleNoAcquireFence, confined_keep_released_elsewhere);
+}
+
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn twin_relaxed_handle_drop_is_caught_by_a_confined_keeper() {
+    with_twin(Twin::HandleRelaxedDrop, confined_keep_released_elsewhere);
+}
+
+// ----- issue 13: uniqueness of the last handle (std's Arc::drop idiom) ----------------
+
+/// Two threads each register a close action (under the lock) and drop their
+/// handle while main drops its own: the last drop (whichever thread) sees
+/// its Release `fetch_sub` return 1, fences, and closes, resets and
+/// recycles the core without the lock: every action runs exactly once and
+/// nothing of the other threads' accesses races that. Then a new session on
+/// main (maybe the recycled core) starts open and empty.
+fn last_handles_drop_after_adding_actions() {
+    model("last_handles_drop_after_adding_actions", || {
+        let s = Session::shared();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let (s, r) = (s.clone(), runs.clone());
+                thread::spawn(move || {
+                    s.add_close_action(move || {
+                        r.fetch_add(1, Ordering::Relaxed);
+                    })
+                    .unwrap();
+                    drop(s);
+                })
+            })
+            .collect();
+        drop(s);
+        for t in ts {
+            t.join().unwrap();
+        }
+        assert_eq!(runs.load(Ordering::Relaxed), 2, "an action ran != once");
+        let n = Session::shared();
+        assert!(n.is_alive());
+        assert_eq!(n.__pending_close_actions().unwrap(), 0);
+        n.close().unwrap();
+    });
+}
+
+#[test]
+fn loom_last_handles_drop_after_adding_actions() {
+    last_handles_drop_after_adding_actions();
+}
+
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn twin_handle_drop_without_fence_is_caught() {
+    with_twin(
+        Twin::HandleNoAcquireFence,
+        last_handles_drop_after_adding_actions,
+    );
+}
+
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn twin_relaxed_handle_drop_is_caught() {
+    with_twin(
+        Twin::HandleRelaxedDrop,
+        last_handles_drop_after_adding_actions,
+    );
+}
+
+// ----- issue 13: close_timeout's time-out branch ----------------------------------
+
+/// One thread uses the memory under a guard; main waits in
+/// `close_blocking`; another thread calls `close_timeout(0)`, which fails
+/// its try, times out (the shim times a passed deadline out at once) and
+/// takes the time-out branch: it must not clear the WAITER bits main still
+/// needs, or the guard's release never wakes main (a deadlock loom
+/// reports). Exactly one close succeeds; nothing is freed under the guard.
+/// (Main is the waiter: a spawned thread left blocked by a failing twin
+/// would abort the test binary in loom's cleanup.)
+fn close_timeout_times_out_beside_a_waiter() {
+    model("close_timeout_times_out_beside_a_waiter", || {
+        let (s, m) = session_with_memory();
+        let (s1, m1) = (s.clone(), m.clone());
+        let user = thread::spawn(move || {
+            if let Ok(g) = s1.acquire() {
+                m1.read();
+                drop(g);
+            }
+        });
+        let s2 = s.clone();
+        let timed = thread::spawn(move || s2.close_timeout(std::time::Duration::ZERO));
+        let rw = s.close_blocking();
+        user.join().unwrap();
+        let rt = timed.join().unwrap();
+        assert!(
+            matches!(rt, Ok(()) | Err(Error::Busy { .. }) | Err(Error::Closed)),
+            "{rt:?}"
+        );
+        assert!(matches!(rw, Ok(()) | Err(Error::Closed)), "{rw:?}");
+        let oks = [&rw, &rt].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(oks, 1, "close succeeded {oks} times: {rw:?} {rt:?}");
+        assert!(!m.is_live());
+    });
+}
+
+#[test]
+fn loom_close_timeout_times_out_beside_a_waiter() {
+    close_timeout_times_out_beside_a_waiter();
+}
+
+#[test]
+#[should_panic(expected = "deadlock")]
+fn twin_timeout_clearing_anothers_waiter_bit_is_caught() {
+    with_twin(
+        Twin::TimeoutClearsOthersWaiter,
+        close_timeout_times_out_beside_a_waiter,
+    );
+}

@@ -78,7 +78,7 @@ struct Data<H> {
     /// data: the data is owned by a close action, which runs (and is
     /// dropped) at the latest when the last handle drops; a running upcall
     /// holds a handle of its own (`Handle::from_stub`) until its window
-    /// ends. From `Session::core_ptr` (the whole `Arc`'s provenance).
+    /// ends. From `Session::core_ptr` (the provenance of the whole boxed core).
     core: *const crate::session::state::Core,
     policy: PanicPolicy,
     shared: std::sync::Arc<StubShared>,

@@ -171,6 +171,12 @@ impl UpcallStub {
                 reason: format!("{} is not a function pointer", std::any::type_name::<F>()),
             });
         }
+        #[cfg(loom)]
+        if crate::session::state::twin_on("AsFnNoEnter") {
+            // SAFETY: none (the broken twin: the pointer is handed out
+            // unchecked; the loom model never calls it after close).
+            return Ok(unsafe { std::mem::transmute_copy::<usize, F>(&self.code.0) });
+        }
         drop(self.session.enter()?);
         // SAFETY: pointer-sized (checked) and, by the caller's promise, a
         // matching function pointer type; the code is live (session open).

@@ -49,9 +49,10 @@
 //!
 //! # Handles and recycling
 //!
-//! `Session` holds a [`Handle`] (an `Arc<Core>`). When the last handle of a
-//! confined or shared session drops — seen as a strong count of 1 plus an
-//! Acquire fence; no `Weak<Core>` is ever made — the core is closed if it
+//! `Session` holds a [`Handle`] (a counted pointer to a boxed `Core`). When the last handle of a
+//! confined or shared session drops — seen as std's `Arc::drop` sees it:
+//! its Release `fetch_sub` on the core's own handle count returns 1, then
+//! an Acquire fence — the core is closed if it
 //! was not (its actions run), reset to zero and kept in a per-thread pool
 //! (the shim's `thread_local!`, so loom sees it) of at most 8 per kind; the
 //! next `Session::confined()`/`shared()` on that thread takes it with a new
@@ -67,14 +68,14 @@
 //! the registration (an arena) registers that state itself as a close
 //! action ([`CloseHook`], `Action::Hook`: one `Arc` clone, no box).
 
-use core::mem::ManuallyDrop;
 use core::ops::Deref;
+use core::ptr::NonNull;
 use std::cell::{Cell, RefCell};
 
 use crate::error::{Error, Result};
 use crate::sync::{
-    Arc, AtomicU64, CachePadded, Condvar, Mutex, MutexGuard, Ordering, current_thread_id, fence,
-    thread_local, with_unlocked, yield_now,
+    AtomicU64, AtomicUsize, CachePadded, Condvar, Mutex, MutexGuard, Ordering, current_thread_id,
+    fence, thread_local, with_unlocked, yield_now,
 };
 
 use super::SessionKind;
@@ -160,6 +161,22 @@ pub mod broken {
         EnterNoFence,
         /// Close waits for the fast-path slots without the heavy barrier.
         CloseNoBarrier,
+        /// A handle's drop decrements the handle count with `Relaxed` (the
+        /// last handle's close/reset is not ordered after the others' uses).
+        HandleRelaxedDrop,
+        /// The last handle's drop skips the Acquire fence after its
+        /// decrement (std's `Arc::drop` without its fence).
+        HandleNoAcquireFence,
+        /// A confined keep_alive hold is released with a Relaxed decrement
+        /// (the keeper's uses, maybe on another thread, not ordered before
+        /// the kept session's free).
+        RelaxedUnkeep,
+        /// close_timeout's time-out branch clears the WAITER bits although
+        /// another close_blocking still waits (its wake-up is lost).
+        TimeoutClearsOthersWaiter,
+        /// `UpcallStub::as_fn` hands out the code pointer without entering
+        /// the stub's session (a closed stub's freed code).
+        AsFnNoEnter,
     }
 
     /// Runs `f` with `twin` switched on for this OS thread (every loom thread
@@ -235,6 +252,10 @@ pub(crate) struct Core {
     /// word of a confined session is written with plain load/store pairs by
     /// its owner: a foreign read-modify-write there could be lost.
     kept: AtomicU64,
+    /// How many [`Handle`]s of this core exist (std's `Arc` strong count,
+    /// kept by hand so that uniqueness is read from a Release `fetch_sub`'s
+    /// result; see [`Handle`]).
+    refs: AtomicUsize,
     ctl: Mutex<Control>,
     cv: Condvar,
 }
@@ -321,6 +342,7 @@ impl Core {
                 .collect(),
             gate: super::enter::Gate::new(),
             kept: AtomicU64::new(0),
+            refs: AtomicUsize::new(0),
             ctl: Mutex::new(Control {
                 closed: false,
                 waiters: 0,
@@ -397,7 +419,11 @@ impl Core {
     pub(crate) fn unkeep(&self) {
         // Release: pairs with close's Acquire load (the keeper's use of this
         // session happens-before the free).
-        let prev = self.kept.fetch_sub(1, Ordering::Release);
+        let prev = if broken!(RelaxedUnkeep) {
+            self.kept.fetch_sub(1, Ordering::Relaxed)
+        } else {
+            self.kept.fetch_sub(1, Ordering::Release)
+        };
         debug_assert!(prev > 0, "unkeep without keep");
     }
 
@@ -809,7 +835,7 @@ impl Core {
                     }
                     if timed_out {
                         ctl.waiters -= 1;
-                        if ctl.waiters == 0 {
+                        if ctl.waiters == 0 || broken!(TimeoutClearsOthersWaiter) {
                             for s in self.shards.iter() {
                                 s.fetch_and(!WAITER, Ordering::Relaxed);
                             }
@@ -1195,13 +1221,17 @@ mod windows {
 const POOL_CAP: usize = 8;
 
 /// Closed cores waiting to be reused by `Session::confined()` / `shared()`.
+/// Boxed, not inline: a handle points at its core, so a core keeps its
+/// address from `Handle::new` until it is freed.
+#[allow(clippy::vec_box)]
 struct Pool {
-    confined: Vec<Arc<Core>>,
-    shared: Vec<Arc<Core>>,
+    confined: Vec<Box<Core>>,
+    shared: Vec<Box<Core>>,
 }
 
 impl Pool {
-    fn of(&mut self, kind: SessionKind) -> &mut Vec<Arc<Core>> {
+    #[allow(clippy::vec_box)] // see `Pool`
+    fn of(&mut self, kind: SessionKind) -> &mut Vec<Box<Core>> {
         if kind == SessionKind::Confined {
             &mut self.confined
         } else {
@@ -1227,14 +1257,27 @@ thread_local! {
     static POOL: RefCell<Pool> = empty_pool();
 }
 
-/// A counted reference to a [`Core`]: the `Arc` behind every `Session`.
+/// A counted reference to a [`Core`]: what every `Session` holds.
 ///
-/// When the last handle of a confined or shared session drops, the core is
-/// closed (if it was not), reset and kept in a small per-thread pool, so the
-/// next session opened on that thread costs no allocation and no atomic
-/// read-modify-write. "Last" is read from the strong count: no `Weak<Core>`
-/// is ever made, so a count of 1 held by us cannot grow behind our back.
-pub(crate) struct Handle(ManuallyDrop<Arc<Core>>);
+/// The count is the core's own `refs` (through the shim, so loom models it
+/// as it runs), managed as std's `Arc` manages its strong count: a clone is
+/// a Relaxed increment; a drop is a Release decrement, and the drop whose
+/// decrement returns 1 is the last: an Acquire fence then orders every other
+/// handle's uses of the core before what the last one does next (close,
+/// reset, recycle or free). Uniqueness is decided from the value that
+/// Release `fetch_sub` returns, never from a separate load of the count (a
+/// load is Relaxed in std, and loom's `Arc::strong_count` synchronises,
+/// so a model of that could not fail: issue 13). When the last handle of a
+/// confined or shared session drops, the core is closed (if it was not),
+/// reset and kept in a small per-thread pool, so the next session opened on
+/// that thread costs no allocation and no atomic read-modify-write.
+pub(crate) struct Handle(NonNull<Core>);
+
+// SAFETY: a handle is a shared reference to a `Sync + Send` core plus a
+// share of its count (atomic): like `Arc<Core>`.
+unsafe impl Send for Handle {}
+// SAFETY: as for Send.
+unsafe impl Sync for Handle {}
 
 impl Handle {
     /// A new (or recycled) core of `kind`.
@@ -1252,16 +1295,17 @@ impl Handle {
                 core.revive();
                 core
             }
-            None => Arc::new(Core::new(kind)),
+            None => Box::new(Core::new(kind)),
         };
-        Handle(ManuallyDrop::new(core))
+        // Unique (a fresh box, or one the pool owned): the count starts at 1.
+        core.refs.store(1, Ordering::Relaxed);
+        Handle(NonNull::from(Box::leak(core)))
     }
 
-    /// The core's address, with the provenance of the whole `Arc`
-    /// allocation (what [`Handle::from_stub`] takes back).
+    /// The core's address (what [`Handle::from_stub`] takes back).
     #[inline]
     pub(crate) fn as_ptr(&self) -> *const Core {
-        Arc::as_ptr(&self.0)
+        self.0.as_ptr()
     }
 
     /// A new handle of the core at `core` (an upcall stub's, which holds
@@ -1276,17 +1320,31 @@ impl Handle {
     /// stub's contract by calling it while its session closes unheld).
     #[inline]
     pub(crate) unsafe fn from_stub(core: *const Core) -> Handle {
-        // SAFETY: the caller's contract: a live `Arc<Core>` allocation.
-        unsafe {
-            Arc::increment_strong_count(core);
-            Handle(ManuallyDrop::new(Arc::from_raw(core)))
+        // SAFETY: the caller's contract: a live core with a handle, so the
+        // count is at least 1 and this increment cannot revive a dead core.
+        Handle::count_one_more(unsafe { &*core });
+        // SAFETY: non-null (from `as_ptr`); built from the raw pointer, not
+        // the reference above, so it keeps the provenance of the whole box
+        // (`Box::leak` in `Handle::new`), which the last drop takes back.
+        Handle(unsafe { NonNull::new_unchecked(core.cast_mut()) })
+    }
+
+    /// One more handle of `core` (some handle of it is alive).
+    #[inline]
+    fn count_one_more(core: &Core) {
+        // Relaxed, as std's Arc::clone: a new handle is made from an
+        // existing one, which already orders this thread's uses.
+        let old = core.refs.fetch_add(1, Ordering::Relaxed);
+        if old > isize::MAX as usize {
+            // As std's Arc: a count this high means handles were leaked.
+            std::process::abort();
         }
     }
 
     /// Whether two handles name the same session.
     #[inline]
     pub(crate) fn ptr_eq(&self, other: &Handle) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        self.0 == other.0
     }
 }
 
@@ -1294,48 +1352,76 @@ impl Deref for Handle {
     type Target = Core;
     #[inline(always)]
     fn deref(&self) -> &Core {
-        &self.0
+        // SAFETY: a handle keeps its core alive (the count includes it).
+        unsafe { self.0.as_ref() }
     }
 }
 
 impl Clone for Handle {
     #[inline]
     fn clone(&self) -> Handle {
-        Handle(ManuallyDrop::new(Arc::clone(&self.0)))
+        Handle::count_one_more(self);
+        Handle(self.0)
     }
 }
 
 impl Drop for Handle {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: this is drop; the field is never used again.
-        let core = unsafe { ManuallyDrop::take(&mut self.0) };
-        if matches!(core.kind, SessionKind::Confined | SessionKind::Shared)
-            && Arc::strong_count(&core) == 1
-        {
-            // Pairs with the Release decrement of every other handle's drop
-            // (the value 1 was written by the last of them): their uses of
-            // the core happen-before its reuse.
+        // Read before the decrement: after it, another handle's drop may
+        // recycle the core (`kind` never changes, but we touch nothing of
+        // the core after our decrement unless we are the last).
+        let kind = self.kind;
+        let prev = if broken!(HandleRelaxedDrop) {
+            self.refs.fetch_sub(1, Ordering::Relaxed)
+        } else {
+            // Release: this handle's uses of the core happen-before the
+            // last handle's Acquire fence below (std's Arc::drop).
+            self.refs.fetch_sub(1, Ordering::Release)
+        };
+        if prev != 1 {
+            return;
+        }
+        if !broken!(HandleNoAcquireFence) {
+            // Acquire: pairs with the Release decrement of every other
+            // handle (they head release sequences that our RMW read): their
+            // uses of the core happen-before its close, reset or free.
             fence(Ordering::Acquire);
+        }
+        // SAFETY: the count reached 0 through our decrement, so no other
+        // handle exists and none can be made (`from_stub` needs a live
+        // handle): this is the only reference, and the core came from
+        // `Box::leak` in `Handle::new`.
+        let core = unsafe { Box::from_raw(self.0.as_ptr()) };
+        if matches!(kind, SessionKind::Confined | SessionKind::Shared) {
             recycle(core);
         }
+        // Otherwise `core` drops here: `Core::drop` closes it.
     }
 }
 
 /// Closes a uniquely held core and keeps it for reuse on this thread (or
 /// frees it when the pool is full or the thread is exiting).
 #[inline]
-fn recycle(core: Arc<Core>) {
+fn recycle(core: Box<Core>) {
     // A failing twin model panics with loom objects in thread-locals, whose
     // destructors would then run outside the model and abort the test
     // binary: broken twins run without the pool.
     #[cfg(loom)]
     if crate::twins::any() {
-        return; // `core` drops (and closes) the ordinary way
+        // A broken twin may still reach the core through a raw pointer
+        // (`UpcallNoHandle`): its memory is kept (leaked, for this model
+        // execution) so that the twin fails as loom reports it, not as a
+        // use after free of the core; leaked first, so that a loom failure
+        // inside the close unwinds without closing it a second time.
+        let core: &Core = Box::leak(core);
+        // SAFETY: unique (the caller's contract, as below).
+        unsafe { core.close_unique() };
+        return;
     }
-    // SAFETY: the caller saw a strong count of 1 on its own handle, no Weak
-    // exists, and the Acquire fence ordered every other handle's last use
-    // before this point: this is the only reference.
+    // SAFETY: the caller's decrement of the handle count returned 1 and was
+    // followed by an Acquire fence: every other handle's uses happen-before
+    // this point, and this is the only reference (a `Box`).
     let reusable = unsafe {
         core.close_unique();
         core.reset()
