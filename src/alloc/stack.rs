@@ -84,6 +84,9 @@ pub const STACK_SIZE: usize = 64;
 /// ```
 pub const KEEP_MAX: usize = 4 << 20;
 
+/// The depth a destroyed stack jumps to (see `Drop for Cold`).
+const DEAD_DEPTH: u32 = 1 << 31;
+
 const UNINIT: u8 = 0;
 const READY: u8 = 1;
 const DEAD: u8 = 2;
@@ -92,7 +95,10 @@ const DEAD: u8 = 2;
 /// no destructor, so reaching it costs one thread-local address and no
 /// "is it initialised / destroyed" check.
 struct Hot {
-    /// Next free address and the chunk's end (`1, 0`: nothing fits).
+    /// Next free address and the block's end (`0, 0`: nothing fits).
+    /// `top <= end` always, and `top` is a multiple of 8 (blocks are
+    /// 16-aligned and every bump rounds its size up to 8), so a bump of
+    /// alignment up to 8 needs no rounding and no overflow check.
     top: Cell<usize>,
     end: Cell<usize>,
     /// The uninit mark: every byte of the chunk at or above it is
@@ -113,7 +119,7 @@ struct Hot {
 impl Hot {
     const fn new() -> Hot {
         Hot {
-            top: Cell::new(1),
+            top: Cell::new(0),
             end: Cell::new(0),
             uninit: Cell::new(0),
             depth: Cell::new(0),
@@ -165,10 +171,14 @@ impl Drop for Cold {
             // without destructor, so still valid while this one runs.
             let hot = unsafe { &*self.hot };
             hot.state.set(DEAD);
-            hot.top.set(1);
+            hot.top.set(0);
             hot.end.set(0);
             hot.uninit.set(0);
             hot.session.set(core::ptr::null());
+            // Frames still open (if any) no longer match the depth, so
+            // their ends leave `top`/`end` at `0, 0` (`top <= end`); frames
+            // opened from now on nest above the poison and match.
+            hot.depth.set(DEAD_DEPTH);
         }
     }
 }
@@ -277,7 +287,7 @@ pub fn frame<R>(f: impl FnOnce(&Frame) -> R) -> R {
                         self.0.state.set(UNINIT);
                         self.0.depth.set(0);
                         self.0.block.set(0);
-                        self.0.top.set(1);
+                        self.0.top.set(0);
                         self.0.end.set(0);
                         self.0.uninit.set(0);
                         self.0.session.set(core::ptr::null());
@@ -384,7 +394,7 @@ impl Frame {
         }
         let h = self.hot();
         if h.depth.get() == self.depth
-            && let Some((start, new)) = bump_in(h.top.get(), h.end.get(), size, align)
+            && let Some((start, new)) = fit(h.top.get(), h.end.get(), size, align)
         {
             h.top.set(new);
             if M == UNINIT_BYTES && start < h.uninit.get() {
@@ -405,6 +415,9 @@ impl Frame {
     #[inline(never)]
     fn bump_slow(&self, size: usize, align: usize, mode: u8) -> Result<usize> {
         let h = self.hot();
+        if h.state.get() != READY {
+            return Err(Error::Closed);
+        }
         if h.depth.get() != self.depth {
             return Err(Error::InvalidArgument {
                 reason: format!(
@@ -423,13 +436,15 @@ impl Frame {
         with_cold(|c| {
             let i = h.block.get() as usize;
             let next = i + 1;
-            let fits = |b: &Block| bump_in(b.chunk.addr(), b.chunk.end(), size, align).is_some();
+            let fits = |b: &Block| fit(b.chunk.addr(), b.chunk.end(), size, align).is_some();
             if c.blocks.get(next).is_none_or(|b| !fits(b)) {
                 // Blocks from `next` on are free: replace them by one that
                 // fits, at least twice the current one.
                 let cur = c.blocks.get(i).map_or(STACK_SIZE, |b| b.chunk.len());
+                // Room for the alignment, the rounding to 8, and the
+                // strict end of `fit`.
                 let len = size
-                    .checked_add(4095)
+                    .checked_add(align + 4095 + 8)
                     .map(|n| n & !4095)
                     .ok_or(Error::OutOfMemory { size, align })?
                     .max(cur.saturating_mul(2));
@@ -448,7 +463,7 @@ impl Frame {
             Ok::<(), Error>(())
         })
         .ok_or(Error::Closed)??;
-        let Some((start, new)) = bump_in(h.top.get(), h.end.get(), size, align) else {
+        let Some((start, new)) = fit(h.top.get(), h.end.get(), size, align) else {
             unreachable!("a fresh or fitting overflow block refused the bump");
         };
         h.top.set(new);
@@ -539,17 +554,7 @@ impl Drop for Frame {
     fn drop(&mut self) {
         let h = self.hot();
         if h.depth.get() != self.depth {
-            // Impossible with a per-thread stack (frames are closures, so
-            // they end LIFO); the loom twin that shares one stack between
-            // threads gets here. Leave the stack alone, and report it unless
-            // already unwinding (a panic in a destructor then would abort).
-            h.depth.set(h.depth.get().saturating_sub(1));
-            debug_assert!(
-                std::thread::panicking(),
-                "stack frame {} ended while {} frames were open",
-                self.depth,
-                h.depth.get() + 1
-            );
+            mismatched_end(h, self.depth);
             return;
         }
         h.depth.set(self.depth - 1);
@@ -557,6 +562,31 @@ impl Drop for Frame {
         if h.block.get() != self.block {
             back_to_block(h, self.block);
         }
+    }
+}
+
+/// One bump of the stack: where `size` bytes aligned to `align` start at
+/// `top` (8-aligned, `<= end`) and the top after them (`size` rounded up to
+/// 8, so tops stay 8-aligned), if that top is *below* `end` (strictly: the
+/// `0, 0` of a destroyed stack then refuses even an empty request). The
+/// caller has checked the layout (`size <= isize::MAX - (align - 1)`).
+#[inline(always)]
+fn fit(top: usize, end: usize, size: usize, align: usize) -> Option<(usize, usize)> {
+    debug_assert!(
+        top <= end && top % 8 == 0,
+        "stack top {top:#x} end {end:#x}"
+    );
+    let n = (size + 7) & !7;
+    if align <= 8 {
+        // `top` is aligned already, and `end - top` cannot wrap.
+        if n < end.wrapping_sub(top) {
+            return Some((top, top + n));
+        }
+        return None;
+    }
+    match bump_in(top, end, n, align) {
+        Some((start, new)) if new < end => Some((start, new)),
+        _ => None,
     }
 }
 
@@ -581,6 +611,27 @@ fn scrub(h: &Hot, start: usize) {
     h.uninit.set(start);
 }
 
+/// A frame ended whose depth is not the stack's: it was open when thread
+/// exit destroyed the stack (leave `top`/`end` at `0, 0`), or it is the
+/// loom twin that shares one stack between threads (impossible with a
+/// per-thread stack: frames are closures, so they end LIFO). Leave the
+/// stack alone, and report the twin's case unless already unwinding (a
+/// panic in a destructor then would abort).
+#[cold]
+#[inline(never)]
+fn mismatched_end(h: &Hot, depth: u32) {
+    if h.state.get() == DEAD {
+        return;
+    }
+    h.depth.set(h.depth.get().saturating_sub(1));
+    debug_assert!(
+        std::thread::panicking(),
+        "stack frame {} ended while {} frames were open",
+        depth,
+        h.depth.get() + 1
+    );
+}
+
 /// A frame that moved on to overflow blocks ended: makes `block` (where
 /// it began, and where `top`, already restored, lies) current again, and
 /// frees the blocks past it that are bigger than [`KEEP_MAX`]; the others
@@ -599,14 +650,17 @@ fn back_to_block(h: &Hot, block: u32) {
         h.uninit.set(b.uninit);
         // Sizes grow along the list: the first one over the limit and
         // everything after it go.
-        if let Some(k) = c.blocks[i + 1..].iter().position(|b| b.chunk.len() > KEEP_MAX) {
+        if let Some(k) = c.blocks[i + 1..]
+            .iter()
+            .position(|b| b.chunk.len() > KEEP_MAX)
+        {
             c.blocks.truncate(i + 1 + k);
         }
         Some(())
     });
     if !matches!(ok, Some(Some(()))) {
         // Thread exit destroyed the blocks: nothing fits any more.
-        h.top.set(1);
+        h.top.set(0);
         h.end.set(0);
         h.uninit.set(0);
     }
