@@ -49,7 +49,7 @@ fn overflowing_frame(i: usize) -> usize {
             let s = f.allocate_uninit(16 + (k % 5) * 24, 8).unwrap();
             sum = sum.wrapping_add(s.address().get() & 0xff);
         }
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             sum += stack::frame(|g| {
                 let s = g.allocate(stack::STACK_SIZE * 3, 64).unwrap();
                 s.len()

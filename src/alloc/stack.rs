@@ -573,7 +573,7 @@ impl Drop for Frame {
 #[inline(always)]
 fn fit(top: usize, end: usize, size: usize, align: usize) -> Option<(usize, usize)> {
     debug_assert!(
-        top <= end && top % 8 == 0,
+        top <= end && top.is_multiple_of(8),
         "stack top {top:#x} end {end:#x}"
     );
     let n = (size + 7) & !7;
