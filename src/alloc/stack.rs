@@ -9,7 +9,10 @@
 //! for later frames, so a thread whose frames keep overflowing settles at
 //! no system allocation per frame; blocks over [`KEEP_MAX`] are freed when
 //! their frame ends, and [`trim`] frees every kept one). The linker
-//! marshals temporary arguments here.
+//! marshals temporary arguments here. Each allocation takes its size
+//! rounded up to 8 bytes of the stack (its segment has the size asked
+//! for), so the stack top stays 8-aligned and a bump of alignment up to 8
+//! is a subtract, a compare and a store.
 //!
 //! Memory is zeroed on allocation (`allocate`): stack memory is reused by
 //! every frame, and a small constant-size zeroing inlines to a few stores,
