@@ -433,6 +433,24 @@ fn row3(c: &mut Criterion) {
             bump.reset();
         })
     });
+    let mut scope: bump_scope::Bump = bump_scope::Bump::new();
+    g.bench_function("bump_scope_4_allocs_reset", |b| {
+        b.iter(|| {
+            for _ in 0..4 {
+                black_box(scope.alloc_uninit::<[u64; 2]>().as_ptr());
+            }
+            scope.reset();
+        })
+    });
+    g.bench_function("bump_scope_scoped_4_allocs", |b| {
+        b.iter(|| {
+            scope.scoped(|s| {
+                for _ in 0..4 {
+                    black_box(s.alloc_uninit::<[u64; 2]>().as_ptr());
+                }
+            })
+        })
+    });
     g.bench_function("bumpalo_4_allocs_no_reset", |b| {
         b.iter_custom(|iters| {
             // Only as long as the chunk lasts: reset outside the timing.
@@ -446,6 +464,44 @@ fn row3(c: &mut Criterion) {
             let t = t0.elapsed();
             bump2.reset();
             t
+        })
+    });
+    g.finish();
+}
+
+/// Row 3b: a frame that outgrows the thread's first stack block: 256 KiB
+/// in 4 KiB pieces (memscope's stack block is 64 KiB), end of frame.
+fn row3_overflow(c: &mut Criterion) {
+    const PIECE: usize = 4096;
+    const PIECES: usize = 64;
+    let l = Layout::from_size_align(PIECE, 8).unwrap();
+    let mut g = c.benchmark_group("row3b_overflowing_frame_64x4KiB");
+    g.throughput(Throughput::Elements(PIECES as u64));
+    g.bench_function("memscope_stack_frame_uninit", |b| {
+        b.iter(|| {
+            stack::frame(|f| {
+                for _ in 0..PIECES {
+                    black_box(f.allocate_uninit(PIECE, 8).unwrap().address());
+                }
+            })
+        })
+    });
+    let mut bump = bumpalo::Bump::new();
+    g.bench_function("bumpalo_reset", |b| {
+        b.iter(|| {
+            for _ in 0..PIECES {
+                black_box(bump.alloc_layout(l));
+            }
+            bump.reset();
+        })
+    });
+    let mut scope: bump_scope::Bump = bump_scope::Bump::new();
+    g.bench_function("bump_scope_reset", |b| {
+        b.iter(|| {
+            for _ in 0..PIECES {
+                black_box(scope.alloc_uninit::<[u8; PIECE]>().as_ptr());
+            }
+            scope.reset();
         })
     });
     g.finish();
@@ -501,5 +557,5 @@ fn row45(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, row1, row2, row2_reset, row3, row45);
+criterion_group!(benches, row1, row2, row2_reset, row3, row3_overflow, row45);
 criterion_main!(benches);

@@ -397,6 +397,63 @@ fn stack_frames_outgrow_to_the_heap() {
 }
 
 #[test]
+fn overflow_blocks_are_kept_reused_and_zeroed() {
+    let big = stack::STACK_SIZE;
+    let first = stack::frame(|f| {
+        f.allocate(16, 8).unwrap();
+        let mut s = f.allocate(big, 8).unwrap(); // past the first block
+        s.set(0, u64::MAX).unwrap();
+        s.set(big - 8, u64::MAX).unwrap();
+        s.address()
+    });
+    let again = stack::frame(|f| {
+        f.allocate(16, 8).unwrap();
+        let s = f.allocate(big, 8).unwrap();
+        assert_eq!(s.get::<u64>(0).unwrap(), 0);
+        assert_eq!(s.get::<u64>(big - 8).unwrap(), 0);
+        s.address()
+    });
+    assert_eq!(first, again, "the overflow block was not reused");
+    // Nested frames overflow further and give the outer frame its block
+    // back where it left it.
+    stack::frame(|outer| {
+        let a = outer.allocate(16, 8).unwrap();
+        let b = outer.allocate(big, 8).unwrap();
+        let inner_end = stack::frame(|inner| {
+            let c = inner.allocate(big * 4, 8).unwrap();
+            assert_disjoint(vec![range(&a), range(&b), range(&c)]);
+            assert!(inner.used() >= big * 4);
+            c.address()
+        });
+        let d = outer.allocate(16, 8).unwrap();
+        assert_eq!(d.address().get(), b.address().get() + big);
+        assert_ne!(d.address(), inner_end);
+        assert!(outer.used() >= big + 32);
+        assert_disjoint(vec![range(&a), range(&b), range(&d)]);
+    });
+    // Every frame ended: the stack is back at its first block.
+    let x = stack::frame(|f| f.allocate(16, 8).unwrap().address());
+    let y = stack::frame(|f| f.allocate(16, 8).unwrap().address());
+    assert_eq!(x, y);
+    // `trim` frees the kept blocks, except while a frame is open.
+    assert_eq!(stack::frame(|_| stack::trim()), 0);
+    assert!(stack::trim() >= big * 4);
+    assert_eq!(stack::trim(), 0);
+}
+
+#[test]
+fn overflow_blocks_over_keep_max_are_freed_at_frame_end() {
+    if cfg!(miri) {
+        return; // a 4 MiB block: too slow to zero under Miri
+    }
+    stack::frame(|f| {
+        let s = f.allocate(stack::KEEP_MAX + 1, 8).unwrap();
+        assert_eq!(s.len(), stack::KEEP_MAX + 1);
+    });
+    assert_eq!(stack::trim(), 0, "the block over KEEP_MAX was kept");
+}
+
+#[test]
 fn only_the_innermost_frame_allocates() {
     stack::frame(|outer| {
         stack::frame(|_inner| {
@@ -1103,6 +1160,32 @@ fn uninit_allocations_after_a_bridged_stack_frame_are_initialised() {
     // the outer frame over them.
     stack::frame(|outer| {
         stack::frame(|inner| write_uninit_through_the_bridge(inner));
+        read_uninit_words(outer, 512)
+    });
+}
+
+#[test]
+fn uninit_allocations_in_a_reused_bridged_overflow_block_are_initialised() {
+    let big = stack::STACK_SIZE;
+    stack::frame(|f| {
+        f.allocate(16, 8).unwrap();
+        f.allocate(big, 8).unwrap(); // moves on to an overflow block
+        write_uninit_through_the_bridge(f);
+    });
+    stack::frame(|f| {
+        f.allocate(16, 8).unwrap();
+        f.allocate(big, 8).unwrap(); // the same overflow block again
+        read_uninit_words(f, 1024)
+    });
+    // The bridge bytes are in the first block of an outer frame while an
+    // inner frame overflows; then an uninit allocation of the outer frame.
+    stack::frame(|outer| {
+        write_uninit_through_the_bridge(outer);
+        stack::frame(|inner| {
+            inner.allocate(big * 2, 8).unwrap();
+            write_uninit_through_the_bridge(inner);
+            read_uninit_words(inner, 512)
+        });
         read_uninit_words(outer, 512)
     });
 }
