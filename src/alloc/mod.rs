@@ -48,30 +48,10 @@ pub fn trim_pool() {
     arena::trim_spares();
 }
 
-/// Checks a size/alignment request: alignment must be a non-zero power of
-/// two and `size` rounded up to it must not overflow `isize::MAX`.
-///
-/// # Examples
-///
-/// ```
-/// use memscope::alloc::check_layout;
-/// assert!(check_layout(16, 8).is_ok());
-/// assert!(check_layout(16, 3).is_err());
-/// assert!(check_layout(usize::MAX, 8).is_err());
-/// ```
-pub fn check_layout(size: usize, align: usize) -> Result<()> {
-    if align == 0 || !align.is_power_of_two() {
-        return Err(Error::InvalidLayout {
-            reason: format!("alignment {align} is not a power of two"),
-        });
-    }
-    if size > isize::MAX as usize - (align - 1) {
-        return Err(Error::InvalidLayout {
-            reason: format!("size {size} aligned to {align} overflows isize::MAX"),
-        });
-    }
-    Ok(())
-}
+// `check_layout` lives with the segments (a `HeapSegment` checks its
+// request too, and `segment` must not import `alloc`); re-exported here,
+// where allocators and their users look for it.
+pub use crate::segment::check_layout;
 
 /// Something that hands out segments.
 ///
@@ -154,5 +134,50 @@ pub trait SegmentAllocator {
         }
         s.set(text.len(), 0u8)?;
         Ok(s)
+    }
+}
+
+// A `Segment` method that needs an allocator: defined here (an inherent
+// impl may live anywhere in the crate), so `segment` never imports `alloc`.
+impl<'s> Segment<'s> {
+    /// A copy of this segment in memory from `allocator` (aligned like this
+    /// segment's address, up to 16).
+    ///
+    /// # Errors
+    ///
+    /// Whatever the allocator returns, and as [`to_vec`](Self::to_vec).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::{Session, Segment, segment::{Address, HeapSegment}, alloc::SegmentAllocator};
+    /// # let s = Session::global();
+    /// struct Heap(std::cell::RefCell<Vec<HeapSegment>>);
+    /// // (a real allocator comes from memscope::alloc)
+    /// # impl SegmentAllocator for Heap {
+    /// #     fn allocate_uninit(&self, size: usize, align: usize) -> memscope::Result<Segment<'_>> {
+    /// #         let mut h = HeapSegment::new(size, align)?;
+    /// #         let addr = h.as_segment_mut().address();
+    /// #         self.0.borrow_mut().push(h);
+    /// #         // SAFETY: the HeapSegment lives in `self` and is never touched again.
+    /// #         unsafe { Segment::from_raw(addr, size, Box::leak(Box::new(Session::global()))) }
+    /// #     }
+    /// # }
+    /// let heap = Heap(Default::default());
+    /// let mut b = [1u8, 2, 3];
+    /// let seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 3, &s) }?;
+    /// let copy = seg.clone_into(&heap)?;
+    /// assert_eq!(copy.to_vec()?, [1, 2, 3]);
+    /// assert_ne!(copy.address(), seg.address());
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn clone_into<'a, A: SegmentAllocator + ?Sized>(
+        &self,
+        allocator: &'a A,
+    ) -> Result<Segment<'a>> {
+        let align = 1usize << self.address().get().trailing_zeros().min(4);
+        let mut dst = allocator.allocate_uninit(self.len(), align)?;
+        dst.copy_from(self)?;
+        Ok(dst)
     }
 }

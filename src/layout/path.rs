@@ -2,7 +2,6 @@
 
 use super::{LayoutKind, MemoryLayout, invalid};
 use crate::error::Result;
-use crate::marshal::Marshal;
 use crate::segment::{Primitive, Segment};
 use core::fmt;
 
@@ -239,7 +238,7 @@ impl OffsetHandle {
     /// # Examples
     ///
     /// See [`OffsetHandle`].
-    pub fn get<T: Primitive + Marshal>(&self, seg: &Segment<'_>, indices: &[usize]) -> Result<T> {
+    pub fn get<T: Primitive>(&self, seg: &Segment<'_>, indices: &[usize]) -> Result<T> {
         let off = self.offset(indices)?;
         self.check_value::<T>()?;
         if self.target.align() < <T as Primitive>::ALIGN {
@@ -258,7 +257,7 @@ impl OffsetHandle {
     /// # Examples
     ///
     /// See [`OffsetHandle`].
-    pub fn set<T: Primitive + Marshal>(
+    pub fn set<T: Primitive>(
         &self,
         seg: &mut Segment<'_>,
         indices: &[usize],
@@ -275,12 +274,15 @@ impl OffsetHandle {
 
     /// The selected layout is a value of `T`'s size and class (integer or
     /// floating point; signedness is the caller's choice, as for `get`).
-    fn check_value<T: Marshal>(&self) -> Result<()> {
-        let want = T::layout();
-        match (self.target.value_kind(), want.value_kind()) {
-            (Some(k), Some(w)) if k.size() == w.size() && k.is_float() == w.is_float() => Ok(()),
+    fn check_value<T: Primitive>(&self) -> Result<()> {
+        match self.target.value_kind() {
+            Some(k) if k.size() == T::SIZE && k.is_float() == T::IS_FLOAT => Ok(()),
             _ => Err(crate::Error::InvalidArgument {
-                reason: format!("the path selects `{}`, not a `{}`", self.target, want),
+                reason: format!(
+                    "the path selects `{}`, not a `{}`",
+                    self.target,
+                    core::any::type_name::<T>()
+                ),
             }),
         }
     }

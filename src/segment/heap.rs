@@ -55,7 +55,7 @@ impl HeapSegment {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn new(size: usize, align: usize) -> Result<HeapSegment> {
-        crate::alloc::check_layout(size, align)?;
+        check_layout(size, align)?;
         let layout = Layout::from_size_align(size, align).map_err(|e| Error::InvalidLayout {
             reason: e.to_string(),
         })?;
@@ -304,4 +304,29 @@ impl Segment<'_> {
         let _ = session.close();
         r
     }
+}
+
+/// Checks a size/alignment request: alignment must be a non-zero power of
+/// two and `size` rounded up to it must not overflow `isize::MAX`.
+///
+/// # Examples
+///
+/// ```
+/// use memscope::alloc::check_layout;
+/// assert!(check_layout(16, 8).is_ok());
+/// assert!(check_layout(16, 3).is_err());
+/// assert!(check_layout(usize::MAX, 8).is_err());
+/// ```
+pub fn check_layout(size: usize, align: usize) -> Result<()> {
+    if align == 0 || !align.is_power_of_two() {
+        return Err(Error::InvalidLayout {
+            reason: format!("alignment {align} is not a power of two"),
+        });
+    }
+    if size > isize::MAX as usize - (align - 1) {
+        return Err(Error::InvalidLayout {
+            reason: format!("size {size} aligned to {align} overflows isize::MAX"),
+        });
+    }
+    Ok(())
 }

@@ -41,7 +41,7 @@ mod view;
 pub use access::{ByteOrder, Elements};
 pub use atomic::AtomicView;
 pub use cursor::SegmentCursor;
-pub use heap::HeapSegment;
+pub use heap::{HeapSegment, check_layout};
 pub use mapped::MapMode;
 pub use owned::OwnedSegment;
 pub use raw::{Numeric, Primitive};

@@ -4,7 +4,6 @@
 
 use super::raw::RawSegment;
 use super::{Address, Primitive, Segment};
-use crate::alloc::{Arena, SegmentAllocator};
 use crate::error::Result;
 use crate::session::Session;
 use core::fmt;
@@ -28,7 +27,7 @@ use core::fmt;
 /// | [`Segment<'s>`](Segment) | the default: free to make (no atomic operation), scoped by the borrow checker to its allocator or session handle. Every allocator returns these. |
 /// | `OwnedSegment` | the segment must outlive the scope of the allocator value: a field of a struct that also holds the arena, a return value, a cache, a `'static` thread. Costs an `Arc` increment to make and a decrement to drop. |
 ///
-/// Get one from [`Arena::allocate_owned`] (or [`OwnedSegment::from_raw`]);
+/// Get one from [`Arena::allocate_owned`](crate::alloc::Arena::allocate_owned) (or [`OwnedSegment::from_raw`]);
 /// view it as a `Segment` with [`as_segment`](Self::as_segment) (read-only,
 /// like `&Segment`) or [`as_segment_mut`](Self::as_segment_mut) (writable,
 /// borrowing `self` mutably), both free. `OwnedSegment` is not `Clone`: two
@@ -38,7 +37,7 @@ use core::fmt;
 /// The memory stays valid while the session is open, whatever happens to
 /// the allocator value: an arena that has handed out owned segments leaves
 /// its chunks to its session's close when dropped, and its `reset` starts
-/// fresh chunks instead of reusing them (see [`Arena::allocate_owned`]).
+/// fresh chunks instead of reusing them (see [`Arena::allocate_owned`](crate::alloc::Arena::allocate_owned)).
 ///
 /// # Examples
 ///
@@ -126,6 +125,17 @@ unsafe impl Send for OwnedSegment {}
 unsafe impl Sync for OwnedSegment {}
 
 impl OwnedSegment {
+    /// The owned form of an allocator's fresh segment of `session`: for
+    /// allocators that keep the memory until the session closes (see
+    /// `Arena::allocate_owned`, which pins its arena first).
+    pub(crate) fn from_allocated(seg: Segment<'_>, session: Session) -> OwnedSegment {
+        OwnedSegment {
+            raw: seg.raw,
+            session,
+            read_only: false,
+        }
+    }
+
     /// An owned view of `size` bytes at `addr` that belongs to `session`
     /// (the owned form of [`Segment::from_raw`]).
     ///
@@ -466,7 +476,7 @@ impl<'s> Segment<'s> {
     /// [`Segment::from_raw`] memory (its contract), *not* of what an
     /// allocator hands out (an arena's `reset` or drop, a stack frame's end
     /// or a `PrefixAllocator::reset` reuses or frees it first; use
-    /// [`Arena::allocate_owned`]) — and `self` and its views must no longer
+    /// [`Arena::allocate_owned`](crate::alloc::Arena::allocate_owned)) — and `self` and its views must no longer
     /// be used to write while the owned segment lives (two writers could
     /// race).
     ///
@@ -490,51 +500,6 @@ impl<'s> Segment<'s> {
             session: self.session.clone(),
             read_only: self.read_only,
         }
-    }
-}
-
-impl Arena {
-    /// `size` zeroed bytes aligned to `align`, as an [`OwnedSegment`] (one
-    /// bump plus a session-handle clone). The memory belongs to the arena's
-    /// session and is freed when it closes — by `close()`, or when its last
-    /// handle (the arena's or an owned segment's) is dropped.
-    ///
-    /// Once an arena has handed out an owned segment, dropping the arena no
-    /// longer frees its chunks (the session's close does), and
-    /// [`reset`](Arena::reset) moves on to fresh chunks instead of reusing
-    /// the old ones (which stay until the session closes). An arena on the
-    /// [global](Session::global) session never closes: its owned segments
-    /// live for the process.
-    ///
-    /// # Errors
-    ///
-    /// As [`SegmentAllocator::allocate`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use memscope::{Arena, Error, Session};
-    /// let session = Session::shared();
-    /// let arena = Arena::new(session.clone())?;
-    /// let mut seg = arena.allocate_owned(8, 8)?;
-    /// drop(arena); // the chunk stays: the session is open
-    /// seg.set(0, 1u64)?;
-    /// assert_eq!(seg.get::<u64>(0)?, 1);
-    /// session.close()?;
-    /// assert_eq!(seg.get::<u64>(0), Err(Error::Closed));
-    /// # Ok::<(), memscope::Error>(())
-    /// ```
-    #[doc(alias = "allocate_value_segment")]
-    pub fn allocate_owned(&self, size: usize, align: usize) -> Result<OwnedSegment> {
-        let raw = self.allocate(size, align)?.raw;
-        // Before the borrow of `self` ends: a drop or reset (which need the
-        // arena exclusively) sees the mark.
-        self.pin_for_owned();
-        Ok(OwnedSegment {
-            raw,
-            session: self.session().clone(),
-            read_only: false,
-        })
     }
 }
 

@@ -96,6 +96,9 @@ pub unsafe trait Primitive: Copy + Send + Sync + 'static + private::Sealed {
     const SIZE: usize = core::mem::size_of::<Self>();
     /// Natural alignment in bytes.
     const ALIGN: usize = core::mem::align_of::<Self>();
+    /// Whether this is a floating-point type (`f32`, `f64`).
+    #[doc(hidden)]
+    const IS_FLOAT: bool = false;
 
     /// Reads a value from `p` (any alignment).
     ///
@@ -202,6 +205,7 @@ macro_rules! float_primitive {
         // SAFETY: every bit pattern of a float is a valid float; exactly
         // size_of::<$t>() bytes are touched.
         unsafe impl Primitive for $t {
+            const IS_FLOAT: bool = true;
             #[inline(always)]
             unsafe fn read_raw(p: *const u8) -> Self {
                 // SAFETY: the caller guarantees SIZE readable bytes at `p`.

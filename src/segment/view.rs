@@ -3,7 +3,6 @@
 
 use super::Segment;
 use super::raw;
-use crate::alloc::SegmentAllocator;
 use crate::error::{Error, Result};
 use core::fmt;
 use std::ffi::CString;
@@ -394,47 +393,6 @@ impl<'s> Segment<'s> {
         let mut v = vec![0u8; self.len()];
         self.copy_to_slice(0, &mut v)?;
         Ok(v)
-    }
-
-    /// A copy of this segment in memory from `allocator` (aligned like this
-    /// segment's address, up to 16).
-    ///
-    /// # Errors
-    ///
-    /// Whatever the allocator returns, and as [`to_vec`](Self::to_vec).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use memscope::{Session, Segment, segment::{Address, HeapSegment}, alloc::SegmentAllocator};
-    /// # let s = Session::global();
-    /// struct Heap(std::cell::RefCell<Vec<HeapSegment>>);
-    /// // (a real allocator comes from memscope::alloc)
-    /// # impl SegmentAllocator for Heap {
-    /// #     fn allocate_uninit(&self, size: usize, align: usize) -> memscope::Result<Segment<'_>> {
-    /// #         let mut h = HeapSegment::new(size, align)?;
-    /// #         let addr = h.as_segment_mut().address();
-    /// #         self.0.borrow_mut().push(h);
-    /// #         // SAFETY: the HeapSegment lives in `self` and is never touched again.
-    /// #         unsafe { Segment::from_raw(addr, size, Box::leak(Box::new(Session::global()))) }
-    /// #     }
-    /// # }
-    /// let heap = Heap(Default::default());
-    /// let mut b = [1u8, 2, 3];
-    /// let seg = unsafe { Segment::from_raw(Address::from_ptr(b.as_mut_ptr()), 3, &s) }?;
-    /// let copy = seg.clone_into(&heap)?;
-    /// assert_eq!(copy.to_vec()?, [1, 2, 3]);
-    /// assert_ne!(copy.address(), seg.address());
-    /// # Ok::<(), memscope::Error>(())
-    /// ```
-    pub fn clone_into<'a, A: SegmentAllocator + ?Sized>(
-        &self,
-        allocator: &'a A,
-    ) -> Result<Segment<'a>> {
-        let align = 1usize << self.raw.addr().trailing_zeros().min(4);
-        let mut dst = allocator.allocate_uninit(self.len(), align)?;
-        dst.copy_from(self)?;
-        Ok(dst)
     }
 
     /// An iterator of read-only views of `size` bytes each (the last may be

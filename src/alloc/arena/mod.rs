@@ -59,7 +59,7 @@ pub(crate) use state::layout_error;
 use super::SegmentAllocator;
 use super::chunk::carve;
 use crate::error::{Error, Result};
-use crate::segment::Segment;
+use crate::segment::{OwnedSegment, Segment};
 use crate::session::Session;
 use crate::session::actions::{ActionKey, Hook};
 use crate::session::state::Action;
@@ -639,5 +639,47 @@ impl fmt::Debug for LocalArena<'_> {
             .field("session", &self.arena.session.id())
             .field("free", &self.end.get().saturating_sub(self.cur.get()))
             .finish()
+    }
+}
+
+// Owned segments (`segment/owned.rs`) from an arena.
+impl Arena {
+    /// `size` zeroed bytes aligned to `align`, as an [`OwnedSegment`] (one
+    /// bump plus a session-handle clone). The memory belongs to the arena's
+    /// session and is freed when it closes — by `close()`, or when its last
+    /// handle (the arena's or an owned segment's) is dropped.
+    ///
+    /// Once an arena has handed out an owned segment, dropping the arena no
+    /// longer frees its chunks (the session's close does), and
+    /// [`reset`](Arena::reset) moves on to fresh chunks instead of reusing
+    /// the old ones (which stay until the session closes). An arena on the
+    /// [global](Session::global) session never closes: its owned segments
+    /// live for the process.
+    ///
+    /// # Errors
+    ///
+    /// As [`SegmentAllocator::allocate`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memscope::{Arena, Error, Session};
+    /// let session = Session::shared();
+    /// let arena = Arena::new(session.clone())?;
+    /// let mut seg = arena.allocate_owned(8, 8)?;
+    /// drop(arena); // the chunk stays: the session is open
+    /// seg.set(0, 1u64)?;
+    /// assert_eq!(seg.get::<u64>(0)?, 1);
+    /// session.close()?;
+    /// assert_eq!(seg.get::<u64>(0), Err(Error::Closed));
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    #[doc(alias = "allocate_value_segment")]
+    pub fn allocate_owned(&self, size: usize, align: usize) -> Result<OwnedSegment> {
+        let seg = self.allocate(size, align)?;
+        // Before the borrow of `self` ends: a drop or reset (which need the
+        // arena exclusively) sees the mark.
+        self.pin_for_owned();
+        Ok(OwnedSegment::from_allocated(seg, self.session().clone()))
     }
 }
