@@ -3020,3 +3020,167 @@ mod typed_results {
         assert_eq!((r, e), (Some(Value::I64(12)), 0));
     }
 }
+
+// ------------------------------------------- direct calls (issue 16 row 11)
+
+mod direct_downcalls {
+    use super::*;
+
+    fn d(name: &str, ret: Option<ValueKind>, args: &[ValueKind]) -> memscope::linker::Downcall {
+        let args: Vec<_> = args.iter().map(|&k| v(k)).collect();
+        link(&testlib(), name, ret.map(v), &args)
+    }
+
+    const LE: bool = cfg!(target_endian = "little");
+
+    #[test]
+    fn every_basic_class_is_called_directly_and_correctly() {
+        use ValueKind::*;
+        let f = d("fc_u32", Some(U32), &[U32, U32]);
+        assert_eq!(f.is_direct(), LE);
+        assert_eq!(
+            f.call_as::<u32>(&[u32::MAX.into(), 5u32.into()]).unwrap(),
+            u32::MAX.wrapping_mul(3).wrapping_add(5)
+        );
+        let f = d("fc_i64", Some(I64), &[I64, I64, I64]);
+        assert_eq!(f.is_direct(), LE);
+        assert_eq!(
+            f.call(&[Value::I64(-1), Value::I64(2), Value::I64(-3)])
+                .unwrap(),
+            Some(Value::I64(-83))
+        );
+        let f = d("fc_u64", Some(U64), &[U64]);
+        assert_eq!(f.is_direct(), LE);
+        assert_eq!(
+            f.call_as::<u64>(&[u64::MAX.into()]).unwrap(),
+            0x0F0F_0F0F_0F0F_0F0F
+        );
+        let f = d("fc_f32", Some(F32), &[F32, F32]);
+        assert_eq!(f.is_direct(), LE);
+        assert_eq!(
+            f.call_as::<f32>(&[1.5f32.into(), (-2.0f32).into()])
+                .unwrap(),
+            -3.5
+        );
+        let f = d("fc_mix3", Some(F64), &[I32, U64, F64]);
+        assert_eq!(f.is_direct(), LE);
+        assert_eq!(
+            f.call_with(&[(-7).into(), 3u64.into(), 0.5.into()])
+                .unwrap(),
+            Some(Value::F64(-5.5))
+        );
+        let f = d("fc_i_f_mix", Some(F64), &[F32, I32, F64]);
+        assert_eq!(f.is_direct(), LE);
+        assert_eq!(
+            f.call_as::<f64>(&[0.25f32.into(), (-8).into(), 10.0.into()])
+                .unwrap(),
+            8.0
+        );
+        // Pointers in and out (a C string's address, offset by C).
+        let f = d("fc_ptr", Some(Address), &[Address, I64]);
+        assert_eq!(f.is_direct(), LE);
+        let s = c"direct";
+        let p = f
+            .call_as::<memscope::Address>(&[Arg::CStr(s), 2i64.into()])
+            .unwrap();
+        assert_eq!(p, memscope::Address::from_ptr(s.as_ptr().wrapping_add(2)));
+        // void result, no arguments.
+        let store = d("fc_store", None, &[I32]);
+        let load = d("fc_load", Some(I32), &[]);
+        assert!(store.is_direct() == LE && load.is_direct() == LE);
+        assert_eq!(store.call(&[Value::I32(i32::MIN)]).unwrap(), None);
+        assert_eq!(load.call_as::<i32>(&[]).unwrap(), i32::MIN);
+    }
+
+    #[test]
+    fn signatures_past_the_table_fall_back_to_libffi_and_work() {
+        use ValueKind::*;
+        // Four arguments.
+        let f = d("fc_four", Some(I32), &[I32, I32, I32, I32]);
+        assert!(!f.is_direct());
+        assert_eq!(
+            f.call_as::<i32>(&[10.into(), 3.into(), 4.into(), (-5).into()])
+                .unwrap(),
+            -13
+        );
+        // A 16-bit class.
+        let f = d("fc_short", Some(I16), &[I16, I16]);
+        assert!(!f.is_direct());
+        assert_eq!(
+            f.call(&[Value::I16(-30000), Value::I16(10000)]).unwrap(),
+            Some(Value::I16(25536))
+        );
+        // A struct argument.
+        let f = link(&testlib(), "cswap", Some(complex()), &[complex()]);
+        assert!(!f.is_direct());
+        let r = f
+            .call(&[Value::Struct(vec![Value::F64(1.0), Value::F64(2.0)])])
+            .unwrap();
+        assert_eq!(
+            r,
+            Some(Value::Struct(vec![Value::F64(2.0), Value::F64(1.0)]))
+        );
+        // Variadic.
+        let sym = Library::libc().unwrap().lookup("snprintf").unwrap();
+        let desc =
+            FunctionDescriptor::of(Some(c::INT), &[c::POINTER, c::SIZE_T, c::POINTER, c::INT])
+                .variadic(3);
+        // SAFETY: `int snprintf(char *, size_t, const char *, ...)`.
+        let f =
+            unsafe { Linker::native().downcall(&sym, &desc, DowncallOptions::default()) }.unwrap();
+        assert!(!f.is_direct());
+    }
+
+    #[test]
+    fn direct_calls_keep_every_check() {
+        use ValueKind::*;
+        let f = d("fc_mix3", Some(F64), &[I32, U64, F64]);
+        let e = f
+            .call_as::<f64>(&[1.into(), 2i64.into(), 0.5.into()])
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid argument: fc_mix3: argument 2 is uint64_t, given int64_t 2"
+        );
+        assert!(f.call(&[Value::I32(1)]).is_err());
+        assert!(
+            f.call_as::<i32>(&[1.into(), 2u64.into(), 0.5.into()])
+                .is_err()
+        );
+        // errno is cleared before a capturing direct call.
+        let sym = Library::libc().unwrap().lookup("strtol").unwrap();
+        let desc = FunctionDescriptor::of(Some(c::LONG), &[c::POINTER, c::POINTER, c::INT]);
+        let o = DowncallOptions::default().capture_errno(true);
+        // SAFETY: `long strtol(const char *, char **, int)`.
+        let strtol = unsafe { Linker::native().downcall(&sym, &desc, o) }.unwrap();
+        assert_eq!(strtol.is_direct(), LE);
+        let (_, e) = strtol
+            .call_errno(&[
+                c"99999999999999999999999".into(),
+                memscope::Address::NULL.into(),
+                10.into(),
+            ])
+            .unwrap();
+        assert_eq!(e, 34); // ERANGE
+        let (r, e) = strtol
+            .call_errno(&[c"12".into(), memscope::Address::NULL.into(), 10.into()])
+            .unwrap();
+        assert_eq!((r, e), (Some(Value::I64(12)), 0));
+        // Closed after the library's session closed.
+        let s = Session::shared();
+        // SAFETY: our own test library has no initialisers.
+        let lib = unsafe { Library::open(testlib_path(), &s) }.unwrap();
+        let f = link(
+            &lib,
+            "fc_u32",
+            Some(c::UINT32_T),
+            &[c::UINT32_T, c::UINT32_T],
+        );
+        assert_eq!(f.call_as::<u32>(&[1u32.into(), 1u32.into()]).unwrap(), 4);
+        s.close().unwrap();
+        assert!(matches!(
+            f.call_as::<u32>(&[1u32.into(), 1u32.into()]),
+            Err(Error::Closed)
+        ));
+    }
+}

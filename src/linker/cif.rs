@@ -10,6 +10,7 @@ use std::mem::MaybeUninit;
 use libffi::low::{self, CodePtr};
 use libffi::middle::{Cif, Type};
 
+use super::fastcall::Thunk;
 use super::ty::{FfiTy, Scalar};
 use crate::{Error, Result};
 
@@ -164,6 +165,9 @@ pub(crate) struct CallPlan {
     ret_size: usize,
     /// Where the temporaries live, fixed by the sizes above.
     tier: Tier,
+    /// The direct (libffi-free) call for this signature, if it has one
+    /// (`fastcall::select`).
+    direct: Option<Thunk>,
 }
 
 /// Where a call's temporaries live (see `CallPlan::tier`).
@@ -183,12 +187,14 @@ impl CallPlan {
     /// `fun` must be the address of a function whose C signature is exactly
     /// the one `cif` was built from (the argument sizes are `sizes`, the
     /// return size `ret_size`), and it must stay callable while the plan
-    /// exists.
+    /// exists. `direct`, if given, must be the thunk `fastcall::select`
+    /// picked for that same signature (not variadic).
     pub(crate) unsafe fn new(
         cif: PreparedCif,
         fun: usize,
         sizes: &[usize],
         ret_size: usize,
+        direct: Option<Thunk>,
     ) -> Result<CallPlan> {
         let mut offsets = Vec::with_capacity(sizes.len());
         let mut off = 0usize;
@@ -218,7 +224,14 @@ impl CallPlan {
             ret_bytes,
             ret_size,
             tier,
+            // A direct call reads its arguments from 16-byte slots.
+            direct: direct.filter(|_| sizes.iter().all(|&s| s <= 8) && ret_size <= 8),
         })
+    }
+
+    /// Whether calls go through a direct thunk (`fastcall`), not libffi.
+    pub(crate) fn is_direct(&self) -> bool {
+        self.direct.is_some()
     }
 
     /// The offset of each argument in the buffer `fill` receives.
@@ -357,6 +370,9 @@ impl CallPlan {
         capture_errno: bool,
     ) -> Result<R> {
         fill(args)?;
+        if let Some(thunk) = self.direct {
+            return self.run_direct(thunk, args, ret, read, capture_errno);
+        }
         let base = args.as_mut_ptr();
         let n = self.offsets.len();
         assert!(ptrs.len() >= n && size_of_val(ret) >= self.ret_bytes);
@@ -386,6 +402,39 @@ impl CallPlan {
         // `ret`, which is `ret_bytes ≥ ret_size` long.
         let ret =
             unsafe { std::slice::from_raw_parts_mut(ret.as_mut_ptr().cast::<u8>(), self.ret_size) };
+        read(ret, e)
+    }
+}
+
+impl CallPlan {
+    /// `run` through the direct call (`fastcall`): no `ffi_call`, no
+    /// argument pointer array.
+    #[inline(always)]
+    fn run_direct<R>(
+        &self,
+        thunk: Thunk,
+        args: &[u8],
+        ret: &mut [MaybeUninit<u128>],
+        read: impl FnOnce(&mut [u8], i32) -> Result<R>,
+        capture_errno: bool,
+    ) -> Result<R> {
+        if capture_errno {
+            set_errno(0);
+        }
+        // SAFETY: `CallPlan::new`'s contract: `fun` has the signature the
+        // thunk was selected for; `args` holds one zeroed-then-filled
+        // 16-byte slot per argument (`offsets` are 16 apart from 0).
+        let w = unsafe { thunk(self.fun, args) };
+        let e = if capture_errno { errno() } else { 0 };
+        let Some(slot) = ret.first_mut() else {
+            unreachable!("a return buffer has at least one slot (ret_bytes >= 16)")
+        };
+        *slot = MaybeUninit::new(u128::from(w));
+        // SAFETY: the slot was just initialised (16 bytes, little-endian:
+        // the result's bits first) and `ret_size <= 8` (`new`).
+        let ret = unsafe {
+            std::slice::from_raw_parts_mut(slot.as_mut_ptr().cast::<u8>(), self.ret_size)
+        };
         read(ret, e)
     }
 }

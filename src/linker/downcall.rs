@@ -319,6 +319,27 @@ impl Downcall {
         &self.descriptor
     }
 
+    /// Whether calls skip libffi: a non-variadic signature of at most 3
+    /// arguments, each and the result (or `void`) an `int32_t`,
+    /// `uint32_t`, `int64_t`, `uint64_t`, pointer, `float` or `double`, is
+    /// called through a Rust function pointer of exactly that C type;
+    /// anything else through `ffi_call`. The checks are the same either way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memscope::layout::c;
+    /// # use memscope::linker::*;
+    /// let abs = Library::libc()?.lookup("abs")?;
+    /// let d = FunctionDescriptor::of(Some(c::INT), &[c::INT]);
+    /// let f = unsafe { Linker::native().downcall(&abs, &d, DowncallOptions::default()) }?;
+    /// assert_eq!(f.is_direct(), cfg!(target_endian = "little"));
+    /// # Ok::<(), memscope::Error>(())
+    /// ```
+    pub fn is_direct(&self) -> bool {
+        self.plan.is_direct()
+    }
+
     /// The symbol it calls.
     ///
     /// # Examples

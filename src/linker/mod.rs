@@ -41,6 +41,7 @@ mod code;
 mod descriptor;
 mod direct;
 mod downcall;
+mod fastcall;
 mod library;
 #[doc(hidden)]
 pub mod protocol;
@@ -140,10 +141,17 @@ impl Linker {
     ) -> Result<Downcall> {
         Downcall::link(symbol, descriptor, options, |cif, sig| {
             let ret = sig.ret.as_ref().map_or(0, |r| r.size);
+            // A non-variadic signature of basic scalars is called directly.
+            let direct = if sig.fixed.is_none() {
+                let args: Vec<_> = sig.args.iter().map(|a| a.scalar).collect();
+                fastcall::select(&args, sig.ret.as_ref().map(|r| r.scalar))
+            } else {
+                None
+            };
             // SAFETY: the caller promises the descriptor (from which `cif`
-            // and the sizes were derived) matches the function at `symbol`,
+            // the sizes and `direct` were derived) matches the function at `symbol`,
             // which the Downcall keeps alive by holding the symbol.
-            unsafe { cif::CallPlan::new(cif, symbol.address().0, &sig.sizes(), ret) }
+            unsafe { cif::CallPlan::new(cif, symbol.address().0, &sig.sizes(), ret, direct) }
         })
     }
 

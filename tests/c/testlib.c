@@ -275,3 +275,17 @@ const char *c_message(void) { return "from C"; }
 const char *c_bad_utf8(void) { return "\xff\xfe"; }
 static IntDouble the_point = {7, 0.5};
 IntDouble *point_ptr(void) { return &the_point; }
+
+/* Direct-call (fastcall) signatures: one per class, and some past the table. */
+uint32_t fc_u32(uint32_t a, uint32_t b) { return a * 3u + b; }
+int64_t fc_i64(int64_t a, int64_t b, int64_t c) { return a * 100 + b * 10 + c; }
+uint64_t fc_u64(uint64_t a) { return a ^ 0xF0F0F0F0F0F0F0F0ull; }
+float fc_f32(float a, float b) { return a * b - 0.5f; }
+double fc_mix3(int32_t a, uint64_t b, double c) { return (double)a + (double)b * c; }
+const char *fc_ptr(const char *p, int64_t off) { return p + off; }
+static int32_t fc_last;
+void fc_store(int32_t v) { fc_last = v; }
+int32_t fc_load(void) { return fc_last; }
+int32_t fc_four(int32_t a, int32_t b, int32_t c, int32_t d) { return a - b + c * d; }
+int16_t fc_short(int16_t a, int16_t b) { return (int16_t)(a - b); }
+double fc_i_f_mix(float a, int32_t b, double c) { return (double)a * b + c; }
