@@ -15,7 +15,9 @@
 # The catalogue (mutations.tsv, tab-separated): id, file, exact text to find
 # (must occur exactly once in the file), replacement, class and note. Class
 # `bug` means the mutation breaks a protocol and must be CAUGHT; `harmless`
-# entries carry, in the note, the argument for why surviving is fine. `\n`
+# entries carry, in the note, the argument for why surviving is fine. A
+# mutation whose build (or toolchain) fails before any test runs is BROKEN,
+# never CAUGHT. `\n`
 # in find/replace stands for a newline; a replacement of `(delete)` deletes. The script exits 1 when a `bug`
 # entry survives or an entry no longer applies.
 #
@@ -88,6 +90,9 @@ run_tests() {
     timeout "$TIMEOUT" cargo test -q -p memscope --lib --tests) >"$SCRATCH/last-test.log" 2>&1
 }
 
+# Did the failed command get as far as running a test binary?
+ran_tests() { grep -qE '^running [0-9]+ tests?$' "$1"; }
+
 results=()
 bad=0 tried=0 caught=0
 while IFS=$'\t' read -r id file find repl class note; do
@@ -104,14 +109,23 @@ while IFS=$'\t' read -r id file find repl class note; do
   tried=$((tried + 1))
   t0=$(date +%s)
   catchers=""
+  # A run that fails before any test ran (the mutation does not compile,
+  # or the toolchain is unavailable) catches nothing: it is reported as
+  # BROKEN, which fails the script like a surviving bug.
+  broken=""
   for b in $BINS; do
-    if ! run_loom "$b"; then catchers+="$b "; fi
+    if ! run_loom "$b"; then
+      if ran_tests "$SCRATCH/last-$b.log"; then catchers+="$b "; else broken+="$b "; fi
+    fi
   done
   if [ $LOOM_ONLY = 0 ] && { [ $FAST = 0 ] || [ -z "$catchers" ]; } && ! run_tests; then
-    catchers+="cargo-test "
+    if ran_tests "$SCRATCH/last-test.log"; then catchers+="cargo-test "; else broken+="cargo-test "; fi
   fi
   secs=$(( $(date +%s) - t0 ))
-  if [ -n "$catchers" ]; then
+  if [ -n "$broken" ]; then
+    verdict=BROKEN; bad=1
+    catchers="did not build/run: $broken"
+  elif [ -n "$catchers" ]; then
     verdict=CAUGHT; caught=$((caught + 1))
   else
     verdict=SURVIVED
