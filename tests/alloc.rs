@@ -1285,3 +1285,31 @@ fn a_thread_chunk_cache_fails_with_closed_after_a_close_elsewhere() {
         to_worker.send(()).unwrap();
     });
 }
+
+/// A `local()` handle that outlives its arena's close parks nothing in the
+/// released state: the state is recycled for the next arena on this thread,
+/// whose handles must get fresh, zeroed memory inside their own chunks
+/// (mutation A20: a parked record of the released state would be resumed).
+#[test]
+fn a_local_handle_dropped_after_its_arena_closed_leaves_nothing_for_the_next_arena() {
+    let rounds = if cfg!(miri) { 3 } else { 50 };
+    for _ in 0..rounds {
+        let s = Session::shared();
+        let arena = Arena::new(s.clone()).unwrap();
+        {
+            let l = arena.local();
+            let mut seg = l.allocate(64, 8).unwrap();
+            seg.fill(0xAB).unwrap();
+            drop(seg);
+            s.close().unwrap();
+            assert_eq!(l.allocate(8, 8).unwrap_err(), Error::Closed);
+        } // the handle drops after the release
+        drop(arena);
+        let next = Arena::shared();
+        let l = next.local();
+        for _ in 0..64 {
+            let seg = l.allocate(64, 8).unwrap();
+            assert!(seg.to_vec().unwrap().iter().all(|&b| b == 0));
+        }
+    }
+}
