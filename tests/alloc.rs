@@ -1300,7 +1300,6 @@ fn a_local_handle_dropped_after_its_arena_closed_leaves_nothing_for_the_next_are
             let l = arena.local();
             let mut seg = l.allocate(64, 8).unwrap();
             seg.fill(0xAB).unwrap();
-            drop(seg);
             s.close().unwrap();
             assert_eq!(l.allocate(8, 8).unwrap_err(), Error::Closed);
         } // the handle drops after the release
