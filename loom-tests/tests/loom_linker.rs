@@ -471,3 +471,680 @@ fn loom_held_upcall_vs_close() {
 fn twin_stub_hold_without_a_pin_is_caught() {
     with_twin(Twin::StubHoldNoPin, held_upcall_vs_close);
 }
+
+// ----- issue 13: direct downcalls (linker/fastcall.rs), direct typed stubs ---------
+// (linker/direct.rs, whose slot table and free list are loom objects with 2
+// slots under loom), the libffi path with two segments, and panicking
+// upcalls, all through the real call sites.
+
+mod fast {
+    use super::*;
+    use loom::sync::Arc;
+    use memscope::Session;
+    use memscope::layout::{MemoryLayout, c};
+    use memscope::linker::{Arg, Downcall, DowncallOptions, FunctionDescriptor, Linker, Symbol};
+    use memscope::marshal::Value;
+    use std::panic::AssertUnwindSafe;
+    use std::sync::Mutex as StdMutex;
+    use std::sync::atomic::{AtomicBool as StdBool, Ordering::Relaxed};
+
+    type Cb = Option<extern "C" fn(i32) -> i32>;
+    type Fn1 = extern "C" fn(i32) -> i32;
+
+    /// What the "C" side of a call reports to its model: whether C ran, and
+    /// a loom failure it caught (a panic must not unwind through C frames;
+    /// it is raised again after the call). Lives on the calling loom
+    /// thread's stack and travels to C as a pointer argument.
+    #[derive(Default)]
+    pub(super) struct Probe {
+        ran: StdBool,
+        caught: StdMutex<Option<String>>,
+    }
+
+    fn message(p: Box<dyn std::any::Any + Send>) -> String {
+        p.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    }
+
+    impl Probe {
+        /// C's part: marks the call as run and does `f`, catching a panic.
+        fn run(&self, f: impl FnOnce()) -> bool {
+            self.ran.store(true, Relaxed);
+            match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+                Ok(()) => true,
+                Err(p) => {
+                    *self.caught.lock().unwrap() = Some(message(p));
+                    false
+                }
+            }
+        }
+        fn reraise(&self) {
+            if let Some(m) = self.caught.lock().unwrap().take() {
+                panic!("{m}");
+            }
+        }
+        fn ran(&self) -> bool {
+            self.ran.load(Relaxed)
+        }
+        fn arg(&self) -> Arg<'_, '_> {
+            Arg::Value(Value::Address(Address::from_ptr(
+                (self as *const Probe).cast::<u8>(),
+            )))
+        }
+    }
+
+    /// The model's memory as a C pointer.
+    fn ptr(m: &Arc<Memory>) -> Address {
+        Address::from_ptr(Arc::as_ptr(m).cast::<u8>())
+    }
+
+    /// "C": reads the memory its segment argument points at, then returns
+    /// `cb(1) + 100`. Three pointers and an int: a direct call.
+    extern "C" fn read_and_call(m: *const Memory, cb: Cb, p: *const Probe) -> i32 {
+        // SAFETY: the model passes its live `Probe` and `Memory` (whether
+        // the memory may be read is loom's to judge).
+        let p = unsafe { &*p };
+        // SAFETY: as above.
+        if !p.run(|| unsafe { (*m).read() }) {
+            return -1;
+        }
+        cb.map_or(0, |f| f(1)) + 100
+    }
+
+    /// "C": calls the stub only: `cb(1) + 100` (a direct call).
+    extern "C" fn call_back(cb: Cb, p: *const Probe) -> i32 {
+        // SAFETY: the model's live `Probe`.
+        unsafe { &*p }.ran.store(true, Relaxed);
+        cb.map_or(0, |f| f(1)) + 100
+    }
+
+    /// "C" with two segment arguments and an `int16_t` (not a direct class:
+    /// the call goes through `ffi_call`): reads both, returns `cb(1) + 100`.
+    extern "C" fn read_two(
+        a: *const Memory,
+        b: *const Memory,
+        cb: Cb,
+        p: *const Probe,
+        tag: i16,
+    ) -> i32 {
+        // SAFETY: as in `read_and_call`.
+        let p = unsafe { &*p };
+        // SAFETY: as above.
+        if tag != 5 || !p.run(|| unsafe { ((*a).read(), (*b).read()) }.1) {
+            return -1;
+        }
+        cb.map_or(0, |f| f(1)) + 100
+    }
+
+    fn link(f: *const u8, args: &[MemoryLayout]) -> Downcall {
+        // SAFETY: `f` is one of the Rust functions above, alive for ever.
+        let sym = unsafe { Symbol::from_address(Address::from_ptr(f)) }.unwrap();
+        let d = FunctionDescriptor::of(Some(c::INT), args);
+        // SAFETY: the model passes each function's own C signature.
+        unsafe { Linker::native().downcall(&sym, &d, DowncallOptions::default()) }.unwrap()
+    }
+
+    /// The result of a call whose held sessions may close meanwhile: C ran
+    /// and the stub answered `1 + k`, or the call was refused with `Closed`
+    /// before C ran (never C running in a call that failed, or a stub that
+    /// answered zeroes: a freed slot).
+    fn check(r: Result<Option<Value>, Error>, probe: &Probe, k: i32) {
+        probe.reraise();
+        match r {
+            Ok(v) => {
+                assert!(probe.ran());
+                assert_eq!(v, Some(Value::I32(1 + k + 100)), "the stub did not run");
+            }
+            Err(Error::Closed) => assert!(!probe.ran(), "C ran in a call refused with Closed"),
+            Err(e) => panic!("unexpected call result {e}"),
+        }
+    }
+
+    /// Closes `s` on a new thread: `true` if that close succeeded (else it
+    /// was Busy).
+    fn close_on_thread(s: Session) -> thread::JoinHandle<(Session, bool)> {
+        thread::spawn(move || {
+            let closed = must_close_or_busy(s.close());
+            (s, closed)
+        })
+    }
+
+    fn finish_close(s: &Session, closed: bool) {
+        if !closed {
+            s.close().unwrap();
+        }
+    }
+
+    /// A real direct downcall (`Downcall::is_direct`: the fastcall thunk, no
+    /// `ffi_call`) with a segment argument of session A and a capturing
+    /// typed stub of session B (a direct slot trampoline, held by the call:
+    /// its entry takes the `held_here` path) while main closes A and
+    /// another thread closes B: each close is Busy (nothing freed under C
+    /// or the stub) or the call is refused with Closed before C runs.
+    pub(super) fn direct_downcall_vs_close() {
+        model(|| {
+            let (a, ma) = session_with_memory();
+            let (b, mb) = session_with_memory();
+            let mb2 = mb.clone();
+            let stub = Linker::native()
+                .upcall_typed(
+                    move |x: i32| {
+                        mb2.read();
+                        x + 7
+                    },
+                    &b,
+                )
+                .unwrap();
+            let (a2, ma2) = (a.clone(), ma.clone());
+            let t = thread::spawn(move || {
+                let f = link(
+                    read_and_call as *const u8,
+                    &[c::POINTER, c::POINTER, c::POINTER],
+                );
+                assert!(f.is_direct());
+                // SAFETY: a zero-size view of the model's `Memory`, which C
+                // only reads as a `Memory`.
+                let seg = unsafe { Segment::from_raw(ptr(&ma2), 0, &a2) }.unwrap();
+                let probe = Probe::default();
+                let r = f.call_with(&[Arg::Segment(&seg), Arg::Stub(&stub), probe.arg()]);
+                check(r, &probe, 7);
+            });
+            let u = close_on_thread(b);
+            let closed = must_close_or_busy(a.close());
+            t.join().unwrap();
+            let (b, closed_b) = u.join().unwrap();
+            finish_close(&a, closed);
+            finish_close(&b, closed_b);
+            assert!(!ma.is_live() && !mb.is_live());
+        });
+    }
+
+    /// A direct downcall whose only held argument is a direct typed stub
+    /// (the call takes `call_args_held` for the stub alone) while main
+    /// closes the stub's session.
+    pub(super) fn stub_only_downcall_vs_close() {
+        model(|| {
+            let (b, mb) = session_with_memory();
+            let mb2 = mb.clone();
+            let stub = Linker::native()
+                .upcall_typed(
+                    move |x: i32| {
+                        mb2.read();
+                        x + 7
+                    },
+                    &b,
+                )
+                .unwrap();
+            let t = thread::spawn(move || {
+                let f = link(call_back as *const u8, &[c::POINTER, c::POINTER]);
+                assert!(f.is_direct());
+                let probe = Probe::default();
+                let r = f.call_with(&[Arg::Stub(&stub), probe.arg()]);
+                check(r, &probe, 7);
+            });
+            let closed = must_close_or_busy(b.close());
+            t.join().unwrap();
+            finish_close(&b, closed);
+            assert!(!mb.is_live());
+        });
+    }
+
+    /// The libffi path (`ffi_call`: an `int16_t` argument) with segment
+    /// arguments of two sessions, closed concurrently by two threads, and a
+    /// libffi upcall stub (`closure::Data::run`) of the second.
+    pub(super) fn two_segments_via_libffi_vs_two_closes() {
+        model(|| {
+            let (a, ma) = session_with_memory();
+            let (b, mb) = session_with_memory();
+            let mb2 = mb.clone();
+            let up = FunctionDescriptor::of(Some(c::INT), &[c::INT]);
+            let stub = Linker::native()
+                .upcall(
+                    move |v: &[Value]| {
+                        mb2.read();
+                        match v {
+                            [Value::I32(x)] => Value::I32(x + 7),
+                            _ => Value::I32(-1000),
+                        }
+                    },
+                    &up,
+                    &b,
+                )
+                .unwrap();
+            let (a2, b2, ma2, mb3) = (a.clone(), b.clone(), ma.clone(), mb.clone());
+            let t = thread::spawn(move || {
+                let f = link(
+                    read_two as *const u8,
+                    &[c::POINTER, c::POINTER, c::POINTER, c::POINTER, c::SHORT],
+                );
+                assert!(!f.is_direct());
+                // SAFETY: zero-size views of the model's memories.
+                let sa = unsafe { Segment::from_raw(ptr(&ma2), 0, &a2) }.unwrap();
+                // SAFETY: as above.
+                let sb = unsafe { Segment::from_raw(ptr(&mb3), 0, &b2) }.unwrap();
+                let probe = Probe::default();
+                let r = f.call_with(&[
+                    Arg::Segment(&sa),
+                    Arg::Segment(&sb),
+                    Arg::Stub(&stub),
+                    probe.arg(),
+                    Arg::Value(Value::I16(5)),
+                ]);
+                check(r, &probe, 7);
+            });
+            let u = close_on_thread(b);
+            let closed = must_close_or_busy(a.close());
+            t.join().unwrap();
+            let (b, closed_b) = u.join().unwrap();
+            finish_close(&a, closed);
+            finish_close(&b, closed_b);
+            assert!(!ma.is_live() && !mb.is_live());
+        });
+    }
+
+    /// Keeps the panic hook quiet about the models' own upcall panics.
+    fn quiet_upcall_panics() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let prev = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                let quiet = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .is_some_and(|s| *s == "upcall boom");
+                if !quiet {
+                    prev(info);
+                }
+            }));
+        });
+    }
+
+    /// An upcall in flight on main (called through its code address, not
+    /// held: its entry enters the session) during which another thread
+    /// closes the session (`close`) or drops its last handle: the close
+    /// waits for the upcall's window (or the upcall's own handle is the
+    /// last), so the closure's memory is freed only after it. `via`: 0 a
+    /// capturing typed stub (a direct slot trampoline, `enter_and_run`),
+    /// 1 a libffi stub (`closure::Data::run`). `hold_other`: main holds
+    /// another session's stub meanwhile (the thread is marked, for that
+    /// session only); either way main first takes and drops a hold of the
+    /// stub's own session (its mark must go with it). `panics`: the closure
+    /// panics after reading (`UpcallPanicked`, recorded inside the window).
+    pub(super) fn upcall_vs_close_from_inside(
+        via: u8,
+        close: bool,
+        hold_other: bool,
+        panics: bool,
+    ) {
+        quiet_upcall_panics();
+        model(move || {
+            let (s, m) = session_with_memory();
+            let other = Session::shared();
+            let slot = std::sync::Arc::new(StdMutex::new(Some(s.clone())));
+            let closer = std::sync::Arc::new(StdMutex::new(None::<thread::JoinHandle<()>>));
+            let read_failed = std::sync::Arc::new(StdMutex::new(None::<String>));
+            let (slot2, closer2, m2, failed2) =
+                (slot.clone(), closer.clone(), m.clone(), read_failed.clone());
+            let body = move |x: i32| -> i32 {
+                if let Some(s) = slot2.lock().unwrap().take() {
+                    let j = thread::spawn(move || {
+                        if close {
+                            s.close().unwrap();
+                        }
+                        drop(s);
+                    });
+                    *closer2.lock().unwrap() = Some(j);
+                }
+                // A failure here is kept for the model (the stub would
+                // catch it as an upcall panic).
+                if let Err(p) = std::panic::catch_unwind(AssertUnwindSafe(|| m2.read())) {
+                    *failed2.lock().unwrap() = Some(message(p));
+                }
+                if panics {
+                    std::panic::panic_any("upcall boom");
+                }
+                x + 1
+            };
+            let stub = if via == 0 {
+                Linker::native().upcall_typed(body, &s).unwrap()
+            } else {
+                let up = FunctionDescriptor::of(Some(c::INT), &[c::INT]);
+                Linker::native()
+                    .upcall(
+                        move |v: &[Value]| match v {
+                            [Value::I32(x)] => Value::I32(body(*x)),
+                            _ => Value::I32(-1000),
+                        },
+                        &up,
+                        &s,
+                    )
+                    .unwrap()
+            };
+            let marker = Linker::native().upcall_typed(|x: i32| x, &other).unwrap();
+            // SAFETY: the stub's signature; called below while its session
+            // is open (main and `slot` hold handles).
+            let f = unsafe { stub.as_fn::<Fn1>() }.unwrap();
+            let held = hold_other.then(|| marker.hold().unwrap());
+            drop(stub.hold().unwrap());
+            drop(s); // `slot` (and the stub) hold the session now
+            // A close needs no last-handle drop: keep the stub (and its
+            // failure record); else `slot`'s is the last handle but the
+            // upcall's own.
+            let stub = if close {
+                Some(stub)
+            } else {
+                drop(stub);
+                None
+            };
+            let r = f(1);
+            drop(held);
+            let failure = stub.as_ref().and_then(|s| s.take_panic());
+            drop(stub);
+            if let Some(j) = closer.lock().unwrap().take() {
+                j.join().unwrap();
+            }
+            if let Some(msg) = read_failed.lock().unwrap().take() {
+                panic!("{msg}");
+            }
+            if panics {
+                assert_eq!(r, 0);
+                if close {
+                    assert_eq!(
+                        failure,
+                        Some(Error::UpcallPanicked {
+                            message: "upcall boom".into()
+                        })
+                    );
+                }
+            } else {
+                assert_eq!((r, failure), (2, None), "the upcall failed");
+            }
+            assert!(!m.is_live(), "the session did not close");
+        });
+    }
+
+    /// Direct slots claimed, called and released by two threads at once
+    /// while a third stub keeps one of the two loom slots taken: a stub
+    /// claims the last free slot or one just released (reuse), or falls back
+    /// to a libffi closure; each stub, held or not, runs its own closure,
+    /// and the long-lived stub's slot is never touched.
+    pub(super) fn direct_slots_claimed_and_released_concurrently() {
+        model(|| {
+            let s0 = Session::shared();
+            let k0 = 30;
+            let z = Linker::native()
+                .upcall_typed(move |x: i32| x + k0, &s0)
+                .unwrap();
+            fn worker(k: i32) -> impl FnOnce() + Send + 'static {
+                move || {
+                    let s = Session::shared();
+                    let stub = Linker::native()
+                        .upcall_typed(move |x: i32| x + k, &s)
+                        .unwrap();
+                    // SAFETY: the stub's signature; called while `s` is open.
+                    let f = unsafe { stub.as_fn::<Fn1>() }.unwrap();
+                    {
+                        let _hold = stub.hold().unwrap();
+                        assert_eq!(
+                            f(1),
+                            1 + k,
+                            "a held stub ran another closure or a cleared slot"
+                        );
+                    }
+                    assert_eq!(f(1), 1 + k, "a stub ran another closure or a cleared slot");
+                    assert_eq!(stub.take_panic(), None);
+                    drop(stub);
+                    s.close().unwrap();
+                }
+            }
+            let t1 = thread::spawn(worker(10));
+            let t2 = thread::spawn(worker(20));
+            t1.join().unwrap();
+            t2.join().unwrap();
+            // SAFETY: the stub's signature; `s0` is open.
+            let fz = unsafe { z.as_fn::<Fn1>() }.unwrap();
+            assert_eq!(fz(1), 31, "the long-lived stub's slot was overwritten");
+        });
+    }
+
+    /// C keeps a direct stub's code address after the `UpcallStub` value is
+    /// dropped, while another thread makes and calls a stub of the same
+    /// signature (it may claim any free slot): while the first stub's
+    /// session is open its address still runs its own closure (the slot is
+    /// only released by the session's close).
+    pub(super) fn direct_slot_outlives_its_stub_value() {
+        model(|| {
+            let s1 = Session::shared();
+            let k = 10;
+            let x = Linker::native()
+                .upcall_typed(move |v: i32| v + k, &s1)
+                .unwrap();
+            // SAFETY: the stub's signature; called while `s1` is open.
+            let fx = unsafe { x.as_fn::<Fn1>() }.unwrap();
+            let t = thread::spawn(|| {
+                let s2 = Session::shared();
+                let k2 = 20;
+                let y = Linker::native()
+                    .upcall_typed(move |v: i32| v + k2, &s2)
+                    .unwrap();
+                // SAFETY: as above, for `s2`.
+                let fy = unsafe { y.as_fn::<Fn1>() }.unwrap();
+                let _hold = y.hold().unwrap();
+                assert_eq!(fy(1), 21);
+            });
+            drop(x); // C still holds `fx`
+            {
+                let _g = s1.acquire().unwrap();
+                assert_eq!(
+                    fx(1),
+                    11,
+                    "a live session's stub address ran another stub (its slot was released early)"
+                );
+            }
+            t.join().unwrap();
+            s1.close().unwrap();
+        });
+    }
+
+    /// Stubs of a confined session (a direct typed one and a libffi one)
+    /// called from another thread while the owner uses the memory the
+    /// closures read: both upcalls are refused (`WrongThread` recorded,
+    /// zeroes returned) and their closures never run off the owner thread.
+    pub(super) fn confined_stubs_called_from_another_thread() {
+        model(|| {
+            let s = Session::confined();
+            let m = Memory::new();
+            let (m2, m3) = (m.clone(), m.clone());
+            let direct = Linker::native()
+                .upcall_typed(
+                    move |x: i32| {
+                        m2.read();
+                        x + 1
+                    },
+                    &s,
+                )
+                .unwrap();
+            let up = FunctionDescriptor::of(Some(c::INT), &[c::INT]);
+            let ffi = Linker::native()
+                .upcall(
+                    move |_: &[Value]| {
+                        m3.read();
+                        Value::I32(7)
+                    },
+                    &up,
+                    &s,
+                )
+                .unwrap();
+            // SAFETY: the stubs' signature; called while `s` is open (main
+            // closes it after the join).
+            let (fd, ff) = unsafe { (direct.as_fn::<Fn1>().unwrap(), ffi.as_fn::<Fn1>().unwrap()) };
+            let t = thread::spawn(move || (fd(1), ff(1)));
+            m.free(); // the owner's own write of its memory
+            assert_eq!(
+                t.join().unwrap(),
+                (0, 0),
+                "an upcall ran off its confined session's thread"
+            );
+            for stub in [&direct, &ffi] {
+                assert!(matches!(stub.take_panic(), Some(Error::WrongThread { .. })));
+            }
+            s.close().unwrap();
+        });
+    }
+}
+
+#[test]
+fn loom_direct_downcall_vs_close() {
+    fast::direct_downcall_vs_close();
+}
+
+#[test]
+#[should_panic]
+fn twin_downcall_without_argument_acquire_is_caught_through_the_direct_path() {
+    with_twin(Twin::DowncallNoAcquire, fast::direct_downcall_vs_close);
+}
+
+#[test]
+fn loom_stub_only_downcall_vs_close() {
+    fast::stub_only_downcall_vs_close();
+}
+
+#[test]
+#[should_panic]
+fn twin_stub_argument_not_held_is_caught() {
+    with_twin(Twin::StubArgNotHeld, fast::stub_only_downcall_vs_close);
+}
+
+#[test]
+fn loom_two_segments_via_libffi_vs_two_closes() {
+    fast::two_segments_via_libffi_vs_two_closes();
+}
+
+#[test]
+#[should_panic]
+fn twin_downcall_without_argument_acquire_is_caught_with_two_segments() {
+    with_twin(
+        Twin::DowncallNoAcquire,
+        fast::two_segments_via_libffi_vs_two_closes,
+    );
+}
+
+#[test]
+fn loom_direct_upcall_vs_close_from_inside() {
+    fast::upcall_vs_close_from_inside(0, true, false, false);
+}
+
+#[test]
+fn loom_direct_upcall_vs_last_handle_drop_from_inside() {
+    fast::upcall_vs_close_from_inside(0, false, false, false);
+}
+
+#[test]
+fn loom_direct_upcall_beside_another_hold_vs_close() {
+    fast::upcall_vs_close_from_inside(0, true, true, false);
+}
+
+#[test]
+fn loom_direct_upcall_panic_vs_close() {
+    fast::upcall_vs_close_from_inside(0, true, false, true);
+}
+
+#[test]
+fn loom_libffi_upcall_vs_close_from_inside() {
+    fast::upcall_vs_close_from_inside(1, true, true, false);
+}
+
+#[test]
+fn loom_libffi_upcall_panic_vs_close() {
+    fast::upcall_vs_close_from_inside(1, true, false, true);
+}
+
+#[test]
+fn loom_libffi_upcall_panic_vs_last_handle_drop() {
+    fast::upcall_vs_close_from_inside(1, false, false, true);
+}
+
+#[test]
+#[should_panic]
+fn twin_direct_upcall_without_enter_is_caught() {
+    with_twin(Twin::UpcallNoEnter, || {
+        fast::upcall_vs_close_from_inside(0, true, false, false)
+    });
+}
+
+#[test]
+#[should_panic]
+fn twin_direct_upcall_without_a_handle_is_caught() {
+    with_twin(Twin::UpcallNoHandle, || {
+        fast::upcall_vs_close_from_inside(0, false, false, false)
+    });
+}
+
+#[test]
+#[should_panic]
+fn twin_held_mark_of_another_session_is_caught() {
+    with_twin(Twin::HeldMarkAnySession, || {
+        fast::upcall_vs_close_from_inside(0, true, true, false)
+    });
+}
+
+#[test]
+#[should_panic]
+fn twin_panicking_libffi_upcall_without_enter_is_caught() {
+    with_twin(Twin::UpcallNoEnter, || {
+        fast::upcall_vs_close_from_inside(1, true, false, true)
+    });
+}
+
+#[test]
+fn loom_direct_slots_claimed_and_released_concurrently() {
+    fast::direct_slots_claimed_and_released_concurrently();
+}
+
+#[test]
+#[should_panic]
+fn twin_slot_claim_check_then_take_is_caught() {
+    with_twin(
+        Twin::SlotClaimCheckThenTake,
+        fast::direct_slots_claimed_and_released_concurrently,
+    );
+}
+
+#[test]
+#[should_panic]
+fn twin_slot_freed_before_clear_is_caught() {
+    with_twin(
+        Twin::SlotFreedBeforeClear,
+        fast::direct_slots_claimed_and_released_concurrently,
+    );
+}
+
+#[test]
+fn loom_direct_slot_outlives_its_stub_value() {
+    fast::direct_slot_outlives_its_stub_value();
+}
+
+#[test]
+#[should_panic]
+fn twin_slot_freed_with_the_stub_value_is_caught() {
+    with_twin(
+        Twin::SlotFreedWithStub,
+        fast::direct_slot_outlives_its_stub_value,
+    );
+}
+
+#[test]
+fn loom_confined_stubs_called_from_another_thread() {
+    fast::confined_stubs_called_from_another_thread();
+}
+
+#[test]
+#[should_panic]
+fn twin_confined_upcall_without_owner_check_is_caught() {
+    with_twin(
+        Twin::NoOwnerCheck,
+        fast::confined_stubs_called_from_another_thread,
+    );
+}

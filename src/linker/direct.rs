@@ -22,20 +22,25 @@
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-// std atomics, not the loom shim: the table is process-wide static state
-// that loom does not model (no model calls through a C function pointer).
-// A slot is written before its trampoline's address is handed out, and
-// whoever calls the trampoline got that address through its own
-// happens-before chain (as with libffi's closure data), so Relaxed is enough.
-use std::sync::atomic::{AtomicUsize, Ordering};
+// The shim's atomics and mutex: under loom the table and its free list are
+// per-execution statics (`lazy_static!`), so the slot protocol (claim,
+// install, call, release, reuse) is model-checked
+// (`loom-tests/tests/loom_linker.rs`, "direct typed stubs"). A slot is
+// written before its trampoline's address is handed out, and whoever calls
+// the trampoline got that address through its own happens-before chain (as
+// with libffi's closure data), so Relaxed is enough; the free list's mutex
+// orders a release before the next claim of the slot.
+use crate::sync::{AtomicUsize, Mutex, Ordering};
 
 use super::closure::{StubShared, panic_message_dropped};
 use super::upcall::UpcallRet;
 use crate::Error;
 use crate::session::state::Core;
 
-/// How many capturing typed stubs can be live at once on the direct path.
-pub(crate) const SLOTS: usize = 64;
+/// How many capturing typed stubs can be live at once on the direct path
+/// (under loom 2: small enough that the models reach slot reuse and the
+/// libffi fallback of a full table).
+pub(crate) const SLOTS: usize = if cfg!(loom) { 2 } else { 64 };
 
 struct Slot {
     /// The typed entry (`entry::<F, …>`), or 0 when free.
@@ -44,18 +49,65 @@ struct Slot {
     data: AtomicUsize,
 }
 
+#[cfg(not(loom))]
 #[allow(clippy::declare_interior_mutable_const)] // one fresh slot per array element
 const FREE_SLOT: Slot = Slot {
     call: AtomicUsize::new(0),
     data: AtomicUsize::new(0),
 };
 
+#[cfg(not(loom))]
 static TABLE: [Slot; SLOTS] = [FREE_SLOT; SLOTS];
 
-/// The free slot indices.
-fn free_list() -> &'static std::sync::Mutex<Vec<usize>> {
-    static FREE: std::sync::OnceLock<std::sync::Mutex<Vec<usize>>> = std::sync::OnceLock::new();
-    FREE.get_or_init(|| std::sync::Mutex::new((0..SLOTS).rev().collect()))
+/// The slot table (a plain static).
+#[cfg(not(loom))]
+#[inline(always)]
+fn table() -> &'static [Slot; SLOTS] {
+    &TABLE
+}
+
+/// The slot table (loom: fresh for every execution of a model).
+#[cfg(loom)]
+fn table() -> &'static [Slot; SLOTS] {
+    crate::sync::lazy_static! {
+        static ref TABLE: [Slot; SLOTS] = std::array::from_fn(|_| Slot {
+            call: AtomicUsize::new(0),
+            data: AtomicUsize::new(0),
+        });
+    }
+    &TABLE
+}
+
+/// The free slot indices (taken from the end).
+#[cfg(not(loom))]
+fn free_list() -> &'static Mutex<Vec<usize>> {
+    static FREE: std::sync::OnceLock<Mutex<Vec<usize>>> = std::sync::OnceLock::new();
+    FREE.get_or_init(|| Mutex::new((0..SLOTS).rev().collect()))
+}
+
+/// The free slot indices (loom: fresh for every execution of a model).
+#[cfg(loom)]
+fn free_list() -> &'static Mutex<Vec<usize>> {
+    crate::sync::lazy_static! {
+        static ref FREE: Mutex<Vec<usize>> = Mutex::new((0..SLOTS).rev().collect());
+    }
+    &FREE
+}
+
+/// Takes a free slot index: one pop under the free list's lock.
+fn claim() -> Option<usize> {
+    #[cfg(loom)]
+    if crate::session::state::twin_on("SlotClaimCheckThenTake") {
+        // Broken: the free slot is picked under one lock and taken under
+        // another, so two claimers can both take it.
+        let top = free_list().lock().last().copied()?;
+        let mut free = free_list().lock();
+        if let Some(i) = free.iter().position(|&s| s == top) {
+            free.remove(i);
+        }
+        return Some(top);
+    }
+    free_list().lock().pop()
 }
 
 /// What a slot's entry reads: the closure, its session's core and where
@@ -98,13 +150,55 @@ impl SlotOwner {
 
 impl Drop for SlotOwner {
     fn drop(&mut self) {
-        let s = &TABLE[self.slot];
+        // Loom: a failing model unwinds outside its execution, where no loom
+        // object may be touched (the table is per execution anyway): leak.
+        #[cfg(loom)]
+        if std::thread::panicking() {
+            return;
+        }
+        let s = &table()[self.slot];
+        #[cfg(loom)]
+        if crate::session::state::twin_on("SlotFreedBeforeClear") {
+            // Broken: the slot is free before its entry is cleared, so a
+            // stub that takes it at once has its entry wiped.
+            free_list().lock().push(self.slot);
+            s.call.store(0, Ordering::Relaxed);
+            s.data.store(0, Ordering::Relaxed);
+            grave(std::mem::replace(&mut self._data, Box::new(())));
+            return;
+        }
         s.call.store(0, Ordering::Relaxed);
         s.data.store(0, Ordering::Relaxed);
-        let mut free = free_list().lock().unwrap_or_else(|e| e.into_inner());
-        free.push(self.slot);
+        // Only now free: the next claim (ordered after this by the lock)
+        // installs over a cleared slot.
+        free_list().lock().push(self.slot);
         // `_data` drops after this body, once no slot points to it.
+        #[cfg(loom)]
+        grave(std::mem::replace(&mut self._data, Box::new(())));
     }
+}
+
+/// Loom: a released slot's data is kept, unreachable, until the model's
+/// execution ends (a per-execution static), so that a broken variant's
+/// stale read of it reads its old bytes and fails the model's assertions
+/// instead of a use after free that would kill the test process.
+#[cfg(loom)]
+fn grave(data: Box<dyn Any + Send + Sync>) {
+    /// The kept data; dropped with the execution, or leaked when a failing
+    /// model unwinds (no loom object may be dropped then).
+    #[derive(Default)]
+    struct Grave(Vec<Box<dyn Any + Send + Sync>>);
+    impl Drop for Grave {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                std::mem::forget(std::mem::take(&mut self.0));
+            }
+        }
+    }
+    crate::sync::lazy_static! {
+        static ref GRAVE: Mutex<Grave> = Mutex::new(Grave::default());
+    }
+    GRAVE.lock().0.push(data);
 }
 
 /// Takes a free slot for `data`, run by `entry` through `code(slot)`
@@ -117,10 +211,10 @@ pub(crate) fn install<F: Send + Sync + 'static>(
     code: fn(usize) -> usize,
     entry: usize,
 ) -> Result<SlotOwner, Box<SlotData<F>>> {
-    let Some(slot) = free_list().lock().unwrap_or_else(|e| e.into_inner()).pop() else {
+    let Some(slot) = claim() else {
         return Err(data);
     };
-    let s = &TABLE[slot];
+    let s = &table()[slot];
     let ptr: *const SlotData<F> = &*data;
     s.data.store(ptr as usize, Ordering::Relaxed);
     s.call.store(entry, Ordering::Relaxed);
@@ -244,7 +338,7 @@ macro_rules! arity {
 
             /// Slot `I`'s trampoline for signature `S`: what C calls.
             extern "C" fn slot<S: Sig, const I: usize>($($x: S::$a),*) -> S::R {
-                let s = &TABLE[I];
+                let s = &table()[I];
                 let call = s.call.load(Ordering::Relaxed);
                 if call == 0 {
                     // A freed slot: only a call after the stub's session

@@ -491,6 +491,7 @@ impl Downcall {
         if !args
             .iter()
             .any(|a| matches!(a, Arg::Segment(_) | Arg::Stub(_)))
+            || stub_args_unheld(args)
         {
             return self.plan.invoke(
                 |buf| self.fill_args(buf, args),
@@ -1309,4 +1310,17 @@ pub(crate) fn read_value(buf: &[u8], off: usize, spec: &ArgSpec) -> Result<Value
         Some(s) => Ok(get_scalar(buf, off, s)),
         None => Ok(decode_shape(&spec.shape, &buf[off..off + spec.size])),
     }
+}
+
+/// The broken twin `StubArgNotHeld`: a call whose held arguments are all
+/// stubs takes the no-hold path (always `false` outside loom, and folded
+/// away there).
+#[inline(always)]
+fn stub_args_unheld(args: &[Arg<'_, '_>]) -> bool {
+    #[cfg(loom)]
+    if crate::session::state::twin_on("StubArgNotHeld") {
+        return !args.iter().any(|a| matches!(a, Arg::Segment(_)));
+    }
+    let _ = args;
+    false
 }

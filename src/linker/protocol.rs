@@ -52,6 +52,11 @@ crate::sync::thread_local! {
 /// `core` open right now (one thread-local load and compare).
 #[inline(always)]
 pub(crate) fn held_here(core: *const Core) -> bool {
+    #[cfg(loom)]
+    if crate::session::state::twin_on("HeldMarkAnySession") {
+        // Broken: any hold of this thread counts, whatever it holds.
+        return HELD.try_with(|h| h.get().1 != 0).unwrap_or(false);
+    }
     HELD.try_with(|h| {
         let (c, n) = h.get();
         n != 0 && c == core as usize

@@ -38,6 +38,10 @@ pub struct UpcallStub {
     /// For stateless closures called through a direct trampoline: the
     /// closure's type, under which its panics are kept.
     direct: Option<std::any::TypeId>,
+    /// Loom, the broken twin `SlotFreedWithStub` only: the slot, released
+    /// with this value instead of at close.
+    #[cfg(loom)]
+    _early: Option<super::direct::SlotOwner>,
 }
 
 impl fmt::Debug for UpcallStub {
@@ -635,6 +639,8 @@ pub(crate) fn install<H: Handler>(
         session: session.clone(),
         shared,
         direct: None,
+        #[cfg(loom)]
+        _early: None,
     })
 }
 
@@ -678,6 +684,8 @@ where
             session: session.clone(),
             shared,
             direct: Some(std::any::TypeId::of::<F>()),
+            #[cfg(loom)]
+            _early: None,
         });
     }
     // A capturing closure: a direct typed trampoline through a free slot
@@ -696,6 +704,17 @@ where
     let f = match installed {
         Ok(owner) => {
             let code = Address(owner.code());
+            #[cfg(loom)]
+            if crate::session::state::twin_on("SlotFreedWithStub") {
+                // Broken: the slot goes with the stub value, not the session.
+                return Ok(UpcallStub {
+                    code,
+                    session: session.clone(),
+                    shared,
+                    direct: None,
+                    _early: Some(owner),
+                });
+            }
             // The close action owns the slot and the data: closing frees
             // both (at once if the session is already closed).
             session.add_close_action(move || drop(owner))?;
@@ -704,6 +723,8 @@ where
                 session: session.clone(),
                 shared,
                 direct: None,
+                #[cfg(loom)]
+                _early: None,
             });
         }
         Err(data) => data.f,

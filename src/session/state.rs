@@ -177,6 +177,24 @@ pub mod broken {
         /// `UpcallStub::as_fn` hands out the code pointer without entering
         /// the stub's session (a closed stub's freed code).
         AsFnNoEnter,
+        /// A direct typed stub's slot (`linker/direct.rs`) goes back to the
+        /// free list before its entry is cleared (a stub that takes the slot
+        /// at once has its entry wiped).
+        SlotFreedBeforeClear,
+        /// A direct slot is claimed by reading the free list under one lock
+        /// and taking the slot under another (two stubs share a slot).
+        SlotClaimCheckThenTake,
+        /// A direct typed stub's slot is released when the `UpcallStub`
+        /// value drops instead of when its session closes (C may still hold
+        /// the code address: a later stub reuses the slot under it).
+        SlotFreedWithStub,
+        /// `held_here` counts any hold of the thread, not only one of the
+        /// stub's own session (an upcall skips its entry while nothing
+        /// holds its session).
+        HeldMarkAnySession,
+        /// A downcall whose only held arguments are upcall stubs takes the
+        /// no-hold fast path (the stubs' sessions can close mid-call).
+        StubArgNotHeld,
     }
 
     /// Runs `f` with `twin` switched on for this OS thread (every loom thread
