@@ -931,8 +931,12 @@ mod fast {
                     .unwrap();
                 // SAFETY: as above, for `s2`.
                 let fy = unsafe { y.as_fn::<Fn1>() }.unwrap();
-                let _hold = y.hold().unwrap();
-                assert_eq!(fy(1), 21);
+                {
+                    let _hold = y.hold().unwrap();
+                    assert_eq!(fy(1), 21);
+                }
+                drop(y);
+                s2.close().unwrap(); // its slot released while main calls
             });
             drop(x); // C still holds `fx`
             {
@@ -980,8 +984,10 @@ mod fast {
             // SAFETY: the stubs' signature; called while `s` is open (main
             // closes it after the join).
             let (fd, ff) = unsafe { (direct.as_fn::<Fn1>().unwrap(), ffi.as_fn::<Fn1>().unwrap()) };
+            let s2 = s.clone();
             let t = thread::spawn(move || (fd(1), ff(1)));
             m.free(); // the owner's own write of its memory
+            drop(s2); // and a handle dropped while the refused upcalls hold theirs
             assert_eq!(
                 t.join().unwrap(),
                 (0, 0),
