@@ -949,6 +949,11 @@ mod fast {
             }
             t.join().unwrap();
             s1.close().unwrap();
+            // Nothing claims a slot any more: `fx`'s slot is free, and a
+            // freed slot's trampoline returns zeroes (DESIGN: a call after
+            // close is outside the contract, but it must not run the freed
+            // data, which loom keeps readable until the execution ends).
+            assert_eq!(fx(1), 0, "a freed slot ran its old stub's data");
         });
     }
 
