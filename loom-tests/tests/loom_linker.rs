@@ -663,15 +663,23 @@ mod fast {
 
     /// A direct downcall whose only held argument is a direct typed stub
     /// (the call takes `call_args_held` for the stub alone) while main
-    /// closes the stub's session.
-    pub(super) fn stub_only_downcall_vs_close() {
-        model(|| {
+    /// closes the stub's session. `panics`: the stub panics after reading
+    /// (caught before C, which finishes; the call then fails with
+    /// `UpcallPanicked`).
+    pub(super) fn stub_only_downcall_vs_close(panics: bool) {
+        if panics {
+            quiet_upcall_panics();
+        }
+        model(move || {
             let (b, mb) = session_with_memory();
             let mb2 = mb.clone();
             let stub = Linker::native()
                 .upcall_typed(
                     move |x: i32| {
                         mb2.read();
+                        if panics {
+                            std::panic::panic_any("upcall boom");
+                        }
                         x + 7
                     },
                     &b,
@@ -682,7 +690,19 @@ mod fast {
                 assert!(f.is_direct());
                 let probe = Probe::default();
                 let r = f.call_with(&[Arg::Stub(&stub), probe.arg()]);
-                check(r, &probe, 7);
+                if !panics {
+                    return check(r, &probe, 7);
+                }
+                match r {
+                    Err(Error::UpcallPanicked { message }) => {
+                        assert!(probe.ran());
+                        assert_eq!(message, "upcall boom", "the upcall failed otherwise");
+                    }
+                    Err(Error::Closed) => {
+                        assert!(!probe.ran(), "C ran in a call refused with Closed")
+                    }
+                    r => panic!("a panicking stub's call gave {r:?}"),
+                }
             });
             let closed = must_close_or_busy(b.close());
             t.join().unwrap();
@@ -1019,13 +1039,28 @@ fn twin_downcall_without_argument_acquire_is_caught_through_the_direct_path() {
 
 #[test]
 fn loom_stub_only_downcall_vs_close() {
-    fast::stub_only_downcall_vs_close();
+    fast::stub_only_downcall_vs_close(false);
 }
 
 #[test]
 #[should_panic]
 fn twin_stub_argument_not_held_is_caught() {
-    with_twin(Twin::StubArgNotHeld, fast::stub_only_downcall_vs_close);
+    with_twin(Twin::StubArgNotHeld, || {
+        fast::stub_only_downcall_vs_close(false)
+    });
+}
+
+#[test]
+fn loom_panicking_stub_argument_vs_close() {
+    fast::stub_only_downcall_vs_close(true);
+}
+
+#[test]
+#[should_panic]
+fn twin_stub_argument_not_held_is_caught_with_a_panicking_stub() {
+    with_twin(Twin::StubArgNotHeld, || {
+        fast::stub_only_downcall_vs_close(true)
+    });
 }
 
 #[test]
