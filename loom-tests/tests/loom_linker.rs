@@ -802,20 +802,24 @@ mod fast {
         model(move || {
             let (s, m) = session_with_memory();
             let other = Session::shared();
-            let slot = std::sync::Arc::new(StdMutex::new(Some(s.clone())));
-            let closer = std::sync::Arc::new(StdMutex::new(None::<thread::JoinHandle<()>>));
+            // Two handles, each taken by a thread of its own: the first
+            // closes (or drops), the second drops, so the last handle may be
+            // either thread's or the upcall's own.
+            let slot = std::sync::Arc::new(StdMutex::new(vec![s.clone(), s.clone()]));
+            let closer = std::sync::Arc::new(StdMutex::new(Vec::<thread::JoinHandle<()>>::new()));
             let read_failed = std::sync::Arc::new(StdMutex::new(None::<String>));
             let (slot2, closer2, m2, failed2) =
                 (slot.clone(), closer.clone(), m.clone(), read_failed.clone());
             let body = move |x: i32| -> i32 {
-                if let Some(s) = slot2.lock().unwrap().take() {
+                let handles = std::mem::take(&mut *slot2.lock().unwrap());
+                for (i, s) in handles.into_iter().enumerate() {
                     let j = thread::spawn(move || {
-                        if close {
+                        if close && i == 0 {
                             s.close().unwrap();
                         }
                         drop(s);
                     });
-                    *closer2.lock().unwrap() = Some(j);
+                    closer2.lock().unwrap().push(j);
                 }
                 // A failure here is kept for the model (the stub would
                 // catch it as an upcall panic).
@@ -862,7 +866,7 @@ mod fast {
             drop(held);
             let failure = stub.as_ref().and_then(|s| s.take_panic());
             drop(stub);
-            if let Some(j) = closer.lock().unwrap().take() {
+            for j in std::mem::take(&mut *closer.lock().unwrap()) {
                 j.join().unwrap();
             }
             if let Some(msg) = read_failed.lock().unwrap().take() {
