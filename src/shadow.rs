@@ -194,3 +194,29 @@ pub(crate) fn live_ranges() -> usize {
             .count()
     })
 }
+
+/// A value that owns a shadowed range (a memmap2 mapping): registered when
+/// made, freed when it drops, just before the value itself drops (the
+/// unmap). A mapping that is leaked leaves its range live.
+pub(crate) struct Shadowed<T> {
+    _inner: T,
+    base: usize,
+    len: usize,
+}
+
+impl<T> Shadowed<T> {
+    pub(crate) fn new(inner: T, base: usize, len: usize) -> Self {
+        register(base, len);
+        Shadowed {
+            _inner: inner,
+            base,
+            len,
+        }
+    }
+}
+
+impl<T> Drop for Shadowed<T> {
+    fn drop(&mut self) {
+        free(self.base, self.len);
+    }
+}

@@ -113,18 +113,15 @@ impl<'s> Segment<'s> {
             "memmap2 mapped {} bytes, asked {len}",
             map.len()
         );
-        // Loom: the mapping's bytes, shadowed from here to the unmap.
+        // Loom: the mapping's bytes, shadowed from here to the unmap (the
+        // shadow is freed, a write of every byte then a tombstone, just
+        // before the mapping drops).
         #[cfg(loom)]
-        crate::shadow::register(ptr.as_ptr().addr(), len);
+        let map = crate::shadow::Shadowed::new(map, ptr.as_ptr().addr(), len);
         // The close action owns the mapping: unmapped exactly when the
         // session frees its memory. If the session closed meanwhile, the
         // action already ran (unmapped) and we report Closed.
-        let owned = session.add_close_action(move || {
-            // Loom: the unmap (a write of every byte, then a tombstone).
-            #[cfg(loom)]
-            crate::shadow::free(map.as_ptr().addr(), map.len());
-            drop(map)
-        });
+        let owned = session.add_close_action(move || drop(map));
         #[cfg(loom)]
         if owned.is_err() && crate::session::state::twin_on("MapUnmapOnClosed") {
             // A map_file that also unmaps the mapping itself when the
