@@ -218,7 +218,9 @@ impl Library {
     #[doc(alias = "loaderLookup")]
     pub fn this_process() -> Library {
         // Opened once: every call would otherwise add a close action to the
-        // global session (which never runs them).
+        // global session (which never runs them). (Under loom the static
+        // would hold one model's loom objects: models open libc with
+        // `Library::open` on their own sessions instead.)
         static THIS: std::sync::OnceLock<Library> = std::sync::OnceLock::new();
         THIS.get_or_init(|| {
             let lib: libloading::Library = libloading::os::unix::Library::this().into();
