@@ -84,9 +84,11 @@ pub(crate) fn register(base: usize, len: usize) {
     });
 }
 
+type Shared = Rc<[loom::cell::UnsafeCell<()>]>;
+
 /// The entry holding `addr`: its base and cells, or `Err(())` for a
 /// tombstone; `None` if no range holds `addr`.
-fn find(addr: usize) -> Option<(usize, Result<Rc<[loom::cell::UnsafeCell<()>]>, ()>)> {
+fn find(addr: usize) -> Option<(usize, Result<Shared, ()>)> {
     MAP.with(|m| {
         let m = m.borrow();
         let (base, e) = m.range(..=addr).next_back()?;

@@ -75,9 +75,7 @@ fn map_file_vs_close(path: std::path::PathBuf) {
         let t = thread::spawn(move || {
             // SAFETY: nothing else touches the model's temporary file.
             let r = unsafe { Segment::map_file(&path, 0, 16, MapMode::ReadWrite, &s2) };
-            let Some(mut seg) = ok_or_closed(r, "map_file") else {
-                return None;
-            };
+            let mut seg = ok_or_closed(r, "map_file")?;
             let addr = seg.address().get();
             ok_or_closed(seg.set(3, 9u8), "set");
             if let Some(v) = ok_or_closed(seg.get::<u8>(0), "get") {
