@@ -25,6 +25,7 @@ use memscope::linker::{
     DowncallOptions, ExecutableSegment, FunctionDescriptor, Library, Linker, Symbol,
 };
 use memscope::loom_shadow::{is_live, live_ranges};
+use memscope::marshal::Value;
 use memscope::segment::MapMode;
 use memscope::session::broken::{Twin, with_twin};
 use memscope::{Address, Error, Segment, Session, bind};
@@ -194,8 +195,10 @@ bind! {
 /// Main opens libc and links `abs` three ways (a `Downcall`: the direct
 /// fastcall path; `bind!`; `Symbol::as_fn`) and `memccpy` (four
 /// arguments: libffi), hands them to a thread and closes the session. The
-/// thread calls each (`Ok` or `Closed`: never unloaded code), then, once
-/// the close has returned, calls again: the downcalls and the binding give
+/// thread calls each, the `abs` downcall through its three entries
+/// (`call_as` with `Arg`s, `call` with `Value`s, `call_raw`): `Ok` or
+/// `Closed`, never unloaded code. Once the close has returned it calls
+/// again: the downcalls and the binding give
 /// `Closed`, `as_fn` still runs (its symbol keeps the library loaded), and
 /// the library unloads exactly once, when the last of them drops.
 fn symbol_calls_vs_close() {
@@ -232,8 +235,25 @@ fn symbol_calls_vs_close() {
             // memccpy(p, p, 0, 0) copies nothing and returns NULL.
             let call_ffi =
                 || ffi.call_as::<Address>(&[p.into(), p.into(), 0i32.into(), 0u64.into()]);
+            // The three downcall entries: `Arg`s, `Value`s, raw buffers.
+            let call_value = || direct.call(&[Value::I32(-7)]);
+            let call_raw = || {
+                direct.call_raw(
+                    |buf, off| {
+                        buf[off[0]..off[0] + 4].copy_from_slice(&(-8i32).to_ne_bytes());
+                        Ok(())
+                    },
+                    |ret| Ok(i32::from_ne_bytes([ret[0], ret[1], ret[2], ret[3]])),
+                )
+            };
             if let Some(v) = ok_or_closed(direct.call_as::<i32>(&[(-3).into()]), "direct") {
                 assert_eq!(v, 3);
+            }
+            if let Some(v) = ok_or_closed(call_value(), "value call") {
+                assert_eq!(v, Some(Value::I32(7)));
+            }
+            if let Some(v) = ok_or_closed(call_raw(), "raw call") {
+                assert_eq!(v, 8);
             }
             if let Some(v) = ok_or_closed(call_ffi(), "libffi") {
                 assert!(v.is_null());
@@ -248,6 +268,8 @@ fn symbol_calls_vs_close() {
                 "direct call after close"
             );
             assert_eq!(call_ffi(), Err(Error::Closed), "libffi call after close");
+            assert_eq!(call_value(), Err(Error::Closed), "value call after close");
+            assert_eq!(call_raw(), Err(Error::Closed), "raw call after close");
             assert_eq!(bound.abs(-4), Err(Error::Closed), "bind call after close");
             // SAFETY: `int abs(int)`; the symbol keeps libc loaded.
             let f = unsafe { abs.as_fn::<extern "C" fn(i32) -> i32>() }.unwrap();
