@@ -47,7 +47,23 @@ pub mod alloc;
 pub mod error;
 pub mod segment;
 pub mod session;
+#[cfg(loom)]
+mod shadow;
 pub(crate) mod sync;
+/// Loom only: what the models may ask of the shadow of memory loom cannot
+/// see (`src/shadow.rs`), for their leak asserts.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_shadow {
+    /// Whether a live shadowed range starts at `base`.
+    pub fn is_live(base: usize) -> bool {
+        crate::shadow::is_live(base)
+    }
+    /// How many shadowed ranges are live.
+    pub fn live_ranges() -> usize {
+        crate::shadow::live_ranges()
+    }
+}
 #[cfg(loom)]
 mod twins;
 

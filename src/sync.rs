@@ -317,3 +317,111 @@ pub(crate) fn per_core_slots() -> usize {
             .min(64)
     })
 }
+
+// ----- Counted: reference counting loom sees (issue 13, linker lifetimes) -----
+
+/// Under loom: std's `Arc`/`Weak` (which decide when the value drops), plus
+/// a loom counter that every clone, upgrade and drop also counts, as
+/// `Arc::drop` does: Relaxed increments, a Release decrement, and after
+/// the decrement that takes it to zero an Acquire fence. So loom sees every
+/// holder's uses happen-before the value's drop (loom cannot see std's
+/// counting; loom's own `Arc` has no `Weak`). The std count and the loom
+/// count move together: no loom operation lies between the two.
+#[cfg(loom)]
+pub(crate) use counted::{Counted, CountedWeak};
+/// `std::sync::Arc`/`Weak` outside loom (the same types, no cost).
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Arc as Counted, Weak as CountedWeak};
+
+#[cfg(loom)]
+mod counted {
+    use std::mem::ManuallyDrop;
+
+    type Count = std::sync::Arc<ManuallyDrop<loom::sync::atomic::AtomicUsize>>;
+
+    /// See [`super::Counted`].
+    pub(crate) struct Counted<T> {
+        // Declared first: dropped after `Drop::drop` has counted the drop.
+        arc: std::sync::Arc<T>,
+        n: Count,
+    }
+
+    /// See [`super::Counted`].
+    pub(crate) struct CountedWeak<T> {
+        weak: std::sync::Weak<T>,
+        n: Count,
+    }
+
+    /// A failing model unwinds through drops outside its execution, where
+    /// loom objects must not be touched.
+    fn off() -> bool {
+        std::thread::panicking()
+    }
+
+    impl<T> Counted<T> {
+        pub(crate) fn new(v: T) -> Self {
+            Counted {
+                arc: std::sync::Arc::new(v),
+                // Leaked with the value's last holder (ManuallyDrop): a
+                // loom object must not be dropped outside its execution.
+                n: std::sync::Arc::new(ManuallyDrop::new(loom::sync::atomic::AtomicUsize::new(1))),
+            }
+        }
+        pub(crate) fn downgrade(this: &Self) -> CountedWeak<T> {
+            CountedWeak {
+                weak: std::sync::Arc::downgrade(&this.arc),
+                n: this.n.clone(),
+            }
+        }
+    }
+
+    impl<T> CountedWeak<T> {
+        pub(crate) fn upgrade(&self) -> Option<Counted<T>> {
+            let arc = self.weak.upgrade()?;
+            if !off() {
+                self.n.fetch_add(1, loom::sync::atomic::Ordering::Relaxed);
+            }
+            Some(Counted {
+                arc,
+                n: self.n.clone(),
+            })
+        }
+    }
+
+    impl<T> Clone for Counted<T> {
+        fn clone(&self) -> Self {
+            if !off() {
+                self.n.fetch_add(1, loom::sync::atomic::Ordering::Relaxed);
+            }
+            Counted {
+                arc: self.arc.clone(),
+                n: self.n.clone(),
+            }
+        }
+    }
+
+    impl<T> Clone for CountedWeak<T> {
+        fn clone(&self) -> Self {
+            CountedWeak {
+                weak: self.weak.clone(),
+                n: self.n.clone(),
+            }
+        }
+    }
+
+    impl<T> Drop for Counted<T> {
+        fn drop(&mut self) {
+            use loom::sync::atomic::{Ordering, fence};
+            if !off() && self.n.fetch_sub(1, Ordering::Release) == 1 {
+                fence(Ordering::Acquire);
+            }
+        }
+    }
+
+    impl<T> core::ops::Deref for Counted<T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            &self.arc
+        }
+    }
+}

@@ -12,10 +12,11 @@
 //! never pays for zeroing at all.
 //!
 //! Under loom every chunk carries a shadow of loom cells, one per 8-byte
-//! granule (`shadow`): the writes the allocators make to chunk bytes
+//! granule (`crate::shadow`): the writes the allocators make to chunk bytes
 //! (zeroing ahead of a cursor, a bulk clear, the free) touch the granules
-//! they write, so a model sees a memset that escapes its window as a data
-//! race with the chunk's next user, not only through a hook.
+//! they write, and so does every segment access (`segment/raw.rs`), so a
+//! model sees a memset that escapes its window as a data race with the
+//! chunk's next user, not only through a hook.
 //!
 //! Chunk addresses are exposed (`expose_provenance`) when the chunk is made,
 //! so the bump pointers elsewhere can be plain `usize` addresses and be turned
@@ -57,7 +58,7 @@ impl Chunk {
         let ptr = NonNull::new(p)?;
         let _ = ptr.as_ptr().expose_provenance();
         #[cfg(loom)]
-        shadow::register(ptr.as_ptr().addr(), len);
+        crate::shadow::register(ptr.as_ptr().addr(), len);
         Some(Chunk { ptr, layout })
     }
 
@@ -90,7 +91,7 @@ impl Chunk {
     pub(crate) fn clear(&mut self, dirty: usize) {
         let n = dirty.min(self.len());
         #[cfg(loom)]
-        shadow::touch(self.addr(), n);
+        crate::shadow::write(self.addr(), n);
         // SAFETY: `n <= len` and the chunk owns `len` writable bytes; `&mut
         // self` proves nobody else holds the chunk (a pooled or reset chunk
         // is reachable by no segment: its session closed, or the arena that
@@ -102,7 +103,7 @@ impl Chunk {
 impl Drop for Chunk {
     fn drop(&mut self) {
         #[cfg(loom)]
-        shadow::free(self.addr(), self.len());
+        crate::shadow::release(self.addr(), self.len());
         // SAFETY: `ptr` was returned by `alloc_zeroed(self.layout)` in `new`
         // and is freed only here, once.
         unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
@@ -153,7 +154,7 @@ pub(crate) unsafe fn carve<'s>(addr: usize, len: usize, session: &'s Session) ->
 #[inline]
 pub(crate) unsafe fn zero(addr: usize, len: usize) {
     #[cfg(loom)]
-    shadow::touch(addr, len);
+    crate::shadow::write(addr, len);
     let p: *mut u8 = core::ptr::with_exposed_provenance_mut(addr);
     // SAFETY: the range is writable, nobody else's and inside one
     // allocation (this function's `# Safety`).
@@ -199,70 +200,6 @@ pub(crate) fn bump_in(cur: usize, end: usize, size: usize, align: usize) -> Opti
     let start = (cur + (align - 1)) & !(align - 1);
     let new = start + size;
     if new <= end { Some((start, new)) } else { None }
-}
-
-/// Loom: the chunk bytes as loom cells, one per 8-byte granule, found by
-/// address in a std thread-local map (every loom thread of a model runs on
-/// the caller's OS thread). The cells are `ManuallyDrop`: a map entry left
-/// behind by a panicking model holds loom objects that must never be
-/// dropped outside a model; a later chunk at the same address replaces it.
-#[cfg(loom)]
-mod shadow {
-    use std::cell::RefCell;
-    use std::collections::BTreeMap;
-    use std::mem::ManuallyDrop;
-    use std::rc::Rc;
-
-    const GRANULE: usize = 8;
-    type Cells = ManuallyDrop<Rc<[loom::cell::UnsafeCell<()>]>>;
-
-    std::thread_local! {
-        static MAP: RefCell<BTreeMap<usize, Cells>> = const { RefCell::new(BTreeMap::new()) };
-    }
-
-    pub(super) fn register(base: usize, len: usize) {
-        let cells: Rc<[loom::cell::UnsafeCell<()>]> = (0..len.div_ceil(GRANULE))
-            .map(|_| loom::cell::UnsafeCell::new(()))
-            .collect();
-        MAP.with(|m| m.borrow_mut().insert(base, ManuallyDrop::new(cells)));
-    }
-
-    fn cells_of(addr: usize) -> Option<(usize, Rc<[loom::cell::UnsafeCell<()>]>)> {
-        MAP.with(|m| {
-            let m = m.borrow();
-            let (base, cells) = m.range(..=addr).next_back()?;
-            (addr < base + cells.len() * GRANULE).then(|| (*base, Rc::clone(cells)))
-        })
-    }
-
-    /// A write of `addr .. addr + len` (loom reports it if it is not
-    /// ordered with the granules' other accesses).
-    pub(super) fn touch(addr: usize, len: usize) {
-        // A failing model unwinds through chunk drops outside its
-        // execution, where loom objects must not be touched.
-        if len == 0 || std::thread::panicking() {
-            return;
-        }
-        let Some((base, cells)) = cells_of(addr) else {
-            return;
-        };
-        let first = (addr - base) / GRANULE;
-        let last = ((addr - base + len - 1) / GRANULE).min(cells.len() - 1);
-        for c in &cells[first..=last] {
-            c.with_mut(|_| ());
-        }
-    }
-
-    /// The chunk is freed: a write of all of it, then its cells go.
-    pub(super) fn free(base: usize, len: usize) {
-        touch(base, len);
-        let c = MAP.with(|m| m.borrow_mut().remove(&base));
-        if let Some(c) = c
-            && !std::thread::panicking()
-        {
-            drop(ManuallyDrop::into_inner(c));
-        }
-    }
 }
 
 #[cfg(test)]

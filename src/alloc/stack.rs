@@ -286,7 +286,19 @@ pub fn frame<R>(f: impl FnOnce(&Frame) -> R) -> R {
             impl Drop for Reset<'_> {
                 fn drop(&mut self) {
                     if self.0.depth.get() == 0 || std::thread::panicking() {
-                        let _ = with_cold(|c| *c = Cold::new());
+                        let _ = with_cold(|c| {
+                            let old = core::mem::replace(c, Cold::new());
+                            // Loom: a failing model (a race the shadow of
+                            // stack memory caught) unwinds here, where the
+                            // old state's loom objects (its session
+                            // handle) must not be touched: leaked.
+                            #[cfg(loom)]
+                            if std::thread::panicking() {
+                                core::mem::forget(old);
+                                return;
+                            }
+                            drop(old);
+                        });
                         self.0.state.set(UNINIT);
                         self.0.depth.set(0);
                         self.0.block.set(0);

@@ -1176,6 +1176,9 @@ impl Bound {
         if self.sym.is_closed() {
             return Err(Error::Closed);
         }
+        // Loom: the expansion calls the address at once: a read of its code.
+        #[cfg(loom)]
+        self.sym.shadow_read();
         Ok(self.sym.address().as_ptr::<()>().cast_const())
     }
 

@@ -6,10 +6,27 @@
 //! session's close unmaps it.
 
 use std::fmt;
-use std::sync::{Arc, Weak};
 
 use super::library::Symbol;
+use crate::sync::{Counted, CountedWeak};
 use crate::{Address, Error, Result, Session};
+
+/// The read + execute mapping, held by the session's close action and by
+/// every [`Symbol`] of it (`Counted`: std's `Arc` outside loom); unmapped
+/// when the last of them drops.
+pub(crate) struct CodeMap {
+    map: memmap2::Mmap,
+}
+
+/// Loom: the unmap. The code range was registered in `crate::shadow` at
+/// map time; it is freed (a write of all, then a tombstone) just before
+/// the mapping drops.
+#[cfg(loom)]
+impl Drop for CodeMap {
+    fn drop(&mut self) {
+        crate::shadow::free(self.map.as_ptr().addr(), self.map.len());
+    }
+}
 
 /// Machine code mapped read + execute, tied to a session.
 ///
@@ -29,7 +46,7 @@ use crate::{Address, Error, Result, Session};
 /// # Ok::<(), memscope::Error>(())
 /// ```
 pub struct ExecutableSegment {
-    map: Weak<memmap2::Mmap>,
+    map: CountedWeak<CodeMap>,
     addr: Address,
     len: usize,
     session: Session,
@@ -81,9 +98,12 @@ impl ExecutableSegment {
         drop(session.enter()?);
         let mut m = memmap2::MmapMut::map_anon(code.len()).map_err(io)?;
         m.copy_from_slice(code);
-        let m = Arc::new(m.make_exec().map_err(io)?);
-        let addr = Address::from_ptr(m.as_ptr());
-        let weak = Arc::downgrade(&m);
+        let map = m.make_exec().map_err(io)?;
+        #[cfg(loom)]
+        crate::shadow::register(map.as_ptr().addr(), map.len());
+        let m = Counted::new(CodeMap { map });
+        let addr = Address::from_ptr(m.map.as_ptr());
+        let weak = Counted::downgrade(&m);
         session.add_close_action(move || drop(m))?;
         Ok(ExecutableSegment {
             map: weak,

@@ -807,6 +807,10 @@ impl Downcall {
         if self.symbol.is_closed() {
             return Err(Error::Closed);
         }
+        // Loom: every call path (libffi, direct, frame, raw) passes here
+        // just before it calls: a read of the code it is about to run.
+        #[cfg(loom)]
+        self.symbol.shadow_read();
         Ok(())
     }
 

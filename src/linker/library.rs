@@ -7,11 +7,12 @@ use std::ffi::c_void;
 use std::fmt;
 
 use crate::segment::Address;
-// std `Arc`/`Weak` (not the loom shim): the loaded-library handle is plain
-// reference counting that loom does not model (it cannot model dlopen), and
-// loom's `Arc` has no `Weak`.
+// `Counted`/`CountedWeak` are std's `Arc`/`Weak` outside loom; under loom
+// they also count in a loom atomic, so the models see every holder's uses
+// (a call through a symbol) happen-before the unload (loom's `Arc` has no
+// `Weak`).
+use crate::sync::{AtomicBool, Counted, CountedWeak, Ordering};
 use crate::{Error, Result, Session};
-use std::sync::Arc;
 
 /// The loaded library behind a [`Library`]; symbols hold it by `Arc`, so it
 /// is unloaded only when the session has closed *and* the last symbol taken
@@ -22,7 +23,27 @@ pub(crate) struct Loaded {
     /// Set by the session's close action: calls through symbols of a
     /// closed library's session fail with `Closed` (the mapping itself
     /// stays while a symbol holds this).
-    closed: std::sync::atomic::AtomicBool,
+    closed: AtomicBool,
+    /// Loom: the stand-in for the library's code and data (a fake range of
+    /// `crate::shadow`, freed when this drops: the `dlclose`), and the
+    /// global segments registered in the shadow at their real addresses.
+    #[cfg(loom)]
+    shadow: usize,
+    #[cfg(loom)]
+    globals: std::sync::Mutex<Vec<(usize, usize)>>,
+}
+
+#[cfg(loom)]
+impl Drop for Loaded {
+    /// The unload (`dlclose` runs when `lib` drops, just after): a write of
+    /// the stand-in and of every global registered, then tombstones.
+    fn drop(&mut self) {
+        crate::shadow::free(self.shadow, 1);
+        let globals = std::mem::take(&mut *self.globals.lock().unwrap_or_else(|e| e.into_inner()));
+        for (addr, len) in globals {
+            crate::shadow::free(addr, len);
+        }
+    }
 }
 
 impl fmt::Debug for Loaded {
@@ -55,9 +76,12 @@ impl fmt::Debug for Loaded {
 pub struct Library {
     /// Weak: the strong reference lives in the session's close action (and
     /// in symbols), so closing the session really unloads the library.
-    loaded: std::sync::Weak<Loaded>,
+    loaded: CountedWeak<Loaded>,
     session: Session,
     name: String,
+    /// Loom: the library's stand-in range (`Loaded::shadow`).
+    #[cfg(loom)]
+    shadow: usize,
 }
 
 impl fmt::Debug for Library {
@@ -67,6 +91,12 @@ impl fmt::Debug for Library {
             .field("session", &self.session)
             .finish()
     }
+}
+
+/// A linker broken twin (`session::broken::Twin`) by name; `false` outside loom.
+#[inline(always)]
+fn twin_on(name: &str) -> bool {
+    crate::session::state::twin_on(name)
 }
 
 fn check_name(what: &str, name: &str) -> Result<()> {
@@ -138,24 +168,40 @@ impl Library {
     }
 
     fn adopt(lib: libloading::Library, name: &str, session: &Session) -> Result<Library> {
-        let loaded = Arc::new(Loaded {
+        #[cfg(loom)]
+        let shadow = crate::shadow::fake_range(1);
+        #[cfg(loom)]
+        crate::shadow::register(shadow, 1);
+        let loaded = Counted::new(Loaded {
             lib,
             name: name.to_owned(),
-            closed: std::sync::atomic::AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            #[cfg(loom)]
+            shadow,
+            #[cfg(loom)]
+            globals: std::sync::Mutex::new(Vec::new()),
         });
-        let weak = Arc::downgrade(&loaded);
+        let weak = Counted::downgrade(&loaded);
         // The close action owns the strong reference: closing drops it
         // (after marking it closed for the symbols that still hold it).
         session.add_close_action(move || {
-            loaded
-                .closed
-                .store(true, std::sync::atomic::Ordering::Release);
+            #[cfg(loom)]
+            if crate::session::state::twin_on("CloseUnloadsUnderSymbols") {
+                // A close that unloads the library itself (`dlclose` at
+                // close), whatever symbols still hold it.
+                crate::shadow::free(loaded.shadow, 1);
+            }
+            if !twin_on("LibraryCloseNoMark") {
+                loaded.closed.store(true, Ordering::Release);
+            }
             drop(loaded)
         })?;
         Ok(Library {
             loaded: weak,
             session: session.clone(),
             name: name.to_owned(),
+            #[cfg(loom)]
+            shadow,
         })
     }
 
@@ -172,7 +218,9 @@ impl Library {
     #[doc(alias = "loaderLookup")]
     pub fn this_process() -> Library {
         // Opened once: every call would otherwise add a close action to the
-        // global session (which never runs them).
+        // global session (which never runs them). (Under loom the static
+        // would hold one model's loom objects: models open libc with
+        // `Library::open` on their own sessions instead.)
         static THIS: std::sync::OnceLock<Library> = std::sync::OnceLock::new();
         THIS.get_or_init(|| {
             let lib: libloading::Library = libloading::os::unix::Library::this().into();
@@ -237,7 +285,15 @@ impl Library {
         &self.session
     }
 
-    fn loaded(&self) -> Result<(Arc<Loaded>, crate::session::Access<'_>)> {
+    /// Loom: the library's stand-in range in `crate::shadow` (live from the
+    /// load to the unload), for the models' asserts.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn loom_shadow(&self) -> usize {
+        self.shadow
+    }
+
+    fn loaded(&self) -> Result<(Counted<Loaded>, crate::session::Access<'_>)> {
         let access = self.session.enter()?;
         // Inside the access the close action cannot have run yet (close
         // drains plain accesses before running actions), so the upgrade only
@@ -272,7 +328,13 @@ impl Library {
                 addr: Address::from_ptr(*s as *const u8),
                 name: name.to_owned(),
                 _keep: None,
-                lib: Some(loaded.clone()),
+                lib: if twin_on("SymbolNoLibraryHold") {
+                    None
+                } else {
+                    Some(loaded.clone())
+                },
+                #[cfg(loom)]
+                shadow: loaded.shadow,
             }),
             Err(_) => Err(Error::SymbolNotFound {
                 name: name.to_owned(),
@@ -321,6 +383,18 @@ impl Library {
         session: &'s Session,
     ) -> Result<crate::Segment<'s>> {
         let sym = self.lookup(name)?;
+        // Loom: the object's bytes, shadowed until the library unloads.
+        #[cfg(loom)]
+        if let Some(l) = &sym.lib
+            && size > 0
+            && !crate::shadow::is_live(sym.address().get())
+        {
+            crate::shadow::register(sym.address().get(), size);
+            l.globals
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((sym.address().get(), size));
+        }
         // SAFETY: the caller vouches for size and lifetime (# Safety); writes
         // are only allowed where the mapping is writable (below).
         let mut seg = unsafe { crate::Segment::from_raw(sym.address(), size, session) }?;
@@ -592,11 +666,16 @@ pub struct Symbol {
     _keep: Option<Keep>,
     /// The library a looked-up symbol came from (keeps it mapped; its
     /// `closed` flag says whether the library's session has closed).
-    lib: Option<Arc<Loaded>>,
+    lib: Option<Counted<Loaded>>,
+    /// Loom: the shadow address a call through this symbol reads before it
+    /// runs (its library's stand-in, or the code's own address).
+    #[cfg(loom)]
+    shadow: usize,
 }
 
-/// A reference that keeps a symbol's memory mapped.
-pub(crate) type Keep = Arc<dyn std::any::Any + Send + Sync>;
+/// A reference that keeps a symbol's memory mapped (an executable
+/// mapping; a symbol of a library holds its `Loaded` instead).
+pub(crate) type Keep = Counted<super::code::CodeMap>;
 
 impl fmt::Debug for Symbol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -639,6 +718,8 @@ impl Symbol {
             name: format!("{addr}"),
             _keep: None,
             lib: None,
+            #[cfg(loom)]
+            shadow: addr.0,
         })
     }
 
@@ -709,6 +790,8 @@ impl Symbol {
         Ok(TypedFn {
             f,
             _symbol: std::marker::PhantomData,
+            #[cfg(loom)]
+            sym: self,
         })
     }
 
@@ -717,9 +800,31 @@ impl Symbol {
         Symbol {
             addr,
             name,
-            _keep: Some(keep),
+            _keep: if twin_on("CodeSymbolNoKeep") {
+                None
+            } else {
+                Some(keep)
+            },
             lib: None,
+            #[cfg(loom)]
+            shadow: addr.0,
         }
+    }
+
+    /// Loom: a read of what a call through this symbol runs (its library's
+    /// stand-in range, or the code at its address): every call path reads
+    /// it just before it calls, so a call into unloaded or unmapped code is
+    /// a "use after unmap/unload" or a race with the unload in the model.
+    #[cfg(loom)]
+    pub(crate) fn shadow_read(&self) {
+        crate::shadow::read(self.shadow, 1);
+    }
+
+    /// Loom: the library's stand-in address (`Library::loom_shadow`).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn loom_shadow(&self) -> usize {
+        self.shadow
     }
 
     /// Whether the session of the library this symbol was looked up in has
@@ -743,7 +848,7 @@ impl Symbol {
     pub fn is_closed(&self) -> bool {
         self.lib
             .as_ref()
-            .is_some_and(|l| l.closed.load(std::sync::atomic::Ordering::Acquire))
+            .is_some_and(|l| l.closed.load(Ordering::Acquire))
     }
 }
 
@@ -765,6 +870,9 @@ impl Symbol {
 pub struct TypedFn<'sym, F> {
     f: F,
     _symbol: std::marker::PhantomData<&'sym Symbol>,
+    /// Loom: the symbol, whose code `get` reads in the shadow.
+    #[cfg(loom)]
+    sym: &'sym Symbol,
 }
 
 impl<F: Copy> TypedFn<'_, F> {
@@ -781,6 +889,8 @@ impl<F: Copy> TypedFn<'_, F> {
     /// ```
     #[inline(always)]
     pub fn get(&self) -> F {
+        #[cfg(loom)]
+        self.sym.shadow_read();
         self.f
     }
 }
@@ -789,6 +899,8 @@ impl<F> std::ops::Deref for TypedFn<'_, F> {
     type Target = F;
     #[inline(always)]
     fn deref(&self) -> &F {
+        #[cfg(loom)]
+        self.sym.shadow_read();
         &self.f
     }
 }

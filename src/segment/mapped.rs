@@ -113,10 +113,22 @@ impl<'s> Segment<'s> {
             "memmap2 mapped {} bytes, asked {len}",
             map.len()
         );
+        // Loom: the mapping's bytes, shadowed from here to the unmap (the
+        // shadow is freed, a write of every byte then a tombstone, just
+        // before the mapping drops).
+        #[cfg(loom)]
+        let map = crate::shadow::Shadowed::new(map, ptr.as_ptr().addr(), len);
         // The close action owns the mapping: unmapped exactly when the
         // session frees its memory. If the session closed meanwhile, the
         // action already ran (unmapped) and we report Closed.
-        session.add_close_action(move || drop(map))?;
+        let owned = session.add_close_action(move || drop(map));
+        #[cfg(loom)]
+        if owned.is_err() && crate::session::state::twin_on("MapUnmapOnClosed") {
+            // A map_file that also unmaps the mapping itself when the
+            // close action was refused (which already ran it).
+            crate::shadow::free(ptr.as_ptr().addr(), len);
+        }
+        owned?;
         let raw = RawSegment { ptr, len };
         // SAFETY: `ptr .. ptr + len` is a live mapping of `len` bytes that
         // stays mapped until the session's close actions run; the file is

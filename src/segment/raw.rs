@@ -10,6 +10,20 @@
 use crate::error::{Error, Result};
 use core::ptr::NonNull;
 
+/// Loom: the bytes an access below really reads (`shadow::read`) or
+/// writes (`shadow::write`), so a model sees every segment access to
+/// memory loom cannot see (chunks, mappings, library data) where it
+/// happens. Nothing outside loom.
+#[cfg(loom)]
+#[inline(always)]
+fn seen(p: *const u8, len: usize, write: bool) {
+    if write {
+        crate::shadow::write(p.addr(), len)
+    } else {
+        crate::shadow::read(p.addr(), len)
+    }
+}
+
 /// Address + length, no lifetime. `Copy`; the safe wrapper adds the rules.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RawSegment {
@@ -165,11 +179,15 @@ macro_rules! int_primitive {
         unsafe impl Primitive for $t {
             #[inline(always)]
             unsafe fn read_raw(p: *const u8) -> Self {
+                #[cfg(loom)]
+                seen(p, Self::SIZE, false);
                 // SAFETY: the caller guarantees SIZE readable bytes at `p`.
                 unsafe { p.cast::<$t>().read_unaligned() }
             }
             #[inline(always)]
             unsafe fn write_raw(self, p: *mut u8) {
+                #[cfg(loom)]
+                seen(p, Self::SIZE, true);
                 // SAFETY: the caller guarantees SIZE writable bytes at `p`.
                 unsafe { p.cast::<$t>().write_unaligned(self) }
             }
@@ -179,6 +197,8 @@ macro_rules! int_primitive {
             }
             #[inline(always)]
             unsafe fn read_slice_raw(src: *const u8, dst: &mut [Self]) {
+                #[cfg(loom)]
+                seen(src, core::mem::size_of_val(dst), false);
                 // SAFETY: the caller guarantees `dst.len() * SIZE` readable
                 // bytes at `src`, not overlapping `dst`; every bit pattern is
                 // a valid integer, so a byte copy makes valid values.
@@ -208,11 +228,15 @@ macro_rules! float_primitive {
             const IS_FLOAT: bool = true;
             #[inline(always)]
             unsafe fn read_raw(p: *const u8) -> Self {
+                #[cfg(loom)]
+                seen(p, Self::SIZE, false);
                 // SAFETY: the caller guarantees SIZE readable bytes at `p`.
                 unsafe { p.cast::<$t>().read_unaligned() }
             }
             #[inline(always)]
             unsafe fn write_raw(self, p: *mut u8) {
+                #[cfg(loom)]
+                seen(p, Self::SIZE, true);
                 // SAFETY: the caller guarantees SIZE writable bytes at `p`.
                 unsafe { p.cast::<$t>().write_unaligned(self) }
             }
@@ -222,6 +246,8 @@ macro_rules! float_primitive {
             }
             #[inline(always)]
             unsafe fn read_slice_raw(src: *const u8, dst: &mut [Self]) {
+                #[cfg(loom)]
+                seen(src, core::mem::size_of_val(dst), false);
                 // SAFETY: as for the integers: readable, non-overlapping,
                 // and every bit pattern is a valid float.
                 unsafe {
@@ -245,11 +271,15 @@ impl private::Sealed for bool {}
 unsafe impl Primitive for bool {
     #[inline(always)]
     unsafe fn read_raw(p: *const u8) -> Self {
+        #[cfg(loom)]
+        seen(p, 1, false);
         // SAFETY: the caller guarantees one readable byte at `p`.
         unsafe { p.read() != 0 }
     }
     #[inline(always)]
     unsafe fn write_raw(self, p: *mut u8) {
+        #[cfg(loom)]
+        seen(p, 1, true);
         // SAFETY: the caller guarantees one writable byte at `p`.
         unsafe { p.write(self as u8) }
     }
@@ -264,11 +294,15 @@ impl private::Sealed for super::Address {}
 unsafe impl Primitive for super::Address {
     #[inline(always)]
     unsafe fn read_raw(p: *const u8) -> Self {
+        #[cfg(loom)]
+        seen(p, Self::SIZE, false);
         // SAFETY: the caller guarantees size_of::<usize>() readable bytes.
         super::Address(unsafe { p.cast::<usize>().read_unaligned() })
     }
     #[inline(always)]
     unsafe fn write_raw(self, p: *mut u8) {
+        #[cfg(loom)]
+        seen(p, Self::SIZE, true);
         // SAFETY: the caller guarantees size_of::<usize>() writable bytes.
         unsafe { p.cast::<usize>().write_unaligned(self.0) }
     }
@@ -296,6 +330,8 @@ unsafe impl Numeric for super::Address {}
 /// for `'a`).
 #[inline(always)]
 pub(crate) unsafe fn bytes<'a>(p: *const u8, len: usize) -> &'a [u8] {
+    #[cfg(loom)]
+    seen(p, len, false);
     // SAFETY: the caller's duty, see above; `p` is non-null and in bounds
     // (from `RawSegment::check`, which never returns null).
     unsafe { core::slice::from_raw_parts(p, len) }
@@ -309,6 +345,8 @@ pub(crate) unsafe fn bytes<'a>(p: *const u8, len: usize) -> &'a [u8] {
 /// read-only mapping) and not accessed through any other path for `'a`.
 #[inline(always)]
 pub(crate) unsafe fn bytes_mut<'a>(p: *mut u8, len: usize) -> &'a mut [u8] {
+    #[cfg(loom)]
+    seen(p, len, true);
     // SAFETY: the caller's duty, see above.
     unsafe { core::slice::from_raw_parts_mut(p, len) }
 }
@@ -325,6 +363,8 @@ pub(crate) unsafe fn values<'a, T: Numeric>(p: *const u8, n: usize) -> &'a [T] {
         // A zero-size segment's address may be unaligned (even NULL).
         return &[];
     }
+    #[cfg(loom)]
+    seen(p, n * T::SIZE, false);
     debug_assert!(
         (p as usize).is_multiple_of(T::ALIGN),
         "{p:p} not aligned to {}",
@@ -345,6 +385,8 @@ pub(crate) unsafe fn values_mut<'a, T: Numeric>(p: *mut u8, n: usize) -> &'a mut
     if n == 0 {
         return &mut [];
     }
+    #[cfg(loom)]
+    seen(p, n * T::SIZE, true);
     debug_assert!(
         (p as usize).is_multiple_of(T::ALIGN),
         "{p:p} not aligned to {}",
@@ -362,6 +404,11 @@ pub(crate) unsafe fn values_mut<'a, T: Numeric>(p: *mut u8, n: usize) -> &'a mut
 /// not accessed by another thread during the call.
 #[inline(always)]
 pub(crate) unsafe fn copy(src: *const u8, dst: *mut u8, len: usize) {
+    #[cfg(loom)]
+    {
+        seen(src, len, false);
+        seen(dst, len, true);
+    }
     // SAFETY: the caller's duty; `ptr::copy` allows overlap.
     unsafe { core::ptr::copy(src, dst, len) }
 }
@@ -373,6 +420,8 @@ pub(crate) unsafe fn copy(src: *const u8, dst: *mut u8, len: usize) {
 /// `p .. p + len` writable, live and not accessed by another thread.
 #[inline(always)]
 pub(crate) unsafe fn fill(p: *mut u8, byte: u8, len: usize) {
+    #[cfg(loom)]
+    seen(p, len, true);
     // SAFETY: the caller's duty.
     unsafe { core::ptr::write_bytes(p, byte, len) }
 }
@@ -385,6 +434,8 @@ pub(crate) unsafe fn fill(p: *mut u8, byte: u8, len: usize) {
 /// thread, and not overlapping `src`.
 #[inline(always)]
 pub(crate) unsafe fn write_slice<T: Primitive>(src: &[T], dst: *mut u8) {
+    #[cfg(loom)]
+    seen(dst, core::mem::size_of_val(src), true);
     // SAFETY: the caller's duty. Every `Primitive` is plain data without
     // padding (its `# Safety`), so its bytes are initialised; `bool` is 0/1.
     unsafe {
@@ -399,6 +450,8 @@ pub(crate) unsafe fn write_slice<T: Primitive>(src: &[T], dst: *mut u8) {
 ///
 /// `p .. p + len` readable and live.
 pub(crate) unsafe fn touch_pages(p: *const u8, len: usize, page: usize) {
+    #[cfg(loom)]
+    seen(p, len, false);
     let mut off = 0;
     while off < len {
         // SAFETY: `off < len`, so the byte is inside the range (caller's duty).
@@ -446,6 +499,10 @@ atomic_cell!(
 /// live for `'a`, and accessed by nothing but atomic operations for `'a`.
 #[inline(always)]
 pub(crate) unsafe fn atomic<'a, A: AtomicCell>(p: *mut u8) -> &'a A {
+    // Atomic operations only read the shadow: two threads' atomics on
+    // the same bytes are no race, a free under them is.
+    #[cfg(loom)]
+    seen(p, A::SIZE, false);
     debug_assert!(
         (p as usize).is_multiple_of(A::ALIGN),
         "{p:p} not aligned to {}",
@@ -525,6 +582,8 @@ pub(crate) unsafe fn msync(p: *mut u8, len: usize) -> std::io::Result<()> {
     if len == 0 {
         return Ok(());
     }
+    #[cfg(loom)]
+    seen(p, len, false);
     #[cfg(unix)]
     {
         let page = page_size();

@@ -195,6 +195,22 @@ pub mod broken {
         /// A downcall whose only held arguments are upcall stubs takes the
         /// no-hold fast path (the stubs' sessions can close mid-call).
         StubArgNotHeld,
+        /// `Segment::map_file` unmaps the mapping itself when the session
+        /// refused its close action (which had already run it): unmapped
+        /// twice.
+        MapUnmapOnClosed,
+        /// The library's close action does not mark it closed (calls
+        /// through held symbols keep running after the close).
+        LibraryCloseNoMark,
+        /// The library's close action unloads it (`dlclose`) although
+        /// symbols still hold it.
+        CloseUnloadsUnderSymbols,
+        /// `Library::lookup` hands out symbols that do not hold the loaded
+        /// library (it can unload under a call through one).
+        SymbolNoLibraryHold,
+        /// `ExecutableSegment::symbol` hands out symbols that do not hold
+        /// the executable mapping (it can unmap under a call).
+        CodeSymbolNoKeep,
     }
 
     /// Runs `f` with `twin` switched on for this OS thread (every loom thread
