@@ -177,6 +177,17 @@ pub mod broken {
         /// `UpcallStub::as_fn` hands out the code pointer without entering
         /// the stub's session (a closed stub's freed code).
         AsFnNoEnter,
+        /// A shared user window that takes the shard word's path (this
+        /// thread's slot is busy) is not recorded: a close from inside it
+        /// waits for itself.
+        WindowUnrecorded,
+        /// A `close_blocking` woken from its wait retries without checking
+        /// whether another closer closed the session meanwhile (it closes a
+        /// closed session a second time).
+        WokenCloseSkipsClosedCheck,
+        /// A close that fails with `Busy` leaves CLOSING set (acquirers
+        /// waiting on its decision wait for good).
+        BusyKeepsClosing,
     }
 
     /// Runs `f` with `twin` switched on for this OS thread (every loom thread
@@ -653,7 +664,9 @@ impl Core {
                     return r;
                 }
                 let i = self.enter()?;
-                windows::note(self);
+                if !broken!(WindowUnrecorded) {
+                    windows::note(self);
+                }
                 Ok(i)
             }
         }
@@ -724,6 +737,9 @@ impl Core {
         let mut busy = 0usize;
         for s in self.shards.iter() {
             busy += guards(s.fetch_or(CLOSING, Ordering::AcqRel));
+        }
+        if busy > 0 && broken!(BusyKeepsClosing) {
+            return Err(busy);
         }
         if busy > 0 {
             for s in self.shards.iter() {
@@ -829,7 +845,7 @@ impl Core {
                             t
                         }
                     };
-                    if ctl.closed {
+                    if ctl.closed && !broken!(WokenCloseSkipsClosedCheck) {
                         ctl.waiters -= 1;
                         return Err(Error::Closed);
                     }
