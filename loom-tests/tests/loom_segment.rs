@@ -27,28 +27,33 @@ fn setup() -> (Session, Arc<Memory>, Address) {
     (s, m, Address::from_ptr(buf.as_mut_ptr()))
 }
 
-/// A segment read under an acquire guard vs close: close is Busy (nothing
-/// freed) or the acquire fails with Closed.
+/// A segment read under an acquire guard on each of two threads vs close:
+/// close is Busy (nothing freed) or the acquire fails with Closed.
 fn guarded_read_vs_close() {
     model(|| {
         let (s, m, addr) = setup();
-        let s2 = s.clone();
-        let m2 = m.clone();
-        let t = thread::spawn(move || {
-            // SAFETY: the leaked buffer is never freed nor used elsewhere.
-            let seg = unsafe { Segment::from_raw(addr, 8, &s2) }.unwrap();
-            if let Ok(g) = s2.acquire() {
-                let v = seg.guarded(&g).unwrap();
-                assert_eq!(v.get::<u64>(0).unwrap(), 7);
-                m2.read();
-                drop(g);
-            }
-        });
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let (s2, m2) = (s.clone(), m.clone());
+                thread::spawn(move || {
+                    // SAFETY: the leaked buffer is never freed, and only read.
+                    let seg = unsafe { Segment::from_raw(addr, 8, &s2) }.unwrap();
+                    if let Ok(g) = s2.acquire() {
+                        let v = seg.guarded(&g).unwrap();
+                        assert_eq!(v.get::<u64>(0).unwrap(), 7);
+                        m2.read();
+                        drop(g);
+                    }
+                })
+            })
+            .collect();
         match s.close() {
             Ok(()) | Err(Error::Busy { .. }) => {}
             Err(e) => panic!("unexpected {e}"),
         }
-        t.join().unwrap();
+        for t in ts {
+            t.join().unwrap();
+        }
     });
 }
 
@@ -221,25 +226,31 @@ fn twin_relaxed_release_is_caught_by_guarded_read() {
 
 /// An unguarded `get` on the fast path (the session's gate already has
 /// USED, so the read's enter is a slot store, the light fence and a gate
-/// load: no read-modify-write) vs close (issue 15).
+/// load: no read-modify-write) on two threads vs close (issue 15).
 fn fast_unguarded_read_vs_close() {
     model(|| {
         let (s, m, addr) = setup();
         drop(s.enter().unwrap());
         let m2 = m.clone();
         loom_hook::set(move || m2.read());
-        let s2 = s.clone();
-        let t = thread::spawn(move || {
-            // SAFETY: the leaked buffer is never freed nor used elsewhere.
-            let seg = unsafe { Segment::from_raw(addr, 8, &s2) }.unwrap();
-            match seg.get::<u64>(0) {
-                Ok(v) => assert_eq!(v, 7),
-                Err(Error::Closed) => {}
-                Err(e) => panic!("unexpected {e}"),
-            }
-        });
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let s2 = s.clone();
+                thread::spawn(move || {
+                    // SAFETY: the leaked buffer is never freed, and only read.
+                    let seg = unsafe { Segment::from_raw(addr, 8, &s2) }.unwrap();
+                    match seg.get::<u64>(0) {
+                        Ok(v) => assert_eq!(v, 7),
+                        Err(Error::Closed) => {}
+                        Err(e) => panic!("unexpected {e}"),
+                    }
+                })
+            })
+            .collect();
         let r = s.close();
-        t.join().unwrap();
+        for t in ts {
+            t.join().unwrap();
+        }
         loom_hook::clear();
         r.unwrap();
     });
@@ -258,26 +269,33 @@ fn twin_enter_no_fence_is_caught_by_an_unguarded_read() {
 
 /// `read_range` (one check, then the caller's closure on a plain slice,
 /// inside a user window) vs close: the closure's read completes before the
-/// free, or `read_range` fails with Closed; close is `Ok` (issue 15).
+/// free, or `read_range` fails with Closed; close is `Ok` (issue 15). Two
+/// threads, each with its own window.
 fn read_range_vs_close() {
     model(|| {
         let (s, m, addr) = setup();
         drop(s.enter().unwrap());
-        let (s2, m2) = (s.clone(), m.clone());
-        let t = thread::spawn(move || {
-            // SAFETY: the leaked buffer is never freed nor used elsewhere.
-            let seg = unsafe { Segment::from_raw(addr, 8, &s2) }.unwrap();
-            match seg.read_range::<u64, _>(0, 1, |xs| {
-                m2.read();
-                xs[0]
-            }) {
-                Ok(v) => assert_eq!(v, 7),
-                Err(Error::Closed) => {}
-                Err(e) => panic!("unexpected {e}"),
-            }
-        });
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let (s2, m2) = (s.clone(), m.clone());
+                thread::spawn(move || {
+                    // SAFETY: the leaked buffer is never freed, and only read.
+                    let seg = unsafe { Segment::from_raw(addr, 8, &s2) }.unwrap();
+                    match seg.read_range::<u64, _>(0, 1, |xs| {
+                        m2.read();
+                        xs[0]
+                    }) {
+                        Ok(v) => assert_eq!(v, 7),
+                        Err(Error::Closed) => {}
+                        Err(e) => panic!("unexpected {e}"),
+                    }
+                })
+            })
+            .collect();
         let r = s.close();
-        t.join().unwrap();
+        for t in ts {
+            t.join().unwrap();
+        }
         r.unwrap();
     });
 }
