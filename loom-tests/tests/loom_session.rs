@@ -938,19 +938,31 @@ fn confined_foreign_add_vs_owner_close() {
             drop(s2);
             // Maybe the recycled core (if that drop was the last).
             let n = Session::confined();
-            let g = n.acquire().expect("a new confined session refuses its creator");
+            let g = n
+                .acquire()
+                .expect("a new confined session refuses its creator");
             drop(g);
             n.close().unwrap();
         });
-        assert!(s.__withdraw_close_action(mine), "the owner could not withdraw");
+        assert!(
+            s.__withdraw_close_action(mine),
+            "the owner could not withdraw"
+        );
         s.close().unwrap();
         drop(s);
         // Maybe the recycled core.
         let n = Session::confined();
-        drop(n.enter().expect("a new confined session refuses its creator"));
+        drop(
+            n.enter()
+                .expect("a new confined session refuses its creator"),
+        );
         n.close().unwrap();
         t.join().unwrap();
-        assert_eq!(runs.load(Ordering::Relaxed), 1, "withdrawn ran or kept lost");
+        assert_eq!(
+            runs.load(Ordering::Relaxed),
+            1,
+            "withdrawn ran or kept lost"
+        );
         assert!(!m.is_live());
     });
 }
@@ -993,7 +1005,10 @@ fn confined_keep_released_elsewhere() {
             // If that drop was `k`'s last, this thread's pool holds its
             // core: a confined session of this thread must be its own.
             let n = Session::confined();
-            drop(n.acquire().expect("a recycled confined core refuses its creator"));
+            drop(
+                n.acquire()
+                    .expect("a recycled confined core refuses its creator"),
+            );
             n.close().unwrap();
         });
         let (k3, c3) = (k.clone(), c.clone());

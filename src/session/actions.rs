@@ -219,7 +219,10 @@ mod tests {
             Action::Boxed(f) => f(),
             Action::Hook(_) => unreachable!("only boxed actions here"),
         }
-        ran.lock().unwrap().pop().expect("the action records its id")
+        ran.lock()
+            .unwrap()
+            .pop()
+            .expect("the action records its id")
     }
 
     proptest! {

@@ -110,7 +110,11 @@ mod tests {
         remove(b, c);
         with_graph(|g| {
             for n in [a, b, c] {
-                assert!(!g.contains_key(&n), "{n} left in the graph: {:?}", g.get(&n));
+                assert!(
+                    !g.contains_key(&n),
+                    "{n} left in the graph: {:?}",
+                    g.get(&n)
+                );
             }
         });
     }
