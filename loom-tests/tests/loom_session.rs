@@ -949,6 +949,16 @@ fn confined_foreign_add_vs_owner_close() {
             "the owner could not withdraw"
         );
         s.close().unwrap();
+        // Registered after the close: runs at once, and says Closed.
+        let r3 = runs.clone();
+        let late = s.add_close_action(move || {
+            r3.fetch_add(100, Ordering::Relaxed);
+        });
+        assert_eq!(
+            late,
+            Err(Error::Closed),
+            "an action registered after close was kept"
+        );
         drop(s);
         // Maybe the recycled core.
         let n = Session::confined();
@@ -960,7 +970,7 @@ fn confined_foreign_add_vs_owner_close() {
         t.join().unwrap();
         assert_eq!(
             runs.load(Ordering::Relaxed),
-            1,
+            101,
             "withdrawn ran or kept lost"
         );
         assert!(!m.is_live());
@@ -970,6 +980,15 @@ fn confined_foreign_add_vs_owner_close() {
 #[test]
 fn loom_confined_foreign_add_vs_owner_close() {
     confined_foreign_add_vs_owner_close();
+}
+
+#[test]
+#[should_panic(expected = "an action registered after close was kept")]
+fn twin_confined_close_unmarked_is_caught() {
+    with_twin(
+        Twin::ConfinedCloseUnmarked,
+        confined_foreign_add_vs_owner_close,
+    );
 }
 
 #[test]

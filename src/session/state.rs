@@ -188,6 +188,10 @@ pub mod broken {
         /// A close that fails with `Busy` leaves CLOSING set (acquirers
         /// waiting on its decision wait for good).
         BusyKeepsClosing,
+        /// A confined close leaves the unlocked control block's `closed`
+        /// unset (an action registered after the close is kept instead of
+        /// run at once).
+        ConfinedCloseUnmarked,
     }
 
     /// Runs `f` with `twin` switched on for this OS thread (every loom thread
@@ -887,7 +891,7 @@ impl Core {
         // SAFETY: a confined core's `ctl` is touched only by its owner thread
         // (this one: check_closeable ran) or while uniquely held (recycle,
         // drop), which happens-before/after through the Arc. See `Core`.
-        unsafe { with_unlocked(&self.ctl, |c| c.closed = true) };
+        unsafe { with_unlocked(&self.ctl, |c| c.closed = !broken!(ConfinedCloseUnmarked)) };
         // SAFETY: as above.
         unsafe { self.run_actions_unlocked() }
     }
