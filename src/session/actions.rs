@@ -226,7 +226,12 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
+        #![proptest_config(ProptestConfig {
+            cases: if cfg!(miri) { 4 } else { 256 },
+            // Miri's isolation forbids the file system (regression files).
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
 
         /// Against a plain model (every registration in order, with a
         /// withdrawn flag): `live()` is the count of live actions, `pop`
