@@ -227,7 +227,7 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig {
-            cases: if cfg!(miri) { 4 } else { 256 },
+            cases: if cfg!(miri) { 2 } else { 256 },
             // Miri's isolation forbids the file system (regression files).
             failure_persistence: None,
             ..ProptestConfig::default()
