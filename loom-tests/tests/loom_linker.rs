@@ -152,10 +152,21 @@ fn last_handle_drop_vs_upcall(confined: bool) {
         let stub = StubCore::of(&s);
         // SAFETY: the session is open (this thread holds its handle).
         let entered = unsafe { stub.enter() }.unwrap();
-        let t = thread::spawn(move || drop(s)); // the last handle
+        let s2 = s.clone();
+        let t1 = thread::spawn(move || drop(s)); // maybe the last handle
+        // Two more handles, made and dropped on another thread: any of the
+        // three drops can be the last. (Measured: with a plain access of
+        // the session here instead, loom no longer reported the twin
+        // `UpcallNoHandle`, so this thread only churns the count.)
+        let t2 = thread::spawn(move || {
+            let s3 = s2.clone();
+            drop(s2);
+            drop(s3); // maybe the last handle
+        });
         touch(&m); // the closure's data
         drop(entered);
-        t.join().unwrap();
+        t1.join().unwrap();
+        t2.join().unwrap();
         assert!(!m.is_live());
     });
 }
@@ -226,15 +237,23 @@ fn last_handle_drop_inside_upcall() {
     use memscope::linker::protocol::hooks::StubCore;
     model(|| {
         let (s, m) = session_with_memory();
-        let s2 = s.clone();
+        let (s2, s3, m3) = (s.clone(), s.clone(), m.clone());
         let stub = StubCore::of(&s);
         // SAFETY: the session is open (this thread holds a handle).
         let entered = unsafe { stub.enter() }.unwrap();
         let t = thread::spawn(move || drop(s2));
+        // A plain access through a third handle, then its drop.
+        let t3 = thread::spawn(move || {
+            let a = s3.enter().expect("open: a handle is held");
+            touch(&m3);
+            drop(a);
+            drop(s3);
+        });
         drop::<Session>(s); // maybe the last handle, inside the upcall
         touch(&m);
         drop(entered);
         t.join().unwrap();
+        t3.join().unwrap();
         assert!(!m.is_live());
     });
 }

@@ -387,6 +387,12 @@ fn loom_close_vs_close_blocking() {
     close_vs_close_blocking();
 }
 
+#[test]
+#[should_panic(expected = "close succeeded 2 times")]
+fn twin_woken_close_skipping_its_closed_check_is_caught() {
+    with_twin(Twin::WokenCloseSkipsClosedCheck, close_vs_close_blocking);
+}
+
 // ----- 10. acquire after a failed close --------------------------------------------------
 
 /// A close that fails with Busy rolls back: acquirers that waited on it
@@ -418,12 +424,30 @@ fn loom_busy_close_rolls_back() {
     busy_close_rolls_back();
 }
 
+#[test]
+#[should_panic]
+fn twin_busy_close_keeping_closing_is_caught() {
+    // The acquirer waits for good on a decision already made: loom reports
+    // the endless retry (or main's later close makes it fail).
+    with_twin(Twin::BusyKeepsClosing, busy_close_rolls_back);
+}
+
 // ----- 11. the last handles drop at once; cores are recycled -----------------------------
 
 /// Two threads drop their handles (after a plain access) while main drops
 /// its own: whichever drop is last closes the session, exactly once, after
 /// every access; then a new session on main (maybe a recycled core) starts
 /// open and empty.
+///
+/// No twin of its own: the handle count's twins (`HandleRelaxedDrop`,
+/// `HandleNoAcquireFence`) are switched at the same site and caught by
+/// `last_handles_drop_after_adding_actions` and
+/// `confined_keep_released_elsewhere` (measured: not by this model, whose
+/// readers touch nothing the last drop's close writes without an ordering
+/// of its own); its other half, the reset and revival of a recycled core,
+/// cannot have one (broken twins run without the core pool, so that a
+/// failing model leaves no loom object in a thread-local): mutations S43,
+/// S44 (reset) and S45 (revive) check it on the real source.
 fn last_handles_drop_at_once() {
     model("last_handles_drop_at_once", || {
         let (s, m) = session_with_memory();
@@ -473,7 +497,8 @@ fn loom_last_handles_drop_at_once() {
 /// and an upcall window, entered through the stub's raw core pointer) while
 /// another thread drops a handle: the close is `InUse` and frees nothing;
 /// the memory is freed exactly once, after the windows end, by whichever
-/// thread drops the last handle.
+/// thread drops the last handle. A second thread tries to close and to
+/// enter the session from outside (`WrongThread`) and drops its handle.
 fn confined_window_vs_close_from_inside() {
     use memscope::linker::protocol::hooks::StubCore;
     model("confined_window_vs_close_from_inside", || {
@@ -482,6 +507,13 @@ fn confined_window_vs_close_from_inside() {
         loom_tests::free_on_close(&s, &m);
         let s2 = s.clone();
         let t = thread::spawn(move || drop(s2));
+        let s3 = s.clone();
+        let t3 = thread::spawn(move || {
+            let close = s3.close();
+            let enter = s3.enter().map(drop);
+            drop(s3);
+            (close, enter)
+        });
         let in_enter = {
             let a = s.enter().unwrap();
             let r = s.close();
@@ -509,6 +541,12 @@ fn confined_window_vs_close_from_inside() {
         // Joined before any assertion: a failing model must not leave a
         // thread (and its handle) behind.
         t.join().unwrap();
+        let (close, enter) = t3.join().unwrap();
+        assert!(
+            matches!(close, Err(Error::WrongThread { .. }))
+                && matches!(enter, Err(Error::WrongThread { .. })),
+            "a foreign thread closed or entered a confined session: {close:?} {enter:?}"
+        );
         assert_eq!(
             (in_enter, in_upcall),
             (Err(Error::InUse), Err(Error::InUse)),
@@ -563,6 +601,54 @@ fn loom_shared_window_vs_close_from_inside() {
 #[should_panic]
 fn twin_shared_close_inside_its_window_is_caught() {
     with_twin(Twin::CloseInsideWindow, shared_window_vs_close_from_inside);
+}
+
+/// The same on the shard word's path: main's one slot is busy (it is
+/// inside another session), so its window on `s` is a read-modify-write of
+/// the shard word plus a record in the thread's window list. A close from
+/// inside is `InUse` (not a wait for itself); once the window has ended, a
+/// close from main succeeds (the record went with the window), while
+/// another thread's plain access races that close.
+fn shared_fallback_window_vs_close_from_inside() {
+    model("shared_fallback_window_vs_close_from_inside", || {
+        let (s, m) = session_with_memory();
+        let other = Session::shared();
+        let (s2, m2) = (s.clone(), m.clone());
+        let t = thread::spawn(move || match s2.enter() {
+            Ok(a) => {
+                m2.read();
+                drop(a);
+            }
+            Err(e) => assert_eq!(e, Error::Closed),
+        });
+        let outer = other.enter().expect("open"); // takes main's one slot
+        let a = s.enter().expect("open");
+        let inside = s.close();
+        m.read();
+        drop(a);
+        drop(outer);
+        let after = s.close();
+        t.join().unwrap();
+        assert_eq!(inside, Err(Error::InUse), "a close from inside its window");
+        assert_eq!(after, Ok(()), "a close after the window ended");
+        assert!(!m.is_live());
+    });
+}
+
+#[test]
+fn loom_shared_fallback_window_vs_close_from_inside() {
+    shared_fallback_window_vs_close_from_inside();
+}
+
+#[test]
+#[should_panic]
+fn twin_window_unrecorded_is_caught() {
+    // The close from inside waits for its own window: loom reports the
+    // endless wait (its drain spins through the shim's yield).
+    with_twin(
+        Twin::WindowUnrecorded,
+        shared_fallback_window_vs_close_from_inside,
+    );
 }
 
 // ----- withdrawing a close action vs close (issue 12) --------------------------------
@@ -772,36 +858,137 @@ fn twin_no_enter_drain_is_caught_on_the_fallback_path() {
 
 // ----- issue 13: the confined paths run unlocked under loom ------------------------
 
-/// The owner of a confined session closes it while another thread tries to
-/// register a close action: the foreign call is `WrongThread` and touches
-/// nothing; the owner's action runs once. The shim's `with_unlocked` is a
-/// tracked loom-cell access without the lock (as in the real build), so a
-/// foreign access to the confined control block is a causality violation
-/// (twin `NoOwnerCheck`: with a locking shim it went unseen).
+/// A handle that is leaked, not dropped, when its thread unwinds: a twin's
+/// failure inside an unlocked access of the control block leaves loom's
+/// cell marked as in use, and a last-handle drop during that unwind would
+/// touch the cell again (a panic inside a panic aborts the test binary).
+struct LeakOnPanic(Option<Session>);
+
+impl core::ops::Deref for LeakOnPanic {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        self.0.as_ref().expect("held until drop")
+    }
+}
+
+impl Drop for LeakOnPanic {
+    fn drop(&mut self) {
+        let s = self.0.take();
+        if std::thread::panicking() {
+            core::mem::forget(s);
+        }
+    }
+}
+
+/// The owner of a confined session withdraws one action and closes while
+/// another thread tries every operation on it (register, withdraw, acquire,
+/// enter, close: each `WrongThread`, touching nothing) through two
+/// handles, drops them and opens a confined session of its own; main drops
+/// its handle after the close and opens one too. The owner's withdrawal wins, the
+/// action the foreign thread tried to withdraw stays and runs once at
+/// close, and whichever drop is last recycles the core (close_unique and
+/// reset run without the lock, maybe on the foreign thread), so the next
+/// confined session of that thread may be the recycled core: it must be
+/// owned by its new creator (on main here; a core recycled on another
+/// thread: `confined_keep_released_elsewhere`). Few executions by nature:
+/// the foreign calls only load an owner that never changes, which commutes
+/// with everything, so what loom orders is the handle count's RMWs and the
+/// unlocked control-block accesses they order. The shim's `with_unlocked` is a tracked
+/// loom-cell access without the lock (as in the real build), so a foreign
+/// access to the confined control block is a causality violation (twin
+/// `NoOwnerCheck`: with a locking shim it went unseen).
 fn confined_foreign_add_vs_owner_close() {
     model("confined_foreign_add_vs_owner_close", || {
         let s = Session::confined();
+        let m = loom_tests::Memory::new();
+        loom_tests::free_on_close(&s, &m);
         let runs = Arc::new(AtomicUsize::new(0));
-        let r = runs.clone();
-        s.add_close_action(move || {
-            r.fetch_add(1, Ordering::Relaxed);
-        })
-        .unwrap();
-        let s2 = s.clone();
-        let t = thread::spawn(move || s2.add_close_action(|| ()));
-        s.close().unwrap();
-        let foreign = t.join().unwrap();
+        let (r1, r2) = (runs.clone(), runs.clone());
+        let mine = s
+            .__add_withdrawable_close_action(move || {
+                r1.fetch_add(10, Ordering::Relaxed);
+            })
+            .unwrap();
+        let theirs = s
+            .__add_withdrawable_close_action(move || {
+                r2.fetch_add(1, Ordering::Relaxed);
+            })
+            .unwrap();
+        let s2 = LeakOnPanic(Some(s.clone()));
+        let t = thread::spawn(move || {
+            // A handle made and dropped here too: the count's RMWs race
+            // main's close and drop.
+            let s4 = LeakOnPanic(Some(s2.clone()));
+            let foreign = s2.add_close_action(|| ());
+            let wrong = |r: Result<(), Error>, what: &str| {
+                assert!(
+                    matches!(r, Err(Error::WrongThread { .. })),
+                    "a foreign thread could {what} a confined session: {r:?}"
+                )
+            };
+            wrong(foreign, "register an action on");
+            assert!(
+                !s2.__withdraw_close_action(theirs),
+                "a foreign thread withdrew a confined session's action"
+            );
+            wrong(s2.acquire().map(drop), "acquire");
+            wrong(s2.enter().map(drop), "enter");
+            wrong(s4.close(), "close");
+            drop(s4);
+            drop(s2);
+            // Maybe the recycled core (if that drop was the last).
+            let n = Session::confined();
+            let g = n
+                .acquire()
+                .expect("a new confined session refuses its creator");
+            drop(g);
+            n.close().unwrap();
+        });
         assert!(
-            matches!(foreign, Err(Error::WrongThread { .. })),
-            "a foreign thread registered an action on a confined session: {foreign:?}"
+            s.__withdraw_close_action(mine),
+            "the owner could not withdraw"
         );
-        assert_eq!(runs.load(Ordering::Relaxed), 1);
+        s.close().unwrap();
+        // Registered after the close: runs at once, and says Closed.
+        let r3 = runs.clone();
+        let late = s.add_close_action(move || {
+            r3.fetch_add(100, Ordering::Relaxed);
+        });
+        assert_eq!(
+            late,
+            Err(Error::Closed),
+            "an action registered after close was kept"
+        );
+        drop(s);
+        // Maybe the recycled core.
+        let n = Session::confined();
+        drop(
+            n.enter()
+                .expect("a new confined session refuses its creator"),
+        );
+        n.close().unwrap();
+        t.join().unwrap();
+        assert_eq!(
+            runs.load(Ordering::Relaxed),
+            101,
+            "withdrawn ran or kept lost"
+        );
+        assert!(!m.is_live());
     });
 }
 
 #[test]
 fn loom_confined_foreign_add_vs_owner_close() {
     confined_foreign_add_vs_owner_close();
+}
+
+#[test]
+#[should_panic(expected = "an action registered after close was kept")]
+fn twin_confined_close_unmarked_is_caught() {
+    with_twin(
+        Twin::ConfinedCloseUnmarked,
+        confined_foreign_add_vs_owner_close,
+    );
 }
 
 #[test]
@@ -818,7 +1005,9 @@ fn twin_no_owner_check_is_caught_as_a_race_on_the_unlocked_control() {
 /// while `Busy`). Whichever handle of `k` is last closes `k` on its thread
 /// (a lock-free `close_unique` of a confined core, maybe off its owner),
 /// whose action reads `c`'s memory and then releases the hold (`unkeep`,
-/// Release) — so `c`'s close (Acquire) frees only after that read.
+/// Release) — so `c`'s close (Acquire) frees only after that read. A
+/// second thread drops a clone of `c` and another clone of `k` meanwhile,
+/// so any of the three handles of `k` can be the last.
 fn confined_keep_released_elsewhere() {
     model("confined_keep_released_elsewhere", || {
         let k = Session::confined();
@@ -830,7 +1019,22 @@ fn confined_keep_released_elsewhere() {
         };
         k.keep_alive(&c).unwrap();
         let k2 = k.clone();
-        let t = thread::spawn(move || drop(k2));
+        let t = thread::spawn(move || {
+            drop(k2);
+            // If that drop was `k`'s last, this thread's pool holds its
+            // core: a confined session of this thread must be its own.
+            let n = Session::confined();
+            drop(
+                n.acquire()
+                    .expect("a recycled confined core refuses its creator"),
+            );
+            n.close().unwrap();
+        });
+        let (k3, c3) = (k.clone(), c.clone());
+        let t2 = thread::spawn(move || {
+            drop(c3);
+            drop(k3);
+        });
         let m2 = mc.clone();
         // Registered after keep_alive (runs before the hold is released),
         // and after the spawn: an unlocked write of `k`'s control block
@@ -845,6 +1049,7 @@ fn confined_keep_released_elsewhere() {
             }
         }
         t.join().unwrap();
+        t2.join().unwrap();
         assert!(!mc.is_live());
     });
 }

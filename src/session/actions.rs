@@ -184,3 +184,139 @@ impl Actions {
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::{Arc as StdArc, Mutex as StdMutex};
+
+    /// One step of a run: register, withdraw the `i`-th key handed out (if
+    /// still held), pop (what a lock-free close does), take everything (a
+    /// locked close), or a recycle (`clear_withdrawn` once nothing is live).
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push,
+        Withdraw(usize),
+        Pop,
+        TakeAll,
+        Recycle,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => Just(Op::Push),
+            4 => (0usize..64).prop_map(Op::Withdraw),
+            2 => Just(Op::Pop),
+            1 => Just(Op::TakeAll),
+            1 => Just(Op::Recycle),
+        ]
+    }
+
+    /// Runs an action and returns the id it was registered with.
+    fn run(a: Action, ran: &StdMutex<Vec<u64>>) -> u64 {
+        match a {
+            Action::Boxed(f) => f(),
+            Action::Hook(_) => unreachable!("only boxed actions here"),
+        }
+        ran.lock()
+            .unwrap()
+            .pop()
+            .expect("the action records its id")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: if cfg!(miri) { 2 } else { 256 },
+            // Miri's isolation forbids the file system (regression files).
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Against a plain model (every registration in order, with a
+        /// withdrawn flag): `live()` is the count of live actions, `pop`
+        /// and `take_all` give the newest live action first and never a
+        /// withdrawn one, a withdrawal succeeds exactly once and only for a
+        /// key of this session whose action is still here, and the list
+        /// stays within about twice the live actions.
+        #[test]
+        fn actions_match_a_plain_model(ops in proptest::collection::vec(op(), 1..160)) {
+            const SESSION: u64 = 7;
+            let ran = StdArc::new(StdMutex::new(Vec::new()));
+            let mut a = Actions::new();
+            // (id, live) per registration, oldest first; keys by id.
+            let mut model: Vec<(u64, bool)> = Vec::new();
+            let mut keys: Vec<Option<ActionKey>> = Vec::new();
+            let mut next_id = 0u64;
+            // Pops come only at close, after which the list is taken or
+            // cleared: the size bound holds for lists that were not popped.
+            let mut popped = false;
+            for op in ops {
+                match op {
+                    Op::Push => {
+                        let (id, r) = (next_id, ran.clone());
+                        next_id += 1;
+                        let f = Box::new(move || r.lock().unwrap().push(id));
+                        keys.push(Some(a.push(Action::Boxed(f), SESSION)));
+                        model.push((id, true));
+                    }
+                    Op::Withdraw(i) => {
+                        let Some(slot) = keys.get_mut(i) else { continue };
+                        let Some(key) = slot.take() else { continue };
+                        // A key of another session matches nothing.
+                        let foreign = ActionKey { seq: key.seq, session: SESSION + 1 };
+                        prop_assert!(a.withdraw(foreign, SESSION).is_none());
+                        let here = model.iter_mut().find(|e| e.0 == i as u64);
+                        let got = a.withdraw(key, SESSION);
+                        match here {
+                            Some(e) if e.1 => {
+                                prop_assert!(got.is_some(), "a live action was not withdrawn");
+                                prop_assert_eq!(run(got.unwrap(), &ran), i as u64);
+                                e.1 = false;
+                            }
+                            _ => prop_assert!(got.is_none(), "withdrew an action not here"),
+                        }
+                    }
+                    Op::Pop => {
+                        popped = true;
+                        let want = model.iter().rposition(|e| e.1);
+                        match (a.pop(), want) {
+                            (Some(act), Some(j)) => {
+                                prop_assert_eq!(run(act, &ran), model[j].0);
+                                model.truncate(j);
+                            }
+                            (None, None) => model.clear(),
+                            (got, want) => prop_assert!(false, "pop {:?} vs {want:?}", got.is_some()),
+                        }
+                    }
+                    Op::TakeAll => {
+                        let mut taken = a.take_all();
+                        let mut want: Vec<u64> =
+                            model.iter().filter(|e| e.1).map(|e| e.0).collect();
+                        while let Some(act) = taken.pop() {
+                            prop_assert_eq!(Some(run(act, &ran)), want.pop());
+                        }
+                        prop_assert!(want.is_empty(), "take_all lost {want:?}");
+                        prop_assert_eq!(taken.live(), 0);
+                        model.clear();
+                        popped = false;
+                    }
+                    Op::Recycle => {
+                        if model.iter().any(|e| e.1) {
+                            continue;
+                        }
+                        a.clear_withdrawn();
+                        model.clear();
+                        popped = false;
+                    }
+                }
+                let live = model.iter().filter(|e| e.1).count();
+                prop_assert_eq!(a.live(), live);
+                prop_assert!(
+                    popped || a.list.len() <= 2 * live + COMPACT_MIN + 1,
+                    "{} entries for {live} live actions", a.list.len()
+                );
+            }
+        }
+    }
+}

@@ -81,3 +81,41 @@ pub(crate) fn remove(keeper: u64, kept: u64) {
         }
     });
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// Holds may repeat and are released one by one; once every hold is
+    /// released the graph holds nothing of them (it would otherwise grow
+    /// with every `keep_alive` ever made on a long-lived process), and an
+    /// edge gone is no longer a path for the cycle check.
+    #[test]
+    fn released_holds_leave_nothing_in_the_graph() {
+        // Far above any real session id (ids count up from 0 and never
+        // repeat), so tests running beside this one cannot collide.
+        let (a, b, c) = (u64::MAX - 3, u64::MAX - 2, u64::MAX - 1);
+        assert!(add(a, b));
+        assert!(add(a, b), "a repeated hold");
+        assert!(add(a, c));
+        assert!(add(b, c));
+        assert!(!add(c, a), "c -> a closes a cycle through b or directly");
+        assert!(!add(b, a), "b -> a closes a cycle");
+        remove(a, b);
+        assert!(!add(b, a), "a still keeps b once");
+        remove(a, b);
+        assert!(add(b, a), "a no longer keeps b");
+        remove(b, a);
+        remove(a, c);
+        remove(b, c);
+        with_graph(|g| {
+            for n in [a, b, c] {
+                assert!(
+                    !g.contains_key(&n),
+                    "{n} left in the graph: {:?}",
+                    g.get(&n)
+                );
+            }
+        });
+    }
+}

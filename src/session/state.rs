@@ -211,6 +211,21 @@ pub mod broken {
         /// `ExecutableSegment::symbol` hands out symbols that do not hold
         /// the executable mapping (it can unmap under a call).
         CodeSymbolNoKeep,
+        /// A shared user window that takes the shard word's path (this
+        /// thread's slot is busy) is not recorded: a close from inside it
+        /// waits for itself.
+        WindowUnrecorded,
+        /// A `close_blocking` woken from its wait retries without checking
+        /// whether another closer closed the session meanwhile (it closes a
+        /// closed session a second time).
+        WokenCloseSkipsClosedCheck,
+        /// A close that fails with `Busy` leaves CLOSING set (acquirers
+        /// waiting on its decision wait for good).
+        BusyKeepsClosing,
+        /// A confined close leaves the unlocked control block's `closed`
+        /// unset (an action registered after the close is kept instead of
+        /// run at once).
+        ConfinedCloseUnmarked,
     }
 
     /// Runs `f` with `twin` switched on for this OS thread (every loom thread
@@ -687,7 +702,9 @@ impl Core {
                     return r;
                 }
                 let i = self.enter()?;
-                windows::note(self);
+                if !broken!(WindowUnrecorded) {
+                    windows::note(self);
+                }
                 Ok(i)
             }
         }
@@ -758,6 +775,9 @@ impl Core {
         let mut busy = 0usize;
         for s in self.shards.iter() {
             busy += guards(s.fetch_or(CLOSING, Ordering::AcqRel));
+        }
+        if busy > 0 && broken!(BusyKeepsClosing) {
+            return Err(busy);
         }
         if busy > 0 {
             for s in self.shards.iter() {
@@ -863,7 +883,7 @@ impl Core {
                             t
                         }
                     };
-                    if ctl.closed {
+                    if ctl.closed && !broken!(WokenCloseSkipsClosedCheck) {
                         ctl.waiters -= 1;
                         return Err(Error::Closed);
                     }
@@ -905,7 +925,7 @@ impl Core {
         // SAFETY: a confined core's `ctl` is touched only by its owner thread
         // (this one: check_closeable ran) or while uniquely held (recycle,
         // drop), which happens-before/after through the Arc. See `Core`.
-        unsafe { with_unlocked(&self.ctl, |c| c.closed = true) };
+        unsafe { with_unlocked(&self.ctl, |c| c.closed = !broken!(ConfinedCloseUnmarked)) };
         // SAFETY: as above.
         unsafe { self.run_actions_unlocked() }
     }
