@@ -6,14 +6,14 @@
 //! per-thread stack frames. Each has a broken twin that loom must catch.
 #![cfg(loom)]
 
-use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::sync::{Arc, mpsc};
 use loom::thread;
 use loom_tests::{model, session_with_memory};
 use memscope::alloc::loom::{Knobs, Twin, with_knobs, with_twin};
 use memscope::alloc::{Arena, SegmentAllocator, stack};
 use memscope::segment::loom_hook;
-use memscope::{Error, Segment};
+use memscope::{Error, Segment, Session};
 
 fn range(s: &Segment<'_>) -> (usize, usize) {
     (s.address().get(), s.address().get() + s.len())
@@ -610,4 +610,305 @@ fn loom_confined_arena_starts_in_a_dirty_standby_chunk() {
 #[should_panic]
 fn twin_standby_without_clean_mark_is_caught() {
     with_twin(Twin::StandbyNoCleanMark, confined_standby_chunk);
+}
+
+// ----- parked local chunks, the pool's thread-exit flush, reset (issue 13) --
+
+/// A dirty chunk (16 bytes of `u64::MAX`) in the global pool: a closed
+/// shared arena's `local()` chunk.
+fn pool_a_dirty_chunk() {
+    let a = Arena::shared();
+    let l = a.local();
+    l.allocate(16, 8).unwrap().set(0, u64::MAX).unwrap();
+    l.allocate(8, 8).unwrap().set(0, u64::MAX).unwrap();
+    drop(l);
+    a.close().unwrap();
+}
+
+/// A `local()` handle's chunk is parked when the handle drops, on one
+/// thread, while another closes the arena's session. The thread then drops
+/// the arena (its state is recycled into the thread's spare list) and opens
+/// a new one: its handles must bump in chunks of their own. A handle that
+/// dropped after the release must have parked nothing in the released
+/// state (else the next arena's handle resumes a record of chunks that went
+/// back to the pool: the same chunk as another handle's, or none).
+fn park_races_close() {
+    with_knobs(knobs(|k| k.spare_cap = 1), || {
+        model(|| {
+            let session = Session::shared();
+            let arena = Arena::new(session.clone()).unwrap();
+            let t = thread::spawn(move || {
+                let l = arena.local();
+                match l.allocate(16, 8) {
+                    Ok(mut s) => match s.set(0, u64::MAX) {
+                        Ok(()) | Err(Error::Closed) => {}
+                        Err(e) => panic!("unexpected {e}"),
+                    },
+                    Err(e) => assert_eq!(e, Error::Closed),
+                }
+                drop(l); // parks its chunk, unless the arena was released
+                drop(arena); // the state goes to this thread's spare list
+                let next = Arena::shared();
+                let l0 = next.local();
+                let l1 = next.local();
+                let a = l0.allocate(16, 8).unwrap();
+                let b = l1.allocate(16, 8).unwrap();
+                let c = l0.allocate(16, 8).unwrap();
+                for s in [&a, &b, &c] {
+                    assert_eq!(s.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
+                }
+                assert_disjoint(vec![range(&a), range(&b), range(&c)]);
+                drop((a, b, c));
+                drop((l0, l1));
+                drop(next);
+                memscope::alloc::trim_pool();
+            });
+            let _ = session.close();
+            t.join().unwrap();
+            memscope::alloc::trim_pool();
+        })
+    });
+}
+
+#[test]
+fn loom_local_chunk_parked_while_its_arena_closes() {
+    park_races_close();
+}
+
+#[test]
+#[should_panic]
+fn twin_park_after_release_is_caught() {
+    with_twin(Twin::ParkAfterRelease, park_races_close);
+}
+
+/// A handle takes a dirty pooled chunk (an `allocate_uninit` zeroes
+/// nothing) and parks it; the thread's next handle resumes it, and its
+/// zeroing allocation zeroes the dirty bytes ahead (under the arena's
+/// lock), while another thread closes the session, and then opens an arena
+/// that takes (and clears) the recycled chunk. The chunk bytes are loom
+/// cells: the resume's memset must be ordered before the release. After the
+/// close has returned (flag seen), a resume must fail with `Closed`.
+fn resume_races_close() {
+    model(|| {
+        pool_a_dirty_chunk();
+        let session = Session::shared();
+        let arena = Arc::new(Arena::new(session.clone()).unwrap());
+        let closed = Arc::new(AtomicBool::new(false));
+        let (a2, c2) = (arena.clone(), closed.clone());
+        let t = thread::spawn(move || {
+            let l1 = a2.local();
+            let _ = l1.allocate_uninit(8, 8); // takes the dirty chunk
+            drop(l1); // parks it
+            let was_closed = c2.load(Ordering::Acquire);
+            let l2 = a2.local();
+            match l2.allocate(8, 8) {
+                // resumed (or a fresh chunk): zero, unless closed meanwhile
+                Ok(s) => {
+                    assert!(!was_closed, "resumed a parked chunk after close");
+                    match s.get::<u64>(0) {
+                        Ok(v) => assert_eq!(v, 0, "dirty bytes handed out"),
+                        Err(e) => assert_eq!(e, Error::Closed),
+                    }
+                }
+                Err(e) => assert_eq!(e, Error::Closed),
+            }
+        });
+        session.close().unwrap();
+        closed.store(true, Ordering::Release);
+        let next = Arena::shared();
+        let s = next.allocate(16, 8).unwrap();
+        assert_eq!(s.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
+        drop(s);
+        t.join().unwrap();
+        drop(next);
+        drop(arena);
+        memscope::alloc::trim_pool();
+    });
+}
+
+#[test]
+fn loom_parked_chunk_resumed_while_its_arena_closes() {
+    resume_races_close();
+}
+
+#[test]
+#[should_panic]
+fn twin_resume_zeroing_after_unlock_is_caught() {
+    with_twin(Twin::ResumeZeroUnlocked, resume_races_close);
+}
+
+/// The pool's thread-exit flush: a thread closes a confined arena (its
+/// dirty chunk goes to the thread's cache, capacity 1) and exits, its
+/// cache's destructor moving the chunk to the global pool (under loom the
+/// model runs that flush at the end of the thread), while main opens a
+/// shared arena (which may take the flushed chunk from the global pool and
+/// must clear its dirty prefix) and closes it (its chunk going to main's
+/// cache). Afterwards the flushed chunk is in the global pool unless main
+/// took it.
+fn pool_flush_at_thread_exit() {
+    with_knobs(knobs(|k| k.local_cap = 1), || {
+        model(|| {
+            let t = thread::spawn(|| {
+                let a = Arena::confined();
+                let mut s = a.allocate(16, 8).unwrap();
+                s.set(0, u64::MAX).unwrap();
+                s.set(8, u64::MAX).unwrap();
+                let base = s.address().get();
+                drop(s);
+                a.close().unwrap();
+                drop(a);
+                assert_eq!(memscope::alloc::pool_stats().local_chunks, 1);
+                memscope::alloc::loom::flush_thread_cache(); // thread exit
+                assert_eq!(memscope::alloc::pool_stats().local_chunks, 0);
+                base
+            });
+            let b = Arena::shared();
+            let mut s = b.allocate(16, 8).unwrap();
+            assert_eq!(s.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
+            assert_eq!(s.get::<u64>(8).unwrap(), 0, "dirty bytes handed out");
+            s.set(0, 1u64).unwrap();
+            let mine = s.address().get();
+            drop(s);
+            b.close().unwrap();
+            drop(b);
+            let theirs = t.join().unwrap();
+            let st = memscope::alloc::pool_stats();
+            assert_eq!(st.local_chunks, 1, "main's closed arena's chunk");
+            let expect = if mine == theirs { 1 } else { 2 };
+            assert_eq!(st.chunks, expect, "the flushed chunk is pooled");
+            memscope::alloc::trim_pool();
+        })
+    });
+}
+
+#[test]
+fn loom_pool_flush_at_thread_exit() {
+    pool_flush_at_thread_exit();
+}
+
+#[test]
+#[should_panic]
+fn twin_flush_forgetting_dirty_prefixes_is_caught() {
+    with_twin(Twin::FlushForgetsDirty, pool_flush_at_thread_exit);
+}
+
+/// An owned segment (its arena pinned) is read on another thread while
+/// the arena resets and allocates again, and then closes: the reset must
+/// move on to fresh chunks (the owned segment's memory stays its own until
+/// the session closes; then its reads fail with `Closed`).
+fn reset_with_owned_segment_elsewhere() {
+    model(|| {
+        let session = Session::shared();
+        let mut arena = Arena::new(session.clone()).unwrap();
+        let mut owned = arena.allocate_owned(16, 8).unwrap();
+        owned.set(0, 7u64).unwrap();
+        owned.set(8, 7u64).unwrap();
+        let r = (owned.address().get(), owned.address().get() + 16);
+        let t = thread::spawn(move || {
+            for off in [0, 8] {
+                match owned.get::<u64>(off) {
+                    Ok(v) => assert_eq!(v, 7, "an owned segment's memory was reused"),
+                    Err(e) => assert_eq!(e, Error::Closed),
+                }
+                thread::yield_now();
+            }
+        });
+        arena.reset();
+        let mut s = arena.allocate(16, 8).unwrap();
+        let zero = s.get::<u64>(0).unwrap();
+        let mine = range(&s);
+        s.set(0, u64::MAX).unwrap();
+        s.set(8, u64::MAX).unwrap();
+        drop(s);
+        session.close().unwrap();
+        // Asserted once the reader is done (a failure with the reader
+        // still queued would drop its loom objects outside the model).
+        t.join().unwrap();
+        assert_eq!(zero, 0);
+        assert_disjoint(vec![r, mine]);
+        drop(arena);
+        memscope::alloc::trim_pool();
+    });
+}
+
+#[test]
+fn loom_reset_while_an_owned_segment_is_read_elsewhere() {
+    reset_with_owned_segment_elsewhere();
+}
+
+#[test]
+#[should_panic]
+fn twin_reset_ignoring_owned_segments_is_caught() {
+    with_twin(Twin::ResetIgnoresOwned, reset_with_owned_segment_elsewhere);
+}
+
+/// A thread bumps a shared arena through its slot word, then (streak 2)
+/// through a chunk cache of its own, and through a `local()` handle that
+/// parks its chunk; it hands the arena back, main resets it (the chunks go
+/// back to the pool, one is kept) and hands it out again, and both bump at
+/// once. The thread's slot word, cache and parked chunk are of the old
+/// round: none may be bumped into again (every allocation is zero and
+/// disjoint from the others).
+fn reset_vs_earlier_bumps_elsewhere() {
+    with_knobs(knobs(|k| k.streak = 2), || {
+        model(|| {
+            let (to_main, from_t) = mpsc::channel::<Arc<Arena>>();
+            let (to_t, from_main) = mpsc::channel::<Arc<Arena>>();
+            let mut arena = Arc::new(Arena::shared());
+            let a2 = arena.clone();
+            let t = thread::spawn(move || {
+                a2.allocate(8, 8).unwrap().set(0, u64::MAX).unwrap(); // slot word
+                a2.allocate(8, 8).unwrap().set(0, u64::MAX).unwrap(); // its cache
+                let l = a2.local();
+                l.allocate(8, 8).unwrap().set(0, u64::MAX).unwrap();
+                drop(l); // parked
+                to_main.send(a2).unwrap();
+                let a3 = from_main.recv().unwrap();
+                round_after_reset(&a3, 1)
+            });
+            drop(from_t.recv().unwrap());
+            Arc::get_mut(&mut arena).expect("unique").reset();
+            to_t.send(arena.clone()).unwrap();
+            let mine = round_after_reset(&arena, 2);
+            let mut all = t.join().unwrap();
+            all.extend(mine);
+            assert_disjoint(all);
+            drop(arena);
+            memscope::alloc::trim_pool();
+        })
+    });
+}
+
+/// Two zeroing `&Arena` bumps and one through a `local()` handle, 8 bytes
+/// each, each checked zero and tagged; after a yield, all still tagged.
+fn round_after_reset(arena: &Arena, tag: u8) -> Vec<(usize, usize)> {
+    let l = arena.local();
+    let mut segs = Vec::new();
+    for i in 0..3 {
+        let mut s = if i < 2 {
+            arena.allocate(8, 8)
+        } else {
+            l.allocate(8, 8)
+        }
+        .unwrap();
+        assert_eq!(s.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
+        s.set(0, tag).unwrap();
+        segs.push(s);
+    }
+    thread::yield_now();
+    for s in &segs {
+        assert_eq!(s.get::<u8>(0).unwrap(), tag, "allocation overwritten");
+    }
+    segs.iter().map(range).collect()
+}
+
+#[test]
+fn loom_reset_vs_another_threads_earlier_bumps() {
+    reset_vs_earlier_bumps_elsewhere();
+}
+
+#[test]
+#[should_panic]
+fn twin_reset_keeping_the_arena_id_is_caught() {
+    with_twin(Twin::ResetKeepsId, reset_vs_earlier_bumps_elsewhere);
 }
