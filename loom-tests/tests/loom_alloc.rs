@@ -6,7 +6,7 @@
 //! per-thread stack frames. Each has a broken twin that loom must catch.
 #![cfg(loom)]
 
-use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::{Arc, mpsc};
 use loom::thread;
 use loom_tests::{model, session_with_memory};
@@ -243,15 +243,47 @@ fn twin_pool_without_clearing_is_caught() {
     with_twin(Twin::PoolNoClear, || pool_hand_off(Arena::shared));
 }
 
+/// Confined arenas take pooled chunks dirty, with a clean mark: one thread
+/// closes two confined arenas (two dirty chunks to the global pool, under
+/// its lock) while another's confined arena takes a chunk (an
+/// `allocate_uninit`, which zeroes nothing), zeroes on demand below the
+/// mark (its next `allocate`), then refills into a second pooled chunk.
+/// Whichever chunks it gets, the memory `allocate` hands out is zero.
+fn confined_pool_hand_off() {
+    model(|| {
+        let t = thread::spawn(|| {
+            for _ in 0..2 {
+                let arena = Arena::confined();
+                let mut s = arena.allocate(16, 8).unwrap();
+                s.set(0, u64::MAX).unwrap();
+                s.set(8, u64::MAX).unwrap();
+                drop(s);
+                arena.close().unwrap();
+            }
+        });
+        let arena = Arena::confined();
+        let _ = arena.allocate_uninit(8, 8).unwrap(); // a dirty chunk, maybe
+        let s = arena.allocate(8, 8).unwrap();
+        assert_eq!(s.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
+        let big = arena.allocate(56, 8).unwrap(); // refills
+        assert_eq!(big.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
+        assert_eq!(big.get::<u64>(8).unwrap(), 0, "dirty bytes handed out");
+        drop((s, big));
+        t.join().unwrap();
+        drop(arena);
+        memscope::alloc::trim_pool();
+    });
+}
+
 #[test]
 fn loom_confined_arena_zeroes_a_dirty_pooled_chunk_on_demand() {
-    pool_hand_off(Arena::confined);
+    confined_pool_hand_off();
 }
 
 #[test]
 #[should_panic]
 fn twin_lazy_zero_skipped_is_caught() {
-    with_twin(Twin::ArenaNoLazyZero, || pool_hand_off(Arena::confined));
+    with_twin(Twin::ArenaNoLazyZero, confined_pool_hand_off);
 }
 
 /// A shared arena's per-thread handle holds a dirty recycled chunk (taken
@@ -302,25 +334,75 @@ fn twin_zeroing_outside_enter_is_caught() {
     with_twin(Twin::ArenaZeroOutsideEnter, local_zero_races_close);
 }
 
-/// Two threads open frames (nested) on their own stacks at once.
+/// Two threads open frames (nested) on their own stacks at once, with a
+/// yield between every step, so the model runs every interleaving of the
+/// two threads' steps: an outer frame's allocation, an inner frame (the
+/// outer one refused while it is open), a raw (bridged) allocation that
+/// raises the uninit mark and an `allocate_uninit` below it, a frame that
+/// overflows into a second block (`STACK_SIZE` is 64 under loom), and the
+/// outer frame reusing the inner frame's memory once it ended (LIFO).
+/// The stacks share nothing loom sees (that is the protocol), so loom
+/// would run the threads as independent; each step also bumps a shared
+/// step counter, which makes every order of the two threads' steps (up
+/// to the preemption bound) an execution of its own.
 fn stack_frames() {
     model(|| {
-        let work = |tag: u64| {
+        let steps = Arc::new(AtomicUsize::new(0));
+        let steps2 = steps.clone();
+        let work = move |tag: u64, steps: Arc<AtomicUsize>| {
+            let step = || {
+                steps.fetch_add(1, Ordering::Relaxed);
+                thread::yield_now();
+            };
             stack::frame(|f| {
                 let mut a = f.allocate(8, 8).unwrap();
                 a.set(0, tag).unwrap();
-                thread::yield_now();
-                stack::frame(|g| {
+                step();
+                let inner = stack::frame(|g| {
+                    assert!(
+                        matches!(f.allocate(8, 8), Err(Error::InvalidArgument { .. })),
+                        "an outer frame allocated while an inner one is open"
+                    );
                     let mut b = g.allocate(8, 8).unwrap();
                     b.set(0, tag + 10).unwrap();
-                    thread::yield_now();
+                    step();
+                    {
+                        let mut v: allocator_api2::vec::Vec<u64, &stack::Frame> =
+                            allocator_api2::vec::Vec::with_capacity_in(1, g);
+                        v.push(tag + 40);
+                        step();
+                        assert_eq!(v[0], tag + 40);
+                    }
+                    let u = g.allocate_uninit(8, 8).unwrap();
+                    assert_eq!(u.get::<u64>(0).unwrap(), 0, "raw bytes below the mark");
+                    step();
+                    let mut c = g.allocate(64, 8).unwrap(); // overflows
+                    assert_eq!(c.get::<u64>(56).unwrap(), 0);
+                    c.set(56, tag + 20).unwrap();
+                    step();
                     assert_eq!(b.get::<u64>(0).unwrap(), tag + 10);
+                    assert_eq!(c.get::<u64>(56).unwrap(), tag + 20);
+                    b.address().get()
                 });
+                let mut d = f.allocate(8, 8).unwrap();
+                assert_eq!(
+                    d.address().get(),
+                    inner,
+                    "the inner frame's memory is reused"
+                );
+                assert_eq!(
+                    d.get::<u64>(0).unwrap(),
+                    0,
+                    "reused stack memory not zeroed"
+                );
+                d.set(0, tag + 30).unwrap();
+                step();
                 assert_eq!(a.get::<u64>(0).unwrap(), tag);
+                assert_eq!(d.get::<u64>(0).unwrap(), tag + 30);
             })
         };
-        let t = thread::spawn(move || work(1));
-        work(2);
+        let t = thread::spawn(move || work(1, steps2));
+        work(2, steps);
         t.join().unwrap();
     });
 }
@@ -563,33 +645,44 @@ fn twin_pool_cache_forgetting_dirty_prefixes_is_caught() {
 }
 
 /// A confined arena's standby first chunk: a closed confined arena leaves
-/// its dirty chunk in this thread's pool cache and its state in the spare
-/// list; the next confined arena takes both, its cursor starting in the
-/// dirty chunk with a clean mark, so its first zeroing allocation (a plain
-/// bump) zeroes what is dirty. Another thread does the same on its own.
+/// its dirty chunk in this thread's pool cache (capacity 1) and its state
+/// in the spare list; a second one's dirty chunk overflows to the global
+/// pool. The next confined arena takes the standby and the spare state, its
+/// cursor starting in the dirty chunk with a clean mark, so its first
+/// zeroing allocation (a plain bump) zeroes what is dirty; its refill then
+/// takes a dirty chunk from the global pool, this thread's or the other
+/// one's (which does the same at once).
 fn confined_standby_chunk() {
     with_knobs(
         knobs(|k| {
-            k.local_cap = 2;
+            k.local_cap = 1;
             k.spare_cap = 1;
         }),
         || {
             model(|| {
                 let round = || {
-                    let a = Arena::confined();
-                    let mut s = a.allocate(16, 8).unwrap();
-                    s.set(0, u64::MAX).unwrap();
-                    s.set(8, u64::MAX).unwrap();
-                    drop(s);
-                    a.close().unwrap();
-                    drop(a);
+                    let dirty = || {
+                        let a = Arena::confined();
+                        let mut s = a.allocate(16, 8).unwrap();
+                        s.set(0, u64::MAX).unwrap();
+                        s.set(8, u64::MAX).unwrap();
+                        drop(s);
+                        a
+                    };
+                    let (a1, a2) = (dirty(), dirty());
+                    a1.close().unwrap(); // to this thread's cache
+                    a2.close().unwrap(); // cache full: to the global pool
+                    drop((a1, a2));
                     let b = Arena::confined();
                     assert_eq!(b.chunks(), 0, "an unused standby is not reported");
                     let s = b.allocate(16, 8).unwrap();
                     assert_eq!(s.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
                     assert_eq!(s.get::<u64>(8).unwrap(), 0, "dirty bytes handed out");
                     assert_eq!(b.chunks(), 1);
-                    drop(s);
+                    let big = b.allocate(56, 8).unwrap(); // refills from the pool
+                    assert_eq!(big.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
+                    assert_eq!(big.get::<u64>(8).unwrap(), 0, "dirty bytes handed out");
+                    drop((s, big));
                     drop(b);
                     memscope::alloc::trim_pool();
                 };
@@ -737,30 +830,35 @@ fn twin_resume_zeroing_after_unlock_is_caught() {
     with_twin(Twin::ResumeZeroUnlocked, resume_races_close);
 }
 
-/// The pool's thread-exit flush: a thread closes a confined arena (its
-/// dirty chunk goes to the thread's cache, capacity 1) and exits, its
-/// cache's destructor moving the chunk to the global pool (under loom the
-/// model runs that flush at the end of the thread), while main opens a
-/// shared arena (which may take the flushed chunk from the global pool and
-/// must clear its dirty prefix) and closes it (its chunk going to main's
-/// cache). Afterwards the flushed chunk is in the global pool unless main
-/// took it.
+/// The pool's thread-exit flush: a thread closes two confined arenas (one
+/// dirty chunk goes to the thread's cache, capacity 1, the other to the
+/// global pool) and exits, its cache's destructor moving the cached chunk
+/// to the global pool (under loom the model runs that flush at the end of
+/// the thread), while main opens a shared arena (which may take either
+/// chunk from the global pool and must clear its dirty prefix) and closes
+/// it (its chunk going to main's cache). Afterwards both of the thread's
+/// chunks are pooled, less the one main took.
 fn pool_flush_at_thread_exit() {
     with_knobs(knobs(|k| k.local_cap = 1), || {
         model(|| {
             let t = thread::spawn(|| {
-                let a = Arena::confined();
-                let mut s = a.allocate(16, 8).unwrap();
-                s.set(0, u64::MAX).unwrap();
-                s.set(8, u64::MAX).unwrap();
-                let base = s.address().get();
-                drop(s);
-                a.close().unwrap();
-                drop(a);
+                let dirty = || {
+                    let a = Arena::confined();
+                    let mut s = a.allocate(16, 8).unwrap();
+                    s.set(0, u64::MAX).unwrap();
+                    s.set(8, u64::MAX).unwrap();
+                    let base = s.address().get();
+                    drop(s);
+                    (a, base)
+                };
+                let ((a1, x1), (a2, x2)) = (dirty(), dirty());
+                a1.close().unwrap(); // to this thread's cache
+                a2.close().unwrap(); // cache full: to the global pool
+                drop((a1, a2));
                 assert_eq!(memscope::alloc::pool_stats().local_chunks, 1);
                 memscope::alloc::loom::flush_thread_cache(); // thread exit
                 assert_eq!(memscope::alloc::pool_stats().local_chunks, 0);
-                base
+                [x1, x2]
             });
             let b = Arena::shared();
             let mut s = b.allocate(16, 8).unwrap();
@@ -774,7 +872,7 @@ fn pool_flush_at_thread_exit() {
             let theirs = t.join().unwrap();
             let st = memscope::alloc::pool_stats();
             assert_eq!(st.local_chunks, 1, "main's closed arena's chunk");
-            let expect = if mine == theirs { 1 } else { 2 };
+            let expect = if theirs.contains(&mine) { 2 } else { 3 };
             assert_eq!(st.chunks, expect, "the flushed chunk is pooled");
             memscope::alloc::trim_pool();
         })

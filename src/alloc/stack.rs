@@ -286,7 +286,15 @@ pub fn frame<R>(f: impl FnOnce(&Frame) -> R) -> R {
             impl Drop for Reset<'_> {
                 fn drop(&mut self) {
                     if self.0.depth.get() == 0 || std::thread::panicking() {
-                        let _ = with_cold(|c| *c = Cold::new());
+                        // Unwinding (a caught twin): leak the state, whose
+                        // session must not be touched outside the model.
+                        let panicking = std::thread::panicking();
+                        let _ = with_cold(|c| {
+                            let old = core::mem::replace(c, Cold::new());
+                            if panicking {
+                                core::mem::forget(old);
+                            }
+                        });
                         self.0.state.set(UNINIT);
                         self.0.depth.set(0);
                         self.0.block.set(0);
@@ -541,11 +549,12 @@ impl SegmentAllocator for Frame {
     fn allocate(&self, size: usize, align: usize) -> Result<Segment<'_>> {
         let a = self.bump_m::<ZEROED>(size, align)?;
         if size != 0 {
-            let p: *mut u8 = core::ptr::with_exposed_provenance_mut(a);
             // SAFETY: `a .. a + size` was just bumped past in this thread's
-            // stack (its current block): writable, and no live segment
-            // covers it.
-            unsafe { core::ptr::write_bytes(p, 0, size) };
+            // stack (its current block, a chunk): writable, and no live
+            // segment covers it. (`zero` also touches the chunk's loom
+            // cells, so a model sees two threads' frames writing the same
+            // bytes.)
+            unsafe { super::chunk::zero(a, size) };
         }
         // SAFETY: as in `allocate_uninit`.
         Ok(unsafe { carve(a, size, self.session()) })
