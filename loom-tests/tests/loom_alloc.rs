@@ -535,6 +535,9 @@ fn cache_zero_races_close() {
             assert_eq!(s.get::<u64>(0).unwrap(), 0);
             drop(s);
             t.join().unwrap();
+            // A cache refill that raced the release took no chunk into the
+            // released state (it would never be returned).
+            assert_eq!(arena.chunks(), 0, "a chunk taken after release");
             drop(next);
             drop(arena);
             memscope::alloc::trim_pool();
@@ -813,6 +816,9 @@ fn resume_races_close() {
         assert_eq!(s.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
         drop(s);
         t.join().unwrap();
+        // A refill that raced the release took no chunk into the released
+        // state (it would never be returned).
+        assert_eq!(arena.chunks(), 0, "a chunk taken after release");
         drop(next);
         drop(arena);
         memscope::alloc::trim_pool();
