@@ -710,12 +710,15 @@ fn twin_standby_without_clean_mark_is_caught() {
 
 // ----- parked local chunks, the pool's thread-exit flush, reset (issue 13) --
 
-/// A dirty chunk (16 bytes of `u64::MAX`) in the global pool: a closed
+/// A dirty chunk (24 bytes of `u64::MAX`) in the global pool: a closed
 /// shared arena's `local()` chunk.
 fn pool_a_dirty_chunk() {
     let a = Arena::shared();
     let l = a.local();
-    l.allocate(16, 8).unwrap().set(0, u64::MAX).unwrap();
+    let mut s = l.allocate(16, 8).unwrap();
+    s.set(0, u64::MAX).unwrap();
+    s.set(8, u64::MAX).unwrap();
+    drop(s);
     l.allocate(8, 8).unwrap().set(0, u64::MAX).unwrap();
     drop(l);
     a.close().unwrap();
