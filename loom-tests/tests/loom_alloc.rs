@@ -6,14 +6,14 @@
 //! per-thread stack frames. Each has a broken twin that loom must catch.
 #![cfg(loom)]
 
-use loom::sync::Arc;
-use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use loom::sync::{Arc, mpsc};
 use loom::thread;
 use loom_tests::{model, session_with_memory};
 use memscope::alloc::loom::{Knobs, Twin, with_knobs, with_twin};
 use memscope::alloc::{Arena, SegmentAllocator, stack};
 use memscope::segment::loom_hook;
-use memscope::{Error, Segment};
+use memscope::{Error, Segment, Session};
 
 fn range(s: &Segment<'_>) -> (usize, usize) {
     (s.address().get(), s.address().get() + s.len())
@@ -243,15 +243,47 @@ fn twin_pool_without_clearing_is_caught() {
     with_twin(Twin::PoolNoClear, || pool_hand_off(Arena::shared));
 }
 
+/// Confined arenas take pooled chunks dirty, with a clean mark: one thread
+/// closes two confined arenas (two dirty chunks to the global pool, under
+/// its lock) while another's confined arena takes a chunk (an
+/// `allocate_uninit`, which zeroes nothing), zeroes on demand below the
+/// mark (its next `allocate`), then refills into a second pooled chunk.
+/// Whichever chunks it gets, the memory `allocate` hands out is zero.
+fn confined_pool_hand_off() {
+    model(|| {
+        let t = thread::spawn(|| {
+            for _ in 0..2 {
+                let arena = Arena::confined();
+                let mut s = arena.allocate(16, 8).unwrap();
+                s.set(0, u64::MAX).unwrap();
+                s.set(8, u64::MAX).unwrap();
+                drop(s);
+                arena.close().unwrap();
+            }
+        });
+        let arena = Arena::confined();
+        let _ = arena.allocate_uninit(8, 8).unwrap(); // a dirty chunk, maybe
+        let s = arena.allocate(8, 8).unwrap();
+        assert_eq!(s.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
+        let big = arena.allocate(56, 8).unwrap(); // refills
+        assert_eq!(big.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
+        assert_eq!(big.get::<u64>(8).unwrap(), 0, "dirty bytes handed out");
+        drop((s, big));
+        t.join().unwrap();
+        drop(arena);
+        memscope::alloc::trim_pool();
+    });
+}
+
 #[test]
 fn loom_confined_arena_zeroes_a_dirty_pooled_chunk_on_demand() {
-    pool_hand_off(Arena::confined);
+    confined_pool_hand_off();
 }
 
 #[test]
 #[should_panic]
 fn twin_lazy_zero_skipped_is_caught() {
-    with_twin(Twin::ArenaNoLazyZero, || pool_hand_off(Arena::confined));
+    with_twin(Twin::ArenaNoLazyZero, confined_pool_hand_off);
 }
 
 /// A shared arena's per-thread handle holds a dirty recycled chunk (taken
@@ -302,25 +334,75 @@ fn twin_zeroing_outside_enter_is_caught() {
     with_twin(Twin::ArenaZeroOutsideEnter, local_zero_races_close);
 }
 
-/// Two threads open frames (nested) on their own stacks at once.
+/// Two threads open frames (nested) on their own stacks at once, with a
+/// yield between every step, so the model runs every interleaving of the
+/// two threads' steps: an outer frame's allocation, an inner frame (the
+/// outer one refused while it is open), a raw (bridged) allocation that
+/// raises the uninit mark and an `allocate_uninit` below it, a frame that
+/// overflows into a second block (`STACK_SIZE` is 64 under loom), and the
+/// outer frame reusing the inner frame's memory once it ended (LIFO).
+/// The stacks share nothing loom sees (that is the protocol), so loom
+/// would run the threads as independent; each step also bumps a shared
+/// step counter, which makes every order of the two threads' steps (up
+/// to the preemption bound) an execution of its own.
 fn stack_frames() {
     model(|| {
-        let work = |tag: u64| {
+        let steps = Arc::new(AtomicUsize::new(0));
+        let steps2 = steps.clone();
+        let work = move |tag: u64, steps: Arc<AtomicUsize>| {
+            let step = || {
+                steps.fetch_add(1, Ordering::Relaxed);
+                thread::yield_now();
+            };
             stack::frame(|f| {
                 let mut a = f.allocate(8, 8).unwrap();
                 a.set(0, tag).unwrap();
-                thread::yield_now();
-                stack::frame(|g| {
+                step();
+                let inner = stack::frame(|g| {
+                    assert!(
+                        matches!(f.allocate(8, 8), Err(Error::InvalidArgument { .. })),
+                        "an outer frame allocated while an inner one is open"
+                    );
                     let mut b = g.allocate(8, 8).unwrap();
                     b.set(0, tag + 10).unwrap();
-                    thread::yield_now();
+                    step();
+                    {
+                        let mut v: allocator_api2::vec::Vec<u64, &stack::Frame> =
+                            allocator_api2::vec::Vec::with_capacity_in(1, g);
+                        v.push(tag + 40);
+                        step();
+                        assert_eq!(v[0], tag + 40);
+                    }
+                    let u = g.allocate_uninit(8, 8).unwrap();
+                    assert_eq!(u.get::<u64>(0).unwrap(), 0, "raw bytes below the mark");
+                    step();
+                    let mut c = g.allocate(64, 8).unwrap(); // overflows
+                    assert_eq!(c.get::<u64>(56).unwrap(), 0);
+                    c.set(56, tag + 20).unwrap();
+                    step();
                     assert_eq!(b.get::<u64>(0).unwrap(), tag + 10);
+                    assert_eq!(c.get::<u64>(56).unwrap(), tag + 20);
+                    b.address().get()
                 });
+                let mut d = f.allocate(8, 8).unwrap();
+                assert_eq!(
+                    d.address().get(),
+                    inner,
+                    "the inner frame's memory is reused"
+                );
+                assert_eq!(
+                    d.get::<u64>(0).unwrap(),
+                    0,
+                    "reused stack memory not zeroed"
+                );
+                d.set(0, tag + 30).unwrap();
+                step();
                 assert_eq!(a.get::<u64>(0).unwrap(), tag);
+                assert_eq!(d.get::<u64>(0).unwrap(), tag + 30);
             })
         };
-        let t = thread::spawn(move || work(1));
-        work(2);
+        let t = thread::spawn(move || work(1, steps2));
+        work(2, steps);
         t.join().unwrap();
     });
 }
@@ -453,6 +535,9 @@ fn cache_zero_races_close() {
             assert_eq!(s.get::<u64>(0).unwrap(), 0);
             drop(s);
             t.join().unwrap();
+            // A cache refill that raced the release took no chunk into the
+            // released state (it would never be returned).
+            assert_eq!(arena.chunks(), 0, "a chunk taken after release");
             drop(next);
             drop(arena);
             memscope::alloc::trim_pool();
@@ -563,33 +648,44 @@ fn twin_pool_cache_forgetting_dirty_prefixes_is_caught() {
 }
 
 /// A confined arena's standby first chunk: a closed confined arena leaves
-/// its dirty chunk in this thread's pool cache and its state in the spare
-/// list; the next confined arena takes both, its cursor starting in the
-/// dirty chunk with a clean mark, so its first zeroing allocation (a plain
-/// bump) zeroes what is dirty. Another thread does the same on its own.
+/// its dirty chunk in this thread's pool cache (capacity 1) and its state
+/// in the spare list; a second one's dirty chunk overflows to the global
+/// pool. The next confined arena takes the standby and the spare state, its
+/// cursor starting in the dirty chunk with a clean mark, so its first
+/// zeroing allocation (a plain bump) zeroes what is dirty; its refill then
+/// takes a dirty chunk from the global pool, this thread's or the other
+/// one's (which does the same at once).
 fn confined_standby_chunk() {
     with_knobs(
         knobs(|k| {
-            k.local_cap = 2;
+            k.local_cap = 1;
             k.spare_cap = 1;
         }),
         || {
             model(|| {
                 let round = || {
-                    let a = Arena::confined();
-                    let mut s = a.allocate(16, 8).unwrap();
-                    s.set(0, u64::MAX).unwrap();
-                    s.set(8, u64::MAX).unwrap();
-                    drop(s);
-                    a.close().unwrap();
-                    drop(a);
+                    let dirty = || {
+                        let a = Arena::confined();
+                        let mut s = a.allocate(16, 8).unwrap();
+                        s.set(0, u64::MAX).unwrap();
+                        s.set(8, u64::MAX).unwrap();
+                        drop(s);
+                        a
+                    };
+                    let (a1, a2) = (dirty(), dirty());
+                    a1.close().unwrap(); // to this thread's cache
+                    a2.close().unwrap(); // cache full: to the global pool
+                    drop((a1, a2));
                     let b = Arena::confined();
                     assert_eq!(b.chunks(), 0, "an unused standby is not reported");
                     let s = b.allocate(16, 8).unwrap();
                     assert_eq!(s.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
                     assert_eq!(s.get::<u64>(8).unwrap(), 0, "dirty bytes handed out");
                     assert_eq!(b.chunks(), 1);
-                    drop(s);
+                    let big = b.allocate(56, 8).unwrap(); // refills from the pool
+                    assert_eq!(big.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
+                    assert_eq!(big.get::<u64>(8).unwrap(), 0, "dirty bytes handed out");
+                    drop((s, big));
                     drop(b);
                     memscope::alloc::trim_pool();
                 };
@@ -610,4 +706,316 @@ fn loom_confined_arena_starts_in_a_dirty_standby_chunk() {
 #[should_panic]
 fn twin_standby_without_clean_mark_is_caught() {
     with_twin(Twin::StandbyNoCleanMark, confined_standby_chunk);
+}
+
+// ----- parked local chunks, the pool's thread-exit flush, reset (issue 13) --
+
+/// A dirty chunk (24 bytes of `u64::MAX`) in the global pool: a closed
+/// shared arena's `local()` chunk.
+fn pool_a_dirty_chunk() {
+    let a = Arena::shared();
+    let l = a.local();
+    let mut s = l.allocate(16, 8).unwrap();
+    s.set(0, u64::MAX).unwrap();
+    s.set(8, u64::MAX).unwrap();
+    drop(s);
+    l.allocate(8, 8).unwrap().set(0, u64::MAX).unwrap();
+    drop(l);
+    a.close().unwrap();
+}
+
+/// A `local()` handle's chunk is parked when the handle drops, on one
+/// thread, while another closes the arena's session. The thread then drops
+/// the arena (its state is recycled into the thread's spare list) and opens
+/// a new one: its handles must bump in chunks of their own. A handle that
+/// dropped after the release must have parked nothing in the released
+/// state (else the next arena's handle resumes a record of chunks that went
+/// back to the pool: the same chunk as another handle's, or none).
+fn park_races_close() {
+    with_knobs(knobs(|k| k.spare_cap = 1), || {
+        model(|| {
+            let session = Session::shared();
+            let arena = Arena::new(session.clone()).unwrap();
+            let t = thread::spawn(move || {
+                let l = arena.local();
+                match l.allocate(16, 8) {
+                    Ok(mut s) => match s.set(0, u64::MAX) {
+                        Ok(()) | Err(Error::Closed) => {}
+                        Err(e) => panic!("unexpected {e}"),
+                    },
+                    Err(e) => assert_eq!(e, Error::Closed),
+                }
+                drop(l); // parks its chunk, unless the arena was released
+                drop(arena); // the state goes to this thread's spare list
+                let next = Arena::shared();
+                let l0 = next.local();
+                let l1 = next.local();
+                let a = l0.allocate(16, 8).unwrap();
+                let b = l1.allocate(16, 8).unwrap();
+                let c = l0.allocate(16, 8).unwrap();
+                for s in [&a, &b, &c] {
+                    assert_eq!(s.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
+                }
+                assert_disjoint(vec![range(&a), range(&b), range(&c)]);
+                drop((a, b, c));
+                drop((l0, l1));
+                drop(next);
+                memscope::alloc::trim_pool();
+            });
+            let _ = session.close();
+            t.join().unwrap();
+            memscope::alloc::trim_pool();
+        })
+    });
+}
+
+#[test]
+fn loom_local_chunk_parked_while_its_arena_closes() {
+    park_races_close();
+}
+
+#[test]
+#[should_panic]
+fn twin_park_after_release_is_caught() {
+    with_twin(Twin::ParkAfterRelease, park_races_close);
+}
+
+/// A handle takes a dirty pooled chunk (an `allocate_uninit` zeroes
+/// nothing) and parks it; the thread's next handle resumes it, and its
+/// zeroing allocation zeroes the dirty bytes ahead (under the arena's
+/// lock), while another thread closes the session, and then opens an arena
+/// that takes (and clears) the recycled chunk. The chunk bytes are loom
+/// cells: the resume's memset must be ordered before the release. After the
+/// close has returned (flag seen), a resume must fail with `Closed`.
+fn resume_races_close() {
+    model(|| {
+        pool_a_dirty_chunk();
+        let session = Session::shared();
+        let arena = Arc::new(Arena::new(session.clone()).unwrap());
+        let closed = Arc::new(AtomicBool::new(false));
+        let (a2, c2) = (arena.clone(), closed.clone());
+        let t = thread::spawn(move || {
+            let l1 = a2.local();
+            let _ = l1.allocate_uninit(8, 8); // takes the dirty chunk
+            drop(l1); // parks it
+            let was_closed = c2.load(Ordering::Acquire);
+            let l2 = a2.local();
+            match l2.allocate(8, 8) {
+                // resumed (or a fresh chunk): zero, unless closed meanwhile
+                Ok(s) => {
+                    assert!(!was_closed, "resumed a parked chunk after close");
+                    match s.get::<u64>(0) {
+                        Ok(v) => assert_eq!(v, 0, "dirty bytes handed out"),
+                        Err(e) => assert_eq!(e, Error::Closed),
+                    }
+                }
+                Err(e) => assert_eq!(e, Error::Closed),
+            }
+        });
+        session.close().unwrap();
+        closed.store(true, Ordering::Release);
+        let next = Arena::shared();
+        let s = next.allocate(16, 8).unwrap();
+        assert_eq!(s.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
+        drop(s);
+        t.join().unwrap();
+        // A refill that raced the release took no chunk into the released
+        // state (it would never be returned).
+        assert_eq!(arena.chunks(), 0, "a chunk taken after release");
+        drop(next);
+        drop(arena);
+        memscope::alloc::trim_pool();
+    });
+}
+
+#[test]
+fn loom_parked_chunk_resumed_while_its_arena_closes() {
+    resume_races_close();
+}
+
+#[test]
+#[should_panic]
+fn twin_resume_zeroing_after_unlock_is_caught() {
+    with_twin(Twin::ResumeZeroUnlocked, resume_races_close);
+}
+
+/// The pool's thread-exit flush: a thread closes two confined arenas (one
+/// dirty chunk goes to the thread's cache, capacity 1, the other to the
+/// global pool) and exits, its cache's destructor moving the cached chunk
+/// to the global pool (under loom the model runs that flush at the end of
+/// the thread), while main opens a shared arena (which may take either
+/// chunk from the global pool and must clear its dirty prefix) and closes
+/// it (its chunk going to main's cache). Afterwards both of the thread's
+/// chunks are pooled, less the one main took.
+fn pool_flush_at_thread_exit() {
+    with_knobs(knobs(|k| k.local_cap = 1), || {
+        model(|| {
+            let t = thread::spawn(|| {
+                let dirty = || {
+                    let a = Arena::confined();
+                    let mut s = a.allocate(16, 8).unwrap();
+                    s.set(0, u64::MAX).unwrap();
+                    s.set(8, u64::MAX).unwrap();
+                    let base = s.address().get();
+                    drop(s);
+                    (a, base)
+                };
+                let ((a1, x1), (a2, x2)) = (dirty(), dirty());
+                a1.close().unwrap(); // to this thread's cache
+                a2.close().unwrap(); // cache full: to the global pool
+                drop((a1, a2));
+                assert_eq!(memscope::alloc::pool_stats().local_chunks, 1);
+                memscope::alloc::loom::flush_thread_cache(); // thread exit
+                assert_eq!(memscope::alloc::pool_stats().local_chunks, 0);
+                [x1, x2]
+            });
+            let b = Arena::shared();
+            let mut s = b.allocate(16, 8).unwrap();
+            assert_eq!(s.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
+            assert_eq!(s.get::<u64>(8).unwrap(), 0, "dirty bytes handed out");
+            s.set(0, 1u64).unwrap();
+            let mine = s.address().get();
+            drop(s);
+            b.close().unwrap();
+            drop(b);
+            let theirs = t.join().unwrap();
+            let st = memscope::alloc::pool_stats();
+            assert_eq!(st.local_chunks, 1, "main's closed arena's chunk");
+            let expect = if theirs.contains(&mine) { 2 } else { 3 };
+            assert_eq!(st.chunks, expect, "the flushed chunk is pooled");
+            memscope::alloc::trim_pool();
+        })
+    });
+}
+
+#[test]
+fn loom_pool_flush_at_thread_exit() {
+    pool_flush_at_thread_exit();
+}
+
+#[test]
+#[should_panic]
+fn twin_flush_forgetting_dirty_prefixes_is_caught() {
+    with_twin(Twin::FlushForgetsDirty, pool_flush_at_thread_exit);
+}
+
+/// An owned segment (its arena pinned) is read on another thread while
+/// the arena resets and allocates again, and then closes: the reset must
+/// move on to fresh chunks (the owned segment's memory stays its own until
+/// the session closes; then its reads fail with `Closed`).
+fn reset_with_owned_segment_elsewhere() {
+    model(|| {
+        let session = Session::shared();
+        let mut arena = Arena::new(session.clone()).unwrap();
+        let mut owned = arena.allocate_owned(16, 8).unwrap();
+        owned.set(0, 7u64).unwrap();
+        owned.set(8, 7u64).unwrap();
+        let r = (owned.address().get(), owned.address().get() + 16);
+        let t = thread::spawn(move || {
+            for off in [0, 8] {
+                match owned.get::<u64>(off) {
+                    Ok(v) => assert_eq!(v, 7, "an owned segment's memory was reused"),
+                    Err(e) => assert_eq!(e, Error::Closed),
+                }
+                thread::yield_now();
+            }
+        });
+        arena.reset();
+        let mut s = arena.allocate(16, 8).unwrap();
+        let zero = s.get::<u64>(0).unwrap();
+        let mine = range(&s);
+        s.set(0, u64::MAX).unwrap();
+        s.set(8, u64::MAX).unwrap();
+        drop(s);
+        session.close().unwrap();
+        // Asserted once the reader is done (a failure with the reader
+        // still queued would drop its loom objects outside the model).
+        t.join().unwrap();
+        assert_eq!(zero, 0);
+        assert_disjoint(vec![r, mine]);
+        drop(arena);
+        memscope::alloc::trim_pool();
+    });
+}
+
+#[test]
+fn loom_reset_while_an_owned_segment_is_read_elsewhere() {
+    reset_with_owned_segment_elsewhere();
+}
+
+#[test]
+#[should_panic]
+fn twin_reset_ignoring_owned_segments_is_caught() {
+    with_twin(Twin::ResetIgnoresOwned, reset_with_owned_segment_elsewhere);
+}
+
+/// A thread bumps a shared arena through its slot word, then (streak 2)
+/// through a chunk cache of its own, and through a `local()` handle that
+/// parks its chunk; it hands the arena back, main resets it (the chunks go
+/// back to the pool, one is kept) and hands it out again, and both bump at
+/// once. The thread's slot word, cache and parked chunk are of the old
+/// round: none may be bumped into again (every allocation is zero and
+/// disjoint from the others).
+fn reset_vs_earlier_bumps_elsewhere() {
+    with_knobs(knobs(|k| k.streak = 2), || {
+        model(|| {
+            let (to_main, from_t) = mpsc::channel::<Arc<Arena>>();
+            let (to_t, from_main) = mpsc::channel::<Arc<Arena>>();
+            let mut arena = Arc::new(Arena::shared());
+            let a2 = arena.clone();
+            let t = thread::spawn(move || {
+                a2.allocate(8, 8).unwrap().set(0, u64::MAX).unwrap(); // slot word
+                a2.allocate(8, 8).unwrap().set(0, u64::MAX).unwrap(); // its cache
+                let l = a2.local();
+                l.allocate(8, 8).unwrap().set(0, u64::MAX).unwrap();
+                drop(l); // parked
+                to_main.send(a2).unwrap();
+                let a3 = from_main.recv().unwrap();
+                round_after_reset(&a3, 1)
+            });
+            drop(from_t.recv().unwrap());
+            Arc::get_mut(&mut arena).expect("unique").reset();
+            to_t.send(arena.clone()).unwrap();
+            let mine = round_after_reset(&arena, 2);
+            let mut all = t.join().unwrap();
+            all.extend(mine);
+            assert_disjoint(all);
+            drop(arena);
+            memscope::alloc::trim_pool();
+        })
+    });
+}
+
+/// Two zeroing `&Arena` bumps and one through a `local()` handle, 8 bytes
+/// each, each checked zero and tagged; after a yield, all still tagged.
+fn round_after_reset(arena: &Arena, tag: u8) -> Vec<(usize, usize)> {
+    let l = arena.local();
+    let mut segs = Vec::new();
+    for i in 0..3 {
+        let mut s = if i < 2 {
+            arena.allocate(8, 8)
+        } else {
+            l.allocate(8, 8)
+        }
+        .unwrap();
+        assert_eq!(s.get::<u64>(0).unwrap(), 0, "dirty bytes handed out");
+        s.set(0, tag).unwrap();
+        segs.push(s);
+    }
+    thread::yield_now();
+    for s in &segs {
+        assert_eq!(s.get::<u8>(0).unwrap(), tag, "allocation overwritten");
+    }
+    segs.iter().map(range).collect()
+}
+
+#[test]
+fn loom_reset_vs_another_threads_earlier_bumps() {
+    reset_vs_earlier_bumps_elsewhere();
+}
+
+#[test]
+#[should_panic]
+fn twin_reset_keeping_the_arena_id_is_caught() {
+    with_twin(Twin::ResetKeepsId, reset_vs_earlier_bumps_elsewhere);
 }

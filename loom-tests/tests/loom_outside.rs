@@ -1,12 +1,13 @@
 //! Loom models driven from the outside, through the public API only
 //! (issue 13): a `LocalArena`'s closed flag and a bridged (allocator-api2)
-//! arena's close. What they check lives in `arena.rs`, which has no twin
-//! switch for it: the mutation A07 is their failing variant.
+//! arena's close. Their twins are switched in the arena's release
+//! (`alloc/arena/cold.rs`): `ReleaseNoClosedFlag`, `BridgedCloseFrees`.
 #![cfg(loom)]
 
 use loom::sync::Arc;
 use loom::thread;
 use loom_tests::model;
+use memscope::alloc::loom::{Twin, with_twin};
 use memscope::alloc::{Arena, SegmentAllocator};
 use memscope::{Error, Session};
 
@@ -59,23 +60,32 @@ fn loom_local_arena_refuses_after_close() {
     local_arena_refuses_after_close();
 }
 
-// No broken twin of its own: what it checks (the arena's `closed` flag,
-// set in `arena.rs`'s release) has no twin switch there yet; the mutation
-// A07 (the flag's store deleted) is its check (loom-tests/mutations.tsv).
+/// Release without setting the arena's `closed` flag: a `LocalArena`
+/// keeps bumping its chunk after the close returned.
+#[test]
+#[should_panic]
+fn twin_release_without_closed_flag_is_caught() {
+    with_twin(Twin::ReleaseNoClosedFlag, local_arena_refuses_after_close);
+}
 
 /// A bridged arena (an allocator-api2 `Vec` in it) is closed on another
-/// thread while main pushes: the close only stops new allocations, so the
-/// `Vec`'s blocks stay the arena's until it is dropped. Another arena
-/// opened and filled after the close must not get those blocks (the
-/// `Vec`'s contents are intact), and a push that needs a new block after
-/// the close fails instead of allocating.
+/// thread while main pushes into it and makes further bridged
+/// allocations (each taking the arena's lock, as the close does): the
+/// close only stops new allocations, so the `Vec`s' blocks stay the
+/// arena's until it is dropped. Another arena opened and filled after the
+/// close must not get those blocks (the `Vec`s' contents are intact), and a
+/// push that needs a new block after the close fails instead of
+/// allocating.
 fn bridged_close_keeps_blocks() {
     model(|| {
         let session = Session::shared();
         let arena = Arena::new(session.clone()).unwrap();
+        // One bridged block before the close starts, one racing it.
         let mut v: allocator_api2::vec::Vec<u64, &Arena> =
             allocator_api2::vec::Vec::with_capacity_in(2, &arena);
         v.push(41);
+        let mut first: allocator_api2::vec::Vec<u64, &Arena> =
+            allocator_api2::vec::Vec::new_in(&arena);
         let s2 = session.clone();
         let t = thread::spawn(move || {
             s2.close().unwrap();
@@ -89,12 +99,21 @@ fn bridged_close_keeps_blocks() {
             other.close().unwrap();
         });
         v.push(42); // in capacity: no allocation
-        // A new block while the close races: either is fine, but it must
-        // not be one the other arena gets.
-        let mut racing: allocator_api2::vec::Vec<u64, &Arena> =
-            allocator_api2::vec::Vec::new_in(&arena);
-        if racing.try_reserve(1).is_ok() {
-            racing.push(43);
+        if first.try_reserve(2).is_ok() {
+            first.push(39);
+            thread::yield_now();
+            first.push(40); // in capacity
+        }
+        // New blocks while the close races: either is fine, but none may
+        // be one the other arena gets.
+        let mut racing: Vec<allocator_api2::vec::Vec<u64, &Arena>> = Vec::new();
+        for i in 0..2u64 {
+            let mut r = allocator_api2::vec::Vec::new_in(&arena);
+            if r.try_reserve(1).is_ok() {
+                r.push(43 + i);
+            }
+            racing.push(r);
+            thread::yield_now();
         }
         t.join().unwrap();
         assert_eq!(
@@ -103,9 +122,15 @@ fn bridged_close_keeps_blocks() {
             "a bridged block was handed to another arena"
         );
         assert!(
-            racing.is_empty() || racing[0] == 43,
+            first.is_empty() || first[..] == [39, 40],
             "a bridged block was handed to another arena"
         );
+        for (i, r) in racing.iter().enumerate() {
+            assert!(
+                r.is_empty() || r[0] == 43 + i as u64,
+                "a bridged block was handed to another arena"
+            );
+        }
         // After the close is known (joined), a new block is refused.
         let mut w: allocator_api2::vec::Vec<u64, &Arena> = allocator_api2::vec::Vec::new_in(&arena);
         assert!(
@@ -113,6 +138,7 @@ fn bridged_close_keeps_blocks() {
             "a bridged arena allocated after close"
         );
         drop(v);
+        drop(first);
         drop(racing);
         drop(w);
         drop(arena);
@@ -125,4 +151,10 @@ fn loom_bridged_close_keeps_blocks() {
     bridged_close_keeps_blocks();
 }
 
-// As above: the mutation A07 checks it (no twin switch in `arena.rs`).
+/// Close returning a bridged arena's chunks to the pool (the bridge flag
+/// ignored) hands the `Vec`s' blocks to the other arena.
+#[test]
+#[should_panic]
+fn twin_bridged_close_freeing_blocks_is_caught() {
+    with_twin(Twin::BridgedCloseFrees, bridged_close_keeps_blocks);
+}

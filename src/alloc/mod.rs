@@ -22,6 +22,7 @@ pub(crate) mod twins;
 #[cfg(loom)]
 pub mod loom {
     pub use super::knobs::{Knobs, with_knobs};
+    pub use super::pool::flush_thread_cache;
     pub use super::twins::{Twin, with_twin};
 }
 

@@ -149,6 +149,22 @@ fn global() -> &'static Mutex<Global> {
 #[derive(Debug, Default)]
 struct Local(Vec<Pooled>);
 
+impl Local {
+    /// Thread exit: every cached chunk moves to the global pool (under its
+    /// lock), each with its dirty prefix, so the next taker on any thread
+    /// clears or zeroes it. The thread-local's destructor calls this; under
+    /// loom, which cannot take a lock in a thread-local destructor, a model
+    /// calls it at the end of a loom thread ([`flush_thread_cache`]).
+    fn flush(&mut self) {
+        for mut p in self.0.drain(..) {
+            if super::twins::on(super::twins::Twin::FlushForgetsDirty) {
+                p.dirty = 0;
+            }
+            give_global(p);
+        }
+    }
+}
+
 impl Drop for Local {
     fn drop(&mut self) {
         // Loom: a failing model unwinds through thread-local destructors
@@ -158,10 +174,17 @@ impl Drop for Local {
             core::mem::forget(core::mem::take(&mut self.0));
             return;
         }
-        for p in self.0.drain(..) {
-            give_global(p);
-        }
+        self.flush();
     }
+}
+
+/// Loom: runs this thread's thread-exit flush now (what `Local`'s
+/// destructor does when the thread ends), so a model can run it inside its
+/// execution at the end of a loom thread; the destructor then finds the
+/// cache empty.
+#[cfg(loom)]
+pub fn flush_thread_cache() {
+    let _ = LOCAL.try_with(|l| l.borrow_mut().flush());
 }
 
 #[cfg(not(loom))]

@@ -553,11 +553,12 @@ impl SegmentAllocator for Frame {
     fn allocate(&self, size: usize, align: usize) -> Result<Segment<'_>> {
         let a = self.bump_m::<ZEROED>(size, align)?;
         if size != 0 {
-            let p: *mut u8 = core::ptr::with_exposed_provenance_mut(a);
             // SAFETY: `a .. a + size` was just bumped past in this thread's
-            // stack (its current block): writable, and no live segment
-            // covers it.
-            unsafe { core::ptr::write_bytes(p, 0, size) };
+            // stack (its current block, a chunk): writable, and no live
+            // segment covers it. (`zero` also touches the chunk's loom
+            // cells, so a model sees two threads' frames writing the same
+            // bytes.)
+            unsafe { super::chunk::zero(a, size) };
         }
         // SAFETY: as in `allocate_uninit`.
         Ok(unsafe { carve(a, size, self.session()) })

@@ -47,6 +47,30 @@ pub enum Twin {
     /// A confined arena's standby first chunk is attached with the clean
     /// mark at the chunk's base (its dirty prefix handed out as zeroed).
     StandbyNoCleanMark,
+    /// A `local()` handle dropped after its arena was released parks its
+    /// chunk record in the released state anyway (the state is recycled
+    /// with it, and the thread's next handle resumes a record of chunks
+    /// that went back to the pool).
+    ParkAfterRelease,
+    /// A handle resuming a parked chunk zeroes its dirty bytes after
+    /// letting go of the arena's lock (a racing close may recycle the
+    /// chunk meanwhile).
+    ResumeZeroUnlocked,
+    /// The pool's thread-exit flush moves the thread's cached chunks to
+    /// the global pool without their dirty prefixes.
+    FlushForgetsDirty,
+    /// `reset` ignores the owned-segment pin: it reuses chunks that owned
+    /// segments (on other threads) still point into.
+    ResetIgnoresOwned,
+    /// `reset` keeps the arena's id: another thread's chunk cache still
+    /// names it and bumps into a chunk the reset gave away.
+    ResetKeepsId,
+    /// Release does not set the arena's `closed` flag (a `LocalArena` or a
+    /// thread cache keeps bumping its chunk after close).
+    ReleaseNoClosedFlag,
+    /// Close returns a bridged arena's chunks to the pool although
+    /// collections still point into them.
+    BridgedCloseFrees,
 }
 
 /// Runs `f` with `twin` switched on for this OS thread (every loom thread

@@ -111,7 +111,9 @@ impl Inner {
         let mut s = self.slow.lock();
         if !s.released {
             s.released = true;
-            self.closed.store(true, Ordering::Release);
+            if !on(Twin::ReleaseNoClosedFlag) {
+                self.closed.store(true, Ordering::Release);
+            }
             let word = if on(Twin::ArenaNoCloseMark) {
                 None
             } else {
@@ -124,7 +126,7 @@ impl Inner {
             // cursor cell.
             unsafe { self.retire_bump_state(&mut s, word) };
         }
-        if s.bridged && !dropping {
+        if s.bridged && !dropping && !on(Twin::BridgedCloseFrees) {
             return;
         }
         self.drop_thread_cache(&mut s);
@@ -184,7 +186,9 @@ impl Inner {
         s.reserved = 0;
         if !self.slots.is_empty() {
             // Threads' caches name the old id: they no longer match.
-            self.id.store(next_arena_id(), Ordering::Relaxed);
+            if !on(Twin::ResetKeepsId) {
+                self.id.store(next_arena_id(), Ordering::Relaxed);
+            }
         }
         // Keep the largest pool-sized chunk (dirty) for the next refill; the
         // rest goes back to the pool.

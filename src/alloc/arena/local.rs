@@ -27,6 +27,7 @@ use super::state::{
 use super::zeroing::{zero_entered, zero_locked};
 use crate::alloc::cells::me;
 use crate::alloc::chunk::{CHUNK_ALIGN, align_up, bump_in};
+use crate::alloc::twins::{Twin, on};
 use crate::error::{Error, Result};
 use crate::sync::Ordering;
 
@@ -145,6 +146,11 @@ impl Inner {
             let (base, end) = (r.chunk.addr(), r.chunk.end());
             if let Some((start, cur)) = bump_in(p.cur, end, size, align) {
                 let clean = if zero {
+                    if on(Twin::ResumeZeroUnlocked) {
+                        // The broken twin: the lock goes before the memset.
+                        drop(s);
+                        crate::sync::yield_now();
+                    }
                     // SAFETY: `start .. p.clean` lies in a chunk of this
                     // arena past everything handed out from it, now given
                     // to the calling handle alone; we hold the lock and the
@@ -209,7 +215,7 @@ impl Inner {
     /// `PARKED_CAP` already) record how much it used.
     fn local_done(&self, rec: usize, cur: usize, clean: usize) {
         let mut s = self.slow.lock();
-        if s.released {
+        if s.released && !on(Twin::ParkAfterRelease) {
             return;
         }
         // Parked even when full: the thread's next handle then grows from

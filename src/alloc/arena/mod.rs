@@ -58,6 +58,7 @@ pub(crate) use state::layout_error;
 
 use super::SegmentAllocator;
 use super::chunk::carve;
+use super::twins::{Twin, on};
 use crate::error::{Error, Result};
 use crate::segment::{OwnedSegment, Segment};
 use crate::session::Session;
@@ -393,7 +394,7 @@ impl Arena {
     /// # Ok::<(), memscope::Error>(())
     /// ```
     pub fn reset(&mut self) {
-        if self.owned.load(Ordering::Relaxed) {
+        if self.owned.load(Ordering::Relaxed) && !on(Twin::ResetIgnoresOwned) {
             // Owned segments may point into every chunk: move on to a fresh
             // state on the same session and leave this one (pinned, so its
             // drop frees nothing) to the session's close. If none can be

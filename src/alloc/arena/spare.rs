@@ -102,7 +102,7 @@ pub(super) fn let_go(inner: &Inner, n: usize) -> bool {
 /// reuse if it comes back clean and the spare list has room.
 pub(super) fn give(inner: Arc<Inner>) {
     #[cfg(loom)]
-    if crate::twins::any() && !on(Twin::SpareRelaxedCount) {
+    if crate::twins::any() && !on(Twin::SpareRelaxedCount) && !on(Twin::ParkAfterRelease) {
         // A caught twin panics with the list's loom objects left behind.
         return;
     }
