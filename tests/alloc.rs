@@ -1164,6 +1164,27 @@ fn uninit_allocations_after_a_bridged_stack_frame_are_initialised() {
     });
 }
 
+/// Below the stack's uninit mark (raised by a raw bridge handout), an
+/// `allocate_uninit` scrubs the bytes first: what the bridge left there
+/// (here the bytes `0xAA`, elsewhere possibly uninitialised ones, which
+/// only Miri would see) comes back as zeroes (mutation A34 dropped the
+/// scrub).
+#[test]
+fn uninit_allocation_below_the_uninit_mark_is_scrubbed() {
+    stack::frame(|outer| {
+        stack::frame(|inner| {
+            let l = std::alloc::Layout::from_size_align(64, 8).unwrap();
+            let p = allocator_api2::alloc::Allocator::allocate(inner, l)
+                .unwrap()
+                .cast::<u8>();
+            // SAFETY: `p` is a fresh 64-byte block of the bridge.
+            unsafe { p.as_ptr().write_bytes(0xAA, 64) };
+        });
+        let s = SegmentAllocator::allocate_uninit(outer, 64, 8).unwrap();
+        assert_eq!(s.to_vec().unwrap(), vec![0u8; 64]);
+    });
+}
+
 #[test]
 fn uninit_allocations_in_a_reused_bridged_overflow_block_are_initialised() {
     let big = stack::STACK_SIZE;

@@ -1565,3 +1565,37 @@ mod tests {
         assert_eq!(enters(ENTER_FULL), 1 << 30);
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod window_tests {
+    use crate::Session;
+
+    /// A user window that took the shard word's path (every slot of this
+    /// thread busy) ends with its record: a later plain enter of this thread
+    /// on the same shard is not mistaken for a window, so a close from
+    /// inside it is not refused with `InUse` (mutation S42: a stale record
+    /// made every later close from that thread `InUse` while it had an
+    /// enter in flight).
+    #[test]
+    fn an_ended_fallback_window_leaves_no_record() {
+        let others: Vec<Session> = (0..8).map(|_| Session::shared()).collect();
+        let ins: Vec<_> = others.iter().map(|o| o.enter().unwrap()).collect();
+        let s = Session::shared();
+        {
+            let _w = s.enter().unwrap();
+            assert!(s.core.in_my_window(), "an open window is recorded");
+        }
+        let i = s.core.enter().unwrap();
+        assert!(
+            !super::super::enter::is_fast(i),
+            "every slot is busy: the plain enter takes the shard word"
+        );
+        assert!(
+            !s.core.in_my_window(),
+            "the ended window's record outlived it"
+        );
+        s.core.exit(i);
+        drop(ins);
+        s.close().unwrap();
+    }
+}
